@@ -1,0 +1,113 @@
+"""Activation functions g and their derivatives g', in plain NumPy.
+
+Every function works element-wise on an array ``Z`` of any shape (in the
+network, ``Z`` is ``(n_l, m)``: one example per column) and returns an
+array of the same shape and dtype.
+
+The names are the public spelling used everywhere in the package
+(``hidden_activation="relu"``); the integer codes are what the compiled
+kernels receive, since Numba specialises on types, not on strings.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: Slope of ``leaky_relu`` for negative inputs (the course's 0.01).
+LEAKY_SLOPE = 0.01
+
+#: Name -> integer code passed to the Numba kernels.
+CODES = {"sigmoid": 0, "tanh": 1, "relu": 2, "leaky_relu": 3}
+
+#: Activations allowed in hidden layers. The output layer is always sigmoid.
+HIDDEN = tuple(CODES)
+
+
+def check_activation_name(name, argument="activation"):
+    """Return the integer code of activation ``name``.
+
+    Raises ``TypeError`` if ``name`` is not a string and ``ValueError`` if it
+    is not one of :data:`HIDDEN`; the message names ``argument``.
+    """
+    if not isinstance(name, str):
+        raise TypeError(
+            f"{argument} must be a string, one of {list(CODES)}; got {type(name).__name__}"
+        )
+    try:
+        return CODES[name]
+    except KeyError:
+        raise ValueError(
+            f"{argument} must be one of {list(CODES)}; got {name!r}"
+        ) from None
+
+
+def sigmoid(Z):
+    """sigma(Z) = 1 / (1 + exp(-Z)), computed without overflow.
+
+    For Z >= 0 it uses 1 / (1 + e), for Z < 0 it uses e / (1 + e), with
+    e = exp(-|Z|) <= 1, so ``exp`` never overflows and no warning is raised.
+    """
+    Z = np.asarray(Z)
+    e = np.exp(-np.abs(Z))
+    return np.where(Z >= 0, 1 / (1 + e), e / (1 + e))
+
+
+def sigmoid_backward_factor(Z):
+    """sigma'(Z) = sigma(Z) (1 - sigma(Z))."""
+    s = sigmoid(Z)
+    return s * (1 - s)
+
+
+def tanh(Z):
+    """tanh(Z)."""
+    return np.tanh(Z)
+
+
+def tanh_backward_factor(Z):
+    """tanh'(Z) = 1 - tanh(Z)^2."""
+    t = np.tanh(Z)
+    return 1 - t * t
+
+
+def relu(Z):
+    """relu(Z) = max(Z, 0)."""
+    return np.maximum(Z, 0)
+
+
+def relu_backward_factor(Z):
+    """relu'(Z) = 1 where Z > 0, else 0 (the course sets dZ = 0 where Z <= 0)."""
+    Z = np.asarray(Z)
+    return (Z > 0).astype(Z.dtype)
+
+
+def leaky_relu(Z):
+    """leaky_relu(Z) = Z where Z >= 0, else 0.01 Z."""
+    Z = np.asarray(Z)
+    return np.where(Z >= 0, Z, Z * Z.dtype.type(LEAKY_SLOPE))
+
+
+def leaky_relu_backward_factor(Z):
+    """leaky_relu'(Z) = 1 where Z > 0, else 0.01."""
+    Z = np.asarray(Z)
+    return np.where(Z > 0, Z.dtype.type(1), Z.dtype.type(LEAKY_SLOPE))
+
+
+#: Name -> (g, g') in NumPy.
+FUNCTIONS = {
+    "sigmoid": (sigmoid, sigmoid_backward_factor),
+    "tanh": (tanh, tanh_backward_factor),
+    "relu": (relu, relu_backward_factor),
+    "leaky_relu": (leaky_relu, leaky_relu_backward_factor),
+}
+
+
+def forward(Z, activation):
+    """A = g(Z) for the activation named ``activation``."""
+    check_activation_name(activation)
+    return FUNCTIONS[activation][0](Z)
+
+
+def derivative(Z, activation):
+    """g'(Z) for the activation named ``activation``."""
+    check_activation_name(activation)
+    return FUNCTIONS[activation][1](Z)

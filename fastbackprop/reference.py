@@ -1,0 +1,487 @@
+"""The course's equations in plain NumPy: the oracle every kernel is tested against.
+
+Conventions (kept exactly as in the course):
+
+* examples are **columns**: ``X`` is ``(n_x, m)``, ``Y`` is ``(n_y, m)``;
+* ``layer_dims = [n_x, n_1, ..., n_L]`` and ``L = len(layer_dims) - 1``;
+* ``W{l}`` is ``(n_l, n_{l-1})``, ``b{l}`` is ``(n_l, 1)``, kept in a dict
+  ``parameters = {"W1": ..., "b1": ..., ...}``;
+* ``Z{l}`` and ``A{l}`` are ``(n_l, m)`` and ``A0 = X``;
+* every gradient ``dfoo`` has the shape of ``foo``.
+
+The network is ``[LINEAR -> g] x (L-1) -> LINEAR -> SIGMOID``::
+
+    forward   Z = W A_prev + b          A = g(Z)
+    cost      J = -(1/m) sum [Y log A_L + (1 - Y) log(1 - A_L)]
+    output    dA_L = -(Y / A_L - (1 - Y) / (1 - A_L))   or directly dZ_L = A_L - Y
+    backward  dZ = dA * g'(Z)
+              dW = (1/m) dZ A_prev^T
+              db = (1/m) sum(dZ, axis=1, keepdims=True)
+              dA_prev = W^T dZ
+    update    W := W - alpha dW,   b := b - alpha db
+
+Every function computes in the dtype of its inputs (float32 stays float32).
+The step functions check shapes, which is cheap; the entry points that take
+data from a user (:func:`L_layer_model`, :func:`nn_model`,
+:func:`gradient_check`) also check values (NaN, labels outside {0, 1}).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import activations
+from .activations import check_activation_name
+from .validation import (
+    check_dtype,
+    check_init,
+    check_layer_dims,
+    check_learning_rate,
+    check_matrix,
+    check_parameters,
+    check_positive_int,
+    check_X,
+    check_Y,
+)
+
+# ---------------------------------------------------------------------------
+# Initialisation
+# ---------------------------------------------------------------------------
+
+#: Scale of W{l} for each named scheme, as a function of n_{l-1}.
+INIT_SCALES = {
+    "scaled": lambda n_prev: 0.01,
+    "he": lambda n_prev: np.sqrt(2.0 / n_prev),
+    "xavier": lambda n_prev: np.sqrt(1.0 / n_prev),
+}
+
+
+def initialize_parameters(layer_dims, init="he", seed=None, dtype=np.float64):
+    """Random ``W{l}``, zero ``b{l}`` for ``layer_dims = [n_x, n_1, ..., n_L]``.
+
+    ``W{l}`` is ``(n_l, n_{l-1})`` drawn from N(0, 1) times the scheme's scale:
+    ``"scaled"`` 0.01 (the course's shallow network), ``"he"``
+    sqrt(2 / n_{l-1}), ``"xavier"`` sqrt(1 / n_{l-1}). ``b{l}`` is
+    ``(n_l, 1)`` of zeros. W is never zero: zeros would keep every hidden
+    unit of a layer identical forever.
+
+    The numbers are drawn in float64 from ``numpy.random.default_rng(seed)``
+    and then cast, so float32 and float64 parameters from one seed agree to
+    float32 rounding.
+    """
+    dims = check_layer_dims(layer_dims)
+    init = check_init(init)
+    dtype = check_dtype(dtype)
+    rng = np.random.default_rng(seed)
+    parameters = {}
+    for l in range(1, len(dims)):
+        scale = INIT_SCALES[init](dims[l - 1])
+        parameters[f"W{l}"] = (rng.standard_normal((dims[l], dims[l - 1])) * scale).astype(dtype)
+        parameters[f"b{l}"] = np.zeros((dims[l], 1), dtype=dtype)
+    return parameters
+
+
+# ---------------------------------------------------------------------------
+# Forward propagation
+# ---------------------------------------------------------------------------
+
+
+def linear_forward(A_prev, W, b):
+    """Z = W A_prev + b.
+
+    A_prev: ``(n_{l-1}, m)``; W: ``(n_l, n_{l-1})``; b: ``(n_l, 1)``.
+    Returns ``Z`` ``(n_l, m)`` and ``cache = (A_prev, W, b)``.
+    """
+    _check_linear(A_prev, W, b)
+    Z = W @ A_prev + b
+    return Z, (A_prev, W, b)
+
+
+def linear_activation_forward(A_prev, W, b, activation):
+    """A = g(W A_prev + b) for the activation named ``activation``.
+
+    A_prev: ``(n_{l-1}, m)``; W: ``(n_l, n_{l-1})``; b: ``(n_l, 1)``.
+    Returns ``A`` ``(n_l, m)`` and ``cache = (linear_cache, Z)`` where
+    ``linear_cache = (A_prev, W, b)`` and ``Z`` is ``(n_l, m)``.
+    """
+    check_activation_name(activation)
+    Z, linear_cache = linear_forward(A_prev, W, b)
+    A = activations.forward(Z, activation)
+    return A, (linear_cache, Z)
+
+
+def L_model_forward(X, parameters, hidden_activation="relu"):
+    """``[LINEAR -> g] x (L-1) -> LINEAR -> SIGMOID`` on ``X`` ``(n_x, m)``.
+
+    Returns ``AL`` ``(n_L, m)`` and ``caches``: a list of L caches, one per
+    layer, each as returned by :func:`linear_activation_forward`.
+    """
+    check_activation_name(hidden_activation, "hidden_activation")
+    dims = check_parameters(parameters)
+    check_matrix(X, "X", rows=dims[0], row_name="n_x")
+    L = len(dims) - 1
+    caches = []
+    A = X
+    for l in range(1, L):
+        A, cache = linear_activation_forward(
+            A, parameters[f"W{l}"], parameters[f"b{l}"], hidden_activation
+        )
+        caches.append(cache)
+    AL, cache = linear_activation_forward(
+        A, parameters[f"W{L}"], parameters[f"b{L}"], "sigmoid"
+    )
+    caches.append(cache)
+    return AL, caches
+
+
+# ---------------------------------------------------------------------------
+# Cost
+# ---------------------------------------------------------------------------
+
+
+def compute_cost(AL, Y):
+    """J = -(1/m) sum_i sum_k [Y log AL + (1 - Y) log(1 - AL)], a Python float.
+
+    AL, Y: ``(n_y, m)``. ``AL`` is clipped to the smallest positive normal
+    number of its dtype away from 0 and 1 inside the logs, so the cost stays
+    finite when a probability rounds to 0 or 1 (each such term then counts
+    about 708 in float64, 87 in float32). For a cost that stays exact in the
+    saturated regime, use :func:`compute_cost_from_logits` on ``ZL``.
+    """
+    AL = np.asarray(AL)
+    Y = np.asarray(Y)
+    check_matrix(AL, "AL", row_name="n_y")
+    check_matrix(Y, "Y", rows=AL.shape[0], cols=AL.shape[1], row_name="n_y")
+    m = AL.shape[1]
+    tiny = np.finfo(AL.dtype).tiny
+    log_a = np.log(np.maximum(AL, tiny))
+    log_1ma = np.log(np.maximum(1 - AL, tiny))
+    cost = -np.sum(Y * log_a + (1 - Y) * log_1ma) / m
+    return float(cost)
+
+
+def compute_cost_from_logits(ZL, Y):
+    """The same cross-entropy J, computed stably from ``ZL`` (``AL = sigmoid(ZL)``).
+
+    ZL, Y: ``(n_y, m)``. Uses ``-[y log s(z) + (1-y) log(1-s(z))] =
+    max(z, 0) - z y + log1p(exp(-|z|))``, exact for any finite ``z``.
+    """
+    ZL = np.asarray(ZL)
+    Y = np.asarray(Y)
+    check_matrix(ZL, "ZL", row_name="n_y")
+    check_matrix(Y, "Y", rows=ZL.shape[0], cols=ZL.shape[1], row_name="n_y")
+    m = ZL.shape[1]
+    loss = np.maximum(ZL, 0) - ZL * Y + np.log1p(np.exp(-np.abs(ZL)))
+    return float(np.sum(loss) / m)
+
+
+# ---------------------------------------------------------------------------
+# Backward propagation
+# ---------------------------------------------------------------------------
+
+
+def linear_backward(dZ, cache):
+    """Gradients of the linear step from ``dZ`` ``(n_l, m)``.
+
+    ``cache = (A_prev, W, b)``. Returns ``dA_prev = W^T dZ``
+    ``(n_{l-1}, m)``, ``dW = (1/m) dZ A_prev^T`` ``(n_l, n_{l-1})`` and
+    ``db = (1/m) sum(dZ, axis=1, keepdims=True)`` ``(n_l, 1)``.
+    """
+    A_prev, W, b = cache
+    _check_linear(A_prev, W, b)
+    check_matrix(dZ, "dZ", rows=W.shape[0], cols=A_prev.shape[1], row_name="n_l")
+    m = A_prev.shape[1]
+    dW = (dZ @ A_prev.T) / m
+    db = np.sum(dZ, axis=1, keepdims=True) / m
+    dA_prev = W.T @ dZ
+    return dA_prev, dW, db
+
+
+def linear_activation_backward(dA, cache, activation):
+    """Gradients of ``A = g(W A_prev + b)`` from ``dA`` ``(n_l, m)``.
+
+    ``cache = ((A_prev, W, b), Z)`` as returned by
+    :func:`linear_activation_forward`. Computes ``dZ = dA * g'(Z)`` and
+    returns ``dA_prev, dW, db`` as :func:`linear_backward` does.
+    """
+    check_activation_name(activation)
+    linear_cache, Z = cache
+    check_matrix(dA, "dA", rows=Z.shape[0], cols=Z.shape[1], row_name="n_l")
+    dZ = dA * activations.derivative(Z, activation)
+    return linear_backward(dZ, linear_cache)
+
+
+OUTPUT_STARTS = ("dA", "dZ")
+
+
+def L_model_backward(AL, Y, caches, hidden_activation="relu", output_start="dA"):
+    """Backward pass of ``[LINEAR -> g] x (L-1) -> LINEAR -> SIGMOID``.
+
+    AL, Y: ``(n_L, m)``; ``caches`` from :func:`L_model_forward`.
+
+    ``output_start="dA"`` (the course's general start) begins from
+    ``dA_L = -(Y / AL - (1 - Y) / (1 - AL))`` and the sigmoid's derivative;
+    ``output_start="dZ"`` uses the shortcut ``dZ_L = AL - Y`` they simplify
+    to, which also stays finite when ``AL`` rounds to exactly 0 or 1.
+
+    Returns ``grads`` with ``dW{l}`` ``(n_l, n_{l-1})``, ``db{l}``
+    ``(n_l, 1)`` for l = 1..L and ``dA{l}`` ``(n_l, m)`` for l = 0..L-1.
+    """
+    check_activation_name(hidden_activation, "hidden_activation")
+    if output_start not in OUTPUT_STARTS:
+        raise ValueError(f"output_start must be one of {list(OUTPUT_STARTS)}; got {output_start!r}")
+    AL = np.asarray(AL)
+    check_matrix(AL, "AL", row_name="n_L")
+    check_matrix(Y, "Y", rows=AL.shape[0], cols=AL.shape[1], row_name="n_L")
+    Y = np.asarray(Y, dtype=AL.dtype)
+    L = len(caches)
+    grads = {}
+    linear_cache, ZL = caches[L - 1]
+    if output_start == "dA":
+        dAL = -(Y / AL - (1 - Y) / (1 - AL))
+        dA_prev, dW, db = linear_activation_backward(dAL, caches[L - 1], "sigmoid")
+    else:
+        dA_prev, dW, db = linear_backward(AL - Y, linear_cache)
+    grads[f"dA{L - 1}"], grads[f"dW{L}"], grads[f"db{L}"] = dA_prev, dW, db
+    for l in reversed(range(1, L)):
+        dA_prev, dW, db = linear_activation_backward(
+            grads[f"dA{l}"], caches[l - 1], hidden_activation
+        )
+        grads[f"dA{l - 1}"], grads[f"dW{l}"], grads[f"db{l}"] = dA_prev, dW, db
+    return grads
+
+
+def update_parameters(parameters, grads, learning_rate):
+    """One gradient-descent step: ``W := W - alpha dW``, ``b := b - alpha db``.
+
+    Returns a new dict; ``parameters`` is left unchanged. The learning rate
+    is cast to each array's dtype, so float32 stays float32.
+    """
+    check_parameters(parameters)
+    L = len(parameters) // 2
+    new = {}
+    for l in range(1, L + 1):
+        for p in "Wb":
+            value = parameters[f"{p}{l}"]
+            grad = grads[f"d{p}{l}"]
+            if np.shape(grad) != np.shape(value):
+                raise ValueError(
+                    f"grads['d{p}{l}'] must have the shape of {p}{l}, {np.shape(value)}; "
+                    f"got {np.shape(grad)}"
+                )
+            alpha = np.asarray(learning_rate, dtype=value.dtype)
+            new[f"{p}{l}"] = value - alpha * grad
+    return new
+
+
+def predict(X, parameters, hidden_activation="relu"):
+    """0/1 predictions ``(n_L, m)``: 1 where ``AL > 0.5``, in ``AL``'s dtype."""
+    AL, _ = L_model_forward(X, parameters, hidden_activation)
+    return (AL > 0.5).astype(AL.dtype)
+
+
+# ---------------------------------------------------------------------------
+# The one-hidden-layer network, as the course writes it out
+# ---------------------------------------------------------------------------
+
+
+def forward_propagation(X, parameters, hidden_activation="tanh"):
+    """The four forward equations of the 2-layer network.
+
+    ::
+
+        Z1 = W1 X + b1      A1 = g1(Z1)
+        Z2 = W2 A1 + b2     A2 = sigmoid(Z2)
+
+    X: ``(n_x, m)``; W1 ``(n_h, n_x)``, b1 ``(n_h, 1)``, W2 ``(n_y, n_h)``,
+    b2 ``(n_y, 1)``. Returns ``A2`` ``(n_y, m)`` and
+    ``cache = {"Z1", "A1", "Z2", "A2"}``.
+    """
+    check_activation_name(hidden_activation, "hidden_activation")
+    dims = check_parameters(parameters)
+    if len(dims) != 3:
+        raise ValueError(f"parameters must describe a 2-layer network (W1, b1, W2, b2); got layer sizes {dims}")
+    check_matrix(X, "X", rows=dims[0], row_name="n_x")
+    W1, b1, W2, b2 = (parameters[k] for k in ("W1", "b1", "W2", "b2"))
+    Z1 = W1 @ X + b1
+    A1 = activations.forward(Z1, hidden_activation)
+    Z2 = W2 @ A1 + b2
+    A2 = activations.sigmoid(Z2)
+    return A2, {"Z1": Z1, "A1": A1, "Z2": Z2, "A2": A2}
+
+
+def backward_propagation(parameters, cache, X, Y, hidden_activation="tanh"):
+    """The six backward equations of the 2-layer network.
+
+    ::
+
+        dZ2 = A2 - Y
+        dW2 = (1/m) dZ2 A1^T
+        db2 = (1/m) sum(dZ2, axis=1, keepdims=True)
+        dZ1 = W2^T dZ2 * g1'(Z1)
+        dW1 = (1/m) dZ1 X^T
+        db1 = (1/m) sum(dZ1, axis=1, keepdims=True)
+
+    Returns ``grads = {"dW1", "db1", "dW2", "db2"}``, each of its parameter's shape.
+    """
+    m = X.shape[1]
+    W2 = parameters["W2"]
+    A1, A2, Z1 = cache["A1"], cache["A2"], cache["Z1"]
+    check_matrix(Y, "Y", rows=A2.shape[0], cols=m, row_name="n_y")
+    dZ2 = A2 - Y
+    dW2 = (dZ2 @ A1.T) / m
+    db2 = np.sum(dZ2, axis=1, keepdims=True) / m
+    dZ1 = (W2.T @ dZ2) * activations.derivative(Z1, hidden_activation)
+    dW1 = (dZ1 @ X.T) / m
+    db1 = np.sum(dZ1, axis=1, keepdims=True) / m
+    return {"dW1": dW1, "db1": db1, "dW2": dW2, "db2": db2}
+
+
+# ---------------------------------------------------------------------------
+# Training loops (entry points: they check values as well as shapes)
+# ---------------------------------------------------------------------------
+
+
+def L_layer_model(
+    X,
+    Y,
+    layer_dims,
+    hidden_activation="relu",
+    learning_rate=0.0075,
+    num_iterations=3000,
+    init="he",
+    seed=None,
+    parameters=None,
+    cost_every=100,
+):
+    """Train the L-layer network by full-batch gradient descent.
+
+    X: ``(n_x, m)``; Y: ``(n_y, m)`` of 0/1 labels; ``layer_dims[0] == n_x``
+    and ``layer_dims[-1] == n_y``. Starts from ``parameters`` if given, else
+    from :func:`initialize_parameters` in ``X``'s dtype.
+
+    Returns ``parameters, costs`` where ``costs`` holds the cost before the
+    update of every iteration ``i`` with ``i % cost_every == 0``.
+    """
+    dims = check_layer_dims(layer_dims)
+    check_activation_name(hidden_activation, "hidden_activation")
+    learning_rate = check_learning_rate(learning_rate)
+    num_iterations = check_positive_int(num_iterations, "num_iterations")
+    cost_every = check_positive_int(cost_every, "cost_every")
+    X = check_X(X, n_x=dims[0])
+    Y = check_Y(Y, n_y=dims[-1], m=X.shape[1], dtype=X.dtype)
+    if parameters is None:
+        parameters = initialize_parameters(dims, init, seed, X.dtype)
+    else:
+        check_parameters(parameters, dims)
+    costs = []
+    for i in range(num_iterations):
+        AL, caches = L_model_forward(X, parameters, hidden_activation)
+        if i % cost_every == 0:
+            costs.append(compute_cost_from_logits(caches[-1][1], Y))
+        grads = L_model_backward(AL, Y, caches, hidden_activation, output_start="dZ")
+        parameters = update_parameters(parameters, grads, learning_rate)
+    return parameters, costs
+
+
+def nn_model(X, Y, n_h, hidden_activation="tanh", learning_rate=1.2, num_iterations=10000,
+             init="scaled", seed=None, cost_every=1000):
+    """Train the course's one-hidden-layer network with the 4 + 6 equations.
+
+    X: ``(n_x, m)``; Y: ``(n_y, m)``; ``n_h`` hidden units. Returns
+    ``parameters, costs`` like :func:`L_layer_model`.
+    """
+    check_activation_name(hidden_activation, "hidden_activation")
+    n_h = check_positive_int(n_h, "n_h")
+    learning_rate = check_learning_rate(learning_rate)
+    num_iterations = check_positive_int(num_iterations, "num_iterations")
+    cost_every = check_positive_int(cost_every, "cost_every")
+    X = check_X(X)
+    Y = check_Y(Y, m=X.shape[1], dtype=X.dtype)
+    parameters = initialize_parameters([X.shape[0], n_h, Y.shape[0]], init, seed, X.dtype)
+    costs = []
+    for i in range(num_iterations):
+        A2, cache = forward_propagation(X, parameters, hidden_activation)
+        if i % cost_every == 0:
+            costs.append(compute_cost_from_logits(cache["Z2"], Y))
+        grads = backward_propagation(parameters, cache, X, Y, hidden_activation)
+        parameters = update_parameters(parameters, grads, learning_rate)
+    return parameters, costs
+
+
+# ---------------------------------------------------------------------------
+# Gradient check
+# ---------------------------------------------------------------------------
+
+
+def parameters_to_vector(parameters):
+    """Stack ``W1, b1, ..., WL, bL`` (row-major) into one column ``(n_params, 1)``."""
+    L = len(parameters) // 2
+    return np.concatenate(
+        [parameters[f"{p}{l}"].reshape(-1, 1) for l in range(1, L + 1) for p in "Wb"]
+    )
+
+
+def vector_to_parameters(theta, layer_dims):
+    """Inverse of :func:`parameters_to_vector` for ``layer_dims``."""
+    parameters = {}
+    offset = 0
+    for l in range(1, len(layer_dims)):
+        for p, shape in (("W", (layer_dims[l], layer_dims[l - 1])), ("b", (layer_dims[l], 1))):
+            size = shape[0] * shape[1]
+            parameters[f"{p}{l}"] = theta[offset: offset + size].reshape(shape)
+            offset += size
+    return parameters
+
+
+def gradients_to_vector(grads, L):
+    """Stack ``dW1, db1, ..., dWL, dbL`` in the order of :func:`parameters_to_vector`."""
+    return np.concatenate(
+        [grads[f"d{p}{l}"].reshape(-1, 1) for l in range(1, L + 1) for p in "Wb"]
+    )
+
+
+def gradient_check(parameters, X, Y, hidden_activation="relu", epsilon=1e-7,
+                   output_start="dA"):
+    """Relative difference between backprop's gradient and centred finite differences.
+
+    For every parameter theta_i, ``gradapprox_i = (J(theta + eps e_i) -
+    J(theta - eps e_i)) / (2 eps)`` with ``J`` = :func:`compute_cost`
+    after :func:`L_model_forward`. Returns
+    ``||grad - gradapprox|| / (||grad|| + ||gradapprox||)`` (a float): about
+    1e-9 when backprop is right in float64, and above 1e-7 indicates a bug.
+    Computed in float64 whatever the parameters' dtype.
+    """
+    check_activation_name(hidden_activation, "hidden_activation")
+    dims = check_parameters(parameters)
+    X = check_X(X, n_x=dims[0], dtype=np.float64)
+    Y = check_Y(Y, n_y=dims[-1], m=X.shape[1], dtype=np.float64)
+    parameters = {k: np.asarray(v, dtype=np.float64) for k, v in parameters.items()}
+    L = len(dims) - 1
+
+    def cost(theta):
+        AL, _ = L_model_forward(X, vector_to_parameters(theta, dims), hidden_activation)
+        return compute_cost(AL, Y)
+
+    AL, caches = L_model_forward(X, parameters, hidden_activation)
+    grads = L_model_backward(AL, Y, caches, hidden_activation, output_start)
+    grad = gradients_to_vector(grads, L)
+    theta = parameters_to_vector(parameters)
+    gradapprox = np.zeros_like(theta)
+    for i in range(theta.shape[0]):
+        plus = theta.copy()
+        plus[i] += epsilon
+        minus = theta.copy()
+        minus[i] -= epsilon
+        gradapprox[i] = (cost(plus) - cost(minus)) / (2 * epsilon)
+    numerator = np.linalg.norm(grad - gradapprox)
+    denominator = np.linalg.norm(grad) + np.linalg.norm(gradapprox)
+    return float(numerator / denominator) if denominator > 0 else 0.0
+
+
+def _check_linear(A_prev, W, b):
+    """Shape checks shared by the linear steps."""
+    W = np.asarray(W)
+    check_matrix(W, "W", row_name="n_l", col_name="n_{l-1}")
+    check_matrix(A_prev, "A_prev", rows=W.shape[1], row_name="n_{l-1}")
+    check_matrix(b, "b", rows=W.shape[0], cols=1, row_name="n_l", col_name="1")

@@ -1,0 +1,234 @@
+"""Input checks shared by the reference, the kernels and the Model.
+
+Each check raises ``TypeError`` (wrong kind of object or dtype) or
+``ValueError`` (wrong shape or value) with a message that names the
+argument, what it got, and what was expected. They run before any work, so
+a bad call never leaves half-updated state behind.
+
+Layout reminder (the course's): examples are columns. ``X`` is
+``(n_x, m)``, ``Y`` is ``(n_y, m)``, ``W{l}`` is ``(n_l, n_{l-1})`` and
+``b{l}`` is ``(n_l, 1)``.
+"""
+
+from __future__ import annotations
+
+import numbers
+import operator
+
+import numpy as np
+
+#: Floating dtypes the package computes in.
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+INITS = ("he", "xavier", "scaled")
+
+
+def check_dtype(dtype, argument="dtype"):
+    """Return ``dtype`` as ``numpy.float32`` or ``numpy.float64``, else raise ``TypeError``."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(
+            f"{argument} must be float32 or float64; got {dtype!r}"
+        ) from None
+    if dt not in FLOAT_DTYPES:
+        raise TypeError(f"{argument} must be float32 or float64; got {dt}")
+    return dt
+
+
+def check_layer_dims(layer_dims, argument="layer_dims"):
+    """Return ``layer_dims`` as a list of ints ``[n_x, n_1, ..., n_L]``.
+
+    It needs at least two entries (input and output), each a positive integer.
+    """
+    if isinstance(layer_dims, (str, bytes)) or not hasattr(layer_dims, "__iter__"):
+        raise TypeError(
+            f"{argument} must be a sequence of positive integers [n_x, n_1, ..., n_L]; "
+            f"got {layer_dims!r}"
+        )
+    dims = list(layer_dims)
+    if len(dims) < 2:
+        raise ValueError(
+            f"{argument} must have at least 2 entries [n_x, ..., n_L]; got {dims!r}"
+        )
+    out = []
+    for i, n in enumerate(dims):
+        if isinstance(n, (bool, np.bool_)) or not isinstance(n, numbers.Integral):
+            raise TypeError(
+                f"{argument}[{i}] must be a positive integer; got {n!r} in {dims!r}"
+            )
+        if n < 1:
+            raise ValueError(
+                f"{argument}[{i}] must be a positive integer; got {n!r} in {dims!r}"
+            )
+        out.append(operator.index(n))
+    return out
+
+
+def check_positive_int(value, argument):
+    """Return ``value`` as an int if it is a positive integer, else raise."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{argument} must be a positive integer; got {value!r}")
+    if value < 1:
+        raise ValueError(f"{argument} must be a positive integer; got {value!r}")
+    return int(value)
+
+
+def check_learning_rate(learning_rate, argument="learning_rate"):
+    """Return ``learning_rate`` as a float if it is finite and > 0, else raise."""
+    if isinstance(learning_rate, (bool, np.bool_)) or not isinstance(
+        learning_rate, numbers.Real
+    ):
+        raise TypeError(f"{argument} must be a positive number; got {learning_rate!r}")
+    lr = float(learning_rate)
+    if not np.isfinite(lr) or lr <= 0:
+        raise ValueError(f"{argument} must be a finite number > 0; got {learning_rate!r}")
+    return lr
+
+
+def check_init(init, argument="init"):
+    """Return ``init`` if it names an initialisation scheme, else raise."""
+    if not isinstance(init, str):
+        raise TypeError(f"{argument} must be one of {list(INITS)}; got {init!r}")
+    if init not in INITS:
+        raise ValueError(f"{argument} must be one of {list(INITS)}; got {init!r}")
+    return init
+
+
+def as_real_array(a, argument, dtype=None):
+    """Return ``a`` as a floating ndarray, refusing what cannot be a real number.
+
+    Integer and boolean arrays are cast (to ``dtype``, default float64);
+    object, complex, string and other non-numeric arrays raise ``TypeError``.
+    A floating array keeps its dtype unless ``dtype`` is given.
+    """
+    arr = np.asarray(a)
+    kind = arr.dtype.kind
+    if kind in "biu":
+        return arr.astype(dtype or np.float64)
+    if kind != "f":
+        raise TypeError(
+            f"{argument} must be a real numeric array (float, int or bool); "
+            f"got dtype {arr.dtype}"
+        )
+    if dtype is not None and arr.dtype != dtype:
+        return arr.astype(dtype)
+    if arr.dtype not in FLOAT_DTYPES:  # float16, longdouble
+        return arr.astype(np.float64)
+    return arr
+
+
+def check_matrix(a, argument, rows=None, cols=None, row_name="n", col_name="m"):
+    """Check that ``a`` is 2-D with ``rows`` rows and ``cols`` columns (None: any >= 1).
+
+    When the columns are the ``m`` examples (``col_name == "m"``) the message
+    reminds the caller of the course's layout.
+    """
+    a = np.asarray(a)
+    expected = f"({row_name if rows is None else rows}, {col_name if cols is None else cols})"
+    layout = " (one example per column)" if col_name == "m" else ""
+    if a.ndim != 2:
+        raise ValueError(
+            f"{argument} must be a 2-D array of shape {expected}{layout}; got shape {a.shape}"
+        )
+    if (rows is not None and a.shape[0] != rows) or (cols is not None and a.shape[1] != cols):
+        raise ValueError(
+            f"{argument} must have shape {expected}{layout}; got shape {a.shape}"
+        )
+    if a.shape[0] == 0 or a.shape[1] == 0:
+        raise ValueError(
+            f"{argument} must have at least one row and one column (m >= 1); got shape {a.shape}"
+        )
+    return a
+
+
+def check_finite(a, argument):
+    """Raise ``ValueError`` if ``a`` holds NaN or infinity."""
+    if not np.all(np.isfinite(a)):
+        bad = np.argwhere(~np.isfinite(a))[0]
+        raise ValueError(
+            f"{argument} must be finite; found {a[tuple(bad)]} at index {tuple(int(i) for i in bad)}"
+        )
+
+
+def check_X(X, n_x=None, dtype=None, argument="X"):
+    """Return ``X`` as a finite float array of shape ``(n_x, m)``."""
+    X = as_real_array(X, argument, dtype)
+    check_matrix(X, argument, rows=n_x, row_name="n_x")
+    check_finite(X, argument)
+    return X
+
+
+def check_Y(Y, n_y=None, m=None, dtype=None, argument="Y"):
+    """Return labels ``Y`` as a float array of shape ``(n_y, m)`` holding only 0 and 1.
+
+    A 1-D ``Y`` of shape ``(m,)`` is accepted when ``n_y`` is 1 (or None) and
+    read as one row.
+    """
+    Y = as_real_array(Y, argument, dtype)
+    if Y.ndim == 1 and n_y in (None, 1):
+        Y = Y.reshape(1, -1)
+    check_matrix(Y, argument, rows=n_y, cols=m, row_name="n_y")
+    if not np.all((Y == 0) | (Y == 1)):
+        bad = np.argwhere((Y != 0) & (Y != 1))[0]
+        raise ValueError(
+            f"{argument} must hold labels 0 or 1 only; found {Y[tuple(bad)]} "
+            f"at index {tuple(int(i) for i in bad)}"
+        )
+    return Y
+
+
+def layer_dims_of(parameters, argument="parameters"):
+    """Infer ``[n_x, n_1, ..., n_L]`` from a parameters dict and check every shape.
+
+    ``parameters`` must hold ``W1, b1, ..., WL, bL`` and nothing else, with
+    ``W{l}`` of shape ``(n_l, n_{l-1})`` and ``b{l}`` of shape ``(n_l, 1)``.
+    """
+    if not isinstance(parameters, dict):
+        raise TypeError(
+            f"{argument} must be a dict {{'W1': ..., 'b1': ..., ...}}; got {type(parameters).__name__}"
+        )
+    L = len(parameters) // 2
+    expected_keys = {f"{p}{l}" for l in range(1, L + 1) for p in "Wb"}
+    if L < 1 or set(parameters) != expected_keys:
+        raise ValueError(
+            f"{argument} must hold W1, b1, ..., WL, bL for some L >= 1; "
+            f"got keys {sorted(parameters)}"
+        )
+    dims = None
+    for l in range(1, L + 1):
+        W = np.asarray(parameters[f"W{l}"])
+        b = np.asarray(parameters[f"b{l}"])
+        for name, arr in ((f"W{l}", W), (f"b{l}", b)):
+            if arr.dtype.kind not in "fiub":
+                raise TypeError(
+                    f"{argument}['{name}'] must be a real numeric array; got dtype {arr.dtype}"
+                )
+        if W.ndim != 2 or W.shape[0] == 0 or W.shape[1] == 0:
+            raise ValueError(
+                f"{argument}['W{l}'] must be a 2-D array (n_{l}, n_{l - 1}); got shape {W.shape}"
+            )
+        if dims is None:
+            dims = [W.shape[1]]
+        elif W.shape[1] != dims[-1]:
+            raise ValueError(
+                f"{argument}['W{l}'] must have shape (n_{l}, {dims[-1]}) to follow "
+                f"W{l - 1}; got shape {W.shape}"
+            )
+        if b.shape != (W.shape[0], 1):
+            raise ValueError(
+                f"{argument}['b{l}'] must have shape ({W.shape[0]}, 1) to match W{l}; "
+                f"got shape {b.shape}"
+            )
+        dims.append(W.shape[0])
+    return dims
+
+
+def check_parameters(parameters, layer_dims=None, argument="parameters"):
+    """Check a parameters dict, optionally against ``layer_dims``; return its layer_dims."""
+    dims = layer_dims_of(parameters, argument)
+    if layer_dims is not None and list(layer_dims) != dims:
+        raise ValueError(
+            f"{argument} have layer sizes {dims}; expected layer_dims {list(layer_dims)}"
+        )
+    return dims
