@@ -1,0 +1,366 @@
+"""Numba backend: the reference's step functions, compiled, plus whole-loop training.
+
+The functions here have the same names, signatures and return shapes as
+those of :mod:`fastbackprop.reference`, so either module can be swapped in:
+
+``linear_forward``, ``linear_activation_forward``, ``L_model_forward``,
+``compute_cost``, ``compute_cost_from_logits``, ``linear_backward``,
+``linear_activation_backward``, ``L_model_backward``,
+``update_parameters``, ``predict``.
+
+:func:`train` adds what only compiled code does well: every iteration of
+gradient descent in one call, with no Python and no allocation per step.
+
+Examples are columns (``X`` is ``(n_x, m)``). Arrays may be float32 or
+float64 (mixed inputs follow NumPy's promotion: float32 with float64 is
+computed in float64), C- or F-ordered or strided: each is copied at most
+once, to C order, when it is not already so. Any other dtype raises
+``TypeError``. Importing this module imports Numba; nothing compiles until
+a function is first called with a given dtype.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+
+from .. import activations
+from ..activations import check_activation_name
+from ..validation import (
+    check_learning_rate,
+    check_matrix,
+    check_parameters,
+    check_positive_int,
+)
+from . import passes, training
+from .passes import NN, NT, TN
+
+__all__ = [
+    "linear_forward", "linear_activation_forward", "L_model_forward", "compute_cost",
+    "compute_cost_from_logits", "linear_backward", "linear_activation_backward",
+    "L_model_backward", "update_parameters", "predict", "train", "TrainResult",
+    "pack", "unpack",
+]
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+# ---------------------------------------------------------------------------
+# Input conversion
+# ---------------------------------------------------------------------------
+
+
+def common_dtype(**arrays):
+    """The float dtype the kernels compute in for these arrays (NumPy promotion).
+
+    Raises ``TypeError`` naming the first argument that is not float32 or float64.
+    """
+    for name, a in arrays.items():
+        dt = np.asarray(a).dtype
+        if dt not in FLOAT_DTYPES:
+            raise TypeError(
+                f"{name} must be a float32 or float64 array for the numba backend; got dtype {dt}"
+            )
+    return np.result_type(*arrays.values())
+
+
+def as_kernel_array(a, dtype):
+    """``a`` as a C-contiguous array of ``dtype``: itself when it already is one."""
+    return np.ascontiguousarray(a, dtype=dtype)
+
+
+# ---------------------------------------------------------------------------
+# Forward
+# ---------------------------------------------------------------------------
+
+
+def _check_linear(A_prev, W, b):
+    check_matrix(W, "W", row_name="n_l", col_name="n_{l-1}")
+    check_matrix(A_prev, "A_prev", rows=np.shape(W)[1], row_name="n_{l-1}")
+    check_matrix(b, "b", rows=np.shape(W)[0], cols=1, row_name="n_l", col_name="1")
+
+
+def linear_forward(A_prev, W, b):
+    """Z = W A_prev + b. Same contract as :func:`fastbackprop.reference.linear_forward`.
+
+    A_prev ``(n_{l-1}, m)``, W ``(n_l, n_{l-1})``, b ``(n_l, 1)``; returns
+    ``Z`` ``(n_l, m)`` and ``cache = (A_prev, W, b)``.
+    """
+    _check_linear(A_prev, W, b)
+    dt = common_dtype(A_prev=A_prev, W=W, b=b)
+    A_prev, W, b = (as_kernel_array(a, dt) for a in (A_prev, W, b))
+    Z = np.empty((W.shape[0], A_prev.shape[1]), dtype=dt)
+    passes.gemm(W, A_prev, Z, NN)
+    passes.add_bias(Z, b)
+    return Z, (A_prev, W, b)
+
+
+def linear_activation_forward(A_prev, W, b, activation):
+    """A = g(W A_prev + b): one product, then one fused bias-and-activation pass.
+
+    Returns ``A`` ``(n_l, m)`` and ``cache = ((A_prev, W, b), Z)``.
+    """
+    code = check_activation_name(activation)
+    _check_linear(A_prev, W, b)
+    dt = common_dtype(A_prev=A_prev, W=W, b=b)
+    A_prev, W, b = (as_kernel_array(a, dt) for a in (A_prev, W, b))
+    Z = np.empty((W.shape[0], A_prev.shape[1]), dtype=dt)
+    passes.gemm(W, A_prev, Z, NN)
+    A = Z.copy()
+    passes.bias_activation(A, b, code)  # the training loop's fused pass
+    passes.add_bias(Z, b)  # the cache keeps Z as well
+    return A, ((A_prev, W, b), Z)
+
+
+def L_model_forward(X, parameters, hidden_activation="relu"):
+    """``[LINEAR -> g] x (L-1) -> LINEAR -> SIGMOID``; returns ``AL`` ``(n_L, m)`` and ``caches``."""
+    check_activation_name(hidden_activation, "hidden_activation")
+    dims = check_parameters(parameters)
+    check_matrix(X, "X", rows=dims[0], row_name="n_x")
+    L = len(dims) - 1
+    caches = []
+    A = X
+    for l in range(1, L + 1):
+        activation = hidden_activation if l < L else "sigmoid"
+        A, cache = linear_activation_forward(
+            A, parameters[f"W{l}"], parameters[f"b{l}"], activation
+        )
+        caches.append(cache)
+    return A, caches
+
+
+def predict(X, parameters, hidden_activation="relu"):
+    """0/1 predictions ``(n_L, m)``, 1 where ``AL > 0.5``, in ``AL``'s dtype."""
+    AL, _ = L_model_forward(X, parameters, hidden_activation)
+    return (AL > 0.5).astype(AL.dtype)
+
+
+# ---------------------------------------------------------------------------
+# Cost
+# ---------------------------------------------------------------------------
+
+
+def _check_pair(P, Y, name):
+    check_matrix(P, name, row_name="n_y")
+    check_matrix(Y, "Y", rows=np.shape(P)[0], cols=np.shape(P)[1], row_name="n_y")
+    dt = common_dtype(**{name: P})
+    Y = np.asarray(Y)
+    if Y.dtype.kind not in "fiub":
+        raise TypeError(f"Y must be a real numeric array; got dtype {Y.dtype}")
+    return as_kernel_array(P, dt), as_kernel_array(Y, dt)
+
+
+def compute_cost(AL, Y):
+    """Cross-entropy from probabilities ``AL`` ``(n_y, m)``, clipped as the reference does."""
+    AL, Y = _check_pair(AL, Y, "AL")
+    return float(passes.cost_from_probabilities(AL, Y) / AL.shape[1])
+
+
+def compute_cost_from_logits(ZL, Y):
+    """Cross-entropy from logits ``ZL`` ``(n_y, m)``, stable for any finite ``ZL``."""
+    ZL, Y = _check_pair(ZL, Y, "ZL")
+    b = np.zeros((ZL.shape[0], 1), dtype=ZL.dtype)
+    return float(passes.cost_from_logits(ZL, b, Y) / ZL.shape[1])
+
+
+# ---------------------------------------------------------------------------
+# Backward
+# ---------------------------------------------------------------------------
+
+
+def _linear_backward_from_dZ(dZ, db_raw, A_prev, W):
+    """dW, db, dA_prev from a C-contiguous ``dZ`` and its unscaled row sums."""
+    m = A_prev.shape[1]
+    inv_m = dZ.dtype.type(1) / dZ.dtype.type(m)
+    dW = np.empty_like(W)
+    passes.gemm(dZ, A_prev, dW, NT)
+    passes.scale(dW, inv_m)
+    passes.scale(db_raw, inv_m)
+    dA_prev = np.empty_like(A_prev)
+    passes.gemm(W, dZ, dA_prev, TN)
+    return dA_prev, dW, db_raw
+
+
+def linear_backward(dZ, cache):
+    """``dA_prev = W^T dZ``, ``dW = dZ A_prev^T / m``, ``db = sum(dZ, axis=1) / m``.
+
+    ``cache = (A_prev, W, b)``; shapes as :func:`fastbackprop.reference.linear_backward`.
+    """
+    A_prev, W, b = cache
+    _check_linear(A_prev, W, b)
+    check_matrix(dZ, "dZ", rows=np.shape(W)[0], cols=np.shape(A_prev)[1], row_name="n_l")
+    dt = common_dtype(dZ=dZ, A_prev=A_prev, W=W)
+    dZ, A_prev, W = (as_kernel_array(a, dt) for a in (dZ, A_prev, W))
+    db = np.empty((W.shape[0], 1), dtype=dt)
+    passes.row_sum(dZ, db)
+    return _linear_backward_from_dZ(dZ, db, A_prev, W)
+
+
+def linear_activation_backward(dA, cache, activation):
+    """``dZ = dA * g'(Z)`` fused with ``db``, then ``dW`` and ``dA_prev``.
+
+    ``cache = ((A_prev, W, b), Z)``; returns ``dA_prev, dW, db``.
+    """
+    code = check_activation_name(activation)
+    (A_prev, W, b), Z = cache
+    _check_linear(A_prev, W, b)
+    check_matrix(dA, "dA", rows=np.shape(Z)[0], cols=np.shape(Z)[1], row_name="n_l")
+    dt = common_dtype(dA=dA, Z=Z, A_prev=A_prev, W=W)
+    dA, Z, A_prev, W = (as_kernel_array(a, dt) for a in (dA, Z, A_prev, W))
+    A = Z.copy()
+    passes.bias_activation(A, np.zeros((Z.shape[0], 1), dtype=dt), code)  # A = g(Z)
+    dZ = dA.copy()
+    db = np.empty((Z.shape[0], 1), dtype=dt)
+    passes.backward_pointwise(dZ, A, code, db)
+    return _linear_backward_from_dZ(dZ, db, A_prev, W)
+
+
+def L_model_backward(AL, Y, caches, hidden_activation="relu", output_start="dA"):
+    """All gradients of ``[LINEAR -> g] x (L-1) -> LINEAR -> SIGMOID``.
+
+    Same contract as :func:`fastbackprop.reference.L_model_backward`;
+    ``output_start="dZ"`` takes the fused ``dZ_L = AL - Y`` path.
+    """
+    check_activation_name(hidden_activation, "hidden_activation")
+    if output_start not in ("dA", "dZ"):
+        raise ValueError(f"output_start must be one of ['dA', 'dZ']; got {output_start!r}")
+    AL, Y = _check_pair(AL, Y, "AL")
+    L = len(caches)
+    grads = {}
+    if output_start == "dA":
+        dAL = -(Y / AL - (1 - Y) / (1 - AL))
+        dA_prev, dW, db = linear_activation_backward(dAL, caches[L - 1], "sigmoid")
+    else:
+        (A_prev, W, _), _ = caches[L - 1]
+        dt = AL.dtype
+        A_prev, W = as_kernel_array(A_prev, dt), as_kernel_array(W, dt)
+        dZ = np.empty_like(AL)
+        db = np.empty((AL.shape[0], 1), dtype=dt)
+        passes.output_delta(AL, Y, dZ, db)
+        dA_prev, dW, db = _linear_backward_from_dZ(dZ, db, A_prev, W)
+    grads[f"dA{L - 1}"], grads[f"dW{L}"], grads[f"db{L}"] = dA_prev, dW, db
+    for l in reversed(range(1, L)):
+        dA_prev, dW, db = linear_activation_backward(
+            grads[f"dA{l}"], caches[l - 1], hidden_activation
+        )
+        grads[f"dA{l - 1}"], grads[f"dW{l}"], grads[f"db{l}"] = dA_prev, dW, db
+    return grads
+
+
+def update_parameters(parameters, grads, learning_rate):
+    """``W := W - alpha dW``, ``b := b - alpha db``; returns a new dict.
+
+    The learning rate is cast to each parameter's dtype.
+    """
+    check_parameters(parameters)
+    new = {}
+    for key, value in parameters.items():
+        grad = grads[f"d{key}"]
+        if np.shape(grad) != np.shape(value):
+            raise ValueError(
+                f"grads['d{key}'] must have the shape of {key}, {np.shape(value)}; got {np.shape(grad)}"
+            )
+        dt = common_dtype(**{key: value, f"d{key}": grad})
+        theta = as_kernel_array(value, dt).reshape(-1)
+        out = np.empty_like(theta)
+        passes.update(theta, as_kernel_array(grad, dt).reshape(-1), dt.type(learning_rate), out)
+        new[key] = out.reshape(np.shape(value))
+    return new
+
+
+# ---------------------------------------------------------------------------
+# Whole-loop training
+# ---------------------------------------------------------------------------
+
+STATUS = {training.OK: "ok", training.NONFINITE_COST: "nonfinite_cost",
+          training.NONFINITE_UPDATE: "nonfinite_update"}
+
+
+class TrainResult(NamedTuple):
+    """What :func:`train` returns.
+
+    ``parameters``: the trained dict (the last with a finite cost when
+    training diverged); ``costs``: the cost before the update of iterations
+    ``0, cost_every, 2 cost_every, ...`` that were reached; ``n_iter``: the
+    number of updates that produced ``parameters``; ``status``: ``"ok"``,
+    ``"nonfinite_cost"`` or ``"nonfinite_update"``; ``failed_at``: the
+    iteration where the cost or the update became non-finite, else None.
+    """
+
+    parameters: dict
+    costs: np.ndarray
+    n_iter: int
+    status: str
+    failed_at: int | None
+
+
+def pack(parameters, dims, dtype):
+    """Flatten ``W1, b1, ..., WL, bL`` (row-major) into one new C array of ``dtype``."""
+    theta = np.empty(sum(n * k + n for n, k in zip(dims[1:], dims[:-1])), dtype=dtype)
+    offset = 0
+    for l in range(1, len(dims)):
+        for p in "Wb":
+            value = np.asarray(parameters[f"{p}{l}"])
+            theta[offset: offset + value.size] = value.reshape(-1)
+            offset += value.size
+    return theta
+
+
+def unpack(theta, dims):
+    """Inverse of :func:`pack`: a dict of new arrays (copies, not views)."""
+    parameters = {}
+    offset = 0
+    for l in range(1, len(dims)):
+        for p, shape in (("W", (dims[l], dims[l - 1])), ("b", (dims[l], 1))):
+            size = shape[0] * shape[1]
+            parameters[f"{p}{l}"] = theta[offset: offset + size].reshape(shape).copy()
+            offset += size
+    return parameters
+
+
+def train(parameters, X, Y, hidden_activation="relu", learning_rate=0.0075,
+          n_iterations=3000, cost_every=100, dtype=None):
+    """Full-batch gradient descent, every iteration in one compiled call.
+
+    parameters: the initial dict (not modified); X ``(n_x, m)``; Y
+    ``(n_L, m)`` of 0/1 labels (checked by the caller; see ``Model.fit``).
+    Computes in ``dtype`` (default: the parameters' and data's common
+    dtype). Buffers for every activation and gradient are allocated once
+    here; the compiled loop allocates nothing.
+
+    Equals ``n_iterations`` steps of ``reference.L_layer_model`` (``dZ``
+    start, cost from the logits) to rounding. Returns a :class:`TrainResult`.
+    """
+    code = check_activation_name(hidden_activation, "hidden_activation")
+    dims = check_parameters(parameters)
+    learning_rate = check_learning_rate(learning_rate)
+    n_iterations = check_positive_int(n_iterations, "n_iterations")
+    cost_every = check_positive_int(cost_every, "cost_every")
+    check_matrix(X, "X", rows=dims[0], row_name="n_x")
+    check_matrix(Y, "Y", rows=dims[-1], cols=np.shape(X)[1], row_name="n_y")
+    if dtype is None:
+        dtype = common_dtype(X=X, **{k: v for k, v in parameters.items()})
+    dtype = np.dtype(dtype)
+    X = as_kernel_array(X, dtype)
+    Y = as_kernel_array(Y, dtype)
+    m = X.shape[1]
+    theta = pack(parameters, dims, dtype)
+    activations_size = sum(dims[1:]) * m
+    buffers = dict(
+        theta_next=np.empty_like(theta),
+        acts=np.empty(activations_size, dtype=dtype),
+        deltas=np.empty(activations_size, dtype=dtype),
+        grad=np.empty_like(theta),
+        costs=np.full(math.ceil(n_iterations / cost_every), np.nan, dtype=dtype),
+    )
+    status, done, failed_at = training.train(
+        theta, buffers["theta_next"], X, Y, np.asarray(dims, dtype=np.int64), code,
+        dtype.type(learning_rate), n_iterations, cost_every,
+        buffers["acts"], buffers["deltas"], buffers["grad"], buffers["costs"],
+    )
+    reached = n_iterations - 1 if failed_at < 0 else failed_at
+    costs = buffers["costs"][: reached // cost_every + 1].astype(np.float64)
+    return TrainResult(unpack(theta, dims), costs, int(done), STATUS[status],
+                       None if failed_at < 0 else int(failed_at))

@@ -1,0 +1,241 @@
+"""Array kernels: matrix products and the fused element-wise passes.
+
+All arrays are 2-D and C-contiguous (the Python wrappers in
+``fastbackprop.kernels`` make them so, copying at most once), float32 or
+float64, with the course's layout: ``(n_l, m)`` for ``Z``, ``A``, ``dZ``;
+``(n_l, n_{l-1})`` for ``W``; ``(n_l, 1)`` for ``b`` and ``db``.
+
+The fusion follows DESIGN.md section 3: BLAS computes the product (its
+``beta`` is 0, so nothing else can ride inside it), then one pass adds the
+bias and applies the activation; one pass forms ``dZ = dA * g'`` from ``A``
+and the row sums ``db`` at the same time.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import literally
+
+from .._jit import SMALL_GEMM, jit
+from .scalar import (
+    LEAKY_RELU,
+    RELU,
+    SIGMOID,
+    TANH,
+    activation,
+    derivative_from_output,
+    like,
+    log1p_unit,
+    softplus_loss,
+)
+
+#: Modes of :func:`gemm`.
+NN, NT, TN = 0, 1, 2
+
+
+@jit
+def gemm(A, B, out, mode):
+    """``out = A @ B`` (NN), ``A @ B^T`` (NT) or ``A^T @ B`` (TN).
+
+    Products of at most ``SMALL_GEMM`` multiply-adds run as plain loops whose
+    inner loop is contiguous and vectorises (a BLAS call costs more than
+    the work there); larger ones call BLAS through ``np.dot`` with ``out``,
+    transposes passed as views, nothing copied.
+    """
+    if mode == NN:
+        _gemm(A, B, out, NN)
+    elif mode == NT:
+        _gemm(A, B, out, NT)
+    else:
+        _gemm(A, B, out, TN)
+
+
+@jit
+def _gemm(A, B, out, mode):
+    """:func:`gemm` compiled for one constant ``mode``."""
+    literally(mode)
+    n, m = out.shape
+    inner = B.shape[0] if mode == NN else (B.shape[1] if mode == NT else A.shape[0])
+    if n * m * inner > SMALL_GEMM:
+        if mode == NN:
+            np.dot(A, B, out)
+        elif mode == NT:
+            np.dot(A, B.T, out)
+        else:
+            np.dot(A.T, B, out)
+        return
+    zero = like(out, 0.0)
+    if mode == NT:  # out[i, p] = sum_j A[i, j] B[p, j]: contiguous dot products
+        for i in range(n):
+            for p in range(m):
+                s = zero
+                for j in range(inner):
+                    s += A[i, j] * B[p, j]
+                out[i, p] = s
+        return
+    for i in range(n):  # NN: out[i] = sum_p A[i, p] B[p];  TN: out[i] = sum_p A[p, i] B[p]
+        for j in range(m):
+            out[i, j] = zero
+        for p in range(inner):
+            a = A[i, p] if mode == NN else A[p, i]
+            for j in range(m):
+                out[i, j] += a * B[p, j]
+
+
+@jit
+def bias_activation(Z, b, code):
+    """``Z := g(Z + b)`` in place, in one pass; returns ``sum(Z + b)``.
+
+    In place on purpose: with separate input and output arrays that happen
+    to be the same buffer, LLVM's runtime overlap check fails and the loop
+    runs scalar (6x slower with tanh). The sum is finite exactly when every
+    ``Z + b`` is, which is how training notices a diverging cost without
+    computing it.
+    """
+    if code == RELU:
+        return _bias_activation(Z, b, RELU)
+    if code == TANH:
+        return _bias_activation(Z, b, TANH)
+    if code == SIGMOID:
+        return _bias_activation(Z, b, SIGMOID)
+    return _bias_activation(Z, b, LEAKY_RELU)
+
+
+@jit
+def _bias_activation(Z, b, code):
+    """:func:`bias_activation` compiled for one constant ``code``, so the loop vectorises."""
+    literally(code)
+    n, m = Z.shape
+    total = like(Z, 0.0)
+    for i in range(n):
+        bi = b[i, 0]
+        for j in range(m):
+            z = Z[i, j] + bi
+            total += z
+            Z[i, j] = activation(code, z)
+    return total
+
+
+@jit
+def add_bias(Z, b):
+    """``Z += b`` (b ``(n, 1)`` broadcast over the ``m`` columns)."""
+    n, m = Z.shape
+    for i in range(n):
+        bi = b[i, 0]
+        for j in range(m):
+            Z[i, j] += bi
+
+
+@jit
+def backward_pointwise(dA, A, code, db):
+    """``dZ = dA * g'(Z)``, in place over ``dA``, with g' from ``A = g(Z)``; and
+    ``db = sum(dZ, axis=1)``, unscaled (the caller folds in ``1/m``). One pass."""
+    if code == RELU:
+        _backward_pointwise(dA, A, RELU, db)
+    elif code == TANH:
+        _backward_pointwise(dA, A, TANH, db)
+    elif code == SIGMOID:
+        _backward_pointwise(dA, A, SIGMOID, db)
+    else:
+        _backward_pointwise(dA, A, LEAKY_RELU, db)
+
+
+@jit
+def _backward_pointwise(dA, A, code, db):
+    """:func:`backward_pointwise` compiled for one constant ``code``."""
+    literally(code)
+    n, m = dA.shape
+    for i in range(n):
+        s = like(dA, 0.0)
+        for j in range(m):
+            d = dA[i, j] * derivative_from_output(code, A[i, j])
+            dA[i, j] = d
+            s += d
+        db[i, 0] = s
+
+
+@jit
+def output_delta(AL, Y, dZ, db):
+    """``dZ_L = AL - Y`` (sigmoid with cross-entropy) and ``db = sum(dZ, axis=1)``, unscaled."""
+    n, m = AL.shape
+    for i in range(n):
+        s = like(dZ, 0.0)
+        for j in range(m):
+            d = AL[i, j] - Y[i, j]
+            dZ[i, j] = d
+            s += d
+        db[i, 0] = s
+
+
+@jit
+def row_sum(dZ, db):
+    """``db = sum(dZ, axis=1, keepdims=True)``, reassociated so it vectorises."""
+    n, m = dZ.shape
+    for i in range(n):
+        s = like(db, 0.0)
+        for j in range(m):
+            s += dZ[i, j]
+        db[i, 0] = s
+
+
+@jit
+def scale(X, factor):
+    """``X *= factor`` in place."""
+    flat = X.reshape(X.size)
+    for i in range(flat.size):
+        flat[i] *= factor
+
+
+@jit
+def cost_from_logits(Z, b, Y):
+    """``sum over i, j of max(z,0) - z y + log1p(e^-|z|)`` with ``z = Z + b``, unscaled.
+
+    The cross-entropy of ``sigmoid(z)`` against ``Y``, stable for any finite
+    ``z``. ``b`` is ``(n, 1)``; pass zeros when ``Z`` already holds the bias.
+    """
+    n, m = Z.shape
+    total = like(Z, 0.0)
+    for i in range(n):
+        bi = b[i, 0]
+        for j in range(m):
+            total += softplus_loss(Z[i, j] + bi, Y[i, j])
+    return total
+
+
+@jit
+def cost_from_probabilities(AL, Y):
+    """``-sum[Y log AL + (1 - Y) log(1 - AL)]``, unscaled, with AL clipped to the
+    smallest normal number away from 0 and 1 inside the logs (as the reference)."""
+    n, m = AL.shape
+    tiny = like(AL, np.finfo(AL.dtype).tiny)
+    one = like(AL, 1.0)
+    total = like(AL, 0.0)
+    for i in range(n):
+        for j in range(m):
+            a = AL[i, j]
+            y = Y[i, j]
+            total -= y * np.log(max(a, tiny)) + (one - y) * np.log(max(one - a, tiny))
+    return total
+
+
+@jit
+def update(theta, grad, step, out):
+    """``out = theta - step * grad`` over flat arrays; returns ``sum(out)``.
+
+    ``out`` may be ``theta``. The sum is finite exactly when every new
+    parameter is.
+    """
+    total = like(out, 0.0)
+    for i in range(theta.size):
+        v = theta[i] - step * grad[i]
+        out[i] = v
+        total += v
+    return total
+
+
+# Keep the module's public kernels listed in one place (used by warm-up and tests).
+__all__ = [
+    "NN", "NT", "TN", "gemm", "add_bias", "bias_activation", "backward_pointwise",
+    "output_delta", "row_sum", "scale", "cost_from_logits", "cost_from_probabilities",
+    "update", "log1p_unit",
+]

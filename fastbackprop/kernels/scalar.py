@@ -1,0 +1,351 @@
+"""Scalar maths for the kernels: exp, expm1, log1p, sigmoid, tanh, g and g'.
+
+Numba 0.68 has no SVML, so ``math.exp`` and ``math.tanh`` inside a loop run
+as scalar libm calls. The routines here are written so that LLVM vectorises
+the loops that call them:
+
+* ``exp(x) = 2^k (1 + p(r))`` with ``k = round(x / ln 2)``, ``r = x - k ln 2``
+  (two-constant Cody-Waite reduction, ``|r| <= ln2 / 2``) and ``p`` the
+  Taylor polynomial of ``expm1`` (degree 13 in float64, 7 in float32). The
+  scale ``2^k`` is built from the exponent bits through an integer bitcast,
+  in two halves so that overflow to inf and underflow to subnormals and 0
+  come out right. Accurate to 1 ulp for normal results.
+* ``expm1(x) = 2^k p + (2^k - 1)``, exact in ``p`` when ``k = 0``.
+* ``log1p(e)`` for ``0 <= e <= 1`` through ``atanh`` of ``(v - 1)/(v + 1)``
+  with a correction for the rounding of ``1 + e``; used only by the cost.
+* ``sigmoid(z) = 1 / (1 + exp(-z))``, ``tanh(z) = -t / (2 + t)`` with
+  ``t = expm1(-2|z|)``, sign restored: no cancellation near 0, no overflow.
+
+Each is a *stub* with typed implementations (:func:`~fastbackprop._jit.overload_scalar`)
+for float32 and float64 whose constants have the argument's type, so float32
+stays float32. NaN in gives NaN out.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import types
+from numba.extending import intrinsic
+
+from .. import activations
+from .._jit import overload_scalar
+
+SIGMOID = activations.CODES["sigmoid"]
+TANH = activations.CODES["tanh"]
+RELU = activations.CODES["relu"]
+LEAKY_RELU = activations.CODES["leaky_relu"]
+
+
+def _float_type(ty):
+    """The scalar float type of a Numba scalar or array type, else None."""
+    ty = getattr(ty, "dtype", ty)
+    return ty if ty in (types.float32, types.float64) else None
+
+
+class _Constants:
+    """Typed constants of the exp/log1p routines for one float dtype."""
+
+    def __init__(self, dtype, itype, mantissa_bits, bias, ln2_hi, ln2_lo, exp_degree,
+                 atanh_terms, lo, hi):
+        f = np.dtype(dtype).type
+        self.f = f
+        self.itype = itype
+        self.mantissa_bits = mantissa_bits
+        self.bias = bias
+        self.log2e = f(1.4426950408889634)
+        self.ln2 = f(0.6931471805599453)
+        self.ln2_hi = f(ln2_hi)
+        self.ln2_lo = f(ln2_lo)
+        self.half = f(0.5)
+        self.one = f(1.0)
+        self.two = f(2.0)
+        self.sqrt2 = f(1.4142135623730951)
+        self.lo = f(lo)  # exp(lo) rounds to 0 (after subnormals)
+        self.hi = f(hi)  # exp(hi) overflows
+        # Horner coefficients of expm1(r)/r: 1/degree!, ..., 1/2!, 1/1!
+        self.expm1_coeffs = tuple(f(1.0 / math.factorial(n)) for n in range(exp_degree, 0, -1))
+        # atanh(s)/s = 1 + s^2/3 + s^4/5 + ...: Horner in s^2, highest first
+        self.atanh_coeffs = tuple(f(1.0 / (2 * n + 1)) for n in range(atanh_terms - 1, -1, -1))
+        # ln2 hi/lo split keeps k * ln2_hi exact for |k| < 2^11 (f64), 2^8 (f32)
+
+
+_CONSTANTS = {
+    types.float64: _Constants(np.float64, types.int64, 52, 1023,
+                              6.93147180369123816490e-01, 1.90821492927058770002e-10,
+                              exp_degree=13, atanh_terms=10, lo=-746.0, hi=710.0),
+    types.float32: _Constants(np.float32, types.int32, 23, 127,
+                              0.693145751953125, 1.428606765330187e-06,
+                              exp_degree=7, atanh_terms=6, lo=-104.0, hi=89.0),
+}
+
+
+@intrinsic
+def _float_from_bits(typingctx, bits, like):
+    """Reinterpret the low bits of integer ``bits`` as a float of ``like``'s type."""
+    fty = _float_type(like)
+    if fty is None or not isinstance(bits, types.Integer):
+        return None
+    width = fty.bitwidth
+
+    def codegen(context, builder, signature, args):
+        from llvmlite import ir
+
+        value = args[0]
+        itype = ir.IntType(width)
+        if bits.bitwidth > width:
+            value = builder.trunc(value, itype)
+        elif bits.bitwidth < width:
+            value = builder.sext(value, itype)
+        return builder.bitcast(value, context.get_value_type(fty))
+
+    return fty(bits, like), codegen
+
+
+def like(x, value):
+    """``value`` converted to the float type of ``x`` (a scalar or an array)."""
+    raise NotImplementedError("for use inside kernels only")
+
+
+@overload_scalar(like)
+def _like(x, value):
+    fty = _float_type(x)
+    if fty is None:
+        return None
+
+    def impl(x, value):
+        return fty(value)
+
+    return impl
+
+
+def expm1_parts(x):
+    """``(k, p)`` with ``exp(x) = 2^k (1 + p)``, ``k`` integral (as a float)."""
+    raise NotImplementedError("for use inside kernels only")
+
+
+@overload_scalar(expm1_parts, exact=True)
+def _expm1_parts(x):
+    c = _CONSTANTS.get(_float_type(x))
+    if c is None:
+        return None
+    log2e, ln2_hi, ln2_lo, half, lo, hi = c.log2e, c.ln2_hi, c.ln2_lo, c.half, c.lo, c.hi
+    coeffs = c.expm1_coeffs
+    n_coeffs = len(coeffs)
+
+    def impl(x):
+        xc = min(max(x, lo), hi)  # NaN -> lo here; callers restore NaN
+        k = np.floor(xc * log2e + half)
+        r = (xc - k * ln2_hi) - k * ln2_lo
+        p = coeffs[0]
+        for i in range(1, n_coeffs):
+            p = p * r + coeffs[i]
+        return k, p * r
+
+    return impl
+
+
+def power_of_two_halves(k, like_x):
+    """``(s1, s2)`` with ``s1 * s2 = 2^k``, each a normal float."""
+    raise NotImplementedError("for use inside kernels only")
+
+
+@overload_scalar(power_of_two_halves, exact=True)
+def _power_of_two_halves(k, like_x):
+    c = _CONSTANTS.get(_float_type(like_x))
+    if c is None:
+        return None
+    itype, bias, shift = c.itype, c.bias, c.mantissa_bits
+
+    def impl(k, like_x):
+        ki = itype(k)
+        k1 = ki >> 1
+        s1 = _float_from_bits((k1 + bias) << shift, like_x)
+        s2 = _float_from_bits((ki - k1 + bias) << shift, like_x)
+        return s1, s2
+
+    return impl
+
+
+def exp(x):
+    """e^x, vectorisable, 1 ulp."""
+    raise NotImplementedError("for use inside kernels only")
+
+
+@overload_scalar(exp, exact=True)
+def _exp(x):
+    c = _CONSTANTS.get(_float_type(x))
+    if c is None:
+        return None
+    one = c.one
+
+    def impl(x):
+        k, p = expm1_parts(x)
+        s1, s2 = power_of_two_halves(k, x)
+        y = ((one + p) * s1) * s2
+        return y if x == x else x
+
+    return impl
+
+
+def expm1(x):
+    """e^x - 1, vectorisable, accurate near 0."""
+    raise NotImplementedError("for use inside kernels only")
+
+
+@overload_scalar(expm1, exact=True)
+def _expm1(x):
+    c = _CONSTANTS.get(_float_type(x))
+    if c is None:
+        return None
+    one = c.one
+    big = c.f(c.mantissa_bits + 1)
+
+    def impl(x):
+        k, p = expm1_parts(x)
+        s1, s2 = power_of_two_halves(k, x)
+        t = s1 * s2
+        small_k = t * p + (t - one)  # exact p when k == 0
+        large_k = ((one + p) * s1) * s2 - one  # the -1 is below rounding; no inf - inf
+        y = large_k if k > big else small_k
+        return y if x == x else x
+
+    return impl
+
+
+def log1p_unit(e):
+    """log(1 + e) for 0 <= e <= 1 (the softplus of the cost), a few ulp."""
+    raise NotImplementedError("for use inside kernels only")
+
+
+@overload_scalar(log1p_unit, exact=True)
+def _log1p_unit(e):
+    c = _CONSTANTS.get(_float_type(e))
+    if c is None:
+        return None
+    one, two, half, sqrt2, ln2 = c.one, c.two, c.half, c.sqrt2, c.ln2
+    zero = c.f(0.0)
+    coeffs = c.atanh_coeffs
+    n_coeffs = len(coeffs)
+
+    def impl(e):
+        u = one + e
+        correction = (e - (u - one)) / u  # log(1+e) = log(u) + log(1 + (e-(u-1))/u)
+        big = u > sqrt2
+        v = u * half if big else u  # v in [1/sqrt2, sqrt2]; v - 1 is exact
+        k = ln2 if big else zero
+        s = (v - one) / (v + one)
+        s2 = s * s
+        q = coeffs[0]
+        for i in range(1, n_coeffs):
+            q = q * s2 + coeffs[i]
+        return k + (two * s * q + correction)
+
+    return impl
+
+
+def sigmoid(z):
+    """1 / (1 + e^-z)."""
+    raise NotImplementedError("for use inside kernels only")
+
+
+@overload_scalar(sigmoid)
+def _sigmoid(z):
+    c = _CONSTANTS.get(_float_type(z))
+    if c is None:
+        return None
+    one = c.one
+
+    def impl(z):
+        return one / (one + exp(-z))
+
+    return impl
+
+
+def tanh(z):
+    """tanh(z) = -t / (2 + t), t = expm1(-2|z|), with z's sign."""
+    raise NotImplementedError("for use inside kernels only")
+
+
+@overload_scalar(tanh)
+def _tanh(z):
+    c = _CONSTANTS.get(_float_type(z))
+    if c is None:
+        return None
+    two = c.two
+
+    def impl(z):
+        t = expm1(-two * abs(z))
+        r = -t / (two + t)
+        return r if z >= 0 else -r
+
+    return impl
+
+
+def softplus_loss(z, y):
+    """The cross-entropy of one logit: max(z, 0) - z y + log1p(e^-|z|)."""
+    raise NotImplementedError("for use inside kernels only")
+
+
+@overload_scalar(softplus_loss)
+def _softplus_loss(z, y):
+    c = _CONSTANTS.get(_float_type(z))
+    if c is None:
+        return None
+    zero = c.f(0.0)
+
+    def impl(z, y):
+        return max(z, zero) - z * y + log1p_unit(exp(-abs(z)))
+
+    return impl
+
+
+def activation(code, z):
+    """g(z) for the activation with integer ``code`` (see ``activations.CODES``)."""
+    raise NotImplementedError("for use inside kernels only")
+
+
+@overload_scalar(activation)
+def _activation(code, z):
+    fty = _float_type(z)
+    if fty is None:
+        return None
+    zero = fty(0.0)
+    slope = fty(activations.LEAKY_SLOPE)
+
+    def impl(code, z):
+        if code == RELU:
+            return zero if z < zero else z  # keeps NaN
+        if code == TANH:
+            return tanh(z)
+        if code == SIGMOID:
+            return sigmoid(z)
+        return z if z >= zero else slope * z
+
+    return impl
+
+
+def derivative_from_output(code, a):
+    """g'(z) written in terms of a = g(z): sigmoid a(1-a), tanh 1-a^2, relu 1[a>0]."""
+    raise NotImplementedError("for use inside kernels only")
+
+
+@overload_scalar(derivative_from_output)
+def _derivative_from_output(code, a):
+    fty = _float_type(a)
+    if fty is None:
+        return None
+    zero, one = fty(0.0), fty(1.0)
+    slope = fty(activations.LEAKY_SLOPE)
+
+    def impl(code, a):
+        if code == RELU:
+            return one if a > zero else zero
+        if code == TANH:
+            return one - a * a
+        if code == SIGMOID:
+            return a * (one - a)
+        return one if a > zero else slope
+
+    return impl

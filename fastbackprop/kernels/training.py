@@ -1,0 +1,177 @@
+"""The whole gradient-descent training loop in one compiled call.
+
+State is kept in a few flat, preallocated buffers so that one compiled
+function serves every depth (a tuple of per-layer arrays would compile
+again for each number of layers) and nothing is allocated per iteration:
+
+``theta``  ``W1 (row-major), b1, W2, b2, ..., WL, bL`` flattened; ``W{l}``
+           and ``b{l}`` are C-contiguous views into it.
+``acts``   ``A1, ..., AL``, each ``(n_l, m)``. The GEMM writes ``W A_prev``
+           there and the fused pass turns it into ``A`` in place (``Z`` is
+           not kept: every ``g'`` is computed from ``A``).
+``deltas`` ``dZ1, ..., dZL``, each ``(n_l, m)``; ``dA`` is formed in place.
+``grad``   raw gradients ``dZ A_prev^T`` and ``sum(dZ, axis=1)`` in
+           ``theta``'s layout; ``1/m`` is folded into the update step.
+
+Parameters alternate between ``theta`` and ``theta_next``: an update reads
+one and writes the other, so when a step goes wrong the previous
+parameters are still intact.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._jit import jit
+from .passes import (
+    NN,
+    NT,
+    TN,
+    backward_pointwise,
+    bias_activation,
+    cost_from_logits,
+    gemm,
+    output_delta,
+    update,
+)
+from .scalar import SIGMOID
+
+#: Status codes returned by :func:`train`.
+OK = 0
+NONFINITE_COST = 1  # the cost of the current parameters is NaN or infinite
+NONFINITE_UPDATE = 2  # an update produced NaN or infinite parameters
+
+
+@jit
+def layer_offsets(dims, m):
+    """Offsets ``(L + 1, 3)``: start of ``W{l}``, ``b{l}`` in ``theta`` and of ``A{l}`` in ``acts``.
+
+    Row ``L`` (past the end) holds the total sizes.
+    """
+    L = dims.size - 1
+    offsets = np.zeros((L + 1, 3), dtype=np.int64)
+    w = 0
+    a = 0
+    for l in range(1, L + 1):
+        offsets[l - 1, 0] = w
+        offsets[l - 1, 1] = w + dims[l] * dims[l - 1]
+        offsets[l - 1, 2] = a
+        w += dims[l] * dims[l - 1] + dims[l]
+        a += dims[l] * m
+    offsets[L, 0] = w
+    offsets[L, 1] = w
+    offsets[L, 2] = a
+    return offsets
+
+
+@jit
+def _W(theta, dims, offsets, l):
+    """View of ``W{l}``, ``(n_l, n_{l-1})``, in a flat parameter vector."""
+    start = offsets[l - 1, 0]
+    return theta[start:start + dims[l] * dims[l - 1]].reshape((dims[l], dims[l - 1]))
+
+
+@jit
+def _b(theta, dims, offsets, l):
+    """View of ``b{l}``, ``(n_l, 1)``, in a flat parameter vector."""
+    start = offsets[l - 1, 1]
+    return theta[start:start + dims[l]].reshape((dims[l], 1))
+
+
+@jit
+def _act(buffer, dims, offsets, l, m):
+    """View of layer ``l``'s ``(n_l, m)`` block in ``acts`` or ``deltas``."""
+    start = offsets[l - 1, 2]
+    return buffer[start:start + dims[l] * m].reshape((dims[l], m))
+
+
+@jit
+def forward(theta, X, dims, offsets, hidden, acts, Y, costs, cost_slot):
+    """Forward pass: ``acts`` receives ``A1, ..., AL``; returns ``sum(ZL)``.
+
+    ``sum(ZL)`` is finite exactly when the cost is. When ``cost_slot >= 0``
+    the cost ``J`` against ``Y`` is written to ``costs[cost_slot]``, computed
+    from ``ZL = WL A_{L-1} + bL`` before the sigmoid overwrites it.
+    """
+    L = dims.size - 1
+    m = X.shape[1]
+    total = X[0, 0] * 0
+    for l in range(1, L + 1):
+        A_prev = X if l == 1 else _act(acts, dims, offsets, l - 1, m)
+        A = _act(acts, dims, offsets, l, m)
+        b = _b(theta, dims, offsets, l)
+        gemm(_W(theta, dims, offsets, l), A_prev, A, NN)
+        if l < L:
+            bias_activation(A, b, hidden)
+        else:
+            if cost_slot >= 0:
+                costs[cost_slot] = cost_from_logits(A, b, Y) / m
+            total = bias_activation(A, b, SIGMOID)
+    return total
+
+
+@jit
+def backward(theta, X, Y, dims, offsets, hidden, acts, deltas, grad):
+    """Backward pass from ``dZ_L = A_L - Y``: raw ``dW``, ``db`` into ``grad``."""
+    L = dims.size - 1
+    m = X.shape[1]
+    dZ = _act(deltas, dims, offsets, L, m)
+    output_delta(_act(acts, dims, offsets, L, m), Y, dZ, _b(grad, dims, offsets, L))
+    for l in range(L, 0, -1):
+        A_prev = X if l == 1 else _act(acts, dims, offsets, l - 1, m)
+        gemm(dZ, A_prev, _W(grad, dims, offsets, l), NT)
+        if l > 1:
+            dZ_prev = _act(deltas, dims, offsets, l - 1, m)
+            gemm(_W(theta, dims, offsets, l), dZ, dZ_prev, TN)  # dA_{l-1} = W^T dZ
+            backward_pointwise(dZ_prev, A_prev, hidden, _b(grad, dims, offsets, l - 1))
+            dZ = dZ_prev
+
+
+@jit
+def train(theta, theta_next, X, Y, dims, hidden, learning_rate, n_iterations,
+          cost_every, acts, deltas, grad, costs):
+    """Run ``n_iterations`` steps of full-batch gradient descent in place.
+
+    theta: flat parameters (in: initial, out: result); theta_next: scratch of
+    the same size; X ``(n_x, m)``; Y ``(n_L, m)``; dims ``[n_x, ..., n_L]``
+    (int64); hidden: activation code; learning_rate in X's dtype; acts,
+    deltas ``(sum n_l m,)``; grad like theta; costs ``(ceil(n_iterations /
+    cost_every),)`` receives the cost before the update of every iteration
+    ``i`` with ``i % cost_every == 0``.
+
+    Returns ``(status, n_done, failed_at)``: ``status`` is ``OK``,
+    ``NONFINITE_COST`` or ``NONFINITE_UPDATE``; ``n_done`` is the number of
+    updates applied to the parameters left in ``theta``, which are always
+    the last ones whose cost was finite (the initial ones if the very first
+    cost was not); ``failed_at`` is the iteration that went wrong, or -1.
+    """
+    L = dims.size - 1
+    m = X.shape[1]
+    offsets = layer_offsets(dims, m)
+    step = learning_rate / m  # folds the 1/m of dW and db into the update
+    current = theta
+    other = theta_next
+    status = OK
+    done = 0
+    failed_at = -1
+    for i in range(n_iterations):
+        cost_slot = i // cost_every if i % cost_every == 0 else -1
+        ZL_sum = forward(current, X, dims, offsets, hidden, acts, Y, costs, cost_slot)
+        if not np.isfinite(ZL_sum):
+            status = NONFINITE_COST
+            failed_at = i
+            if i > 0:
+                current, other = other, current  # back to the last finite cost
+                done -= 1
+            break
+        backward(current, X, Y, dims, offsets, hidden, acts, deltas, grad)
+        if not np.isfinite(update(current, grad, step, other)):
+            status = NONFINITE_UPDATE
+            failed_at = i
+            done = i
+            break
+        current, other = other, current
+        done = i + 1
+    if done % 2 == 1:  # the result lives in theta_next
+        theta[:] = current
+    return status, done, failed_at
