@@ -40,7 +40,7 @@ from .passes import NN, NT, TN
 __all__ = [
     "linear_forward", "linear_activation_forward", "L_model_forward", "compute_cost",
     "compute_cost_from_logits", "linear_backward", "linear_activation_backward",
-    "L_model_backward", "update_parameters", "predict", "train", "TrainResult",
+    "L_model_backward", "update_parameters", "predict", "train", "Trainer", "TrainResult",
     "pack", "unpack",
 ]
 
@@ -320,47 +320,105 @@ def unpack(theta, dims):
     return parameters
 
 
+class Trainer:
+    """Whole-loop gradient descent with every buffer allocated once.
+
+    ``Trainer(parameters, X, Y, ...)`` copies the initial ``parameters``
+    (never modified) and the data into C-contiguous arrays of ``dtype``;
+    each :meth:`run` then performs any number of iterations in one compiled
+    call, allocating nothing, so a caller can train in chunks (to show
+    progress or honour Ctrl-C between chunks) at no cost per iteration.
+
+    X ``(n_x, m)``; Y ``(n_L, m)`` of 0/1 labels (the caller validates values;
+    see ``Model.fit``). ``dtype`` defaults to the common dtype of the
+    parameters and ``X``.
+    """
+
+    def __init__(self, parameters, X, Y, hidden_activation="relu", learning_rate=0.0075,
+                 cost_every=100, dtype=None, max_iterations=None):
+        self.code = check_activation_name(hidden_activation, "hidden_activation")
+        self.dims = check_parameters(parameters)
+        learning_rate = check_learning_rate(learning_rate)
+        self.cost_every = check_positive_int(cost_every, "cost_every")
+        check_matrix(X, "X", rows=self.dims[0], row_name="n_x")
+        check_matrix(Y, "Y", rows=self.dims[-1], cols=np.shape(X)[1], row_name="n_y")
+        if dtype is None:
+            dtype = common_dtype(X=X, **parameters)
+        self.dtype = np.dtype(dtype)
+        with np.errstate(over="ignore"):
+            self.learning_rate = self.dtype.type(learning_rate)
+        if not np.isfinite(self.learning_rate):
+            raise ValueError(f"learning_rate {learning_rate:g} is not finite in {self.dtype}")
+        self.X = as_kernel_array(X, self.dtype)
+        self.Y = as_kernel_array(Y, self.dtype)
+        m = self.X.shape[1]
+        self._current = pack(parameters, self.dims, self.dtype)
+        self._other = np.empty_like(self._current)
+        self._acts = np.empty(sum(self.dims[1:]) * m, dtype=self.dtype)
+        self._deltas = np.empty_like(self._acts)
+        self._grad = np.empty_like(self._current)
+        self._dims = np.asarray(self.dims, dtype=np.int64)
+        self._costs = np.full(0, np.nan, dtype=self.dtype)
+        if max_iterations is not None:
+            self._reserve(check_positive_int(max_iterations, "max_iterations"))
+        #: Updates applied so far to :attr:`parameters`.
+        self.n_iter = 0
+        #: ``"ok"``, ``"nonfinite_cost"`` or ``"nonfinite_update"``.
+        self.status = "ok"
+        #: The iteration whose cost or update went non-finite, else None.
+        self.failed_at = None
+
+    def _reserve(self, n_total):
+        n_costs = math.ceil(n_total / self.cost_every)
+        if n_costs > self._costs.size:
+            grown = np.full(max(n_costs, 2 * self._costs.size), np.nan, dtype=self.dtype)
+            grown[: self._costs.size] = self._costs
+            self._costs = grown
+
+    def run(self, n_iterations):
+        """Run ``n_iterations`` more iterations (stops early on a non-finite cost or update).
+
+        Returns the status string; after a failure, further calls do nothing.
+        """
+        n_iterations = check_positive_int(n_iterations, "n_iterations")
+        if self.status != "ok":
+            return self.status
+        self._reserve(self.n_iter + n_iterations)
+        status, done, failed_at, in_other = training.train(
+            self._current, self._other, self.X, self.Y, self._dims, self.code,
+            self.learning_rate, self.n_iter, n_iterations, self.cost_every,
+            self._acts, self._deltas, self._grad, self._costs,
+        )
+        if in_other:
+            self._current, self._other = self._other, self._current
+        self.n_iter += int(done)
+        self.status = STATUS[status]
+        self.failed_at = None if failed_at < 0 else int(failed_at)
+        return self.status
+
+    @property
+    def parameters(self):
+        """A new dict of the current parameters (the last with a finite cost)."""
+        return unpack(self._current, self.dims)
+
+    @property
+    def costs(self):
+        """The costs recorded so far (float64): iterations 0, cost_every, ... reached."""
+        reached = self.failed_at if self.failed_at is not None else self.n_iter - 1
+        return self._costs[: reached // self.cost_every + 1].astype(np.float64)
+
+
 def train(parameters, X, Y, hidden_activation="relu", learning_rate=0.0075,
           n_iterations=3000, cost_every=100, dtype=None):
     """Full-batch gradient descent, every iteration in one compiled call.
 
     parameters: the initial dict (not modified); X ``(n_x, m)``; Y
-    ``(n_L, m)`` of 0/1 labels (checked by the caller; see ``Model.fit``).
-    Computes in ``dtype`` (default: the parameters' and data's common
-    dtype). Buffers for every activation and gradient are allocated once
-    here; the compiled loop allocates nothing.
-
-    Equals ``n_iterations`` steps of ``reference.L_layer_model`` (``dZ``
-    start, cost from the logits) to rounding. Returns a :class:`TrainResult`.
+    ``(n_L, m)`` of 0/1 labels. Equals ``n_iterations`` steps of
+    ``reference.L_layer_model`` (``dZ`` start, cost from the logits) to
+    rounding. Returns a :class:`TrainResult`.
     """
-    code = check_activation_name(hidden_activation, "hidden_activation")
-    dims = check_parameters(parameters)
-    learning_rate = check_learning_rate(learning_rate)
-    n_iterations = check_positive_int(n_iterations, "n_iterations")
-    cost_every = check_positive_int(cost_every, "cost_every")
-    check_matrix(X, "X", rows=dims[0], row_name="n_x")
-    check_matrix(Y, "Y", rows=dims[-1], cols=np.shape(X)[1], row_name="n_y")
-    if dtype is None:
-        dtype = common_dtype(X=X, **{k: v for k, v in parameters.items()})
-    dtype = np.dtype(dtype)
-    X = as_kernel_array(X, dtype)
-    Y = as_kernel_array(Y, dtype)
-    m = X.shape[1]
-    theta = pack(parameters, dims, dtype)
-    activations_size = sum(dims[1:]) * m
-    buffers = dict(
-        theta_next=np.empty_like(theta),
-        acts=np.empty(activations_size, dtype=dtype),
-        deltas=np.empty(activations_size, dtype=dtype),
-        grad=np.empty_like(theta),
-        costs=np.full(math.ceil(n_iterations / cost_every), np.nan, dtype=dtype),
-    )
-    status, done, failed_at = training.train(
-        theta, buffers["theta_next"], X, Y, np.asarray(dims, dtype=np.int64), code,
-        dtype.type(learning_rate), n_iterations, cost_every,
-        buffers["acts"], buffers["deltas"], buffers["grad"], buffers["costs"],
-    )
-    reached = n_iterations - 1 if failed_at < 0 else failed_at
-    costs = buffers["costs"][: reached // cost_every + 1].astype(np.float64)
-    return TrainResult(unpack(theta, dims), costs, int(done), STATUS[status],
-                       None if failed_at < 0 else int(failed_at))
+    trainer = Trainer(parameters, X, Y, hidden_activation, learning_rate, cost_every, dtype,
+                      max_iterations=n_iterations)
+    trainer.run(n_iterations)
+    return TrainResult(trainer.parameters, trainer.costs, trainer.n_iter, trainer.status,
+                       trainer.failed_at)

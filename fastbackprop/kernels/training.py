@@ -34,7 +34,7 @@ from .passes import (
     output_delta,
     update,
 )
-from .scalar import SIGMOID
+from .scalar import SIGMOID, like
 
 #: Status codes returned by :func:`train`.
 OK = 0
@@ -95,7 +95,7 @@ def forward(theta, X, dims, offsets, hidden, acts, Y, costs, cost_slot):
     """
     L = dims.size - 1
     m = X.shape[1]
-    total = X[0, 0] * 0
+    total = like(X, 0.0)
     for l in range(1, L + 1):
         A_prev = X if l == 1 else _act(acts, dims, offsets, l - 1, m)
         A = _act(acts, dims, offsets, l, m)
@@ -105,7 +105,7 @@ def forward(theta, X, dims, offsets, hidden, acts, Y, costs, cost_slot):
             bias_activation(A, b, hidden)
         else:
             if cost_slot >= 0:
-                costs[cost_slot] = cost_from_logits(A, b, Y) / m
+                costs[cost_slot] = cost_from_logits(A, b, Y) / like(A, m)
             total = bias_activation(A, b, SIGMOID)
     return total
 
@@ -128,50 +128,45 @@ def backward(theta, X, Y, dims, offsets, hidden, acts, deltas, grad):
 
 
 @jit
-def train(theta, theta_next, X, Y, dims, hidden, learning_rate, n_iterations,
+def train(current, other, X, Y, dims, hidden, learning_rate, start, n_iterations,
           cost_every, acts, deltas, grad, costs):
-    """Run ``n_iterations`` steps of full-batch gradient descent in place.
+    """Run iterations ``start, ..., start + n_iterations - 1`` of full-batch gradient descent.
 
-    theta: flat parameters (in: initial, out: result); theta_next: scratch of
-    the same size; X ``(n_x, m)``; Y ``(n_L, m)``; dims ``[n_x, ..., n_L]``
-    (int64); hidden: activation code; learning_rate in X's dtype; acts,
-    deltas ``(sum n_l m,)``; grad like theta; costs ``(ceil(n_iterations /
-    cost_every),)`` receives the cost before the update of every iteration
-    ``i`` with ``i % cost_every == 0``.
+    current: flat parameters after ``start`` updates; other: the previous
+    parameters (or scratch when ``start == 0``), same size. X ``(n_x, m)``;
+    Y ``(n_L, m)``; dims ``[n_x, ..., n_L]`` (int64); hidden: activation
+    code; learning_rate in X's dtype; acts, deltas ``(sum n_l m,)``; grad
+    like the parameters; costs receives, at index ``i // cost_every``, the
+    cost before the update of every iteration ``i`` with ``i % cost_every == 0``.
 
-    Returns ``(status, n_done, failed_at)``: ``status`` is ``OK``,
-    ``NONFINITE_COST`` or ``NONFINITE_UPDATE``; ``n_done`` is the number of
-    updates applied to the parameters left in ``theta``, which are always
-    the last ones whose cost was finite (the initial ones if the very first
-    cost was not); ``failed_at`` is the iteration that went wrong, or -1.
+    Updates alternate between the two parameter buffers. Returns
+    ``(status, n_updates, failed_at, in_other)``: ``status`` is ``OK``,
+    ``NONFINITE_COST`` or ``NONFINITE_UPDATE``; the result is the last set of
+    parameters whose cost was finite (the initial ones if the very first
+    cost was not), ``n_updates`` (possibly -1) away from ``current``'s, and
+    lies in ``other`` when ``in_other``; ``failed_at`` is the iteration that
+    went wrong, or -1.
     """
-    L = dims.size - 1
     m = X.shape[1]
     offsets = layer_offsets(dims, m)
-    step = learning_rate / m  # folds the 1/m of dW and db into the update
-    current = theta
-    other = theta_next
+    step = learning_rate / like(learning_rate, m)  # folds the 1/m of dW and db into the update
     status = OK
     done = 0
     failed_at = -1
-    for i in range(n_iterations):
+    for i in range(start, start + n_iterations):
         cost_slot = i // cost_every if i % cost_every == 0 else -1
         ZL_sum = forward(current, X, dims, offsets, hidden, acts, Y, costs, cost_slot)
         if not np.isfinite(ZL_sum):
             status = NONFINITE_COST
             failed_at = i
             if i > 0:
-                current, other = other, current  # back to the last finite cost
-                done -= 1
+                done -= 1  # back to the last parameters with a finite cost, in other
             break
         backward(current, X, Y, dims, offsets, hidden, acts, deltas, grad)
         if not np.isfinite(update(current, grad, step, other)):
             status = NONFINITE_UPDATE
             failed_at = i
-            done = i
             break
         current, other = other, current
-        done = i + 1
-    if done % 2 == 1:  # the result lives in theta_next
-        theta[:] = current
-    return status, done, failed_at
+        done += 1
+    return status, done, failed_at, done % 2 == 1

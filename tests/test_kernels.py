@@ -1,0 +1,341 @@
+"""Every Numba kernel held against the NumPy reference.
+
+Shapes cover m = 1, n = 1, odd sizes, products on both sides of the
+hand-loop/BLAS switch (``_jit.SMALL_GEMM``) and a few thousand columns;
+both dtypes; every activation. Tolerances are per dtype (conftest.TOLERANCES).
+"""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from conftest import DTYPES, assert_close, backend
+
+from fastbackprop import activations, reference as R
+from fastbackprop._jit import SMALL_GEMM
+
+K = backend("numba")
+HIDDEN = list(activations.HIDDEN)
+
+# (n_l, n_{l-1}, m): tiny, single row/column/example, odd, above SMALL_GEMM, wide.
+LAYER_SHAPES = [(1, 1, 1), (1, 3, 1), (4, 1, 7), (3, 5, 1), (4, 2, 400), (7, 13, 33),
+                (33, 65, 31), (64, 20, 256), (5, 3, 3001)]
+
+
+def test_layer_shapes_cross_the_blas_switch():
+    sizes = [n * k * m for n, k, m in LAYER_SHAPES]
+    assert min(sizes) <= SMALL_GEMM < max(sizes)
+
+
+def layer(n, k, m, dtype, seed=0, scale=1.0):
+    rng = np.random.default_rng(seed)
+    A_prev = rng.standard_normal((k, m)).astype(dtype)
+    W = (rng.standard_normal((n, k)) * scale / np.sqrt(k)).astype(dtype)
+    b = rng.standard_normal((n, 1)).astype(dtype)
+    return A_prev, W, b
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", LAYER_SHAPES, ids=str)
+def test_linear_forward(shape, dtype):
+    A_prev, W, b = layer(*shape, dtype)
+    Z, cache = K.linear_forward(A_prev, W, b)
+    Z_ref, _ = R.linear_forward(A_prev, W, b)
+    assert Z.dtype == dtype
+    assert_close(Z, Z_ref, dtype)
+
+
+@pytest.mark.parametrize("activation", HIDDEN)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", LAYER_SHAPES, ids=str)
+def test_linear_activation_forward_and_backward(shape, dtype, activation):
+    A_prev, W, b = layer(*shape, dtype, scale=2.0)
+    A, cache = K.linear_activation_forward(A_prev, W, b, activation)
+    A_ref, cache_ref = R.linear_activation_forward(A_prev, W, b, activation)
+    assert A.dtype == dtype and cache[1].dtype == dtype
+    assert_close(A, A_ref, dtype, err_msg="A")
+    assert_close(cache[1], cache_ref[1], dtype, err_msg="Z")
+    dA = np.random.default_rng(1).standard_normal(A.shape).astype(dtype)
+    got = K.linear_activation_backward(dA, cache_ref, activation)
+    expected = R.linear_activation_backward(dA, cache_ref, activation)
+    for name, g, e in zip(("dA_prev", "dW", "db"), got, expected):
+        assert g.dtype == dtype and g.shape == e.shape, name
+        assert_close(g, e, dtype, err_msg=name)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", LAYER_SHAPES, ids=str)
+def test_linear_backward(shape, dtype):
+    A_prev, W, b = layer(*shape, dtype)
+    dZ = np.random.default_rng(2).standard_normal((shape[0], shape[2])).astype(dtype)
+    got = K.linear_backward(dZ, (A_prev, W, b))
+    expected = R.linear_backward(dZ, (A_prev, W, b))
+    for name, g, e in zip(("dA_prev", "dW", "db"), got, expected):
+        assert g.shape == e.shape and g.dtype == dtype, name
+        assert_close(g, e, dtype, err_msg=name)
+
+
+ARCHITECTURES = [[2, 4, 1], [3, 1, 1], [5, 7, 3, 2], [20, 64, 64, 1], [6, 5, 4, 3, 2]]
+
+
+def network(layer_dims, m, dtype, seed=0):
+    parameters = R.initialize_parameters(layer_dims, "xavier", seed=seed, dtype=dtype)
+    for l in range(1, len(layer_dims)):
+        parameters[f"b{l}"] += dtype(0.1)
+    rng = np.random.default_rng(seed + 1)
+    X = rng.standard_normal((layer_dims[0], m)).astype(dtype)
+    Y = (rng.random((layer_dims[-1], m)) > 0.5).astype(dtype)
+    return parameters, X, Y
+
+
+@pytest.mark.parametrize("output_start", ["dA", "dZ"])
+@pytest.mark.parametrize("activation", HIDDEN)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m", [1, 2, 37])
+@pytest.mark.parametrize("layer_dims", ARCHITECTURES, ids=str)
+def test_L_model_forward_cost_backward_update(layer_dims, m, dtype, activation, output_start):
+    parameters, X, Y = network(layer_dims, m, dtype)
+    AL, caches = K.L_model_forward(X, parameters, activation)
+    AL_ref, caches_ref = R.L_model_forward(X, parameters, activation)
+    assert_close(AL, AL_ref, dtype, err_msg="AL")
+    assert len(caches) == len(caches_ref)
+    for (lin, Z), (lin_ref, Z_ref) in zip(caches, caches_ref):
+        assert_close(Z, Z_ref, dtype, err_msg="Z")
+    cost = K.compute_cost(AL_ref, Y)
+    assert cost == pytest.approx(R.compute_cost(AL_ref, Y), rel=10 * TOL[dtype])
+    ZL = caches_ref[-1][1]
+    assert K.compute_cost_from_logits(ZL, Y) == pytest.approx(
+        R.compute_cost_from_logits(ZL, Y), rel=10 * TOL[dtype])
+    grads = K.L_model_backward(AL_ref, Y, caches_ref, activation, output_start)
+    grads_ref = R.L_model_backward(AL_ref, Y, caches_ref, activation, output_start)
+    assert set(grads) == set(grads_ref)
+    for key in grads_ref:
+        assert grads[key].dtype == dtype, key
+        assert_close(grads[key], grads_ref[key], dtype, factor=10, err_msg=key)
+    new = K.update_parameters(parameters, grads_ref, 0.3)
+    new_ref = R.update_parameters(parameters, grads_ref, 0.3)
+    for key in new_ref:
+        assert new[key].dtype == dtype
+        assert_close(new[key], new_ref[key], dtype, err_msg=key)
+    np.testing.assert_array_equal(K.predict(X, parameters, activation),
+                                  R.predict(X, parameters, activation))
+
+
+TOL = {np.float32: 1e-5, np.float64: 1e-12}
+
+
+@pytest.mark.parametrize("layout", ["F", "strided", "transposed_view"])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_non_contiguous_inputs_give_the_same_answer(layout, dtype):
+    parameters, X, Y = network([5, 7, 3, 2], 9, dtype)
+
+    def relayout(a):
+        if layout == "F":
+            return np.asfortranarray(a)
+        if layout == "strided":
+            big = np.zeros((a.shape[0] * 2, a.shape[1] * 3), dtype=a.dtype)
+            big[::2, ::3] = a
+            return big[::2, ::3]
+        return np.ascontiguousarray(a.T).T
+
+    odd = {k: relayout(v) for k, v in parameters.items()}
+    AL, caches = K.L_model_forward(relayout(X), odd, "tanh")
+    AL_ref, caches_ref = R.L_model_forward(X, parameters, "tanh")
+    assert_close(AL, AL_ref, dtype)
+    grads = K.L_model_backward(relayout(AL_ref), relayout(Y), caches, "tanh", "dZ")
+    grads_ref = R.L_model_backward(AL_ref, Y, caches_ref, "tanh", "dZ")
+    for key in grads_ref:
+        assert_close(grads[key], grads_ref[key], dtype, factor=10, err_msg=key)
+    result = K.train(odd, relayout(X), relayout(Y), "tanh", 0.1, 5, 1)
+    expected, _ = R.L_layer_model(X, Y, [5, 7, 3, 2], "tanh", 0.1, 5, parameters=parameters)
+    for key in expected:
+        assert_close(result.parameters[key], expected[key], dtype, factor=10)
+
+
+@pytest.mark.parametrize("bad", [np.int64, np.float16, np.complex128, object])
+def test_other_dtypes_are_refused_with_a_type_error(bad):
+    A_prev, W, b = layer(3, 2, 4, np.float64)
+    with pytest.raises(TypeError, match=r"A_prev must be a float32 or float64 array .*got dtype"):
+        K.linear_activation_forward(A_prev.astype(bad), W, b, "relu")
+    with pytest.raises(TypeError, match=r"W must be a float32 or float64 array"):
+        K.linear_forward(A_prev, W.astype(bad), b)
+
+
+def test_mixed_dtypes_follow_numpy_promotion():
+    A_prev, W, b = layer(3, 2, 4, np.float32)
+    A, _ = K.linear_activation_forward(A_prev, W.astype(np.float64), b, "tanh")
+    A_ref, _ = R.linear_activation_forward(A_prev, W.astype(np.float64), b, "tanh")
+    assert A.dtype == A_ref.dtype == np.float64
+
+
+def test_shape_errors_match_the_reference():
+    A_prev, W, b = layer(3, 2, 4, np.float64)
+    for impl in (K, R):
+        with pytest.raises(ValueError, match=r"A_prev must have shape \(2, m\)"):
+            impl.linear_forward(A_prev.T, W, b)
+        with pytest.raises(ValueError, match="activation must be one of"):
+            impl.linear_activation_forward(A_prev, W, b, "softplus")
+
+
+# ---------------------------------------------------------------------------
+# Whole-loop training
+# ---------------------------------------------------------------------------
+
+TRAIN_FACTOR = {np.float64: 100, np.float32: 10}  # rounding grows over iterations
+
+
+@pytest.mark.parametrize("activation", HIDDEN)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("layer_dims,m", [([2, 4, 1], 400), ([3, 1, 1], 1), ([5, 7, 3, 2], 37),
+                                          ([20, 64, 64, 1], 256)], ids=str)
+def test_trainer_equals_K_reference_steps(layer_dims, m, dtype, activation):
+    parameters, X, Y = network(layer_dims, m, dtype, seed=3)
+    result = K.train(parameters, X, Y, activation, learning_rate=0.05, n_iterations=30,
+                     cost_every=7)
+    expected, costs = R.L_layer_model(X, Y, layer_dims, activation, 0.05, 30,
+                                      parameters=parameters, cost_every=7)
+    assert result.status == "ok" and result.n_iter == 30 and result.failed_at is None
+    assert len(result.costs) == len(costs) == 5
+    np.testing.assert_allclose(result.costs, costs, rtol=TRAIN_FACTOR[dtype] * TOL[dtype])
+    for key in expected:
+        assert result.parameters[key].dtype == dtype
+        assert_close(result.parameters[key], expected[key], dtype,
+                     factor=TRAIN_FACTOR[dtype], err_msg=key)
+
+
+def test_trainer_in_chunks_equals_one_call():
+    parameters, X, Y = network([5, 7, 3, 2], 37, np.float64)
+    trainer = K.Trainer(parameters, X, Y, "relu", 0.1, cost_every=4)
+    for n in (1, 3, 10, 2):
+        assert trainer.run(n) == "ok"
+    one = K.train(parameters, X, Y, "relu", 0.1, 16, 4)
+    assert trainer.n_iter == 16
+    np.testing.assert_array_equal(trainer.costs, one.costs)
+    for key, value in one.parameters.items():
+        np.testing.assert_array_equal(trainer.parameters[key], value)
+
+
+def test_trainer_leaves_its_inputs_alone():
+    parameters, X, Y = network([5, 7, 3, 2], 37, np.float64)
+    before = {k: v.copy() for k, v in parameters.items()}
+    Xc = X.copy()
+    K.train(parameters, X, Y, "relu", 0.1, 5)
+    for key in before:
+        np.testing.assert_array_equal(parameters[key], before[key])
+    np.testing.assert_array_equal(X, Xc)
+
+
+@pytest.mark.parametrize("dtype,learning_rate,status", [
+    (np.float64, 1e100, "nonfinite_update"), (np.float64, 1e150, "nonfinite_cost"),
+    (np.float32, 3e38, "nonfinite_update"), (np.float32, 1e12, "nonfinite_cost")])
+def test_divergence_stops_with_a_status_and_keeps_the_last_finite_parameters(
+        dtype, learning_rate, status):
+    parameters, X, Y = network([5, 7, 3, 2], 37, dtype)
+    X = X * dtype(1e3)
+    result = K.train(parameters, X, Y, "relu", learning_rate, n_iterations=50, cost_every=1)
+    assert result.status == status
+    assert result.failed_at is not None and result.failed_at < 50
+    # A bad update is refused (n_iter = failed_at); a bad cost steps back one update.
+    assert result.n_iter == result.failed_at - (status == "nonfinite_cost")
+    for value in result.parameters.values():
+        assert np.all(np.isfinite(value))
+    expected = parameters
+    if result.n_iter:
+        expected, _ = R.L_layer_model(X, Y, [5, 7, 3, 2], "relu", learning_rate, result.n_iter,
+                                      parameters=parameters)
+    for key in expected:
+        assert_close(result.parameters[key], expected[key], dtype, factor=100)
+    _, caches = K.L_model_forward(X, result.parameters, "relu")
+    assert np.isfinite(K.compute_cost_from_logits(caches[-1][1], Y))
+    assert len(result.costs) == result.failed_at + 1
+
+
+def test_a_learning_rate_that_overflows_the_dtype_is_refused():
+    parameters, X, Y = network([2, 3, 1], 5, np.float32)
+    with pytest.raises(ValueError, match="learning_rate 1e.100 is not finite in float32"):
+        K.train(parameters, X, Y, "tanh", 1e100, 10)
+
+
+def test_a_non_finite_first_cost_keeps_the_initial_parameters():
+    parameters, X, Y = network([2, 3, 1], 5, np.float64)
+    parameters["W2"][0, 0] = np.inf
+    result = K.train(parameters, X, Y, "tanh", 0.1, 10)
+    assert result.status == "nonfinite_cost" and result.failed_at == 0 and result.n_iter == 0
+    np.testing.assert_array_equal(result.parameters["W1"], parameters["W1"])
+
+
+@pytest.mark.parametrize("activation", HIDDEN)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_extreme_pre_activations_give_finite_costs_and_gradients(dtype, activation):
+    """|z| of 50 and far more: sigmoid and tanh saturate, the cost stays finite."""
+    parameters, X, Y = network([3, 4, 2], 6, dtype)
+    for key in ("W1", "W2"):
+        parameters[key] = parameters[key] * dtype(200)
+    AL, caches = K.L_model_forward(X * dtype(10), parameters, activation)
+    ZL = caches[-1][1]
+    assert np.max(np.abs(ZL)) > 50
+    assert np.all(np.isfinite(AL))
+    assert np.isfinite(K.compute_cost(AL, Y))
+    assert np.isfinite(K.compute_cost_from_logits(ZL, Y))
+    expected = R.compute_cost_from_logits(ZL.astype(np.float64), Y.astype(np.float64))
+    assert K.compute_cost_from_logits(ZL, Y) == pytest.approx(expected, rel=10 * TOL[dtype])
+    grads = K.L_model_backward(AL, Y, caches, activation, "dZ")
+    assert all(np.all(np.isfinite(g)) for g in grads.values())
+    result = K.train(parameters, X * dtype(10), Y, activation, 0.01, 3, 1)
+    assert result.status == "ok" and np.all(np.isfinite(result.costs))
+
+
+# ---------------------------------------------------------------------------
+# Hypothesis: random shapes and values
+# ---------------------------------------------------------------------------
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(1, 40), k=st.integers(1, 40), m=st.integers(1, 70),
+       dtype=st.sampled_from(DTYPES), activation=st.sampled_from(HIDDEN),
+       scale=st.floats(0.01, 30), seed=st.integers(0, 2**32 - 1))
+def test_random_layers_agree(n, k, m, dtype, activation, scale, seed):
+    A_prev, W, b = layer(n, k, m, dtype, seed=seed, scale=scale)
+    A, cache = K.linear_activation_forward(A_prev, W, b, activation)
+    A_ref, cache_ref = R.linear_activation_forward(A_prev, W, b, activation)
+    assert_close(A, A_ref, dtype, factor=10)
+    dA = np.random.default_rng(seed).standard_normal(A.shape).astype(dtype)
+    for g, e in zip(K.linear_activation_backward(dA, cache_ref, activation),
+                    R.linear_activation_backward(dA, cache_ref, activation)):
+        assert_close(g, e, dtype, factor=10)
+
+
+FLOAT64_ARITHMETIC_CHECK = """
+import re, numpy as np
+from fastbackprop import kernels as K
+from fastbackprop.kernels import training
+rng = np.random.default_rng(0)
+parameters = {"W1": rng.standard_normal((3, 2)), "b1": np.zeros((3, 1)),
+              "W2": rng.standard_normal((1, 3)), "b2": np.zeros((1, 1))}
+parameters = {k: v.astype(np.float32) for k, v in parameters.items()}
+X = rng.standard_normal((2, 9)).astype(np.float32)
+Y = (X[:1] > 0).astype(np.float32)
+K.train(parameters, X, Y, "tanh", 0.1, 2)
+(signature,) = [s for s in training.train.signatures if "float32" in str(s[0])]
+ir = training.train.inspect_llvm(signature)
+assert "fmul fast float" in ir or "fmul reassoc" in ir or " float " in ir, "no float32 maths found"
+arithmetic = re.findall(r"= (?:fadd|fsub|fmul|fdiv|fneg|fpext)\\b[^\\n]*\\bdouble\\b", ir)
+calls = re.findall(r"call [^\\n]*double @llvm\\.\\w+\\.f64", ir)
+print(len(arithmetic), len(calls))
+"""
+
+
+def test_float32_training_does_no_float64_arithmetic():
+    """The compiled float32 loop (inlined passes included) has no double-precision maths.
+
+    Run in a fresh process with the cache off: Numba cannot show the LLVM IR
+    of a kernel loaded from its cache.
+    """
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, FASTBACKPROP_CACHE="0")
+    out = subprocess.run([sys.executable, "-c", FLOAT64_ARITHMETIC_CHECK], env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["0", "0"], out.stdout
