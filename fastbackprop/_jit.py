@@ -13,8 +13,9 @@ kernels inline, :func:`overload_scalar`); no kernel spells its own flags.
   them exact, and re-association would undo that.
 * ``error_model="numpy"``: division by zero gives inf/NaN, not an exception.
 * ``nogil=True``: kernels release the GIL.
-* ``cache=True`` when a cache location is writable and the environment does
-  not say ``FASTBACKPROP_CACHE=0``; Numba honours ``NUMBA_CACHE_DIR``.
+* an on-disk cache (Numba's ``cache=True`` machinery, keyed to the hash of
+  all kernel sources) when a cache location is writable and the environment
+  does not say ``FASTBACKPROP_CACHE=0``; ``NUMBA_CACHE_DIR`` is honoured.
 
 This module does not import Numba at import time: :func:`jit` imports it
 when the first kernel is decorated, which happens only when
@@ -23,7 +24,10 @@ when the first kernel is decorated, which happens only when
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import os
+import pathlib
 
 #: Fast-math flags for every kernel.
 FASTMATH = frozenset({"reassoc", "contract", "arcp", "nsz"})
@@ -55,23 +59,75 @@ def options(exact=False):
 def jit(func=None, *, exact=False):
     """``numba.njit`` with the package's options; compiles lazily on first call.
 
-    Caching is attempted when :func:`cache_enabled`; Numba raises
-    ``RuntimeError`` at decoration time when it finds no writable cache
-    location (read-only install, no writable home), and the kernel is then
-    compiled in memory instead.
+    When :func:`cache_enabled`, compiled code is cached on disk (see
+    :func:`_enable_cache`); when no cache location is writable the kernel
+    is compiled in memory instead, silently.
     """
 
     def decorate(f):
         import numba
 
+        dispatcher = numba.njit(**options(exact))(f)
         if cache_enabled():
-            try:
-                return numba.njit(cache=True, **options(exact))(f)
-            except RuntimeError:
-                pass  # no writable cache location: compile in memory
-        return numba.njit(**options(exact))(f)
+            _enable_cache(dispatcher)
+        return dispatcher
 
     return decorate if func is None else decorate(func)
+
+
+def _enable_cache(dispatcher):
+    """Give ``dispatcher`` an on-disk cache keyed to the whole kernel source.
+
+    Numba's own ``cache=True`` stamps a cached function with the hash of its
+    own file only, so after an edit of ``passes.py`` the training loop in
+    ``training.py`` would still load a stale binary with the old passes
+    inlined. This cache uses Numba's locators (``NUMBA_CACHE_DIR`` first,
+    then ``__pycache__`` beside the source, then the user-wide cache
+    directory) with the stamp replaced by :func:`source_fingerprint`.
+    When none is writable, the dispatcher keeps Numba's null cache.
+    """
+    try:
+        dispatcher._cache = _kernel_cache_class()(dispatcher.py_func)
+    except RuntimeError:
+        pass  # "no locator available": nothing writable; compile in memory
+
+
+@functools.lru_cache(maxsize=None)
+def source_fingerprint():
+    """SHA-256 of every source file that kernels are compiled from."""
+    root = pathlib.Path(__file__).parent
+    files = sorted(root.glob("kernels/*.py")) + [root / "_jit.py", root / "activations.py"]
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+@functools.lru_cache(maxsize=None)
+def _kernel_cache_class():
+    """A ``numba.core.caching.FunctionCache`` whose locators stamp with the fingerprint."""
+    from numba.core import caching
+
+    def fingerprinted(base):
+        class Locator(base):
+            def get_source_stamp(self):
+                return (super().get_source_stamp(), source_fingerprint())
+
+        Locator.__name__ = f"Fingerprinted{base.__name__}"
+        return Locator
+
+    class Impl(caching.CompileResultCacheImpl):
+        _locator_classes = [
+            fingerprinted(caching.UserProvidedCacheLocator),
+            fingerprinted(caching.InTreeCacheLocator),
+            fingerprinted(caching.UserWideCacheLocator),
+        ]
+
+    class KernelCache(caching.FunctionCache):
+        _impl_class = Impl
+
+    return KernelCache
 
 
 def overload_scalar(stub, exact=False):

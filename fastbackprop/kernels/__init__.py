@@ -40,7 +40,7 @@ from .passes import NN, NT, TN
 __all__ = [
     "linear_forward", "linear_activation_forward", "L_model_forward", "compute_cost",
     "compute_cost_from_logits", "linear_backward", "linear_activation_backward",
-    "L_model_backward", "update_parameters", "predict", "train", "Trainer", "TrainResult",
+    "L_model_backward", "update_parameters", "predict", "probabilities", "train", "Trainer", "TrainResult",
     "pack", "unpack",
 ]
 
@@ -67,8 +67,44 @@ def common_dtype(**arrays):
 
 
 def as_kernel_array(a, dtype):
-    """``a`` as a C-contiguous array of ``dtype``: itself when it already is one."""
-    return np.ascontiguousarray(a, dtype=dtype)
+    """``a`` as a writeable C-contiguous array of ``dtype``: itself when it already is one.
+
+    Read-only arrays are copied too: Numba types them differently, and each
+    type would compile the kernels again.
+    """
+    a = np.ascontiguousarray(a, dtype=dtype)
+    return a if a.flags.writeable else a.copy()
+
+
+_ENTRY_POINTS = {}
+
+
+def call_specialised(dispatcher, dtype, code, *args):
+    """``dispatcher(*args)`` for a kernel compiled per activation ``code`` (a literal).
+
+    Numba compiles such a kernel for ``Literal[int](code)``, but a call from
+    Python types the int as ``int64``, misses, and goes through the compiler's
+    slow path on every call (about 10 ms). After the first call this looks up
+    the compiled entry point for (``dtype``, ``code``) and calls it directly
+    (about 3 us). Every array argument must be C-contiguous and writeable
+    (``as_kernel_array`` ensures it), so dtype and code determine the types.
+    """
+    key = (dispatcher, np.dtype(dtype).name, code)
+    entry = _ENTRY_POINTS.get(key)
+    if entry is not None:
+        return entry(*args)
+    result = dispatcher(*args)
+    from numba import typeof, types
+
+    for signature, compiled in dispatcher.overloads.items():
+        if all(
+            (isinstance(t, types.Literal) and t.literal_value == a)
+            or (not isinstance(t, types.Literal) and typeof(a) == t)
+            for t, a in zip(signature, args)
+        ):
+            _ENTRY_POINTS[key] = compiled.entry_point
+            break
+    return result
 
 
 # ---------------------------------------------------------------------------
@@ -133,8 +169,31 @@ def L_model_forward(X, parameters, hidden_activation="relu"):
 
 def predict(X, parameters, hidden_activation="relu"):
     """0/1 predictions ``(n_L, m)``, 1 where ``AL > 0.5``, in ``AL``'s dtype."""
-    AL, _ = L_model_forward(X, parameters, hidden_activation)
+    AL = probabilities(X, parameters, hidden_activation)
     return (AL > 0.5).astype(AL.dtype)
+
+
+def probabilities(X, parameters, hidden_activation="relu", dtype=None):
+    """``AL`` ``(n_L, m)`` of the network on ``X`` ``(n_x, m)``, without caches.
+
+    The training loop's forward pass: one compiled call, one buffer for all
+    activations, only the activation in use compiled.
+    """
+    code = check_activation_name(hidden_activation, "hidden_activation")
+    dims = check_parameters(parameters)
+    check_matrix(X, "X", rows=dims[0], row_name="n_x")
+    if dtype is None:
+        dtype = common_dtype(X=X, **parameters)
+    dtype = np.dtype(dtype)
+    X = as_kernel_array(X, dtype)
+    m = X.shape[1]
+    acts = np.empty(sum(dims[1:]) * m, dtype=dtype)
+    dims_array = np.asarray(dims, dtype=np.int64)
+    offsets = training.layer_offsets(dims_array, m)
+    no_costs = np.empty(0, dtype=dtype)
+    call_specialised(training.forward, dtype, code, pack(parameters, dims, dtype), X,
+                     dims_array, offsets, code, acts, X, no_costs, -1)
+    return acts[offsets[-2, 2]:].reshape(dims[-1], m).copy()
 
 
 # ---------------------------------------------------------------------------
@@ -384,7 +443,8 @@ class Trainer:
         if self.status != "ok":
             return self.status
         self._reserve(self.n_iter + n_iterations)
-        status, done, failed_at, in_other = training.train(
+        status, done, failed_at, in_other = call_specialised(
+            training.train, self.dtype, self.code,
             self._current, self._other, self.X, self.Y, self._dims, self.code,
             self.learning_rate, self.n_iter, n_iterations, self.cost_every,
             self._acts, self._deltas, self._grad, self._costs,

@@ -21,14 +21,15 @@ parameters are still intact.
 from __future__ import annotations
 
 import numpy as np
+from numba import literally
 
 from .._jit import jit
 from .passes import (
     NN,
     NT,
     TN,
-    backward_pointwise,
-    bias_activation,
+    _backward_pointwise,
+    _bias_activation,
     cost_from_logits,
     gemm,
     output_delta,
@@ -93,6 +94,7 @@ def forward(theta, X, dims, offsets, hidden, acts, Y, costs, cost_slot):
     the cost ``J`` against ``Y`` is written to ``costs[cost_slot]``, computed
     from ``ZL = WL A_{L-1} + bL`` before the sigmoid overwrites it.
     """
+    literally(hidden)
     L = dims.size - 1
     m = X.shape[1]
     total = like(X, 0.0)
@@ -102,17 +104,18 @@ def forward(theta, X, dims, offsets, hidden, acts, Y, costs, cost_slot):
         b = _b(theta, dims, offsets, l)
         gemm(_W(theta, dims, offsets, l), A_prev, A, NN)
         if l < L:
-            bias_activation(A, b, hidden)
+            _bias_activation(A, b, hidden)
         else:
             if cost_slot >= 0:
                 costs[cost_slot] = cost_from_logits(A, b, Y) / like(A, m)
-            total = bias_activation(A, b, SIGMOID)
+            total = _bias_activation(A, b, SIGMOID)
     return total
 
 
 @jit
 def backward(theta, X, Y, dims, offsets, hidden, acts, deltas, grad):
     """Backward pass from ``dZ_L = A_L - Y``: raw ``dW``, ``db`` into ``grad``."""
+    literally(hidden)
     L = dims.size - 1
     m = X.shape[1]
     dZ = _act(deltas, dims, offsets, L, m)
@@ -123,7 +126,7 @@ def backward(theta, X, Y, dims, offsets, hidden, acts, deltas, grad):
         if l > 1:
             dZ_prev = _act(deltas, dims, offsets, l - 1, m)
             gemm(_W(theta, dims, offsets, l), dZ, dZ_prev, TN)  # dA_{l-1} = W^T dZ
-            backward_pointwise(dZ_prev, A_prev, hidden, _b(grad, dims, offsets, l - 1))
+            _backward_pointwise(dZ_prev, A_prev, hidden, _b(grad, dims, offsets, l - 1))
             dZ = dZ_prev
 
 
@@ -147,6 +150,7 @@ def train(current, other, X, Y, dims, hidden, learning_rate, start, n_iterations
     lies in ``other`` when ``in_other``; ``failed_at`` is the iteration that
     went wrong, or -1.
     """
+    literally(hidden)  # compile only the activation in use
     m = X.shape[1]
     offsets = layer_offsets(dims, m)
     step = learning_rate / like(learning_rate, m)  # folds the 1/m of dW and db into the update
