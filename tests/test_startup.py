@@ -1,0 +1,161 @@
+"""Import cost, lazy Numba, the on-disk kernel cache and warm-up, each in a new process.
+
+Every check runs in a subprocess on a private copy of the package, so the
+caches it creates or finds are its own.
+"""
+
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "fastbackprop"
+
+
+@pytest.fixture
+def package_copy(tmp_path):
+    """A copy of the package without caches; returns the directory to put on sys.path."""
+    root = tmp_path / "site"
+    shutil.copytree(PACKAGE, root / "fastbackprop", ignore=shutil.ignore_patterns("__pycache__"))
+    return root
+
+
+def run(code, root, **env):
+    environment = {k: v for k, v in os.environ.items()
+                   if k not in ("NUMBA_CACHE_DIR", "FASTBACKPROP_CACHE")}
+    environment.update(PYTHONPATH=str(root), **env)
+    out = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=environment,
+                         capture_output=True, text=True, timeout=600, cwd=root)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def test_import_does_not_import_numba_or_the_kernels(package_copy):
+    out = run("""
+        import sys
+        import fastbackprop
+        fastbackprop.reference, fastbackprop.datasets, fastbackprop.activations
+        print(sorted(m for m in sys.modules if m.startswith("numba") or m == "fastbackprop.kernels"))
+    """, package_copy)
+    assert out.strip() == "[]"
+    out = run("import fastbackprop, sys; fastbackprop.kernels; print('numba' in sys.modules)",
+              package_copy)
+    assert out.strip() == "True"  # the check above can see Numba when it is there
+
+
+def test_import_costs_little_after_numpy(package_copy):
+    out = run("""
+        import statistics, subprocess, sys
+        def seconds(code):
+            times = []
+            for _ in range(7):
+                t = subprocess.run([sys.executable, "-X", "importtime", "-c", code],
+                                   capture_output=True, text=True).stderr
+                total = [l for l in t.splitlines() if l.rstrip().endswith("| fastbackprop")]
+                times.append(int(total[0].split("|")[1]) if total else 0)
+            return statistics.median(times) / 1e6
+        print(seconds("import numpy; import fastbackprop"))
+    """, package_copy)
+    assert float(out) < 0.030  # DESIGN: at most 30 ms more than import numpy
+
+
+CACHED_KERNEL = """
+    import numpy as np
+    from fastbackprop.kernels import passes
+    db = np.empty((3, 1))
+    passes.row_sum(np.ones((3, 5)), db)
+    assert (db == 5).all()
+    stats = passes.row_sum.stats
+    print(sum(stats.cache_hits.values()), sum(stats.cache_misses.values()),
+          type(passes.row_sum._cache).__name__)
+"""
+
+
+def test_kernels_are_cached_under_NUMBA_CACHE_DIR_and_loaded_next_time(package_copy, tmp_path):
+    cache = tmp_path / "numba-cache"
+    assert run(CACHED_KERNEL, package_copy, NUMBA_CACHE_DIR=str(cache)).split() == [
+        "0", "1", "KernelCache"]
+    assert list(cache.rglob("*.nbi")), "nothing written to NUMBA_CACHE_DIR"
+    assert not (package_copy / "fastbackprop" / "kernels" / "__pycache__").exists() or not list(
+        (package_copy / "fastbackprop" / "kernels" / "__pycache__").glob("*.nbi"))
+    assert run(CACHED_KERNEL, package_copy, NUMBA_CACHE_DIR=str(cache)).split() == [
+        "1", "0", "KernelCache"]
+
+
+def test_without_NUMBA_CACHE_DIR_the_cache_sits_beside_the_source(package_copy):
+    run(CACHED_KERNEL, package_copy)
+    assert list((package_copy / "fastbackprop" / "kernels" / "__pycache__").glob("*.nbi"))
+
+
+def test_FASTBACKPROP_CACHE_0_turns_caching_off(package_copy, tmp_path):
+    cache = tmp_path / "numba-cache"
+    for _ in range(2):
+        out = run(CACHED_KERNEL, package_copy, NUMBA_CACHE_DIR=str(cache), FASTBACKPROP_CACHE="0")
+        assert out.split() == ["0", "1", "NullCache"]  # compiled in memory both times
+    assert not cache.exists() or not list(cache.rglob("*.nb*"))
+
+
+def test_an_edit_to_any_kernel_source_invalidates_dependent_caches(package_copy, tmp_path):
+    """row_sum lives in passes.py but inlines scalar.py's code: editing scalar.py must recompile it."""
+    cache = tmp_path / "numba-cache"
+    run(CACHED_KERNEL, package_copy, NUMBA_CACHE_DIR=str(cache))
+    scalar = package_copy / "fastbackprop" / "kernels" / "scalar.py"
+    scalar.write_text(scalar.read_text() + "\n# an edit\n")
+    assert run(CACHED_KERNEL, package_copy, NUMBA_CACHE_DIR=str(cache)).split() == [
+        "0", "1", "KernelCache"]
+
+
+def test_no_writable_cache_location_still_works_without_error(package_copy, tmp_path):
+    """Read-only install, unwritable home, unusable NUMBA_CACHE_DIR: compile in memory, quietly.
+
+    Permission bits do not stop root (CI runs as root), so every location is
+    made unusable by putting a regular file where a directory must go.
+    """
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    for sub in ("fastbackprop/__pycache__", "fastbackprop/kernels/__pycache__"):
+        (package_copy / sub).write_text("not a directory")
+    if os.geteuid() != 0:
+        for path in sorted(package_copy.rglob("*"), reverse=True):
+            path.chmod(0o555 if path.is_dir() else 0o444)
+    code = CACHED_KERNEL + """
+    import warnings
+    from fastbackprop import kernels, reference
+    from fastbackprop.datasets import load_planar_dataset
+    X, Y = load_planar_dataset(m=40)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        p = reference.initialize_parameters([2, 3, 1], seed=0)
+        result = kernels.train(p, X, Y, "tanh", 0.5, 20)
+    expected, _ = reference.L_layer_model(X, Y, [2, 3, 1], "tanh", 0.5, 20, parameters=p)
+    assert np.allclose(result.parameters["W1"], expected["W1"], rtol=1e-10)
+    print("trained")
+    """
+    out = run(code, package_copy, NUMBA_CACHE_DIR=str(blocker / "cache"),
+              HOME=str(blocker / "home"), XDG_CACHE_HOME=str(blocker / "xdg"))
+    assert out.split() == ["0", "1", "NullCache", "trained"]
+
+
+def test_warmup_compiles_what_fit_uses_so_a_new_process_only_loads(package_copy, tmp_path):
+    cache = tmp_path / "numba-cache"
+    run("import fastbackprop; fastbackprop.warmup(dtypes=['float64'], hidden_activations=['tanh'])",
+        package_copy, NUMBA_CACHE_DIR=str(cache))
+    out = run("""
+        import numpy as np
+        from fastbackprop import kernels, reference
+        from fastbackprop.kernels import training
+        from fastbackprop.datasets import load_planar_dataset
+        X, Y = load_planar_dataset()
+        p = reference.initialize_parameters([2, 4, 1], seed=0)
+        kernels.train(p, X, Y, "tanh", 1.2, 100)
+        kernels.probabilities(X, p, "tanh")
+        print(sum(training.train.stats.cache_hits.values()), len(training.train.overloads))
+    """, package_copy, NUMBA_CACHE_DIR=str(cache))
+    # One overload, and it came from the cache. (Numba also counts a "miss" for
+    # the probe with a non-literal activation code that precedes every literal
+    # specialisation; that probe stops at typing and compiles nothing.)
+    assert out.split() == ["1", "1"]
