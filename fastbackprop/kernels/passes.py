@@ -23,6 +23,7 @@ from .scalar import (
     SIGMOID,
     TANH,
     activation,
+    exp,
     derivative_from_output,
     like,
     log1p_unit,
@@ -203,6 +204,32 @@ def cost_from_logits(Z, b, Y):
 
 
 @jit
+def sigmoid_cost(Z, b, Y):
+    """The output layer's pass when the cost is wanted: ``Z := sigmoid(Z + b)`` in place.
+
+    Returns ``(sum(Z + b), sum of the cross-entropy against Y)``, unscaled.
+    With ``e = exp(-|z|)`` shared: ``sigmoid = 1/(1+e)`` or ``e/(1+e)``,
+    ``loss = max(z, 0) - z y + log1p(e)``; one exp for both, stable for any
+    finite ``z``.
+    """
+    n, m = Z.shape
+    zero = like(Z, 0.0)
+    one = like(Z, 1.0)
+    total = zero
+    loss = zero
+    for i in range(n):
+        bi = b[i, 0]
+        for j in range(m):
+            z = Z[i, j] + bi
+            total += z
+            e = exp(-abs(z))
+            r = one / (one + e)
+            Z[i, j] = r if z >= zero else e * r
+            loss += max(z, zero) - z * Y[i, j] + log1p_unit(e)
+    return total, loss
+
+
+@jit
 def cost_from_probabilities(AL, Y):
     """``-sum[Y log AL + (1 - Y) log(1 - AL)]``, unscaled, with AL clipped to the
     smallest normal number away from 0 and 1 inside the logs (as the reference)."""
@@ -236,6 +263,6 @@ def update(theta, grad, step, out):
 # Keep the module's public kernels listed in one place (used by warm-up and tests).
 __all__ = [
     "NN", "NT", "TN", "gemm", "add_bias", "bias_activation", "backward_pointwise",
-    "output_delta", "row_sum", "scale", "cost_from_logits", "cost_from_probabilities",
+    "output_delta", "row_sum", "sigmoid_cost", "scale", "cost_from_logits", "cost_from_probabilities",
     "update", "log1p_unit",
 ]
