@@ -191,8 +191,9 @@ def probabilities(X, parameters, hidden_activation="relu", dtype=None):
     dims_array = np.asarray(dims, dtype=np.int64)
     offsets = training.layer_offsets(dims_array, m)
     no_costs = np.empty(0, dtype=dtype)
+    no_gram = np.empty((0, 0), dtype=dtype)
     call_specialised(training.forward, dtype, code, pack(parameters, dims, dtype), X,
-                     dims_array, offsets, code, acts, X, no_costs, -1)
+                     dims_array, offsets, code, acts, X, no_costs, -1, False, no_gram, no_gram)
     return acts[offsets[-2, 2]:].reshape(dims[-1], m).copy()
 
 
@@ -391,10 +392,15 @@ class Trainer:
     X ``(n_x, m)``; Y ``(n_L, m)`` of 0/1 labels (the caller validates values;
     see ``Model.fit``). ``dtype`` defaults to the common dtype of the
     parameters and ``X``.
+
+    ``gram``: train the first layer through the Gram matrix ``G = X^T X``
+    (see ``training.train``), exact algebra that replaces the two products
+    with ``X`` per step by one ``(n_1, m) x (m, m)`` product. Default
+    (None): when ``n_x >= m``, where it saves at least half their work.
     """
 
     def __init__(self, parameters, X, Y, hidden_activation="relu", learning_rate=0.0075,
-                 cost_every=100, dtype=None, max_iterations=None):
+                 cost_every=100, dtype=None, max_iterations=None, gram=None):
         self.code = check_activation_name(hidden_activation, "hidden_activation")
         self.dims = check_parameters(parameters)
         learning_rate = check_learning_rate(learning_rate)
@@ -410,12 +416,21 @@ class Trainer:
             raise ValueError(f"learning_rate {learning_rate:g} is not finite in {self.dtype}")
         self.X = as_kernel_array(X, self.dtype)
         self.Y = as_kernel_array(Y, self.dtype)
-        m = self.X.shape[1]
-        self._current = pack(parameters, self.dims, self.dtype)
-        self._other = np.empty_like(self._current)
+        n_x, m = self.X.shape
+        self.gram = bool(n_x >= m if gram is None else gram)
+        self._n_parameters = sum(n * k + n for n, k in zip(self.dims[1:], self.dims[:-1]))
+        n_D = self.dims[1] * m if self.gram else 0  # Gram mode's D after the parameters
+        self._current = np.zeros(self._n_parameters + n_D, dtype=self.dtype)
+        self._current[: self._n_parameters] = pack(parameters, self.dims, self.dtype)
+        self._other = np.zeros_like(self._current)
         self._acts = np.empty(sum(self.dims[1:]) * m, dtype=self.dtype)
         self._deltas = np.empty_like(self._acts)
-        self._grad = np.empty_like(self._current)
+        self._grad = np.zeros_like(self._current)
+        if self.gram:
+            self._G = self.X.T @ self.X
+            self._P0 = np.empty((self.dims[1], m), dtype=self.dtype)
+        else:
+            self._G = self._P0 = np.empty((0, 0), dtype=self.dtype)
         self._dims = np.asarray(self.dims, dtype=np.int64)
         self._costs = np.full(0, np.nan, dtype=self.dtype)
         if max_iterations is not None:
@@ -447,7 +462,7 @@ class Trainer:
             training.train, self.dtype, self.code,
             self._current, self._other, self.X, self.Y, self._dims, self.code,
             self.learning_rate, self.n_iter, n_iterations, self.cost_every,
-            self._acts, self._deltas, self._grad, self._costs,
+            self._acts, self._deltas, self._grad, self._costs, self.gram, self._G, self._P0,
         )
         if in_other:
             self._current, self._other = self._other, self._current
@@ -459,7 +474,7 @@ class Trainer:
     @property
     def parameters(self):
         """A new dict of the current parameters (the last with a finite cost)."""
-        return unpack(self._current, self.dims)
+        return unpack(self._current[: self._n_parameters], self.dims)
 
     @property
     def costs(self):
@@ -469,7 +484,7 @@ class Trainer:
 
 
 def train(parameters, X, Y, hidden_activation="relu", learning_rate=0.0075,
-          n_iterations=3000, cost_every=100, dtype=None):
+          n_iterations=3000, cost_every=100, dtype=None, gram=None):
     """Full-batch gradient descent, every iteration in one compiled call.
 
     parameters: the initial dict (not modified); X ``(n_x, m)``; Y
@@ -478,7 +493,7 @@ def train(parameters, X, Y, hidden_activation="relu", learning_rate=0.0075,
     rounding. Returns a :class:`TrainResult`.
     """
     trainer = Trainer(parameters, X, Y, hidden_activation, learning_rate, cost_every, dtype,
-                      max_iterations=n_iterations)
+                      max_iterations=n_iterations, gram=gram)
     trainer.run(n_iterations)
     return TrainResult(trainer.parameters, trainer.costs, trainer.n_iter, trainer.status,
                        trainer.failed_at)

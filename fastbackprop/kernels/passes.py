@@ -128,6 +128,15 @@ def add_bias(Z, b):
 
 
 @jit
+def add_matrix(Z, P):
+    """``Z += P`` for two ``(n, m)`` arrays."""
+    n, m = Z.shape
+    for i in range(n):
+        for j in range(m):
+            Z[i, j] += P[i, j]
+
+
+@jit
 def backward_pointwise(dA, A, code, db):
     """``dZ = dA * g'(Z)``, in place over ``dA``, with g' from ``A = g(Z)``; and
     ``db = sum(dZ, axis=1)``, unscaled (the caller folds in ``1/m``). One pass."""
@@ -262,7 +271,7 @@ def update(theta, grad, step, out):
 
 # Keep the module's public kernels listed in one place (used by warm-up and tests).
 __all__ = [
-    "NN", "NT", "TN", "gemm", "add_bias", "bias_activation", "backward_pointwise",
+    "NN", "NT", "TN", "gemm", "add_bias", "add_matrix", "bias_activation", "backward_pointwise",
     "output_delta", "row_sum", "sigmoid_cost", "scale", "cost_from_logits", "cost_from_probabilities",
     "update", "log1p_unit",
 ]

@@ -30,9 +30,10 @@ from .passes import (
     TN,
     _backward_pointwise,
     _bias_activation,
-    sigmoid_cost,
+    add_matrix,
     gemm,
     output_delta,
+    sigmoid_cost,
     update,
 )
 from .scalar import SIGMOID, like
@@ -87,7 +88,14 @@ def _act(buffer, dims, offsets, l, m):
 
 
 @jit
-def forward(theta, X, dims, offsets, hidden, acts, Y, costs, cost_slot):
+def _D(buffer, dims, offsets, m):
+    """View of the Gram mode's ``D`` ``(n_1, m)``, stored after the parameters."""
+    start = offsets[dims.size - 1, 0]
+    return buffer[start:start + dims[1] * m].reshape((dims[1], m))
+
+
+@jit
+def forward(theta, X, dims, offsets, hidden, acts, Y, costs, cost_slot, gram, G, P0):
     """Forward pass: ``acts`` receives ``A1, ..., AL``; returns ``sum(ZL)``.
 
     ``sum(ZL)`` is finite exactly when the cost is. When ``cost_slot >= 0``
@@ -95,19 +103,26 @@ def forward(theta, X, dims, offsets, hidden, acts, Y, costs, cost_slot):
     in the output layer's sigmoid pass from ``ZL``. (The output layer stands
     outside the loop over hidden layers on purpose: with the cost's loop
     inside that loop, LLVM generated code 4x slower for it.)
+
+    In Gram mode (see :func:`train`) ``W1 X`` is ``P0 + D G``.
     """
     literally(hidden)
     L = dims.size - 1
     m = X.shape[1]
     A_prev = X
-    for l in range(1, L):
+    for l in range(1, L + 1):
         A = _act(acts, dims, offsets, l, m)
-        gemm(_W(theta, dims, offsets, l), A_prev, A, NN)
+        if gram and l == 1:
+            gemm(_D(theta, dims, offsets, m), G, A, NN)
+            add_matrix(A, P0)
+        else:
+            gemm(_W(theta, dims, offsets, l), A_prev, A, NN)
+        if l == L:
+            break
         _bias_activation(A, _b(theta, dims, offsets, l), hidden)
         A_prev = A
     AL = _act(acts, dims, offsets, L, m)
     bL = _b(theta, dims, offsets, L)
-    gemm(_W(theta, dims, offsets, L), A_prev, AL, NN)
     if cost_slot < 0:
         return _bias_activation(AL, bL, SIGMOID)
     total, loss = sigmoid_cost(AL, bL, Y)
@@ -116,18 +131,26 @@ def forward(theta, X, dims, offsets, hidden, acts, Y, costs, cost_slot):
 
 
 @jit
-def backward(theta, X, Y, dims, offsets, hidden, acts, deltas, grad):
-    """Backward pass from ``dZ_L = A_L - Y``: raw ``dW``, ``db`` into ``grad``."""
+def backward(theta, X, Y, dims, offsets, hidden, acts, deltas, grad, gram):
+    """Backward pass from ``dZ_L = A_L - Y``: raw ``dW``, ``db`` into ``grad``.
+
+    In Gram mode ``dZ1`` is written to ``D``'s slot of ``grad`` and ``dW1``
+    is not computed (its slot stays 0).
+    """
     literally(hidden)
     L = dims.size - 1
     m = X.shape[1]
-    dZ = _act(deltas, dims, offsets, L, m)
+    dZ = _D(grad, dims, offsets, m) if gram and L == 1 else _act(deltas, dims, offsets, L, m)
     output_delta(_act(acts, dims, offsets, L, m), Y, dZ, _b(grad, dims, offsets, L))
     for l in range(L, 0, -1):
         A_prev = X if l == 1 else _act(acts, dims, offsets, l - 1, m)
-        gemm(dZ, A_prev, _W(grad, dims, offsets, l), NT)
+        if not (gram and l == 1):
+            gemm(dZ, A_prev, _W(grad, dims, offsets, l), NT)
         if l > 1:
-            dZ_prev = _act(deltas, dims, offsets, l - 1, m)
+            if gram and l == 2:
+                dZ_prev = _D(grad, dims, offsets, m)
+            else:
+                dZ_prev = _act(deltas, dims, offsets, l - 1, m)
             gemm(_W(theta, dims, offsets, l), dZ, dZ_prev, TN)  # dA_{l-1} = W^T dZ
             _backward_pointwise(dZ_prev, A_prev, hidden, _b(grad, dims, offsets, l - 1))
             dZ = dZ_prev
@@ -135,7 +158,7 @@ def backward(theta, X, Y, dims, offsets, hidden, acts, deltas, grad):
 
 @jit
 def train(current, other, X, Y, dims, hidden, learning_rate, start, n_iterations,
-          cost_every, acts, deltas, grad, costs):
+          cost_every, acts, deltas, grad, costs, gram, G, P0):
     """Run iterations ``start, ..., start + n_iterations - 1`` of full-batch gradient descent.
 
     current: flat parameters after ``start`` updates; other: the previous
@@ -152,28 +175,57 @@ def train(current, other, X, Y, dims, hidden, learning_rate, start, n_iterations
     cost was not), ``n_updates`` (possibly -1) away from ``current``'s, and
     lies in ``other`` when ``in_other``; ``failed_at`` is the iteration that
     went wrong, or -1.
+
+    **Gram mode** (``gram``; for a wide first layer, ``n_x >= m``): after
+    ``t`` updates ``W1 = W1_0 - (alpha/m) sum_s dZ1_s X^T``, so
+    ``W1 X = W1_0 X + D G`` with ``D = -(alpha/m) sum_s dZ1_s`` ``(n_1, m)``
+    and ``G = X^T X`` ``(m, m)``, given. The loop keeps ``D`` after the
+    parameters in each buffer (``dZ1`` is its gradient, ``dW1``'s slot stays
+    0), computes ``P0 = W1_0 X`` once, and so replaces the two products
+    with ``X`` per step (``2 n_1 n_x m`` multiply-adds) by ``D G``
+    (``n_1 m^2``). At the end ``W1 := W1 + D X^T`` and ``D := 0`` in the
+    result. The algebra is exact; only rounding differs.
     """
     literally(hidden)  # compile only the activation in use
     m = X.shape[1]
     offsets = layer_offsets(dims, m)
     step = learning_rate / like(learning_rate, m)  # folds the 1/m of dW and db into the update
+    if gram:
+        gemm(_W(current, dims, offsets, 1), X, P0, NN)
+        _W(grad, dims, offsets, 1)[:, :] = 0
     status = OK
     done = 0
     failed_at = -1
     for i in range(start, start + n_iterations):
         cost_slot = i // cost_every if i % cost_every == 0 else -1
-        ZL_sum = forward(current, X, dims, offsets, hidden, acts, Y, costs, cost_slot)
+        ZL_sum = forward(current, X, dims, offsets, hidden, acts, Y, costs, cost_slot,
+                         gram, G, P0)
         if not np.isfinite(ZL_sum):
             status = NONFINITE_COST
             failed_at = i
             if i > 0:
                 done -= 1  # back to the last parameters with a finite cost, in other
             break
-        backward(current, X, Y, dims, offsets, hidden, acts, deltas, grad)
+        backward(current, X, Y, dims, offsets, hidden, acts, deltas, grad, gram)
         if not np.isfinite(update(current, grad, step, other)):
             status = NONFINITE_UPDATE
             failed_at = i
             break
         current, other = other, current
         done += 1
+    if gram:
+        result = other if status == NONFINITE_COST and failed_at > 0 else current
+        _materialise_W1(result, X, dims, offsets, grad)
     return status, done, failed_at, done % 2 == 1
+
+
+@jit
+def _materialise_W1(theta, X, dims, offsets, scratch):
+    """Gram mode: ``W1 := W1 + D X^T`` and ``D := 0`` in ``theta`` (``scratch`` holds ``D X^T``)."""
+    m = X.shape[1]
+    D = _D(theta, dims, offsets, m)
+    DXt = _W(scratch, dims, offsets, 1)
+    gemm(D, X, DXt, NT)
+    W1 = _W(theta, dims, offsets, 1)
+    W1 += DXt
+    D[:, :] = 0
