@@ -65,13 +65,22 @@ def check_layer_dims(layer_dims, argument="layer_dims"):
     return out
 
 
+def check_int(value, argument, minimum, expected):
+    """Return ``value`` as an int if it is an integer >= ``minimum``, else raise.
+
+    ``TypeError`` for a non-integer (bool included), ``ValueError`` below
+    ``minimum``; messages read "{argument} must be {expected}; got ...".
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{argument} must be {expected}; got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{argument} must be {expected}; got {value!r}")
+    return int(value)
+
+
 def check_positive_int(value, argument):
     """Return ``value`` as an int if it is a positive integer, else raise."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{argument} must be a positive integer; got {value!r}")
-    if value < 1:
-        raise ValueError(f"{argument} must be a positive integer; got {value!r}")
-    return int(value)
+    return check_int(value, argument, 1, "a positive integer")
 
 
 def check_learning_rate(learning_rate, argument="learning_rate"):
@@ -88,11 +97,7 @@ def check_learning_rate(learning_rate, argument="learning_rate"):
 
 def check_init(init, argument="init"):
     """Return ``init`` if it names an initialisation scheme, else raise."""
-    if not isinstance(init, str):
-        raise TypeError(f"{argument} must be one of {list(INITS)}; got {init!r}")
-    if init not in INITS:
-        raise ValueError(f"{argument} must be one of {list(INITS)}; got {init!r}")
-    return init
+    return check_choice(init, INITS, argument)
 
 
 def as_real_array(a, argument, dtype=None):
@@ -232,3 +237,29 @@ def check_parameters(parameters, layer_dims=None, argument="parameters"):
             f"{argument} have layer sizes {dims}; expected layer_dims {list(layer_dims)}"
         )
     return dims
+
+
+def check_choice(value, choices, argument):
+    """Return ``value`` if it is one of the strings ``choices``, else raise.
+
+    ``TypeError`` when ``value`` is not a string, ``ValueError`` when it is an
+    unknown name; both messages list the choices.
+    """
+    if not isinstance(value, str):
+        raise TypeError(f"{argument} must be one of {list(choices)}; got {value!r}")
+    if value not in choices:
+        raise ValueError(f"{argument} must be one of {list(choices)}; got {value!r}")
+    return value
+
+
+def check_seed(seed, argument="seed"):
+    """Return ``seed`` if it is None or an integer >= 0 (what ``numpy.random.default_rng`` takes)."""
+    if seed is None:
+        return None
+    return check_int(seed, argument, 0, "None or an integer >= 0")
+
+
+def check_finite_parameters(parameters, argument="parameters"):
+    """Raise ``ValueError`` if any array of a parameters dict holds NaN or infinity."""
+    for key, value in parameters.items():
+        check_finite(np.asarray(value), f"{argument}['{key}']")

@@ -1,0 +1,296 @@
+"""The ``fastbackprop`` command: in subprocesses as a user runs it, and in-process for details.
+
+Most runs use ``--backend numpy`` and few iterations; one runs the default
+(Numba) ``fastbackprop train`` end to end.
+"""
+
+import os
+import pathlib
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from fastbackprop import cli
+from fastbackprop.datasets import make_classification
+from fastbackprop.model import Model
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+FAST = ["--backend", "numpy", "--iterations", "200", "--seed", "0"]
+
+
+def environment():
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
+    return {**os.environ, "PYTHONPATH": path}
+
+
+def fastbackprop(*args, cwd):
+    """``python -m fastbackprop ARGS`` in ``cwd``; the completed process (text)."""
+    return subprocess.run([sys.executable, "-m", "fastbackprop", *map(str, args)], cwd=cwd,
+                          env=environment(), capture_output=True, text=True, timeout=300)
+
+
+def python(code, cwd):
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=cwd,
+                          env=environment(), capture_output=True, text=True, timeout=300)
+
+
+def assert_one_line_error(result, code, match):
+    assert result.returncode == code, (result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("fastbackprop"), lines
+    assert "error: " in lines[0] and "Traceback" not in result.stderr
+    assert re.search(match, lines[0]), lines[0]
+
+
+def write_csv(path, n_x=3, m=120, seed=1, label=True):
+    """A CSV with a header, one example per line: x1..x{n_x}[,label]."""
+    X, Y = make_classification(n_x, m, seed=seed)
+    columns = [X.T] + ([Y.T] if label else [])
+    header = ",".join([f"x{i + 1}" for i in range(n_x)] + (["label"] if label else []))
+    np.savetxt(path, np.hstack(columns), fmt="%.17g", delimiter=",", header=header, comments="")
+    return X, Y
+
+
+# ---------------------------------------------------------------------------
+# As a user runs it
+# ---------------------------------------------------------------------------
+
+
+def test_train_with_no_arguments_trains_the_planar_network(tmp_path):
+    result = fastbackprop("train", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "data: planar flower (built-in): 400 examples, 2 features"
+    assert lines[1].startswith("model: Model(layer_dims=[2, 4, 1], hidden_activation='tanh', "
+                               "learning_rate=1.2, n_iterations=10000, init='scaled'")
+    accuracy = float(lines[2].removeprefix("training accuracy: ").rstrip("%"))
+    assert accuracy > 85
+    assert lines[3].startswith("time per iteration: ") and "10000 iterations" in lines[3]
+    assert "numba backend, float64" in lines[3]
+    assert "10000/10000" in result.stderr and "cost=" in result.stderr  # tqdm's bar
+
+
+def test_train_save_plot_then_predict_on_a_users_csv(tmp_path):
+    X, Y = write_csv(tmp_path / "train.csv")
+    result = fastbackprop("train", "--data", "train.csv", "--layers", "3,6,1", "--activation",
+                          "relu", "--init", "he", "--lr", "0.5", *FAST, "--save", "model.npz",
+                          "--plot", "cost.png", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "data: train.csv: 120 examples, 3 features" in result.stdout
+    assert "saved the model to model.npz" in result.stdout
+    assert (tmp_path / "cost.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    model = Model.load(tmp_path / "model.npz")
+    assert model.get_params() == {
+        "layer_dims": [3, 6, 1], "hidden_activation": "relu", "output_activation": "sigmoid",
+        "learning_rate": 0.5, "n_iterations": 200, "init": "he", "seed": 0,
+        "dtype": "float64", "backend": "numpy", "cost_every": 100}
+    accuracy = model.score(X, Y)
+    assert f"training accuracy: {accuracy:.1%}" in result.stdout
+
+    result = fastbackprop("predict", "--model", "model.npz", "--data", "train.csv",
+                          "--out", "predictions.csv", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["wrote 120 predictions to predictions.csv",
+                                          f"accuracy: {accuracy:.1%}"]
+    text = (tmp_path / "predictions.csv").read_text()
+    lines = text.splitlines()
+    assert lines[0] == "probability,prediction" and len(lines) == 121
+    table = np.loadtxt(tmp_path / "predictions.csv", delimiter=",", skiprows=1)
+    np.testing.assert_allclose(table[:, 0], model.predict_proba(X)[0], rtol=1e-9)
+    np.testing.assert_array_equal(table[:, 1], model.predict(X)[0])
+
+    write_csv(tmp_path / "new.csv", label=False)  # features only: predictions to stdout
+    result = fastbackprop("predict", "--model", "model.npz", "--data", "new.csv", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == text and result.stderr == ""
+
+
+def test_train_on_an_npz_file(tmp_path):
+    X, Y = make_classification(4, 50, n_y=2, seed=2)
+    np.savez(tmp_path / "data.npz", X=X.T, Y=Y.T)  # one example per row
+    result = fastbackprop("train", "--data", "data.npz", "--layers", "4,5,2", *FAST, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "data: data.npz: 50 examples, 4 features" in result.stdout
+
+
+def bad_csvs(tmp_path):
+    (tmp_path / "ragged.csv").write_text("a,b,label\n1,2,0\n3,4\n")
+    (tmp_path / "quote.csv").write_text('a,"b,label\n1,2,1\n')
+    (tmp_path / "words.csv").write_text("a,colour,label\n1,2,0\n3,red,1\n")
+    write_csv(tmp_path / "three.csv")
+
+
+@pytest.mark.parametrize("args,match", [
+    (["train", "--data", "missing.csv"], r"^fastbackprop: error: data file 'missing.csv' does not exist$"),
+    (["train", "--data", "ragged.csv"], r"ragged.csv, line 3: 2 fields; the header has 3$"),
+    (["train", "--data", "quote.csv"], r"quote.csv, line 2: malformed CSV \(unexpected end of data\)$"),
+    (["train", "--data", "words.csv"], r"words.csv, line 3, column 'colour': 'red' is not a number$"),
+    (["train", "--data", "three.csv", "--layers", "2,4,1"],
+     r"--layers 2,4,1: the first entry must be the number of features in the data, 3$"),
+    (["train", "--data", "three.csv", "--layers", "3,4,2"],
+     r"--layers 3,4,2: the last entry must be the number of labels in the data, 1$"),
+    (["predict", "--model", "missing.npz", "--data", "three.csv"],
+     r"model file 'missing.npz' does not exist$"),
+    (["predict", "--model", "three.csv", "--data", "three.csv"],
+     r"model file 'three.csv' is not an .npz archive$"),
+    (["train", "--lr", "-1"], r"^fastbackprop train: error: argument --lr: expected a number > 0; got '-1'"),
+])
+def test_bad_files_and_arguments_exit_2_with_one_line(tmp_path, args, match):
+    bad_csvs(tmp_path)
+    result = fastbackprop(*args, cwd=tmp_path)
+    assert_one_line_error(result, 2, match)
+    assert result.stdout == ""
+
+
+def test_predict_with_data_that_does_not_fit_the_model(tmp_path):
+    write_csv(tmp_path / "three.csv")
+    Model([2, 3, 1], backend="numpy", n_iterations=1).fit(np.ones((2, 2)), [0, 1]).save(
+        tmp_path / "m.npz")
+    result = fastbackprop("predict", "--model", "m.npz", "--data", "three.csv", cwd=tmp_path)
+    assert_one_line_error(result, 2, r"three.csv has 4 columns \['x1', 'x2', 'x3', 'label'\]; "
+                                     r"expected 2 feature columns, or 2 features and a label column")
+
+
+def test_divergence_exits_1(tmp_path):
+    result = fastbackprop("train", "--activation", "relu", "--init", "he", "--lr", "1e8",
+                          "--backend", "numpy", "--iterations", "100", "--seed", "0",
+                          "--save", "m.npz", cwd=tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if "error" in line]
+    assert errors == [result.stderr.splitlines()[-1]]  # after the progress bar
+    assert re.fullmatch(r"fastbackprop: error: training diverged: the cost became NaN or "
+                        r"infinite at iteration \d+; try a smaller --lr", errors[0])
+    assert not (tmp_path / "m.npz").exists()
+
+
+def test_ctrl_c_during_training_exits_130_and_saves_nothing(tmp_path):
+    # A shell in the background ignores SIGINT; restore Python's handler as a terminal would.
+    code = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+            "from fastbackprop.cli import main; sys.exit(main(sys.argv[1:]))")
+    process = subprocess.Popen(
+        [sys.executable, "-c", code, "train", "--backend", "numpy", "--iterations", "100000000",
+         "--save", "m.npz"], cwd=tmp_path, env=environment(), stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+    started = ""
+    while "training" not in started:  # the progress bar is up: fit is running
+        character = process.stderr.read(1)
+        assert character, f"the command ended before training: {started}"
+        started += character
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert err.splitlines()[-1] == "fastbackprop: error: interrupted" and "Traceback" not in err
+    assert not (tmp_path / "m.npz").exists()
+
+
+def test_plot_without_matplotlib_fails_before_training(tmp_path):
+    result = python("""
+        import sys
+        sys.modules["matplotlib"] = None  # as if it were not installed
+        from fastbackprop.cli import main
+        sys.exit(main(["train", "--plot", "cost.png", "--save", "m.npz"]))
+    """, cwd=tmp_path)
+    assert_one_line_error(result, 1, r"--plot needs matplotlib, which is not installed: "
+                                     r"pip install 'fastbackprop\[plot\]'$")
+    assert result.stdout == "" and list(tmp_path.iterdir()) == []
+
+
+def test_help_imports_neither_numba_nor_bench(tmp_path):
+    result = python("""
+        import sys
+        from fastbackprop.cli import main
+        for argv in (["--help"], ["train", "--help"], ["predict", "--help"]):
+            try:
+                main(argv)
+            except SystemExit as e:
+                assert e.code == 0
+        print(sorted(m for m in sys.modules
+                     if m.startswith("numba") or m in ("fastbackprop.bench", "fastbackprop.kernels")))
+    """, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "[]"
+
+
+@pytest.mark.skipif(not (ROOT / "fastbackprop" / "bench.py").exists(),
+                    reason="fastbackprop/bench.py is not written yet")
+def test_bench_help(tmp_path):
+    result = fastbackprop("bench", "--help", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage: fastbackprop bench")
+
+
+# ---------------------------------------------------------------------------
+# In-process details
+# ---------------------------------------------------------------------------
+
+
+def test_progress_lines_without_tqdm(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # as if it were not installed
+    assert cli.main(["train", "--backend", "numpy", "--iterations", "300", "--seed", "0"]) == 0
+    out, err = capsys.readouterr()
+    assert "training accuracy: " in out
+    lines = err.splitlines()
+    assert lines[-1].startswith("iteration 300/300: cost ")
+    assert all(line.startswith("iteration ") for line in lines)
+
+
+def test_ctrl_c_exits_130_and_writes_nothing(monkeypatch, capsys, tmp_path):
+    def interrupted(self, X, Y, parameters=None, *, callback=None):
+        callback(100, 0.5)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Model, "fit", interrupted)
+    save = tmp_path / "m.npz"
+    assert cli.main(["train", "--backend", "numpy", "--save", str(save)]) == 130
+    assert capsys.readouterr().err.splitlines()[-1] == "fastbackprop: error: interrupted"
+    assert not save.exists()
+
+
+@pytest.mark.parametrize("args,match", [
+    (["train", "--target", "y"], "--target needs --data"),
+    (["train", "--save", "no/such/dir/m.npz"], r"--save no/such/dir/m.npz: directory '.*no/such/dir' does not exist"),
+    (["train", "--plot", "cost.xyz"], r"--plot cost.xyz: unknown image format; use one of .*png"),
+])
+def test_output_problems_are_found_before_training(args, match, capsys, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(Model, "fit", pytest.fail)
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and re.search(match, err)
+
+
+@pytest.mark.parametrize("argv,match", [
+    ([], "the following arguments are required: COMMAND"),
+    (["frobnicate"], "invalid choice: 'frobnicate'"),
+    (["train", "--layers", "2,x,1"], "expected comma-separated positive integers such as 2,4,1"),
+    (["train", "--iterations", "0"], "expected an integer >= 1; got '0'"),
+    (["train", "--seed", "-3"], "expected an integer >= 0; got '-3'"),
+    (["train", "--activation", "softmax"], "invalid choice: 'softmax'"),
+    (["predict", "--data", "x.csv"], "the following arguments are required: --model"),
+])
+def test_usage_errors_exit_2_on_one_line(argv, match, capsys):
+    with pytest.raises(SystemExit) as caught:
+        cli.main(argv)
+    assert caught.value.code == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and match in err and "(see 'fastbackprop" in err
+
+
+def test_predictions_csv_for_several_labels():
+    AL = np.array([[0.25, 0.75], [0.5, 0.125]])
+    assert cli.predictions_csv(AL) == (
+        "probability_1,probability_2,prediction_1,prediction_2\n"
+        "0.25,0.5,0,0\n"
+        "0.75,0.125,1,0\n")
+
+
+def test_warmup_reports_each_kernel_set(capsys):
+    assert cli.main(["warmup", "--dtype", "float64", "--activation", "tanh"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("float64 tanh: ") and len(out.splitlines()) == 1
