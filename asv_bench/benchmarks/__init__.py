@@ -1,0 +1,5 @@
+"""asv benchmarks of fastbackprop: both backends on the workloads of DESIGN.md section 4.
+
+The workloads come from :data:`fastbackprop.bench.WORKLOADS`, the registry
+that also drives ``fastbackprop bench``.
+"""

@@ -1,0 +1,266 @@
+"""Benchmarks of both backends ("numpy" = fastbackprop.reference, "numba" = fastbackprop.kernels).
+
+Every class is parametrised over the workloads of DESIGN.md section 4 (the
+registry in :mod:`fastbackprop.bench`) and the two backends. Each ``setup``
+builds the problem and calls the timed function once, so the Numba kernels
+are compiled (or loaded from the on-disk cache) before anything is timed.
+Only :class:`Startup` times compilation, in fresh processes.
+"""
+
+import time
+
+import numpy as np
+
+from fastbackprop import activations, reference
+from fastbackprop.bench import (
+    GEMM_SIZE,
+    LEARNING_RATE,
+    SETTLE,
+    WORKLOADS,
+    gemm_rate,
+    make_problem,
+    step,
+)
+
+WORKLOAD_NAMES = list(WORKLOADS)
+BACKENDS = ["numpy", "numba"]
+
+#: Iterations of the fit benchmarks.
+FIT_ITERATIONS = 100
+
+
+def backend_module(backend):
+    """The module implementing ``backend``'s step functions."""
+    if backend == "numpy":
+        return reference
+    from fastbackprop import kernels
+
+    return kernels
+
+
+def settle(backend):
+    """Let NumPy's OpenBLAS threads go idle before the kernels (SciPy's OpenBLAS) are timed.
+
+    ``setup`` uses NumPy's products to make the data; their threads keep
+    spinning for a moment and would slow down the first numba samples.
+    """
+    if backend == "numba":
+        time.sleep(SETTLE)
+
+
+class _Workload:
+    """Base: ``self.problem``, ``self.w`` (its Workload) and ``self.module`` (the backend).
+
+    Subclasses call the timed functions once at the end of ``setup`` (the
+    warm-up that compiles the kernels), then :func:`settle`.
+    """
+
+    params = (WORKLOAD_NAMES, BACKENDS)
+    param_names = ["workload", "backend"]
+
+    def setup(self, workload, backend):
+        self.problem = make_problem(workload)
+        self.w = self.problem.workload
+        self.module = backend_module(backend)
+
+
+class Forward(_Workload):
+    """The forward pass: the first hidden layer alone, and the whole network."""
+
+    def setup(self, workload, backend):
+        super().setup(workload, backend)
+        p = self.problem.parameters
+        self.W1, self.b1 = p["W1"], p["b1"]
+        self.time_layer_forward(workload, backend)
+        self.time_L_model_forward(workload, backend)
+        settle(backend)
+
+    def time_layer_forward(self, workload, backend):
+        """A1 = g(W1 X + b1): ``linear_activation_forward`` on the first hidden layer."""
+        self.module.linear_activation_forward(self.problem.X, self.W1, self.b1, self.w.hidden)
+
+    def time_L_model_forward(self, workload, backend):
+        """``L_model_forward``: every layer, caches included."""
+        self.module.L_model_forward(self.problem.X, self.problem.parameters, self.w.hidden)
+
+
+class BackwardPointwise(_Workload):
+    """The element-wise part of the backward pass on the first hidden layer ``(n_1, m)``.
+
+    numpy: ``dZ = dA * g'(Z)`` with ``activations.derivative``, then
+    ``db = np.sum(dZ, axis=1, keepdims=True)``; numba: the fused kernel
+    ``passes.backward_pointwise`` (``g'`` from ``A``, ``dZ`` in place over a
+    copy of ``dA``, ``db`` in the same pass: the copy is timed with it, so
+    that ``dA`` never shrinks into denormals over many calls). ``time_db``
+    is the bias-gradient row sum alone.
+    """
+
+    def setup(self, workload, backend):
+        super().setup(workload, backend)
+        dtype = np.dtype(self.w.dtype)
+        p = self.problem.parameters
+        self.A, (_, self.Z) = reference.linear_activation_forward(
+            self.problem.X, p["W1"], p["b1"], self.w.hidden)
+        rng = np.random.default_rng(1)
+        self.dA = rng.standard_normal(self.Z.shape).astype(dtype)
+        self.dZ = np.empty_like(self.dA)
+        self.db = np.empty((self.Z.shape[0], 1), dtype=dtype)
+        self.code = activations.check_activation_name(self.w.hidden)
+        if backend == "numba":
+            from fastbackprop.kernels import passes
+
+            self.passes = passes
+        self.time_dZ_db(workload, backend)
+        self.time_db(workload, backend)
+        settle(backend)
+
+    def time_dZ_db(self, workload, backend):
+        if backend == "numpy":
+            dZ = self.dA * activations.derivative(self.Z, self.w.hidden)
+            np.sum(dZ, axis=1, keepdims=True)
+        else:
+            np.copyto(self.dZ, self.dA)
+            self.passes.backward_pointwise(self.dZ, self.A, self.code, self.db)
+
+    def time_db(self, workload, backend):
+        if backend == "numpy":
+            np.sum(self.dA, axis=1, keepdims=True)
+        else:
+            self.passes.row_sum(self.dA, self.db)
+
+
+class Step(_Workload):
+    """One full training step through the backend's step functions.
+
+    ``L_model_forward``, ``compute_cost_from_logits`` on ``ZL``,
+    ``L_model_backward(output_start="dZ")``, ``update_parameters``: the
+    reference column of ``fastbackprop bench``, and the same calls on the
+    kernels module (Python orchestration included). The kernels' whole-loop
+    trainer is timed by :class:`Fit`.
+    """
+
+    def setup(self, workload, backend):
+        super().setup(workload, backend)
+        self.time_step(workload, backend)
+        settle(backend)
+
+    def time_step(self, workload, backend):
+        p = self.problem
+        step(self.module, p.X, p.Y, p.parameters, self.w.hidden)
+
+
+class Fit(_Workload):
+    """A 100-iteration full-batch fit, the cost computed every iteration.
+
+    numpy: ``reference.L_layer_model``; numba: ``kernels.train`` (the whole
+    loop in one compiled call, its buffers allocated once per fit).
+    """
+
+    # A numpy fit of mlp takes about a second: fewer, longer samples.
+    repeat = (1, 5, 20.0)
+    warmup_time = 0.0
+    timeout = 300
+
+    def setup(self, workload, backend):
+        super().setup(workload, backend)
+        if backend == "numba":
+            self._fit(2)  # compile
+        settle(backend)
+
+    def _fit(self, n_iterations):
+        p, w = self.problem, self.w
+        if self.module is reference:
+            reference.L_layer_model(p.X, p.Y, list(w.layer_dims), w.hidden, LEARNING_RATE,
+                                    num_iterations=n_iterations, parameters=p.parameters,
+                                    cost_every=1)
+        else:
+            result = self.module.train(p.parameters, p.X, p.Y, w.hidden, LEARNING_RATE,
+                                       n_iterations=n_iterations, cost_every=1)
+            if result.status != "ok":
+                raise RuntimeError(f"fit stopped: {result.status}")
+
+    def time_fit(self, workload, backend):
+        self._fit(FIT_ITERATIONS)
+
+    def peakmem_fit(self, workload, backend):
+        self._fit(FIT_ITERATIONS)
+
+
+class Gemm:
+    """The machine's GEMM rate, the denominator of ``fastbackprop bench``'s floor."""
+
+    params = (["float64", "float32"],)
+    param_names = ["dtype"]
+    unit = "GFLOP/s"
+
+    def track_gemm_rate(self, dtype):
+        return gemm_rate(dtype, n=GEMM_SIZE, repeats=3) / 1e9
+
+
+# Code run by the fresh processes of Startup.timeraw_first_fit: the data are
+# made in the untimed setup (which imports fastbackprop, not Numba); the
+# timed statement imports the backend and fits the planar network, 1000
+# iterations (DESIGN.md section 4's start-up target).
+_FIRST_FIT_SETUP = """
+import os
+{environment}
+from fastbackprop.bench import make_problem
+problem = make_problem("planar")
+"""
+
+_FIRST_FIT = {
+    "numpy": """
+from fastbackprop import reference
+reference.L_layer_model(problem.X, problem.Y, [2, 4, 1], "tanh", 0.0075,
+                        num_iterations=1000, parameters=problem.parameters)
+""",
+    "numba": """
+from fastbackprop import kernels
+kernels.train(problem.parameters, problem.X, problem.Y, "tanh", 0.0075, n_iterations=1000)
+""",
+}
+
+
+class Startup:
+    """Import times in a fresh process (the interpreter's start-up is not timed).
+
+    DESIGN.md section 4: ``import fastbackprop`` costs at most 30 ms more
+    than ``import numpy``; importing the kernels imports Numba.
+    """
+
+    def timeraw_import_numpy(self):
+        return "import numpy"
+
+    def timeraw_import_fastbackprop(self):
+        return "import fastbackprop", "import numpy"
+
+    def timeraw_import_kernels(self):
+        return "import fastbackprop.kernels", "import fastbackprop"
+
+
+class FirstFit:
+    """The first planar fit (1000 iterations) in a fresh process, import of the backend included.
+
+    The one benchmark that times compilation. Backends: "numpy"; "numba"
+    with a warm on-disk kernel cache (``setup`` fills it); "numba-nocache"
+    with ``FASTBACKPROP_CACHE=0``, so every kernel compiles in the timed process.
+    """
+
+    params = (["numpy", "numba", "numba-nocache"],)
+    param_names = ["backend"]
+    timeout = 300
+    repeat = (1, 3, 60.0)
+
+    def setup(self, backend):
+        if backend == "numba":
+            # Fill the on-disk cache, so the timed process finds every kernel there.
+            from fastbackprop import kernels
+
+            problem = make_problem("planar")
+            kernels.train(problem.parameters, problem.X, problem.Y, "tanh", LEARNING_RATE,
+                          n_iterations=2)
+
+    def timeraw_first_fit(self, backend):
+        environment = 'os.environ["FASTBACKPROP_CACHE"] = "0"' if backend == "numba-nocache" else ""
+        code = _FIRST_FIT["numpy" if backend == "numpy" else "numba"]
+        return code, _FIRST_FIT_SETUP.format(environment=environment)

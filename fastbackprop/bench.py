@@ -1,0 +1,420 @@
+"""``fastbackprop bench``: time per training step, reference against kernels against the GEMM floor.
+
+One registry, :data:`WORKLOADS`, holds the workloads of DESIGN.md section 4;
+it drives this table and the asv suite in ``asv_bench/`` alike.
+
+A **step** is one full-batch gradient-descent step: forward, the cost
+(computed every step, from ``ZL``), backward from ``dZ_L = A_L - Y``, and the
+update. Times are seconds per step, the median of ``repeats`` timings, each
+timing running enough steps to last at least ``min_time`` seconds.
+
+* reference: :func:`step` with :mod:`fastbackprop.reference`
+  (``L_model_forward``, ``compute_cost_from_logits`` on ``ZL``,
+  ``L_model_backward(output_start="dZ")``, ``update_parameters``), in a
+  Python loop;
+* kernels: ``kernels.Trainer(..., cost_every=1).run(k)``, divided by ``k``
+  (compiled before it is timed);
+* floor: :func:`step_flops` divided by :func:`gemm_rate` of the workload's
+  dtype, measured in the same run.
+
+This module imports Numba only when the kernels are timed.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import sys
+import time
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from . import reference
+from .datasets import load_planar_dataset, make_classification
+
+#: Learning rate of every benchmark problem (small enough never to diverge
+#: over the many thousands of steps a timing runs; speed does not depend on it).
+LEARNING_RATE = 0.0075
+
+#: Seed of the benchmark data and initial parameters.
+SEED = 0
+
+#: Side of the square product that measures the machine's GEMM rate.
+GEMM_SIZE = 2048
+
+#: A single timing lasts at least this long (seconds).
+MIN_TIME = 0.02
+
+#: Pause (seconds) before timing one backend after the other. NumPy and
+#: SciPy (whose BLAS the kernels call) each bundle their own OpenBLAS; the
+#: threads of the one used last keep spinning for a while after a product
+#: and slow the other's down (up to 2x measured on 2 cores).
+SETTLE = 0.3
+
+
+# ---------------------------------------------------------------------------
+# The workload registry
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Workload:
+    """One DESIGN.md section 4 workload and its target for the kernels.
+
+    ``target_seconds`` is an absolute bound on the kernels' time per step;
+    ``target_floor_ratio`` a bound on kernels / floor. One of them is set.
+    """
+
+    name: str
+    layer_dims: tuple
+    hidden: str
+    m: int
+    dtype: str
+    target_seconds: float | None = None
+    target_floor_ratio: float | None = None
+
+    @property
+    def target(self):
+        """The target as text: ``"<= 5 us"`` or ``"<= 1.15x floor"``."""
+        if self.target_seconds is not None:
+            return f"<= {format_seconds(self.target_seconds)}"
+        return f"<= {self.target_floor_ratio:.2f}x floor"
+
+    def met(self, kernels_seconds, floor_seconds):
+        """True when the kernels' time per step meets the target."""
+        if self.target_seconds is not None:
+            return kernels_seconds <= self.target_seconds
+        return kernels_seconds <= self.target_floor_ratio * floor_seconds
+
+    def with_dtype(self, dtype):
+        """The same workload computed in ``dtype`` (``"float32"`` or ``"float64"``)."""
+        return replace(self, dtype=np.dtype(dtype).name)
+
+    @property
+    def label(self):
+        """``[784, 256, 128, 10] relu m=512 float64``."""
+        return f"{list(self.layer_dims)} {self.hidden} m={self.m} {self.dtype}"
+
+
+#: name -> :class:`Workload`: DESIGN.md section 4, in its order.
+WORKLOADS = {
+    w.name: w
+    for w in (
+        Workload("planar", (2, 4, 1), "tanh", 400, "float64", target_seconds=5e-6),
+        Workload("small", (20, 64, 64, 1), "relu", 256, "float64", target_floor_ratio=1.5),
+        Workload("deep", (12288, 20, 7, 5, 1), "relu", 209, "float64", target_floor_ratio=1.4),
+        Workload("mlp", (784, 256, 128, 10), "relu", 512, "float64", target_floor_ratio=1.15),
+        Workload("mlp32", (784, 256, 128, 10), "relu", 512, "float32", target_floor_ratio=1.15),
+    )
+}
+
+
+@dataclass
+class Problem:
+    """Data and initial parameters of one workload, in its dtype."""
+
+    workload: Workload
+    X: np.ndarray
+    Y: np.ndarray
+    parameters: dict
+
+
+def make_problem(workload, seed=SEED):
+    """``X`` ``(n_x, m)``, ``Y`` ``(n_L, m)`` and He-initialised parameters for ``workload``.
+
+    planar uses :func:`load_planar_dataset`; the others
+    :func:`make_classification`. ``workload`` is a :class:`Workload` or a name.
+    """
+    if isinstance(workload, str):
+        workload = WORKLOADS[workload]
+    dims = list(workload.layer_dims)
+    dtype = np.dtype(workload.dtype)
+    if workload.name == "planar":
+        X, Y = load_planar_dataset(m=workload.m, dtype=dtype)
+    else:
+        X, Y = make_classification(dims[0], workload.m, n_y=dims[-1], seed=seed, dtype=dtype)
+    parameters = reference.initialize_parameters(dims, init="he", seed=seed, dtype=dtype)
+    return Problem(workload, X, Y, parameters)
+
+
+# ---------------------------------------------------------------------------
+# What is timed
+# ---------------------------------------------------------------------------
+
+
+def step(backend, X, Y, parameters, hidden, learning_rate=LEARNING_RATE):
+    """One full gradient-descent step through ``backend``'s step functions.
+
+    ``backend`` is :mod:`fastbackprop.reference` or :mod:`fastbackprop.kernels`
+    (one interface, two backends). Returns the new parameters and the cost
+    before the update.
+    """
+    AL, caches = backend.L_model_forward(X, parameters, hidden)
+    cost = backend.compute_cost_from_logits(caches[-1][1], Y)
+    grads = backend.L_model_backward(AL, Y, caches, hidden, output_start="dZ")
+    return backend.update_parameters(parameters, grads, learning_rate), cost
+
+
+def step_flops(layer_dims, m):
+    """Matrix-product FLOPs of one training step of ``layer_dims`` on ``m`` examples.
+
+    Per layer ``l``: ``W A_prev`` and ``dZ A_prev^T`` cost ``2 n_l n_{l-1} m``
+    each; ``W^T dZ`` (``dA_prev``) costs as much again for layers 2..L only,
+    since ``dA0`` is never needed in training.
+    """
+    dims = [int(n) for n in layer_dims]
+    total = 0
+    for l in range(1, len(dims)):
+        products = 2 if l == 1 else 3
+        total += products * 2 * dims[l] * dims[l - 1] * int(m)
+    return total
+
+
+def gemm_rate(dtype, n=GEMM_SIZE, repeats=3):
+    """FLOP/s of an ``n x n`` by ``n x n`` product (NumPy ``@``) in ``dtype``: median of ``repeats``."""
+    rng = np.random.default_rng(SEED)
+    A = rng.standard_normal((n, n)).astype(dtype)
+    B = rng.standard_normal((n, n)).astype(dtype)
+    C = np.empty((n, n), dtype=dtype)
+    np.matmul(A, B, out=C)  # warm-up: BLAS threads, page faults
+    times = []
+    for _ in range(max(1, int(repeats))):
+        start = time.perf_counter()
+        np.matmul(A, B, out=C)
+        times.append(time.perf_counter() - start)
+    return 2.0 * n**3 / statistics.median(times)
+
+
+def time_per_call(run, repeats, min_time=MIN_TIME):
+    """Median seconds per unit of ``run(k)`` (which does ``k`` units of work).
+
+    ``run(1)`` is called once first (warm-up), and its time sets ``k`` so
+    that one timing of ``run(k)`` lasts at least ``min_time``.
+    """
+    start = time.perf_counter()
+    run(1)
+    once = time.perf_counter() - start
+    k = max(1, math.ceil(min_time / max(once, 1e-9)))
+    times = []
+    for _ in range(max(1, int(repeats))):
+        start = time.perf_counter()
+        run(k)
+        times.append((time.perf_counter() - start) / k)
+    return statistics.median(times)
+
+
+def reference_step_time(problem, repeats, min_time=MIN_TIME):
+    """Median seconds per step of the reference, :func:`step` in a Python loop."""
+    w = problem.workload
+    X, Y, parameters = problem.X, problem.Y, problem.parameters
+
+    def run(k):
+        nonlocal parameters
+        for _ in range(k):
+            parameters, _cost = step(reference, X, Y, parameters, w.hidden)
+
+    return time_per_call(run, repeats, min_time)
+
+
+def kernels_step_time(problem, repeats, min_time=MIN_TIME):
+    """Median seconds per step of ``kernels.Trainer(..., cost_every=1).run(k) / k``."""
+    from . import kernels  # imports Numba
+
+    w = problem.workload
+    trainer = kernels.Trainer(problem.parameters, problem.X, problem.Y,
+                              hidden_activation=w.hidden, learning_rate=LEARNING_RATE,
+                              cost_every=1)
+    trainer.run(2)  # compile (or load from the cache) before anything is timed
+
+    def run(k):
+        status = trainer.run(k)
+        if status != "ok":
+            raise RuntimeError(f"{w.name}: training stopped with status {status!r} "
+                               f"at iteration {trainer.failed_at}; the timing is void")
+
+    return time_per_call(run, repeats, min_time)
+
+
+# ---------------------------------------------------------------------------
+# The table
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    """One measured workload: seconds per step and the GEMM rate the floor came from."""
+
+    workload: Workload
+    reference: float
+    kernels: float
+    flops: int
+    gemm_rate: float
+
+    @property
+    def floor(self):
+        return self.flops / self.gemm_rate
+
+    @property
+    def kernels_over_floor(self):
+        return self.kernels / self.floor
+
+    @property
+    def speedup(self):
+        """reference / kernels."""
+        return self.reference / self.kernels
+
+    @property
+    def met(self):
+        return self.workload.met(self.kernels, self.floor)
+
+
+def format_seconds(seconds):
+    """``3.1 us``, ``412 us``, ``4.82 ms``, ``1.30 s``: three significant digits."""
+    if not math.isfinite(seconds):
+        return str(seconds)
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6), ("ns", 1e-9)):
+        if abs(seconds) >= scale or unit == "ns":
+            value = seconds / scale
+            digits = 2 if value < 10 else (1 if value < 100 else 0)
+            return f"{value:.{digits}f} {unit}"
+
+
+def format_ratio(ratio):
+    """``1.07x``, ``12.4x``, ``215x``."""
+    digits = 2 if ratio < 10 else (1 if ratio < 100 else 0)
+    return f"{ratio:.{digits}f}x"
+
+
+COLUMNS = ("workload", "dtype", "reference", "kernels", "floor", "kernels/floor",
+           "ref/kernels", "target", "met")
+
+
+def format_table(rows):
+    """The rows as an aligned plain-text table (one header line, a rule, one line a row)."""
+    cells = [COLUMNS]
+    for r in rows:
+        cells.append((
+            r.workload.name, r.workload.dtype, format_seconds(r.reference),
+            format_seconds(r.kernels), format_seconds(r.floor),
+            format_ratio(r.kernels_over_floor), format_ratio(r.speedup),
+            r.workload.target, "yes" if r.met else "NO",
+        ))
+    widths = [max(len(line[i]) for line in cells) for i in range(len(COLUMNS))]
+    left = {0, 1, 7, 8}  # text columns; numbers are right-aligned
+
+    def fmt(line):
+        return "  ".join(c.ljust(w) if i in left else c.rjust(w)
+                         for i, (c, w) in enumerate(zip(line, widths))).rstrip()
+
+    rule = "  ".join("-" * w for w in widths)
+    return "\n".join([fmt(cells[0]), rule] + [fmt(line) for line in cells[1:]])
+
+
+def caption(rates, repeats):
+    """What the table shows and where the floor comes from."""
+    parts = ", ".join(f"{np.dtype(d).name} {rate / 1e9:.1f} GFLOP/s" for d, rate in rates.items())
+    return (
+        "Seconds per full-batch gradient-descent step (forward, cost from ZL every step,\n"
+        "backward from dZ_L = A_L - Y, update); median of "
+        f"{repeats} timing{'s' if repeats != 1 else ''}.\n"
+        "reference: the NumPy step functions in a Python loop;\n"
+        "kernels: kernels.Trainer(cost_every=1).run(k) / k;\n"
+        "floor: the step's matrix-product FLOPs (W A_prev and dW for every layer, dA_prev\n"
+        f"for layers 2..L) / the rate of a {GEMM_SIZE}x{GEMM_SIZE} GEMM "
+        f"measured in this run:\n{parts}.\n"
+        f"numpy {np.__version__}, {_numba_version()}, {_cpu_count()} CPUs."
+    )
+
+
+def _numba_version():
+    try:
+        from importlib.metadata import version
+
+        return f"numba {version('numba')}"
+    except Exception:  # pragma: no cover - numba is a dependency
+        return "numba ?"
+
+
+def _cpu_count():
+    import os
+
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not on Linux
+        return os.cpu_count()
+
+
+def measure(workload, gemm_rates, repeats, min_time=MIN_TIME):
+    """Time ``workload`` (a :class:`Workload`) with both backends: a :class:`Row`."""
+    problem = make_problem(workload)
+    time.sleep(SETTLE)
+    ref = reference_step_time(problem, repeats, min_time)
+    time.sleep(SETTLE)
+    ker = kernels_step_time(problem, repeats, min_time)
+    return Row(workload, ref, ker, step_flops(workload.layer_dims, workload.m),
+               gemm_rates[np.dtype(workload.dtype).name])
+
+
+# ---------------------------------------------------------------------------
+# The subcommand
+# ---------------------------------------------------------------------------
+
+
+def add_arguments(parser):
+    """Add ``fastbackprop bench``'s options to ``parser`` (an ``argparse`` parser)."""
+    parser.add_argument(
+        "--workloads", default=",".join(WORKLOADS), metavar="NAMES",
+        help=f"comma-separated workloads to time (default: all of {','.join(WORKLOADS)})")
+    parser.add_argument(
+        "--dtype", choices=["float32", "float64"], default=None,
+        help="compute every workload in this dtype (default: each workload's own)")
+    parser.add_argument(
+        "--repeats", type=int, default=None, metavar="N",
+        help="timings per measurement; the table quotes their median (default: 5, --quick: 1)")
+    parser.add_argument(
+        "--quick", action="store_true",
+        help="one short timing per measurement: a rough table, fast")
+    parser.add_argument(
+        "--check", action="store_true",
+        help="exit with status 1 when a workload misses its DESIGN.md target")
+    return parser
+
+
+def selected_workloads(names, dtype=None):
+    """The :class:`Workload` list for a comma-separated ``names``; ``ValueError`` on unknown ones."""
+    chosen = [n.strip() for n in names.split(",") if n.strip()]
+    unknown = [n for n in chosen if n not in WORKLOADS]
+    if unknown or not chosen:
+        raise ValueError(f"--workloads must be a comma-separated subset of "
+                         f"{','.join(WORKLOADS)}; got {names!r}")
+    workloads = [WORKLOADS[n] for n in dict.fromkeys(chosen)]
+    return [w.with_dtype(dtype) for w in workloads] if dtype else workloads
+
+
+def run(args, out=None):
+    """Run ``fastbackprop bench`` with parsed ``args``; print the table; return the exit status."""
+    out = sys.stdout if out is None else out
+    try:
+        workloads = selected_workloads(args.workloads, args.dtype)
+    except ValueError as error:
+        print(f"fastbackprop bench: {error}", file=sys.stderr)
+        return 2
+    repeats = args.repeats if args.repeats is not None else (1 if args.quick else 5)
+    if repeats < 1:
+        print(f"fastbackprop bench: --repeats must be at least 1; got {repeats}", file=sys.stderr)
+        return 2
+    min_time = MIN_TIME / 4 if args.quick else MIN_TIME
+    dtypes = list(dict.fromkeys(np.dtype(w.dtype).name for w in workloads))
+    rates = {d: gemm_rate(d, repeats=max(repeats, 3)) for d in dtypes}
+    rows = []
+    for w in workloads:
+        print(f"timing {w.name}: {w.label} ...", file=sys.stderr, flush=True)
+        rows.append(measure(w, rates, repeats, min_time))
+    print(caption(rates, repeats), file=out)
+    print(file=out)
+    print(format_table(rows), file=out)
+    out.flush()
+    if args.check and not all(r.met for r in rows):
+        return 1
+    return 0
