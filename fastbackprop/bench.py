@@ -44,7 +44,7 @@ SEED = 0
 GEMM_SIZE = 2048
 
 #: A single timing lasts at least this long (seconds).
-MIN_TIME = 0.02
+MIN_TIME = 0.1
 
 #: Pause (seconds) before timing one backend after the other. NumPy and
 #: SciPy (whose BLAS the kernels call) each bundle their own OpenBLAS; the

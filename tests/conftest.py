@@ -30,11 +30,15 @@ def impl(request):
     return backend(request.param)
 
 
-def assert_close(actual, expected, dtype, factor=1.0, err_msg=""):
-    """``actual`` matches ``expected`` to the dtype's tolerance (times ``factor``)."""
+def assert_close(actual, expected, dtype, factor=1.0, err_msg="", scale=None):
+    """``actual`` matches ``expected`` to the dtype's tolerance (times ``factor``).
+
+    ``atol = rtol * scale``, ``scale`` defaulting to ``max|expected|``.
+    """
     actual = np.asarray(actual)
     expected = np.asarray(expected)
     assert actual.shape == expected.shape, (actual.shape, expected.shape, err_msg)
     rtol = TOLERANCES[np.dtype(dtype)] * factor
-    scale = float(np.max(np.abs(expected))) if expected.size else 0.0
+    if scale is None:
+        scale = float(np.max(np.abs(expected))) if expected.size else 0.0
     np.testing.assert_allclose(actual, expected, rtol=rtol, atol=rtol * scale, err_msg=err_msg)

@@ -58,9 +58,22 @@ def test_linear_activation_forward_and_backward(shape, dtype, activation):
     dA = np.random.default_rng(1).standard_normal(A.shape).astype(dtype)
     got = K.linear_activation_backward(dA, cache_ref, activation)
     expected = R.linear_activation_backward(dA, cache_ref, activation)
-    for name, g, e in zip(("dA_prev", "dW", "db"), got, expected):
+    for name, g, e, s in zip(("dA_prev", "dW", "db"), got, expected,
+                             backward_scales(dA, cache_ref)):
         assert g.dtype == dtype and g.shape == e.shape, name
-        assert_close(g, e, dtype, err_msg=name)
+        assert_close(g, e, dtype, err_msg=name, scale=s)
+
+
+def backward_scales(dA, cache):
+    """Magnitudes against which backward errors are judged.
+
+    ``g'`` is computed from ``A = g(Z)`` (sigmoid ``A(1-A)``, tanh ``1-A^2``)
+    by both backends, and where ``A`` saturates these lose relative accuracy
+    (in float32 at z = 8, ``1 - A^2`` keeps one digit): their *absolute*
+    error stays within a few ulp of 1, the bound of every ``g'``. So errors
+    are measured against the gradients ``g' = 1`` would give.
+    """
+    return [float(np.max(np.abs(x))) for x in R.linear_backward(dA, cache[0])]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -317,9 +330,10 @@ def test_random_layers_agree(n, k, m, dtype, activation, scale, seed):
     A_ref, cache_ref = R.linear_activation_forward(A_prev, W, b, activation)
     assert_close(A, A_ref, dtype, factor=10)
     dA = np.random.default_rng(seed).standard_normal(A.shape).astype(dtype)
-    for g, e in zip(K.linear_activation_backward(dA, cache_ref, activation),
-                    R.linear_activation_backward(dA, cache_ref, activation)):
-        assert_close(g, e, dtype, factor=10)
+    for g, e, s in zip(K.linear_activation_backward(dA, cache_ref, activation),
+                       R.linear_activation_backward(dA, cache_ref, activation),
+                       backward_scales(dA, cache_ref)):
+        assert_close(g, e, dtype, factor=10, scale=s)
 
 
 FLOAT64_ARITHMETIC_CHECK = """

@@ -261,15 +261,24 @@ def sigmoid(z):
     raise NotImplementedError("for use inside kernels only")
 
 
-@overload_scalar(sigmoid)
+@overload_scalar(sigmoid, exact=True)
 def _sigmoid(z):
     c = _CONSTANTS.get(_float_type(z))
     if c is None:
         return None
     one = c.one
+    # sigmoid(z) rounds to 1 for z >= 40 (f64) / 18 (f32), and e^-z overflows
+    # past hi: clamping -z to [-40, hi] keeps k in [-58, bias + 1], so one
+    # bitcast makes 2^k, and k = bias + 1 gives exactly inf (sigmoid 0).
+    lo = c.f(-40.0 if c.mantissa_bits == 52 else -18.0)
+    hi = c.hi
+    itype, bias, shift = c.itype, c.bias, c.mantissa_bits
 
     def impl(z):
-        return one / (one + exp(-z))
+        k, p = expm1_parts(min(max(-z, lo), hi))
+        e = (one + p) * _float_from_bits((itype(k) + bias) << shift, z)
+        s = one / (one + e)
+        return s if z == z else z
 
     return impl
 

@@ -28,10 +28,12 @@ from .passes import (
     NN,
     NT,
     TN,
-    _backward_pointwise,
     _bias_activation,
     add_matrix,
+    backward_delta,
     gemm,
+    linear_activation,
+    linear_sigmoid_cost,
     output_delta,
     sigmoid_cost,
     update,
@@ -110,22 +112,28 @@ def forward(theta, X, dims, offsets, hidden, acts, Y, costs, cost_slot, gram, G,
     L = dims.size - 1
     m = X.shape[1]
     A_prev = X
-    for l in range(1, L + 1):
+    for l in range(1, L):
         A = _act(acts, dims, offsets, l, m)
+        b = _b(theta, dims, offsets, l)
         if gram and l == 1:
             gemm(_D(theta, dims, offsets, m), G, A, NN)
             add_matrix(A, P0)
+            _bias_activation(A, b, hidden)
         else:
-            gemm(_W(theta, dims, offsets, l), A_prev, A, NN)
-        if l == L:
-            break
-        _bias_activation(A, _b(theta, dims, offsets, l), hidden)
+            linear_activation(_W(theta, dims, offsets, l), A_prev, b, hidden, A)
         A_prev = A
     AL = _act(acts, dims, offsets, L, m)
     bL = _b(theta, dims, offsets, L)
-    if cost_slot < 0:
-        return _bias_activation(AL, bL, SIGMOID)
-    total, loss = sigmoid_cost(AL, bL, Y)
+    if gram and L == 1:
+        gemm(_D(theta, dims, offsets, m), G, AL, NN)
+        add_matrix(AL, P0)
+        if cost_slot < 0:
+            return _bias_activation(AL, bL, SIGMOID)
+        total, loss = sigmoid_cost(AL, bL, Y)
+    elif cost_slot < 0:
+        return linear_activation(_W(theta, dims, offsets, L), A_prev, bL, SIGMOID, AL)
+    else:
+        total, loss = linear_sigmoid_cost(_W(theta, dims, offsets, L), A_prev, bL, Y, AL)
     costs[cost_slot] = loss / like(AL, m)
     return total
 
@@ -151,8 +159,8 @@ def backward(theta, X, Y, dims, offsets, hidden, acts, deltas, grad, gram):
                 dZ_prev = _D(grad, dims, offsets, m)
             else:
                 dZ_prev = _act(deltas, dims, offsets, l - 1, m)
-            gemm(_W(theta, dims, offsets, l), dZ, dZ_prev, TN)  # dA_{l-1} = W^T dZ
-            _backward_pointwise(dZ_prev, A_prev, hidden, _b(grad, dims, offsets, l - 1))
+            backward_delta(_W(theta, dims, offsets, l), dZ, A_prev, hidden, dZ_prev,
+                           _b(grad, dims, offsets, l - 1))
             dZ = dZ_prev
 
 
