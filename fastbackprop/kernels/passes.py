@@ -144,7 +144,7 @@ def linear_activation(W, A_prev, b, code, A):
     n, k = W.shape
     m = A_prev.shape[1]
     if n * k * m > SMALL_GEMM:
-        gemm(W, A_prev, A, NN)
+        _gemm(W, A_prev, A, NN)
         return _bias_activation(A, b, code)
     total = like(A, 0.0)
     for i in range(n):
@@ -167,7 +167,7 @@ def linear_sigmoid_cost(W, A_prev, b, Y, AL):
     n, k = W.shape
     m = A_prev.shape[1]
     if n * k * m > SMALL_GEMM:
-        gemm(W, A_prev, AL, NN)
+        _gemm(W, A_prev, AL, NN)
         return sigmoid_cost(AL, b, Y)
     zero = like(AL, 0.0)
     total = zero
@@ -193,7 +193,7 @@ def backward_delta(W, dZ, A_prev, code, dZ_prev, db_prev):
     n, k = W.shape
     m = dZ.shape[1]
     if n * k * m > SMALL_GEMM:
-        gemm(W, dZ, dZ_prev, TN)
+        _gemm(W, dZ, dZ_prev, TN)
         _backward_pointwise(dZ_prev, A_prev, code, db_prev)
         return
     for p in range(k):

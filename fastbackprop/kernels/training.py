@@ -31,7 +31,7 @@ from .passes import (
     _bias_activation,
     add_matrix,
     backward_delta,
-    gemm,
+    _gemm,
     linear_activation,
     linear_sigmoid_cost,
     output_delta,
@@ -116,7 +116,7 @@ def forward(theta, X, dims, offsets, hidden, acts, Y, costs, cost_slot, gram, G,
         A = _act(acts, dims, offsets, l, m)
         b = _b(theta, dims, offsets, l)
         if gram and l == 1:
-            gemm(_D(theta, dims, offsets, m), G, A, NN)
+            _gemm(_D(theta, dims, offsets, m), G, A, NN)
             add_matrix(A, P0)
             _bias_activation(A, b, hidden)
         else:
@@ -125,7 +125,7 @@ def forward(theta, X, dims, offsets, hidden, acts, Y, costs, cost_slot, gram, G,
     AL = _act(acts, dims, offsets, L, m)
     bL = _b(theta, dims, offsets, L)
     if gram and L == 1:
-        gemm(_D(theta, dims, offsets, m), G, AL, NN)
+        _gemm(_D(theta, dims, offsets, m), G, AL, NN)
         add_matrix(AL, P0)
         if cost_slot < 0:
             return _bias_activation(AL, bL, SIGMOID)
@@ -153,7 +153,7 @@ def backward(theta, X, Y, dims, offsets, hidden, acts, deltas, grad, gram):
     for l in range(L, 0, -1):
         A_prev = X if l == 1 else _act(acts, dims, offsets, l - 1, m)
         if not (gram and l == 1):
-            gemm(dZ, A_prev, _W(grad, dims, offsets, l), NT)
+            _gemm(dZ, A_prev, _W(grad, dims, offsets, l), NT)
         if l > 1:
             if gram and l == 2:
                 dZ_prev = _D(grad, dims, offsets, m)
@@ -199,7 +199,7 @@ def train(current, other, X, Y, dims, hidden, learning_rate, start, n_iterations
     offsets = layer_offsets(dims, m)
     step = learning_rate / like(learning_rate, m)  # folds the 1/m of dW and db into the update
     if gram:
-        gemm(_W(current, dims, offsets, 1), X, P0, NN)
+        _gemm(_W(current, dims, offsets, 1), X, P0, NN)
         _W(grad, dims, offsets, 1)[:, :] = 0
     status = OK
     done = 0
@@ -233,7 +233,7 @@ def _materialise_W1(theta, X, dims, offsets, scratch):
     m = X.shape[1]
     D = _D(theta, dims, offsets, m)
     DXt = _W(scratch, dims, offsets, 1)
-    gemm(D, X, DXt, NT)
+    _gemm(D, X, DXt, NT)
     W1 = _W(theta, dims, offsets, 1)
     W1 += DXt
     D[:, :] = 0
