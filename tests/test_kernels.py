@@ -237,9 +237,12 @@ def test_trainer_in_chunks_equals_one_call(gram):
             np.testing.assert_array_equal(trainer.parameters[key], value)
 
 
-def test_gram_mode_is_the_default_for_wide_first_layers():
+def test_gram_mode_is_the_default_for_wide_first_layers_and_long_enough_runs():
     parameters, X, Y = network([50, 3, 1], 20, np.float64)
     assert K.Trainer(parameters, X, Y).gram
+    # G costs n_x m^2 = 20000; each step saves n_1 m (2 n_x - m) = 4800
+    assert K.Trainer(parameters, X, Y, max_iterations=5).gram
+    assert not K.Trainer(parameters, X, Y, max_iterations=4).gram
     parameters, X, Y = network([5, 3, 1], 20, np.float64)
     assert not K.Trainer(parameters, X, Y).gram
 

@@ -396,7 +396,9 @@ class Trainer:
     ``gram``: train the first layer through the Gram matrix ``G = X^T X``
     (see ``training.train``), exact algebra that replaces the two products
     with ``X`` per step by one ``(n_1, m) x (m, m)`` product. Default
-    (None): when ``n_x >= m``, where it saves at least half their work.
+    (None): when ``n_x >= m`` (it then saves at least half their work, and
+    ``G`` is no larger than ``X``) and, if ``max_iterations`` is given, when
+    the work saved over that many steps exceeds the ``n_x m^2`` of ``G``.
     """
 
     def __init__(self, parameters, X, Y, hidden_activation="relu", learning_rate=0.0075,
@@ -417,7 +419,12 @@ class Trainer:
         self.X = as_kernel_array(X, self.dtype)
         self.Y = as_kernel_array(Y, self.dtype)
         n_x, m = self.X.shape
-        self.gram = bool(n_x >= m if gram is None else gram)
+        if gram is None:
+            n_1 = self.dims[1]
+            saved_per_step = n_1 * m * (2 * n_x - m)
+            gram = n_x >= m and (max_iterations is None
+                                 or max_iterations * saved_per_step > n_x * m * m)
+        self.gram = bool(gram)
         self._n_parameters = sum(n * k + n for n, k in zip(self.dims[1:], self.dims[:-1]))
         n_D = self.dims[1] * m if self.gram else 0  # Gram mode's D after the parameters
         self._current = np.zeros(self._n_parameters + n_D, dtype=self.dtype)
