@@ -374,3 +374,36 @@ def test_float32_training_does_no_float64_arithmetic():
                          capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["0", "0"], out.stdout
+
+
+ALLOCATION_CHECK = """
+import numpy as np
+from numba.core.runtime import rtsys
+from fastbackprop import kernels as K, reference as R
+from fastbackprop.datasets import make_classification
+for dims, m, gram in (([2, 4, 1], 40, False), ([20, 64, 64, 1], 256, False), ([300, 20, 7, 1], 41, True)):
+    X, Y = make_classification(dims[0], m, dims[-1])
+    trainer = K.Trainer(R.initialize_parameters(dims, seed=0), X, Y, "relu", 0.01, cost_every=1, gram=gram)
+    trainer.run(2)
+    counts = []
+    for n in (1, 100):
+        before = rtsys.get_allocation_stats().alloc
+        trainer.run(n)
+        counts.append(rtsys.get_allocation_stats().alloc - before)
+    print(*counts)
+"""
+
+
+def test_the_training_loop_allocates_nothing_per_iteration():
+    """Numba's allocation counter: a run of 100 iterations allocates what a run of 1 does."""
+    import os
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", ALLOCATION_CHECK],
+                         env=dict(os.environ, NUMBA_NRT_STATS="1"),
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    for line in out.stdout.splitlines():
+        one, hundred = map(int, line.split())
+        assert one == hundred, out.stdout

@@ -26,7 +26,6 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .. import activations
 from ..activations import check_activation_name
 from ..validation import (
     check_learning_rate,

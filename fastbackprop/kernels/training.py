@@ -27,11 +27,10 @@ from .._jit import jit
 from .passes import (
     NN,
     NT,
-    TN,
     _bias_activation,
+    _gemm,
     add_matrix,
     backward_delta,
-    _gemm,
     linear_activation,
     linear_sigmoid_cost,
     output_delta,
