@@ -1,0 +1,63 @@
+"""How long the matrix products of one training step take, one by one, through the kernels' gemm.
+
+``python tools/blas_products.py small`` (any workload of ``fastbackprop.bench``)
+times each product of a step (forward ``W A_prev``, ``dW = dZ A_prev^T``, and
+``dA_prev = W^T dZ`` for layers 2..L) back to back, prints its GFLOP/s, and
+their sum against the step's floor: the least time any code that calls BLAS
+for these products can take.
+"""
+
+import statistics
+import sys
+import time
+
+import numpy as np
+
+from fastbackprop import bench
+from fastbackprop._jit import jit
+from fastbackprop.kernels import passes
+
+
+@jit
+def _repeat(n, A, B, out, mode):
+    for _ in range(n):
+        passes.gemm(A, B, out, mode)
+
+
+def products(dims, m):
+    """``(name, A shape, B shape, out shape, mode)`` of every product of one step."""
+    for l in range(1, len(dims)):
+        n, k = dims[l], dims[l - 1]
+        yield f"W{l} A{l - 1}", (n, k), (k, m), (n, m), passes.NN
+        yield f"dW{l} = dZ{l} A{l - 1}^T", (n, m), (k, m), (n, k), passes.NT
+        if l > 1:
+            yield f"dA{l - 1} = W{l}^T dZ{l}", (n, k), (n, m), (k, m), passes.TN
+
+
+def main(name="small", calls=500):
+    w = bench.WORKLOADS[name]
+    dt = np.dtype(w.dtype)
+    rng = np.random.default_rng(0)
+    rate = bench.gemm_rate(dt)
+    total = 0.0
+    for label, a, b, o, mode in products(w.layer_dims, w.m):
+        A, B = (rng.standard_normal(s).astype(dt) for s in (a, b))
+        out = np.empty(o, dtype=dt)
+        _repeat(1, A, B, out, mode)
+        times = []
+        for _ in range(5):
+            start = time.perf_counter()
+            _repeat(calls, A, B, out, mode)
+            times.append((time.perf_counter() - start) / calls)
+        t = statistics.median(times)
+        inner = a[1] if mode == passes.NN else (b[1] if mode == passes.NT else a[0])
+        flops = 2 * o[0] * o[1] * inner
+        total += t
+        print(f"{label:22s} {o[0]:>5d} x {inner:>5d} x {o[1]:>5d}  {t * 1e6:9.1f} us  {flops / t / 1e9:6.1f} GFLOP/s")
+    floor = bench.step_flops(w.layer_dims, w.m) / rate
+    print(f"sum {total * 1e6:.1f} us; floor {floor * 1e6:.1f} us (2048^2 GEMM at {rate / 1e9:.0f} GFLOP/s); "
+          f"sum/floor {total / floor:.2f}x")
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:2])

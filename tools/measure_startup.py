@@ -1,0 +1,107 @@
+"""Start-up figures of issue 6, each the median over new processes.
+
+Run from the repository root: ``python tools/measure_startup.py``. Prints the
+import cost, the first fit of the planar network (1000 steps) with a warm
+and a cold kernel cache, and the whole-process time next to a process that
+only calls one trivial cached ``@njit`` function (Numba's own floor) and
+the same script on the NumPy backend.
+"""
+
+import json
+import os
+import pathlib
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+FIT = """
+import json, time
+t0 = time.perf_counter()
+from fastbackprop import Model
+from fastbackprop.datasets import load_planar_dataset
+X, Y = load_planar_dataset()
+t1 = time.perf_counter()
+Model([2, 4, 1], hidden_activation="tanh", learning_rate=1.2, n_iterations=1000,
+      init="scaled", seed=0, backend="{backend}").fit(X, Y)
+print(json.dumps({{"first_fit": time.perf_counter() - t1}}))
+"""
+TRIVIAL = """
+from numba import njit
+@njit(cache=True)
+def f(x):
+    return x + 1
+f(1.0)
+"""
+
+
+def wall(code, env, n):
+    """Median seconds of ``n`` new processes running ``code`` (from a file, so Numba can cache)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".py", dir=env["NUMBA_CACHE_DIR"]
+                                     if "NUMBA_CACHE_DIR" in env else None, delete=False) as f:
+        f.write(code)
+    times = []
+    for _ in range(n):
+        start = time.perf_counter()
+        out = subprocess.run([sys.executable, f.name], env=env, check=True,
+                             capture_output=True, text=True)
+        times.append(time.perf_counter() - start)
+    os.unlink(f.name)
+    return statistics.median(times), out.stdout
+
+
+def wall_file(path, env, n):
+    """Median seconds of ``n`` new processes running the script ``path``."""
+    times = []
+    for _ in range(n):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, path], env=env, check=True)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def first_fit(env, n, backend="numba"):
+    return statistics.median(
+        json.loads(wall(FIT.format(backend=backend), env, 1)[1])["first_fit"] for _ in range(n))
+
+
+def main():
+    base = dict(os.environ, PYTHONPATH=str(ROOT))
+    base.pop("FASTBACKPROP_CACHE", None)
+    importtimes = []
+    for _ in range(9):
+        err = subprocess.run([sys.executable, "-X", "importtime", "-c", "import numpy; import fastbackprop"],
+                             env=base, capture_output=True, text=True).stderr
+        importtimes += [int(line.split("|")[1]) for line in err.splitlines()
+                        if line.rstrip().endswith("| fastbackprop")]
+    print(f"import fastbackprop after numpy (-X importtime): {statistics.median(importtimes) / 1e3:.2f} ms")
+    print(f"import numpy: {wall('import numpy', base, 7)[0]:.3f} s; "
+          f"import numpy, fastbackprop: {wall('import numpy, fastbackprop', base, 7)[0]:.3f} s; "
+          f"import fastbackprop.kernels: {wall('import fastbackprop.kernels', base, 7)[0]:.3f} s")
+    warm = tempfile.mkdtemp()
+    try:
+        env = dict(base, NUMBA_CACHE_DIR=warm)
+        trivial = os.path.join(warm, "trivial.py")
+        with open(trivial, "w") as f:
+            f.write(TRIVIAL)
+        subprocess.run([sys.executable, trivial], env=env, check=True)  # fill its cache
+        wall(FIT.format(backend="numba"), env, 1)  # fill the cache
+        print(f"first fit, 1000 planar steps: warm cache {first_fit(env, 7):.3f} s", end="; ")
+        cold = []
+        for _ in range(3):
+            fresh = tempfile.mkdtemp()
+            cold.append(first_fit(dict(base, NUMBA_CACHE_DIR=fresh), 1))
+            shutil.rmtree(fresh)
+        print(f"cold cache {statistics.median(cold):.2f} s")
+        print(f"whole process: planar 1000 steps, numba, warm cache {wall(FIT.format(backend='numba'), env, 9)[0]:.3f} s; "
+              f"one trivial cached @njit function {wall_file(trivial, env, 9):.3f} s; "
+              f"planar on the numpy backend {wall(FIT.format(backend='numpy'), env, 9)[0]:.3f} s")
+    finally:
+        shutil.rmtree(warm)
+
+
+if __name__ == "__main__":
+    main()
