@@ -36,6 +36,7 @@ from .validation import (
     check_dtype,
     check_init,
     check_layer_dims,
+    check_linear,
     check_learning_rate,
     check_matrix,
     check_parameters,
@@ -92,7 +93,7 @@ def linear_forward(A_prev, W, b):
     A_prev: ``(n_{l-1}, m)``; W: ``(n_l, n_{l-1})``; b: ``(n_l, 1)``.
     Returns ``Z`` ``(n_l, m)`` and ``cache = (A_prev, W, b)``.
     """
-    _check_linear(A_prev, W, b)
+    check_linear(A_prev, W, b)
     Z = W @ A_prev + b
     return Z, (A_prev, W, b)
 
@@ -188,7 +189,7 @@ def linear_backward(dZ, cache):
     ``db = (1/m) sum(dZ, axis=1, keepdims=True)`` ``(n_l, 1)``.
     """
     A_prev, W, b = cache
-    _check_linear(A_prev, W, b)
+    check_linear(A_prev, W, b)
     check_matrix(dZ, "dZ", rows=W.shape[0], cols=A_prev.shape[1], row_name="n_l")
     m = A_prev.shape[1]
     dW = (dZ @ A_prev.T) / m
@@ -477,11 +478,3 @@ def gradient_check(parameters, X, Y, hidden_activation="relu", epsilon=1e-7,
     numerator = np.linalg.norm(grad - gradapprox)
     denominator = np.linalg.norm(grad) + np.linalg.norm(gradapprox)
     return float(numerator / denominator) if denominator > 0 else 0.0
-
-
-def _check_linear(A_prev, W, b):
-    """Shape checks shared by the linear steps."""
-    W = np.asarray(W)
-    check_matrix(W, "W", row_name="n_l", col_name="n_{l-1}")
-    check_matrix(A_prev, "A_prev", rows=W.shape[1], row_name="n_{l-1}")
-    check_matrix(b, "b", rows=W.shape[0], cols=1, row_name="n_l", col_name="1")

@@ -263,3 +263,11 @@ def check_finite_parameters(parameters, argument="parameters"):
     """Raise ``ValueError`` if any array of a parameters dict holds NaN or infinity."""
     for key, value in parameters.items():
         check_finite(np.asarray(value), f"{argument}['{key}']")
+
+
+def check_linear(A_prev, W, b):
+    """Shapes of a linear step: W ``(n_l, n_{l-1})``, A_prev ``(n_{l-1}, m)``, b ``(n_l, 1)``."""
+    W = np.asarray(W)
+    check_matrix(W, "W", row_name="n_l", col_name="n_{l-1}")
+    check_matrix(A_prev, "A_prev", rows=W.shape[1], row_name="n_{l-1}")
+    check_matrix(b, "b", rows=W.shape[0], cols=1, row_name="n_l", col_name="1")

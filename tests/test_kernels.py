@@ -25,6 +25,8 @@ LAYER_SHAPES = [(1, 1, 1), (1, 3, 1), (4, 1, 7), (3, 5, 1), (4, 2, 400), (7, 13,
 def test_layer_shapes_cross_the_blas_switch():
     sizes = [n * k * m for n, k, m in LAYER_SHAPES]
     assert min(sizes) <= SMALL_GEMM < max(sizes)
+    # The trainer test's last network has an output layer above the switch too.
+    assert 30 * 40 * 50 > SMALL_GEMM
 
 
 def layer(n, k, m, dtype, seed=0, scale=1.0):
@@ -130,6 +132,7 @@ def test_L_model_forward_cost_backward_update(layer_dims, m, dtype, activation, 
     for key in new_ref:
         assert new[key].dtype == dtype
         assert_close(new[key], new_ref[key], dtype, err_msg=key)
+    assert_close(K.probabilities(X, parameters, activation), AL_ref, dtype, err_msg="probabilities")
     np.testing.assert_array_equal(K.predict(X, parameters, activation),
                                   R.predict(X, parameters, activation))
 
@@ -202,7 +205,7 @@ TRAIN_FACTOR = {np.float64: 100, np.float32: 10}  # rounding grows over iteratio
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("layer_dims,m", [([2, 4, 1], 400), ([3, 1, 1], 1), ([5, 7, 3, 2], 37),
                                           ([20, 64, 64, 1], 256), ([300, 20, 7, 1], 41),
-                                          ([40, 3], 9)], ids=str)
+                                          ([40, 3], 9), ([10, 40, 30], 50)], ids=str)
 def test_trainer_equals_K_reference_steps(layer_dims, m, dtype, activation, gram):
     parameters, X, Y = network(layer_dims, m, dtype, seed=3)
     result = K.train(parameters, X, Y, activation, learning_rate=0.05, n_iterations=30,

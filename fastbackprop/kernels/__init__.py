@@ -29,6 +29,7 @@ import numpy as np
 from ..activations import check_activation_name
 from ..validation import (
     check_learning_rate,
+    check_linear,
     check_matrix,
     check_parameters,
     check_positive_int,
@@ -111,19 +112,13 @@ def call_specialised(dispatcher, dtype, code, *args):
 # ---------------------------------------------------------------------------
 
 
-def _check_linear(A_prev, W, b):
-    check_matrix(W, "W", row_name="n_l", col_name="n_{l-1}")
-    check_matrix(A_prev, "A_prev", rows=np.shape(W)[1], row_name="n_{l-1}")
-    check_matrix(b, "b", rows=np.shape(W)[0], cols=1, row_name="n_l", col_name="1")
-
-
 def linear_forward(A_prev, W, b):
     """Z = W A_prev + b. Same contract as :func:`fastbackprop.reference.linear_forward`.
 
     A_prev ``(n_{l-1}, m)``, W ``(n_l, n_{l-1})``, b ``(n_l, 1)``; returns
     ``Z`` ``(n_l, m)`` and ``cache = (A_prev, W, b)``.
     """
-    _check_linear(A_prev, W, b)
+    check_linear(A_prev, W, b)
     dt = common_dtype(A_prev=A_prev, W=W, b=b)
     A_prev, W, b = (as_kernel_array(a, dt) for a in (A_prev, W, b))
     Z = np.empty((W.shape[0], A_prev.shape[1]), dtype=dt)
@@ -138,7 +133,7 @@ def linear_activation_forward(A_prev, W, b, activation):
     Returns ``A`` ``(n_l, m)`` and ``cache = ((A_prev, W, b), Z)``.
     """
     code = check_activation_name(activation)
-    _check_linear(A_prev, W, b)
+    check_linear(A_prev, W, b)
     dt = common_dtype(A_prev=A_prev, W=W, b=b)
     A_prev, W, b = (as_kernel_array(a, dt) for a in (A_prev, W, b))
     Z = np.empty((W.shape[0], A_prev.shape[1]), dtype=dt)
@@ -221,7 +216,8 @@ def compute_cost_from_logits(ZL, Y):
     """Cross-entropy from logits ``ZL`` ``(n_y, m)``, stable for any finite ``ZL``."""
     ZL, Y = _check_pair(ZL, Y, "ZL")
     b = np.zeros((ZL.shape[0], 1), dtype=ZL.dtype)
-    return float(passes.cost_from_logits(ZL, b, Y) / ZL.shape[1])
+    _, loss = passes.sigmoid_cost(ZL.copy(), b, Y)  # the training loop's output pass
+    return float(loss / ZL.shape[1])
 
 
 # ---------------------------------------------------------------------------
@@ -248,7 +244,7 @@ def linear_backward(dZ, cache):
     ``cache = (A_prev, W, b)``; shapes as :func:`fastbackprop.reference.linear_backward`.
     """
     A_prev, W, b = cache
-    _check_linear(A_prev, W, b)
+    check_linear(A_prev, W, b)
     check_matrix(dZ, "dZ", rows=np.shape(W)[0], cols=np.shape(A_prev)[1], row_name="n_l")
     dt = common_dtype(dZ=dZ, A_prev=A_prev, W=W)
     dZ, A_prev, W = (as_kernel_array(a, dt) for a in (dZ, A_prev, W))
@@ -264,7 +260,7 @@ def linear_activation_backward(dA, cache, activation):
     """
     code = check_activation_name(activation)
     (A_prev, W, b), Z = cache
-    _check_linear(A_prev, W, b)
+    check_linear(A_prev, W, b)
     check_matrix(dA, "dA", rows=np.shape(Z)[0], cols=np.shape(Z)[1], row_name="n_l")
     dt = common_dtype(dA=dA, Z=Z, A_prev=A_prev, W=W)
     dA, Z, A_prev, W = (as_kernel_array(a, dt) for a in (dA, Z, A_prev, W))

@@ -27,7 +27,6 @@ from .scalar import (
     derivative_from_output,
     like,
     log1p_unit,
-    softplus_loss,
 )
 
 #: Modes of :func:`gemm`.
@@ -106,14 +105,21 @@ def bias_activation(Z, b, code):
 def _bias_activation(Z, b, code):
     """:func:`bias_activation` compiled for one constant ``code``, so the loop vectorises."""
     literally(code)
-    n, m = Z.shape
     total = like(Z, 0.0)
-    for i in range(n):
-        bi = b[i, 0]
-        for j in range(m):
-            z = Z[i, j] + bi
-            total += z
-            Z[i, j] = activation(code, z)
+    for i in range(Z.shape[0]):
+        total += _activation_row(Z, i, b[i, 0], code)
+    return total
+
+
+@jit
+def _activation_row(Z, i, bi, code):
+    """Row ``i``: ``Z[i] := g(Z[i] + bi)``; returns ``sum(Z[i] + bi)``. ``code`` a constant."""
+    literally(code)
+    total = like(Z, 0.0)
+    for j in range(Z.shape[1]):
+        z = Z[i, j] + bi
+        total += z
+        Z[i, j] = activation(code, z)
     return total
 
 
@@ -149,10 +155,7 @@ def linear_activation(W, A_prev, b, code, A):
     total = like(A, 0.0)
     for i in range(n):
         _row_product(W, A_prev, b, i, A)
-        for j in range(m):
-            z = A[i, j]
-            total += z
-            A[i, j] = activation(code, z)
+        total += _activation_row(A, i, like(A, 0.0), code)
     return total
 
 
@@ -203,12 +206,7 @@ def backward_delta(W, dZ, A_prev, code, dZ_prev, db_prev):
             w = W[i, p]
             for j in range(m):
                 dZ_prev[p, j] += w * dZ[i, j]
-        s = like(dZ_prev, 0.0)
-        for j in range(m):
-            d = dZ_prev[p, j] * derivative_from_output(code, A_prev[p, j])
-            dZ_prev[p, j] = d
-            s += d
-        db_prev[p, 0] = s
+        db_prev[p, 0] = _derivative_row(dZ_prev, A_prev, p, code)
 
 
 @jit
@@ -248,14 +246,20 @@ def backward_pointwise(dA, A, code, db):
 def _backward_pointwise(dA, A, code, db):
     """:func:`backward_pointwise` compiled for one constant ``code``."""
     literally(code)
-    n, m = dA.shape
-    for i in range(n):
-        s = like(dA, 0.0)
-        for j in range(m):
-            d = dA[i, j] * derivative_from_output(code, A[i, j])
-            dA[i, j] = d
-            s += d
-        db[i, 0] = s
+    for i in range(dA.shape[0]):
+        db[i, 0] = _derivative_row(dA, A, i, code)
+
+
+@jit
+def _derivative_row(dA, A, i, code):
+    """Row ``i``: ``dA[i] := dA[i] * g'`` (g' from ``A[i]``); returns the row's sum."""
+    literally(code)
+    s = like(dA, 0.0)
+    for j in range(dA.shape[1]):
+        d = dA[i, j] * derivative_from_output(code, A[i, j])
+        dA[i, j] = d
+        s += d
+    return s
 
 
 @jit
@@ -288,22 +292,6 @@ def scale(X, factor):
     flat = X.reshape(X.size)
     for i in range(flat.size):
         flat[i] *= factor
-
-
-@jit
-def cost_from_logits(Z, b, Y):
-    """``sum over i, j of max(z,0) - z y + log1p(e^-|z|)`` with ``z = Z + b``, unscaled.
-
-    The cross-entropy of ``sigmoid(z)`` against ``Y``, stable for any finite
-    ``z``. ``b`` is ``(n, 1)``; pass zeros when ``Z`` already holds the bias.
-    """
-    n, m = Z.shape
-    total = like(Z, 0.0)
-    for i in range(n):
-        bi = b[i, 0]
-        for j in range(m):
-            total += softplus_loss(Z[i, j] + bi, Y[i, j])
-    return total
 
 
 @jit
@@ -372,9 +360,8 @@ def update(theta, grad, step, out):
     return total
 
 
-# Keep the module's public kernels listed in one place (used by warm-up and tests).
 __all__ = [
-    "NN", "NT", "TN", "gemm", "linear_activation", "linear_sigmoid_cost", "backward_delta", "add_bias", "add_matrix", "bias_activation", "backward_pointwise",
-    "output_delta", "row_sum", "sigmoid_cost", "scale", "cost_from_logits", "cost_from_probabilities",
-    "update", "log1p_unit",
+    "NN", "NT", "TN", "gemm", "linear_activation", "linear_sigmoid_cost", "backward_delta",
+    "add_bias", "add_matrix", "bias_activation", "backward_pointwise", "output_delta",
+    "row_sum", "sigmoid_cost", "scale", "cost_from_probabilities", "update",
 ]

@@ -310,24 +310,6 @@ def _tanh(z):
     return impl
 
 
-def softplus_loss(z, y):
-    """The cross-entropy of one logit: max(z, 0) - z y + log1p(e^-|z|)."""
-    raise NotImplementedError("for use inside kernels only")
-
-
-@overload_scalar(softplus_loss)
-def _softplus_loss(z, y):
-    c = _CONSTANTS.get(_float_type(z))
-    if c is None:
-        return None
-    zero = c.f(0.0)
-
-    def impl(z, y):
-        return max(z, zero) - z * y + log1p_unit(exp(-abs(z)))
-
-    return impl
-
-
 def activation(code, z):
     """g(z) for the activation with integer ``code`` (see ``activations.CODES``)."""
     raise NotImplementedError("for use inside kernels only")

@@ -13,9 +13,9 @@ again for each number of layers) and nothing is allocated per iteration:
 ``grad``   raw gradients ``dZ A_prev^T`` and ``sum(dZ, axis=1)`` in
            ``theta``'s layout; ``1/m`` is folded into the update step.
 
-Parameters alternate between ``theta`` and ``theta_next``: an update reads
-one and writes the other, so when a step goes wrong the previous
-parameters are still intact.
+Parameters alternate between two such buffers (``current`` and
+``other``): an update reads one and writes the other, so when a step goes
+wrong the previous parameters are still intact.
 """
 
 from __future__ import annotations
@@ -96,6 +96,13 @@ def _D(buffer, dims, offsets, m):
 
 
 @jit
+def _gram_W1X(theta, dims, offsets, G, P0, out):
+    """Gram mode's ``W1 X = P0 + D G`` into ``out`` ``(n_1, m)``."""
+    _gemm(_D(theta, dims, offsets, out.shape[1]), G, out, NN)
+    add_matrix(out, P0)
+
+
+@jit
 def forward(theta, X, dims, offsets, hidden, acts, Y, costs, cost_slot, gram, G, P0):
     """Forward pass: ``acts`` receives ``A1, ..., AL``; returns ``sum(ZL)``.
 
@@ -115,8 +122,7 @@ def forward(theta, X, dims, offsets, hidden, acts, Y, costs, cost_slot, gram, G,
         A = _act(acts, dims, offsets, l, m)
         b = _b(theta, dims, offsets, l)
         if gram and l == 1:
-            _gemm(_D(theta, dims, offsets, m), G, A, NN)
-            add_matrix(A, P0)
+            _gram_W1X(theta, dims, offsets, G, P0, A)
             _bias_activation(A, b, hidden)
         else:
             linear_activation(_W(theta, dims, offsets, l), A_prev, b, hidden, A)
@@ -124,8 +130,7 @@ def forward(theta, X, dims, offsets, hidden, acts, Y, costs, cost_slot, gram, G,
     AL = _act(acts, dims, offsets, L, m)
     bL = _b(theta, dims, offsets, L)
     if gram and L == 1:
-        _gemm(_D(theta, dims, offsets, m), G, AL, NN)
-        add_matrix(AL, P0)
+        _gram_W1X(theta, dims, offsets, G, P0, AL)
         if cost_slot < 0:
             return _bias_activation(AL, bL, SIGMOID)
         total, loss = sigmoid_cost(AL, bL, Y)
