@@ -96,7 +96,9 @@ def _enable_cache(dispatcher):
 def source_fingerprint():
     """SHA-256 of every source file that kernels are compiled from."""
     root = pathlib.Path(__file__).parent
-    files = sorted(root.glob("kernels/*.py")) + [root / "_jit.py", root / "activations.py"]
+    files = sorted(root.glob("kernels/*.py")) + [
+        root / name for name in ("_jit.py", "activations.py", "spec.py")
+    ]
     digest = hashlib.sha256()
     for path in files:
         digest.update(path.name.encode())

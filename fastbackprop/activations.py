@@ -4,23 +4,25 @@ Every function works element-wise on an array ``Z`` of any shape (in the
 network, ``Z`` is ``(n_l, m)``: one example per column) and returns an
 array of the same shape and dtype.
 
-The names are the public spelling used everywhere in the package
-(``hidden_activation="relu"``); the integer codes are what the compiled
-kernels receive, since Numba specialises on types, not on strings.
+The names and their integer codes (what the compiled kernels receive) are
+one table, :data:`fastbackprop.spec.ACTIVATIONS`; :data:`FUNCTIONS` below
+gives each entry its NumPy ``g`` and ``g'``.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from . import spec
+
 #: Slope of ``leaky_relu`` for negative inputs (the course's 0.01).
 LEAKY_SLOPE = 0.01
 
 #: Name -> integer code passed to the Numba kernels.
-CODES = {"sigmoid": 0, "tanh": 1, "relu": 2, "leaky_relu": 3}
+CODES = spec.codes(spec.ACTIVATIONS)
 
-#: Activations allowed in hidden layers. The output layer is always sigmoid.
-HIDDEN = tuple(CODES)
+#: Activations allowed in hidden layers.
+HIDDEN = tuple(spec.ACTIVATIONS)
 
 
 def check_activation_name(name, argument="activation"):
@@ -29,16 +31,7 @@ def check_activation_name(name, argument="activation"):
     Raises ``TypeError`` if ``name`` is not a string and ``ValueError`` if it
     is not one of :data:`HIDDEN`; the message names ``argument``.
     """
-    if not isinstance(name, str):
-        raise TypeError(
-            f"{argument} must be a string, one of {list(CODES)}; got {type(name).__name__}"
-        )
-    try:
-        return CODES[name]
-    except KeyError:
-        raise ValueError(
-            f"{argument} must be one of {list(CODES)}; got {name!r}"
-        ) from None
+    return spec.code_of(spec.ACTIVATIONS, name, argument)
 
 
 def sigmoid(Z):

@@ -1,6 +1,6 @@
 """``fastbackprop bench``: time per training step, reference against kernels against the GEMM floor.
 
-One registry, :data:`WORKLOADS`, holds the workloads of DESIGN.md section 4;
+One registry, :data:`WORKLOADS`, holds the workloads of ``docs/benchmarks.md``;
 it drives this table and the asv suite in ``asv_bench/`` alike.
 
 A **step** is one full-batch gradient-descent step: forward, the cost
@@ -60,7 +60,7 @@ SETTLE = 0.3
 
 @dataclass(frozen=True)
 class Workload:
-    """One DESIGN.md section 4 workload and its target for the kernels.
+    """One workload and its target for the kernels.
 
     ``target_seconds`` is an absolute bound on the kernels' time per step;
     ``target_floor_ratio`` a bound on kernels / floor. One of them is set.
@@ -97,7 +97,7 @@ class Workload:
         return f"{list(self.layer_dims)} {self.hidden} m={self.m} {self.dtype}"
 
 
-#: name -> :class:`Workload`: DESIGN.md section 4, in its order.
+#: name -> :class:`Workload`, in the order of ``docs/benchmarks.md``.
 WORKLOADS = {
     w.name: w
     for w in (
@@ -377,7 +377,7 @@ def add_arguments(parser):
         help="one short timing per measurement: a rough table, fast")
     parser.add_argument(
         "--check", action="store_true",
-        help="exit with status 1 when a workload misses its DESIGN.md target")
+        help="exit with status 1 when a workload misses its target")
     return parser
 
 

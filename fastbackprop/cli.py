@@ -26,8 +26,7 @@ import sys
 import threading
 import time
 
-from . import __version__
-from .activations import HIDDEN
+from . import __version__, spec
 from .validation import INITS
 
 EXIT_FAILED = 1
@@ -120,7 +119,8 @@ def _add_train(commands):
     p.add_argument("--layers", type=_layers, metavar="N_X,...,N_Y",
                    help="layer sizes, e.g. 2,4,1; the first must be the number of features "
                         f"and the last the number of labels (default: n_x,{DEFAULTS['hidden_units']},n_y)")
-    p.add_argument("--activation", choices=HIDDEN, default=DEFAULTS["activation"],
+    p.add_argument("--activation", choices=tuple(spec.ACTIVATIONS),
+                   default=DEFAULTS["activation"],
                    help="hidden layers' g (default: %(default)s)")
     p.add_argument("--lr", type=_positive_float, default=DEFAULTS["lr"],
                    help="learning rate alpha (default: %(default)s)")
@@ -132,7 +132,7 @@ def _add_train(commands):
                    help="seed of the initialisation (default: a random one)")
     p.add_argument("--dtype", choices=("float64", "float32"), default="float64",
                    help="(default: %(default)s)")
-    p.add_argument("--backend", choices=("numba", "numpy"), default="numba",
+    p.add_argument("--backend", choices=spec.BACKENDS, default="numba",
                    help="compiled kernels or the NumPy reference (default: %(default)s)")
     p.add_argument("--cost-every", type=_positive_int, default=100, metavar="N",
                    help="record the cost every N iterations (default: %(default)s)")
@@ -180,7 +180,7 @@ def _add_warmup(commands):
     )
     p.add_argument("--dtype", choices=("float64", "float32"), action="append",
                    help="only this dtype (repeatable; default: both)")
-    p.add_argument("--activation", choices=HIDDEN, action="append",
+    p.add_argument("--activation", choices=tuple(spec.ACTIVATIONS), action="append",
                    help="only this hidden activation (repeatable; default: all)")
     p.set_defaults(run=run_warmup)
 
@@ -283,14 +283,14 @@ def _fit_layers(layers, X, Y):
     n_x, n_y = X.shape[0], Y.shape[0]
     if layers is None:
         return [n_x, DEFAULTS["hidden_units"], n_y]
-    spec = ",".join(map(str, layers))
+    text = ",".join(map(str, layers))
     if layers[0] != n_x:
         raise CommandError(
-            f"--layers {spec}: the first entry must be the number of features in the data, {n_x}"
+            f"--layers {text}: the first entry must be the number of features in the data, {n_x}"
         )
     if layers[-1] != n_y:
         raise CommandError(
-            f"--layers {spec}: the last entry must be the number of labels in the data, {n_y}"
+            f"--layers {text}: the last entry must be the number of labels in the data, {n_y}"
         )
     return layers
 
@@ -398,7 +398,7 @@ def run_warmup(args):
     from .warm import warmup
 
     timings = warmup(dtypes=args.dtype or ("float64", "float32"),
-                     hidden_activations=args.activation or HIDDEN)
+                     hidden_activations=args.activation or tuple(spec.ACTIVATIONS))
     for (dtype, activation), seconds in timings.items():
         print(f"{dtype} {activation}: {_duration(seconds)}")
     return 0

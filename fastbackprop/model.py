@@ -9,10 +9,11 @@ The network is ``[LINEAR -> g] x (L-1) -> LINEAR -> SIGMOID`` trained by
 full-batch gradient descent, on one of two backends with one interface:
 
 * ``"numba"``: :class:`fastbackprop.kernels.Trainer`, every iteration of a
-  chunk in one compiled call (importing it imports Numba, so this module
-  imports it only inside methods);
-* ``"numpy"``: :class:`NumpyTrainer`, the step functions of
-  :mod:`fastbackprop.reference` in a Python loop.
+  chunk in one compiled call (imported only when first used);
+* ``"numpy"``: :class:`fastbackprop.reference_trainer.Trainer`, the step
+  functions of :mod:`fastbackprop.reference` in a Python loop.
+
+Both come from the registry :func:`fastbackprop.backends.get`.
 
 Both train in chunks, so a progress callback runs and Ctrl-C is honoured
 between chunks, and both give the same parameters to rounding: after a few
@@ -28,8 +29,7 @@ import time
 
 import numpy as np
 
-from . import _files, reference
-from .activations import check_activation_name
+from . import _files, backends, reference, spec
 from .validation import (
     check_choice,
     check_dtype,
@@ -44,9 +44,7 @@ from .validation import (
     check_Y,
 )
 
-__all__ = ["Model", "NotFittedError", "TrainingDivergedError", "NumpyTrainer"]
-
-BACKENDS = ("numba", "numpy")
+__all__ = ["Model", "NotFittedError", "TrainingDivergedError"]
 
 #: What ``Model.save`` writes and ``Model.load`` requires in the archive.
 FORMAT = "fastbackprop.Model"
@@ -150,8 +148,8 @@ class Model:
 
     def _hyperparameters(self):
         """The hyperparameters validated and normalised to plain JSON-ready values."""
-        check_activation_name(self.hidden_activation, "hidden_activation")
-        _check_output_activation(self.output_activation)
+        spec.code_of(spec.ACTIVATIONS, self.hidden_activation, "hidden_activation")
+        spec.code_of(spec.OUTPUTS, self.output_activation, "output_activation")
         return {
             "layer_dims": check_layer_dims(self.layer_dims),
             "hidden_activation": self.hidden_activation,
@@ -161,7 +159,7 @@ class Model:
             "init": check_init(self.init),
             "seed": check_seed(self.seed),
             "dtype": check_dtype(self.dtype).name,
-            "backend": check_choice(self.backend, BACKENDS, "backend"),
+            "backend": check_choice(self.backend, spec.BACKENDS, "backend"),
             "cost_every": check_positive_int(self.cost_every, "cost_every"),
         }
 
@@ -203,9 +201,9 @@ class Model:
         initial = _initial_parameters(parameters, hp)
         if callback is not None and not callable(callback):
             raise TypeError(f"callback must be callable or None; got {callback!r}")
-        trainer = self._trainer_class()(
+        trainer = self._backend().Trainer(
             initial, X, Y, hp["hidden_activation"], hp["learning_rate"], hp["cost_every"],
-            dtype, max_iterations=hp["n_iterations"],
+            dtype, max_iterations=hp["n_iterations"], output_activation=hp["output_activation"],
         )
         status = _run_in_chunks(trainer, hp["n_iterations"], callback)
         if status != "ok":
@@ -215,20 +213,9 @@ class Model:
         self.n_iter_ = trainer.n_iter
         return self
 
-    def _trainer_class(self):
-        if check_choice(self.backend, BACKENDS, "backend") == "numba":
-            from . import kernels
-
-            return kernels.Trainer
-        return NumpyTrainer
-
-    def _steps(self):
-        """The step functions of the backend: ``kernels`` or ``reference``."""
-        if check_choice(self.backend, BACKENDS, "backend") == "numba":
-            from . import kernels
-
-            return kernels
-        return reference
+    def _backend(self):
+        """The :class:`fastbackprop.backends.Backend` named by ``backend``."""
+        return backends.get(self.backend)
 
     # -- using the fitted parameters -----------------------------------------
 
@@ -250,12 +237,7 @@ class Model:
         """
         parameters, dims = self._fitted()
         X = self._check_X(X, dims)
-        if check_choice(self.backend, BACKENDS, "backend") == "numba":
-            from . import kernels
-
-            return kernels.probabilities(X, parameters, self.hidden_activation)
-        AL, _ = reference.L_model_forward(X, parameters, self.hidden_activation)
-        return AL
+        return self._backend().probabilities(X, parameters, self.hidden_activation)
 
     def predict(self, X):
         """0/1 predictions ``(n_y, m)``: 1 where ``AL > 0.5``. X : ``(n_x, m)``, examples as columns."""
@@ -286,7 +268,7 @@ class Model:
         parameters, dims = self._fitted()
         X = self._check_X(X, dims)
         Y = check_Y(Y, n_y=dims[-1], m=X.shape[1], dtype=X.dtype)
-        steps = self._steps()
+        steps = self._backend().steps
         AL, caches = steps.L_model_forward(X, parameters, self.hidden_activation)
         return steps.L_model_backward(AL, Y, caches, self.hidden_activation, output_start="dZ")
 
@@ -356,98 +338,9 @@ class Model:
 # ---------------------------------------------------------------------------
 
 
-class NumpyTrainer:
-    """The interface of :class:`fastbackprop.kernels.Trainer`, on :mod:`fastbackprop.reference`.
-
-    ``NumpyTrainer(parameters, X, Y, ...)`` copies ``parameters`` and the
-    data into arrays of ``dtype``; each :meth:`run` performs more
-    iterations of forward, cost (from ``ZL``, every ``cost_every``
-    iterations), backward from ``dZ_L = AL - Y``, and update. X
-    ``(n_x, m)``; Y ``(n_L, m)`` of 0/1 labels (the caller validates values).
-
-    Failures follow the kernels: when the cost of the parameters after
-    ``i`` updates is non-finite (checked every iteration through
-    ``sum(ZL)``), the result is the previous parameters and ``failed_at``
-    is ``i``; when an update produces non-finite parameters, the result is
-    the parameters before it.
-    """
-
-    def __init__(self, parameters, X, Y, hidden_activation="relu", learning_rate=0.0075,
-                 cost_every=100, dtype=None, max_iterations=None):
-        check_activation_name(hidden_activation, "hidden_activation")
-        self.dims = check_parameters(parameters)
-        self.dtype = np.dtype(dtype) if dtype is not None else np.result_type(X, *parameters.values())
-        self.hidden_activation = hidden_activation
-        self.learning_rate = check_learning_rate(learning_rate)
-        self.cost_every = check_positive_int(cost_every, "cost_every")
-        self.X = np.array(X, dtype=self.dtype)
-        self.Y = np.array(Y, dtype=self.dtype)
-        self._current = {k: np.array(v, dtype=self.dtype) for k, v in parameters.items()}
-        self._previous = None
-        self._costs = []
-        self.n_iter = 0
-        self.status = "ok"
-        self.failed_at = None
-
-    def run(self, n_iterations):
-        """Run ``n_iterations`` more iterations (stops early on a non-finite cost or update).
-
-        Returns ``"ok"``, ``"nonfinite_cost"`` or ``"nonfinite_update"``;
-        after a failure, further calls do nothing.
-        """
-        n_iterations = check_positive_int(n_iterations, "n_iterations")
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
-            for _ in range(n_iterations):
-                if self.status != "ok":
-                    break
-                self._step()
-        return self.status
-
-    def _step(self):
-        """One iteration ``i = n_iter``: forward, cost, backward, update."""
-        i = self.n_iter
-        AL, caches = reference.L_model_forward(self.X, self._current, self.hidden_activation)
-        ZL = caches[-1][1]
-        if i % self.cost_every == 0:
-            self._costs.append(reference.compute_cost_from_logits(ZL, self.Y))
-        if not np.isfinite(np.sum(ZL)):
-            self.status, self.failed_at = "nonfinite_cost", i
-            if self._previous is not None:
-                self._current, self.n_iter = self._previous, i - 1
-            return
-        grads = reference.L_model_backward(AL, self.Y, caches, self.hidden_activation,
-                                           output_start="dZ")
-        new = reference.update_parameters(self._current, grads, self.learning_rate)
-        if not all(np.all(np.isfinite(v)) for v in new.values()):
-            self.status, self.failed_at = "nonfinite_update", i
-            return
-        self._previous, self._current = self._current, new
-        self.n_iter = i + 1
-
-    @property
-    def parameters(self):
-        """A new dict of the current parameters (the last with a finite cost)."""
-        return {k: v.copy() for k, v in self._current.items()}
-
-    @property
-    def costs(self):
-        """The costs recorded so far (float64): iterations 0, cost_every, ... reached."""
-        return np.array(self._costs, dtype=np.float64)
-
-
 # ---------------------------------------------------------------------------
 # Helpers of fit
 # ---------------------------------------------------------------------------
-
-
-def _check_output_activation(name):
-    if name != "sigmoid":
-        error = ValueError if isinstance(name, str) else TypeError
-        raise error(
-            "output_activation must be 'sigmoid': the network is "
-            "[LINEAR -> g] x (L-1) -> LINEAR -> SIGMOID, with g set by hidden_activation; "
-            f"got {name!r}"
-        )
 
 
 def _same(a, b):

@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import numbers
 import operator
+from typing import NamedTuple
 
 import numpy as np
+
+from . import spec
 
 #: Floating dtypes the package computes in.
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -271,3 +274,22 @@ def check_linear(A_prev, W, b):
     check_matrix(W, "W", row_name="n_l", col_name="n_{l-1}")
     check_matrix(A_prev, "A_prev", rows=W.shape[1], row_name="n_{l-1}")
     check_matrix(b, "b", rows=W.shape[0], cols=1, row_name="n_l", col_name="1")
+
+
+class TrainingOptions(NamedTuple):
+    """What both backends' trainers read, checked: the codes of ``spec``'s tables and the numbers."""
+
+    hidden: int
+    output: int
+    learning_rate: float
+    cost_every: int
+
+
+def check_training(hidden_activation, output_activation, learning_rate, cost_every):
+    """Check a trainer's options; returns :class:`TrainingOptions`."""
+    return TrainingOptions(
+        spec.code_of(spec.ACTIVATIONS, hidden_activation, "hidden_activation"),
+        spec.code_of(spec.OUTPUTS, output_activation, "output_activation"),
+        check_learning_rate(learning_rate),
+        check_positive_int(cost_every, "cost_every"),
+    )

@@ -1,18 +1,19 @@
 """One registry of implementations drives the parametrised tests (and the benchmarks).
 
 ``BACKENDS`` maps a backend name to the module that implements the
-reference's step-function interface. ``TOLERANCES`` gives, per dtype, the
+reference's step-function interface, read from the package's own registry
+(:mod:`fastbackprop.backends`). ``TOLERANCES`` gives, per dtype, the
 relative tolerance at which a kernel must agree with the reference; it is
 applied norm-wise (``atol = rtol * max|expected|``) so sums whose terms
 cancel are judged against the size of their terms, not their result.
 """
 
-import importlib
-
 import numpy as np
 import pytest
 
-BACKENDS = {"numpy": "fastbackprop.reference", "numba": "fastbackprop.kernels"}
+from fastbackprop import backends, spec
+
+BACKENDS = {name: backends.MODULES[name][0] for name in spec.BACKENDS}
 
 #: float64 kernels agree with the reference to about 1e-12, float32 to 1e-5.
 TOLERANCES = {np.dtype(np.float64): 1e-12, np.dtype(np.float32): 1e-5}
@@ -21,12 +22,13 @@ DTYPES = [np.float32, np.float64]
 
 
 def backend(name):
-    return importlib.import_module(BACKENDS[name])
+    """The step-function module of backend ``name``."""
+    return backends.get(name).steps
 
 
 @pytest.fixture(params=list(BACKENDS))
 def impl(request):
-    """Each backend module in turn."""
+    """Each backend's step functions in turn."""
     return backend(request.param)
 
 

@@ -12,7 +12,9 @@ import pytest
 from conftest import BACKENDS
 from fastbackprop import model as model_module, reference as R
 from fastbackprop.datasets import load_planar_dataset, make_classification
-from fastbackprop.model import Model, NotFittedError, NumpyTrainer, TrainingDivergedError
+from fastbackprop import backends
+from fastbackprop.model import Model, NotFittedError, TrainingDivergedError
+from fastbackprop.reference_trainer import Trainer as NumpyTrainer
 
 #: Parameters of the two backends after ITERATIONS steps agree to this (relative to
 #: each array's largest entry); measured about 1e-14 and 2e-6.
@@ -219,7 +221,7 @@ def test_repr_shows_what_differs_from_the_defaults():
     (dict(layer_dims="2,4,1"), TypeError, "layer_dims must be a sequence of positive integers"),
     (dict(hidden_activation="softmax"), ValueError, r"hidden_activation must be one of \[.*\]; got 'softmax'"),
     (dict(hidden_activation=None), TypeError, "hidden_activation must be a string"),
-    (dict(output_activation="softmax"), ValueError, "output_activation must be 'sigmoid'.*got 'softmax'"),
+    (dict(output_activation="tanh"), ValueError, r"output_activation must be one of \[.*\]; got 'tanh'"),
     (dict(learning_rate=0), ValueError, "learning_rate must be a finite number > 0; got 0"),
     (dict(learning_rate=-0.1), ValueError, "learning_rate must be a finite number > 0"),
     (dict(learning_rate=np.nan), ValueError, "learning_rate must be a finite number > 0"),
@@ -421,11 +423,7 @@ def test_keyboard_interrupt_in_the_callback_leaves_the_model_unchanged(backend):
 
 
 def trainer_class(backend):
-    if backend == "numba":
-        from fastbackprop import kernels
-
-        return kernels.Trainer
-    return NumpyTrainer
+    return backends.get(backend).Trainer
 
 
 def test_keyboard_interrupt_between_training_calls_leaves_the_model_unchanged(backend, monkeypatch):

@@ -60,7 +60,7 @@ def test_import_costs_little_after_numpy(package_copy):
             return statistics.median(times) / 1e6
         print(seconds("import numpy; import fastbackprop"))
     """, package_copy)
-    assert float(out) < 0.030  # DESIGN: at most 30 ms more than import numpy
+    assert float(out) < 0.030  # the target: at most 30 ms more than import numpy (docs/startup.md)
 
 
 CACHED_KERNEL = """

@@ -1,7 +1,7 @@
 """Benchmarks of both backends ("numpy" = fastbackprop.reference, "numba" = fastbackprop.kernels).
 
-Every class is parametrised over the workloads of DESIGN.md section 4 (the
-registry in :mod:`fastbackprop.bench`) and the two backends. Each ``setup``
+Every class is parametrised over the workloads (the registry in
+:mod:`fastbackprop.bench`) and the backends (:mod:`fastbackprop.backends`). Each ``setup``
 builds the problem and calls the timed function once, so the Numba kernels
 are compiled (or loaded from the on-disk cache) before anything is timed.
 Only :class:`Startup` times compilation, in fresh processes.
@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 
-from fastbackprop import activations, reference
+from fastbackprop import activations, backends, reference, spec
 from fastbackprop.bench import (
     GEMM_SIZE,
     LEARNING_RATE,
@@ -23,7 +23,7 @@ from fastbackprop.bench import (
 )
 
 WORKLOAD_NAMES = list(WORKLOADS)
-BACKENDS = ["numpy", "numba"]
+BACKENDS = list(spec.BACKENDS)
 
 #: Iterations of the fit benchmarks.
 FIT_ITERATIONS = 100
@@ -31,11 +31,7 @@ FIT_ITERATIONS = 100
 
 def backend_module(backend):
     """The module implementing ``backend``'s step functions."""
-    if backend == "numpy":
-        return reference
-    from fastbackprop import kernels
-
-    return kernels
+    return backends.get(backend).steps
 
 
 def settle(backend):
@@ -61,6 +57,7 @@ class _Workload:
     def setup(self, workload, backend):
         self.problem = make_problem(workload)
         self.w = self.problem.workload
+        self.backend = backend
         self.module = backend_module(backend)
 
 
@@ -107,9 +104,10 @@ class BackwardPointwise(_Workload):
         self.db = np.empty((self.Z.shape[0], 1), dtype=dtype)
         self.code = activations.check_activation_name(self.w.hidden)
         if backend == "numba":
-            from fastbackprop.kernels import passes
+            from fastbackprop.kernels import convert, passes
 
             self.passes = passes
+            self.call = convert.call_specialised
         self.time_dZ_db(workload, backend)
         self.time_db(workload, backend)
         settle(backend)
@@ -120,7 +118,8 @@ class BackwardPointwise(_Workload):
             np.sum(dZ, axis=1, keepdims=True)
         else:
             np.copyto(self.dZ, self.dA)
-            self.passes.backward_pointwise(self.dZ, self.A, self.code, self.db)
+            self.call(self.passes.backward_pointwise, self.dZ.dtype, self.code,
+                      self.dZ, self.A, self.code, self.db)
 
     def time_db(self, workload, backend):
         if backend == "numpy":
@@ -152,8 +151,9 @@ class Step(_Workload):
 class Fit(_Workload):
     """A 100-iteration full-batch fit, the cost computed every iteration.
 
-    numpy: ``reference.L_layer_model``; numba: ``kernels.train`` (the whole
-    loop in one compiled call, its buffers allocated once per fit).
+    Each backend's ``Trainer`` from the registry, built and run once per
+    fit: numpy steps through the reference's functions; numba runs the
+    whole loop in one compiled call, its buffers allocated once per fit.
     """
 
     # A numpy fit of mlp takes about a second: fewer, longer samples.
@@ -169,15 +169,11 @@ class Fit(_Workload):
 
     def _fit(self, n_iterations):
         p, w = self.problem, self.w
-        if self.module is reference:
-            reference.L_layer_model(p.X, p.Y, list(w.layer_dims), w.hidden, LEARNING_RATE,
-                                    num_iterations=n_iterations, parameters=p.parameters,
-                                    cost_every=1)
-        else:
-            result = self.module.train(p.parameters, p.X, p.Y, w.hidden, LEARNING_RATE,
-                                       n_iterations=n_iterations, cost_every=1)
-            if result.status != "ok":
-                raise RuntimeError(f"fit stopped: {result.status}")
+        trainer = backends.get(self.backend).Trainer(p.parameters, p.X, p.Y, w.hidden,
+                                                     LEARNING_RATE, cost_every=1)
+        status = trainer.run(n_iterations)
+        if status != "ok":
+            raise RuntimeError(f"fit stopped: {status}")
 
     def time_fit(self, workload, backend):
         self._fit(FIT_ITERATIONS)
@@ -200,7 +196,7 @@ class Gemm:
 # Code run by the fresh processes of Startup.timeraw_first_fit: the data are
 # made in the untimed setup (which imports fastbackprop, not Numba); the
 # timed statement imports the backend and fits the planar network, 1000
-# iterations (DESIGN.md section 4's start-up target).
+# iterations (the start-up target of docs/startup.md).
 _FIRST_FIT_SETUP = """
 import os
 {environment}
@@ -224,7 +220,7 @@ kernels.train(problem.parameters, problem.X, problem.Y, "tanh", 0.0075, n_iterat
 class Startup:
     """Import times in a fresh process (the interpreter's start-up is not timed).
 
-    DESIGN.md section 4: ``import fastbackprop`` costs at most 30 ms more
+    The target (docs/startup.md): ``import fastbackprop`` costs at most 30 ms more
     than ``import numpy``; importing the kernels imports Numba.
     """
 

@@ -5,7 +5,7 @@ All arrays are 2-D and C-contiguous (the Python wrappers in
 float64, with the course's layout: ``(n_l, m)`` for ``Z``, ``A``, ``dZ``;
 ``(n_l, n_{l-1})`` for ``W``; ``(n_l, 1)`` for ``b`` and ``db``.
 
-The fusion follows DESIGN.md section 3: BLAS computes the product (its
+The fusion follows ``docs/kernels.md``: BLAS computes the product (its
 ``beta`` is 0, so nothing else can ride inside it), then one pass adds the
 bias and applies the activation; one pass forms ``dZ = dA * g'`` from ``A``
 and the row sums ``db`` at the same time.
@@ -17,17 +17,7 @@ import numpy as np
 from numba import literally
 
 from .._jit import SMALL_GEMM, jit
-from .scalar import (
-    LEAKY_RELU,
-    RELU,
-    SIGMOID,
-    TANH,
-    activation,
-    exp,
-    derivative_from_output,
-    like,
-    log1p_unit,
-)
+from .scalar import activation, derivative_from_output, exp, like, log1p_unit
 
 #: Modes of :func:`gemm`.
 NN, NT, TN = 0, 1, 2
@@ -35,24 +25,13 @@ NN, NT, TN = 0, 1, 2
 
 @jit
 def gemm(A, B, out, mode):
-    """``out = A @ B`` (NN), ``A @ B^T`` (NT) or ``A^T @ B`` (TN).
+    """``out = A @ B`` (NN), ``A @ B^T`` (NT) or ``A^T @ B`` (TN); ``mode`` a constant.
 
     Products of at most ``SMALL_GEMM`` multiply-adds run as plain loops whose
     inner loop is contiguous and vectorises (a BLAS call costs more than
     the work there); larger ones call BLAS through ``np.dot`` with ``out``,
     transposes passed as views, nothing copied.
     """
-    if mode == NN:
-        _gemm(A, B, out, NN)
-    elif mode == NT:
-        _gemm(A, B, out, NT)
-    else:
-        _gemm(A, B, out, TN)
-
-
-@jit
-def _gemm(A, B, out, mode):
-    """:func:`gemm` compiled for one constant ``mode``."""
     literally(mode)
     n, m = out.shape
     inner = B.shape[0] if mode == NN else (B.shape[1] if mode == NT else A.shape[0])
@@ -84,7 +63,7 @@ def _gemm(A, B, out, mode):
 
 @jit
 def bias_activation(Z, b, code):
-    """``Z := g(Z + b)`` in place, in one pass; returns ``sum(Z + b)``.
+    """``Z := g(Z + b)`` in place, in one pass; returns ``sum(Z + b)``. ``code`` a constant.
 
     In place on purpose: with separate input and output arrays that happen
     to be the same buffer, LLVM's runtime overlap check fails and the loop
@@ -92,18 +71,6 @@ def bias_activation(Z, b, code):
     ``Z + b`` is, which is how training notices a diverging cost without
     computing it.
     """
-    if code == RELU:
-        return _bias_activation(Z, b, RELU)
-    if code == TANH:
-        return _bias_activation(Z, b, TANH)
-    if code == SIGMOID:
-        return _bias_activation(Z, b, SIGMOID)
-    return _bias_activation(Z, b, LEAKY_RELU)
-
-
-@jit
-def _bias_activation(Z, b, code):
-    """:func:`bias_activation` compiled for one constant ``code``, so the loop vectorises."""
     literally(code)
     total = like(Z, 0.0)
     for i in range(Z.shape[0]):
@@ -150,8 +117,8 @@ def linear_activation(W, A_prev, b, code, A):
     n, k = W.shape
     m = A_prev.shape[1]
     if n * k * m > SMALL_GEMM:
-        _gemm(W, A_prev, A, NN)
-        return _bias_activation(A, b, code)
+        gemm(W, A_prev, A, NN)
+        return bias_activation(A, b, code)
     total = like(A, 0.0)
     for i in range(n):
         _row_product(W, A_prev, b, i, A)
@@ -170,7 +137,7 @@ def linear_sigmoid_cost(W, A_prev, b, Y, AL):
     n, k = W.shape
     m = A_prev.shape[1]
     if n * k * m > SMALL_GEMM:
-        _gemm(W, A_prev, AL, NN)
+        gemm(W, A_prev, AL, NN)
         return sigmoid_cost(AL, b, Y)
     zero = like(AL, 0.0)
     total = zero
@@ -196,8 +163,8 @@ def backward_delta(W, dZ, A_prev, code, dZ_prev, db_prev):
     n, k = W.shape
     m = dZ.shape[1]
     if n * k * m > SMALL_GEMM:
-        _gemm(W, dZ, dZ_prev, TN)
-        _backward_pointwise(dZ_prev, A_prev, code, db_prev)
+        gemm(W, dZ, dZ_prev, TN)
+        backward_pointwise(dZ_prev, A_prev, code, db_prev)
         return
     for p in range(k):
         for j in range(m):
@@ -230,21 +197,8 @@ def add_matrix(Z, P):
 
 @jit
 def backward_pointwise(dA, A, code, db):
-    """``dZ = dA * g'(Z)``, in place over ``dA``, with g' from ``A = g(Z)``; and
-    ``db = sum(dZ, axis=1)``, unscaled (the caller folds in ``1/m``). One pass."""
-    if code == RELU:
-        _backward_pointwise(dA, A, RELU, db)
-    elif code == TANH:
-        _backward_pointwise(dA, A, TANH, db)
-    elif code == SIGMOID:
-        _backward_pointwise(dA, A, SIGMOID, db)
-    else:
-        _backward_pointwise(dA, A, LEAKY_RELU, db)
-
-
-@jit
-def _backward_pointwise(dA, A, code, db):
-    """:func:`backward_pointwise` compiled for one constant ``code``."""
+    """``dZ = dA * g'(Z)``, in place over ``dA``, with g' from ``A = g(Z)``, and
+    ``db = sum(dZ, axis=1)``, unscaled, in one pass. ``code`` a constant."""
     literally(code)
     for i in range(dA.shape[0]):
         db[i, 0] = _derivative_row(dA, A, i, code)
@@ -346,15 +300,17 @@ def cost_from_probabilities(AL, Y):
 
 
 @jit
-def update(theta, grad, step, out):
-    """``out = theta - step * grad`` over flat arrays; returns ``sum(out)``.
+def update(theta, grad, inv_m, learning_rate, out):
+    """``out = theta - alpha (grad / m)`` over flat arrays; returns ``sum(out)``.
 
-    ``out`` may be ``theta``. The sum is finite exactly when every new
-    parameter is.
+    ``grad`` holds raw sums over a batch's ``m`` columns and ``inv_m = 1/m``
+    turns them into the course's gradients as they are read (1 for
+    gradients already averaged). ``out`` may be ``theta``. The sum is
+    finite exactly when every new parameter is.
     """
     total = like(out, 0.0)
     for i in range(theta.size):
-        v = theta[i] - step * grad[i]
+        v = theta[i] - learning_rate * (grad[i] * inv_m)
         out[i] = v
         total += v
     return total

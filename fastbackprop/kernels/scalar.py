@@ -33,10 +33,8 @@ from numba.extending import intrinsic
 from .. import activations
 from .._jit import overload_scalar
 
-SIGMOID = activations.CODES["sigmoid"]
-TANH = activations.CODES["tanh"]
-RELU = activations.CODES["relu"]
-LEAKY_RELU = activations.CODES["leaky_relu"]
+SIGMOID, TANH, RELU, LEAKY_RELU = (
+    activations.CODES[name] for name in ("sigmoid", "tanh", "relu", "leaky_relu"))
 
 
 def _float_type(ty):
@@ -310,8 +308,92 @@ def _tanh(z):
     return impl
 
 
+def select(code, table, what):
+    """The entry of ``table`` for a compile-time constant ``code`` (a Numba type).
+
+    The one place where kernels choose by name: every ``activation(code, ...)``
+    style stub below resolves its code here while Numba types the call, so
+    only the chosen branch is compiled, and a code missing from ``table``
+    (or a code that is not a constant) stops compilation with an error
+    instead of falling through to another entry.
+    """
+    from numba.core.errors import TypingError
+
+    if not isinstance(code, types.IntegerLiteral):
+        raise TypingError(f"the {what} code must be a compile-time constant; got {code}")
+    try:
+        return table[code.literal_value]
+    except KeyError:
+        raise TypingError(f"no kernel for {what} code {code.literal_value}; "
+                          f"known: {sorted(table)}") from None
+
+
+# Each entry below gives, for one float type, the implementations of
+# ``activation(code, z)`` (g) and ``derivative_from_output(code, a)`` (g'
+# from A = g(Z)), with constants of that type.
+
+
+def _sigmoid_kernels(fty):
+    one = fty(1.0)
+
+    def g(code, z):
+        return sigmoid(z)
+
+    def g_prime(code, a):
+        return a * (one - a)
+
+    return g, g_prime
+
+
+def _tanh_kernels(fty):
+    one = fty(1.0)
+
+    def g(code, z):
+        return tanh(z)
+
+    def g_prime(code, a):
+        return one - a * a
+
+    return g, g_prime
+
+
+def _relu_kernels(fty):
+    zero, one = fty(0.0), fty(1.0)
+
+    def g(code, z):
+        return zero if z < zero else z  # keeps NaN
+
+    def g_prime(code, a):
+        return one if a > zero else zero
+
+    return g, g_prime
+
+
+def _leaky_relu_kernels(fty):
+    zero, one = fty(0.0), fty(1.0)
+    slope = fty(activations.LEAKY_SLOPE)
+
+    def g(code, z):
+        return z if z >= zero else slope * z
+
+    def g_prime(code, a):
+        return one if a > zero else slope
+
+    return g, g_prime
+
+
+#: Activation code -> a function of the float type giving ``(g, g' from A)``.
+#: One entry per row of ``spec.ACTIVATIONS`` (a test checks they match).
+ACTIVATION_KERNELS = {
+    SIGMOID: _sigmoid_kernels,
+    TANH: _tanh_kernels,
+    RELU: _relu_kernels,
+    LEAKY_RELU: _leaky_relu_kernels,
+}
+
+
 def activation(code, z):
-    """g(z) for the activation with integer ``code`` (see ``activations.CODES``)."""
+    """g(z) for the activation with constant integer ``code`` (see ``spec.ACTIVATIONS``)."""
     raise NotImplementedError("for use inside kernels only")
 
 
@@ -320,19 +402,7 @@ def _activation(code, z):
     fty = _float_type(z)
     if fty is None:
         return None
-    zero = fty(0.0)
-    slope = fty(activations.LEAKY_SLOPE)
-
-    def impl(code, z):
-        if code == RELU:
-            return zero if z < zero else z  # keeps NaN
-        if code == TANH:
-            return tanh(z)
-        if code == SIGMOID:
-            return sigmoid(z)
-        return z if z >= zero else slope * z
-
-    return impl
+    return select(code, ACTIVATION_KERNELS, "activation")(fty)[0]
 
 
 def derivative_from_output(code, a):
@@ -345,16 +415,4 @@ def _derivative_from_output(code, a):
     fty = _float_type(a)
     if fty is None:
         return None
-    zero, one = fty(0.0), fty(1.0)
-    slope = fty(activations.LEAKY_SLOPE)
-
-    def impl(code, a):
-        if code == RELU:
-            return one if a > zero else zero
-        if code == TANH:
-            return one - a * a
-        if code == SIGMOID:
-            return a * (one - a)
-        return one if a > zero else slope
-
-    return impl
+    return select(code, ACTIVATION_KERNELS, "activation")(fty)[1]

@@ -1,0 +1,98 @@
+"""Gram mode: training a wide first layer through ``G = X^T X``.
+
+**The algebra.** With full-batch gradient descent the first layer's
+update is ``W1 := W1 - (alpha/m) dZ1 X^T``, so after ``t`` updates
+
+    W1 = W1_0 + D X^T,    D = -(alpha/m) sum_s dZ1_s    (n_1, m)
+
+and therefore ``W1 X = W1_0 X + D (X^T X) = P0 + D G``. The loop keeps
+``D`` after the parameters in each parameter buffer (``dZ1`` is its
+gradient; ``dW1``'s slot stays 0), computes ``P0 = W1_0 X`` once, and
+replaces the two products with ``X`` per step (``W1 X`` and
+``dW1 = dZ1 X^T``, ``2 n_1 n_x m`` multiply-adds) by one ``D G``
+(``n_1 m^2``). When a run ends, ``W1 := W1 + D X^T`` and ``D := 0``. The
+algebra is exact; only rounding differs.
+
+**Preconditions** (:func:`applies`): the same ``m`` columns every step
+(full batch) and an update that is linear in the gradient with a fixed
+step (gradient descent); it pays when ``n_x >= m`` and the run is long
+enough to repay ``G``'s ``n_x m^2``.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from .._jit import jit
+from .layout import W_of
+from .passes import NN, NT, add_matrix, gemm
+
+
+class Gram(NamedTuple):
+    """Gram mode's state: ``enabled``; ``G = X^T X`` ``(m, m)``; ``P0 = W1_0 X`` ``(n_1, m)``.
+
+    When not enabled, ``G`` and ``P0`` are empty ``(0, 0)`` arrays.
+    """
+
+    enabled: bool
+    G: np.ndarray
+    P0: np.ndarray
+
+
+def applies(dims, m, full_batch, linear_update, max_iterations=None):
+    """Whether Gram mode is exact here and saves work.
+
+    Exact only for ``full_batch`` training with a ``linear_update`` (plain
+    gradient descent); worth it when ``n_x >= m`` (each step then saves at
+    least half the first layer's work and ``G`` is no larger than ``X``)
+    and, when ``max_iterations`` is known, when the work saved over the run
+    exceeds the ``n_x m^2`` of ``G``.
+    """
+    n_x, n_1 = dims[0], dims[1]
+    if not (full_batch and linear_update and n_x >= m):
+        return False
+    saved_per_step = n_1 * m * (2 * n_x - m)
+    return max_iterations is None or max_iterations * saved_per_step > n_x * m * m
+
+
+def make(enabled, X, n_1, dtype):
+    """A :class:`Gram` for data ``X`` ``(n_x, m)``: ``G`` computed now when ``enabled``."""
+    if not enabled:
+        empty = np.empty((0, 0), dtype=dtype)
+        return Gram(False, empty, empty)
+    return Gram(True, X.T @ X, np.empty((n_1, X.shape[1]), dtype=dtype))
+
+
+@jit
+def D_of(buffer, dims, offsets, m):
+    """View of ``D`` ``(n_1, m)``, stored after the parameters in a parameter buffer."""
+    start = offsets[dims.size - 1, 0]
+    return buffer[start:start + dims[1] * m].reshape((dims[1], m))
+
+
+@jit
+def start(theta, X, dims, offsets, gram, grad):
+    """Before a run: ``P0 = W1 X`` and ``dW1``'s gradient slot zeroed."""
+    gemm(W_of(theta, dims, offsets, 1), X, gram.P0, NN)
+    W_of(grad, dims, offsets, 1)[:, :] = 0
+
+
+@jit
+def W1X(theta, dims, offsets, gram, out):
+    """``W1 X = P0 + D G`` into ``out`` ``(n_1, m)``."""
+    gemm(D_of(theta, dims, offsets, out.shape[1]), gram.G, out, NN)
+    add_matrix(out, gram.P0)
+
+
+@jit
+def finish(theta, X, dims, offsets, scratch):
+    """After a run: ``W1 := W1 + D X^T`` and ``D := 0`` in ``theta`` (``scratch`` holds ``D X^T``)."""
+    m = X.shape[1]
+    D = D_of(theta, dims, offsets, m)
+    DXt = W_of(scratch, dims, offsets, 1)
+    gemm(D, X, DXt, NT)
+    W1 = W_of(theta, dims, offsets, 1)
+    W1 += DXt
+    D[:, :] = 0

@@ -1,0 +1,92 @@
+"""Where each layer's arrays live in the flat buffers of the compiled loop.
+
+One compiled function serves every depth because the state is a few flat
+arrays, not tuples of per-layer arrays (which would compile again for
+each number of layers):
+
+``theta``  ``W1 (row-major), b1, W2, b2, ..., WL, bL`` flattened; ``W{l}``
+           and ``b{l}`` are C-contiguous views into it. Gradients (``dW``,
+           ``db``) use the same layout.
+``acts``   ``A1, ..., AL``, each ``(n_l, m)`` in a slot of ``n_l x capacity``:
+           the buffers are sized for ``capacity`` columns, and a batch of
+           ``m <= capacity`` columns uses the start of each slot.
+``deltas`` ``dZ1, ..., dZL``, in the same slots as ``acts``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._jit import jit
+
+
+def n_parameters(dims):
+    """The number of entries of ``W1, b1, ..., WL, bL`` for ``dims = [n_x, ..., n_L]``."""
+    return sum(n * k + n for n, k in zip(dims[1:], dims[:-1]))
+
+
+def pack(parameters, dims, dtype):
+    """Flatten ``W1, b1, ..., WL, bL`` (row-major) into one new C array of ``dtype``."""
+    theta = np.empty(n_parameters(dims), dtype=dtype)
+    offset = 0
+    for l in range(1, len(dims)):
+        for p in "Wb":
+            value = np.asarray(parameters[f"{p}{l}"])
+            theta[offset: offset + value.size] = value.reshape(-1)
+            offset += value.size
+    return theta
+
+
+def unpack(theta, dims):
+    """Inverse of :func:`pack`: a dict of new arrays (copies, not views)."""
+    parameters = {}
+    offset = 0
+    for l in range(1, len(dims)):
+        for p, shape in (("W", (dims[l], dims[l - 1])), ("b", (dims[l], 1))):
+            size = shape[0] * shape[1]
+            parameters[f"{p}{l}"] = theta[offset: offset + size].reshape(shape).copy()
+            offset += size
+    return parameters
+
+
+@jit
+def layer_offsets(dims, capacity):
+    """Offsets ``(L + 1, 3)``: start of ``W{l}``, ``b{l}`` in ``theta`` and of ``A{l}``'s slot.
+
+    Row ``L`` (past the end) holds the total sizes.
+    """
+    L = dims.size - 1
+    offsets = np.zeros((L + 1, 3), dtype=np.int64)
+    w = 0
+    a = 0
+    for l in range(1, L + 1):
+        offsets[l - 1, 0] = w
+        offsets[l - 1, 1] = w + dims[l] * dims[l - 1]
+        offsets[l - 1, 2] = a
+        w += dims[l] * dims[l - 1] + dims[l]
+        a += dims[l] * capacity
+    offsets[L, 0] = w
+    offsets[L, 1] = w
+    offsets[L, 2] = a
+    return offsets
+
+
+@jit
+def W_of(theta, dims, offsets, l):
+    """View of ``W{l}``, ``(n_l, n_{l-1})``, in a flat parameter vector."""
+    start = offsets[l - 1, 0]
+    return theta[start:start + dims[l] * dims[l - 1]].reshape((dims[l], dims[l - 1]))
+
+
+@jit
+def b_of(theta, dims, offsets, l):
+    """View of ``b{l}``, ``(n_l, 1)``, in a flat parameter vector."""
+    start = offsets[l - 1, 1]
+    return theta[start:start + dims[l]].reshape((dims[l], 1))
+
+
+@jit
+def layer_of(buffer, dims, offsets, l, m):
+    """View of layer ``l``'s ``(n_l, m)`` block in ``acts`` or ``deltas``."""
+    start = offsets[l - 1, 2]
+    return buffer[start:start + dims[l] * m].reshape((dims[l], m))

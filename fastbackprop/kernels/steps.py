@@ -1,0 +1,256 @@
+"""The step functions of :mod:`fastbackprop.reference`, compiled: same names, signatures, shapes.
+
+``linear_forward``, ``linear_activation_forward``, ``L_model_forward``,
+``compute_cost``, ``compute_cost_from_logits``, ``linear_backward``,
+``linear_activation_backward``, ``L_model_backward``,
+``update_parameters``, ``predict``, plus ``probabilities`` (``A_L``
+without caches, the training loop's forward pass).
+
+Arrays may be float32 or float64 (mixed inputs follow NumPy's promotion),
+C- or F-ordered or strided: each is copied at most once, to C order.
+Kernels compiled per constant code are reached through
+:func:`~.convert.call_specialised`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import spec
+from ..activations import check_activation_name
+from ..validation import check_linear, check_matrix, check_parameters
+from . import passes, training
+from .convert import as_kernel_array, call_specialised, common_dtype
+from .layout import pack
+from .passes import NN, NT, TN
+
+
+def _gemm(A, B, out, mode):
+    call_specialised(passes.gemm, A.dtype, mode, A, B, out, mode)
+
+
+def _bias_activation(Z, b, code):
+    return call_specialised(passes.bias_activation, Z.dtype, code, Z, b, code)
+
+
+def _backward_pointwise(dA, A, code, db):
+    call_specialised(passes.backward_pointwise, dA.dtype, code, dA, A, code, db)
+
+
+# ---------------------------------------------------------------------------
+# Forward
+# ---------------------------------------------------------------------------
+
+
+def linear_forward(A_prev, W, b):
+    """Z = W A_prev + b. Same contract as :func:`fastbackprop.reference.linear_forward`.
+
+    A_prev ``(n_{l-1}, m)``, W ``(n_l, n_{l-1})``, b ``(n_l, 1)``; returns
+    ``Z`` ``(n_l, m)`` and ``cache = (A_prev, W, b)``.
+    """
+    check_linear(A_prev, W, b)
+    dt = common_dtype(A_prev=A_prev, W=W, b=b)
+    A_prev, W, b = (as_kernel_array(a, dt) for a in (A_prev, W, b))
+    Z = np.empty((W.shape[0], A_prev.shape[1]), dtype=dt)
+    _gemm(W, A_prev, Z, NN)
+    passes.add_bias(Z, b)
+    return Z, (A_prev, W, b)
+
+
+def linear_activation_forward(A_prev, W, b, activation):
+    """A = g(W A_prev + b): one product, then one fused bias-and-activation pass.
+
+    Returns ``A`` ``(n_l, m)`` and ``cache = ((A_prev, W, b), Z)``.
+    """
+    code = check_activation_name(activation)
+    check_linear(A_prev, W, b)
+    dt = common_dtype(A_prev=A_prev, W=W, b=b)
+    A_prev, W, b = (as_kernel_array(a, dt) for a in (A_prev, W, b))
+    Z = np.empty((W.shape[0], A_prev.shape[1]), dtype=dt)
+    _gemm(W, A_prev, Z, NN)
+    A = Z.copy()
+    _bias_activation(A, b, code)  # the training loop's fused pass
+    passes.add_bias(Z, b)  # the cache keeps Z as well
+    return A, ((A_prev, W, b), Z)
+
+
+def L_model_forward(X, parameters, hidden_activation="relu"):
+    """``[LINEAR -> g] x (L-1) -> LINEAR -> SIGMOID``; returns ``AL`` ``(n_L, m)`` and ``caches``."""
+    check_activation_name(hidden_activation, "hidden_activation")
+    dims = check_parameters(parameters)
+    check_matrix(X, "X", rows=dims[0], row_name="n_x")
+    L = len(dims) - 1
+    caches = []
+    A = X
+    for l in range(1, L + 1):
+        activation = hidden_activation if l < L else "sigmoid"
+        A, cache = linear_activation_forward(
+            A, parameters[f"W{l}"], parameters[f"b{l}"], activation
+        )
+        caches.append(cache)
+    return A, caches
+
+
+def predict(X, parameters, hidden_activation="relu"):
+    """0/1 predictions ``(n_L, m)``, 1 where ``AL > 0.5``, in ``AL``'s dtype."""
+    AL = probabilities(X, parameters, hidden_activation)
+    return (AL > 0.5).astype(AL.dtype)
+
+
+def probabilities(X, parameters, hidden_activation="relu", dtype=None):
+    """``AL`` ``(n_L, m)`` of the network on ``X`` ``(n_x, m)``, without caches.
+
+    The training loop's forward pass: one compiled call, one buffer for all
+    activations, only the activation in use compiled. ``dtype``: compute in
+    this dtype (default: the common dtype of ``X`` and the parameters).
+    """
+    code = check_activation_name(hidden_activation, "hidden_activation")
+    output = spec.OUTPUTS["sigmoid"].code
+    dims = check_parameters(parameters)
+    check_matrix(X, "X", rows=dims[0], row_name="n_x")
+    if dtype is None:
+        dtype = common_dtype(X=X, **parameters)
+    dtype = np.dtype(dtype)
+    X = as_kernel_array(X, dtype)
+    m = X.shape[1]
+    acts = np.empty(sum(dims[1:]) * m, dtype=dtype)
+    call_specialised(training.predict, dtype, (code, output), pack(parameters, dims, dtype), X,
+                     np.asarray(dims, dtype=np.int64), code, output, acts)
+    return acts[acts.size - dims[-1] * m:].reshape(dims[-1], m).copy()
+
+
+# ---------------------------------------------------------------------------
+# Cost
+# ---------------------------------------------------------------------------
+
+
+def _check_pair(P, Y, name):
+    check_matrix(P, name, row_name="n_y")
+    check_matrix(Y, "Y", rows=np.shape(P)[0], cols=np.shape(P)[1], row_name="n_y")
+    dt = common_dtype(**{name: P})
+    Y = np.asarray(Y)
+    if Y.dtype.kind not in "fiub":
+        raise TypeError(f"Y must be a real numeric array; got dtype {Y.dtype}")
+    return as_kernel_array(P, dt), as_kernel_array(Y, dt)
+
+
+def compute_cost(AL, Y):
+    """Cross-entropy from probabilities ``AL`` ``(n_y, m)``, clipped as the reference does."""
+    AL, Y = _check_pair(AL, Y, "AL")
+    return float(passes.cost_from_probabilities(AL, Y) / AL.shape[1])
+
+
+def compute_cost_from_logits(ZL, Y):
+    """Cross-entropy from logits ``ZL`` ``(n_y, m)``, stable for any finite ``ZL``."""
+    ZL, Y = _check_pair(ZL, Y, "ZL")
+    b = np.zeros((ZL.shape[0], 1), dtype=ZL.dtype)
+    _, loss = passes.sigmoid_cost(ZL.copy(), b, Y)  # the training loop's output pass
+    return float(loss / ZL.shape[1])
+
+
+# ---------------------------------------------------------------------------
+# Backward
+# ---------------------------------------------------------------------------
+
+
+def _linear_backward_from_dZ(dZ, db_raw, A_prev, W):
+    """dW, db, dA_prev from a C-contiguous ``dZ`` and its unscaled row sums."""
+    m = A_prev.shape[1]
+    inv_m = dZ.dtype.type(1) / dZ.dtype.type(m)
+    dW = np.empty_like(W)
+    _gemm(dZ, A_prev, dW, NT)
+    passes.scale(dW, inv_m)
+    passes.scale(db_raw, inv_m)
+    dA_prev = np.empty_like(A_prev)
+    _gemm(W, dZ, dA_prev, TN)
+    return dA_prev, dW, db_raw
+
+
+def linear_backward(dZ, cache):
+    """``dA_prev = W^T dZ``, ``dW = dZ A_prev^T / m``, ``db = sum(dZ, axis=1) / m``.
+
+    ``cache = (A_prev, W, b)``; shapes as :func:`fastbackprop.reference.linear_backward`.
+    """
+    A_prev, W, b = cache
+    check_linear(A_prev, W, b)
+    check_matrix(dZ, "dZ", rows=np.shape(W)[0], cols=np.shape(A_prev)[1], row_name="n_l")
+    dt = common_dtype(dZ=dZ, A_prev=A_prev, W=W)
+    dZ, A_prev, W = (as_kernel_array(a, dt) for a in (dZ, A_prev, W))
+    db = np.empty((W.shape[0], 1), dtype=dt)
+    passes.row_sum(dZ, db)
+    return _linear_backward_from_dZ(dZ, db, A_prev, W)
+
+
+def linear_activation_backward(dA, cache, activation):
+    """``dZ = dA * g'(Z)`` fused with ``db``, then ``dW`` and ``dA_prev``.
+
+    ``cache = ((A_prev, W, b), Z)``; returns ``dA_prev, dW, db``.
+    """
+    code = check_activation_name(activation)
+    (A_prev, W, b), Z = cache
+    check_linear(A_prev, W, b)
+    check_matrix(dA, "dA", rows=np.shape(Z)[0], cols=np.shape(Z)[1], row_name="n_l")
+    dt = common_dtype(dA=dA, Z=Z, A_prev=A_prev, W=W)
+    dA, Z, A_prev, W = (as_kernel_array(a, dt) for a in (dA, Z, A_prev, W))
+    A = Z.copy()
+    _bias_activation(A, np.zeros((Z.shape[0], 1), dtype=dt), code)  # A = g(Z)
+    dZ = dA.copy()
+    db = np.empty((Z.shape[0], 1), dtype=dt)
+    _backward_pointwise(dZ, A, code, db)
+    return _linear_backward_from_dZ(dZ, db, A_prev, W)
+
+
+def L_model_backward(AL, Y, caches, hidden_activation="relu", output_start="dA"):
+    """All gradients of ``[LINEAR -> g] x (L-1) -> LINEAR -> SIGMOID``.
+
+    Same contract as :func:`fastbackprop.reference.L_model_backward`;
+    ``output_start="dZ"`` takes the fused ``dZ_L = AL - Y`` path.
+    """
+    check_activation_name(hidden_activation, "hidden_activation")
+    if output_start not in ("dA", "dZ"):
+        raise ValueError(f"output_start must be one of ['dA', 'dZ']; got {output_start!r}")
+    AL, Y = _check_pair(AL, Y, "AL")
+    L = len(caches)
+    grads = {}
+    if output_start == "dA":
+        dAL = -(Y / AL - (1 - Y) / (1 - AL))
+        dA_prev, dW, db = linear_activation_backward(dAL, caches[L - 1], "sigmoid")
+    else:
+        (A_prev, W, _), _ = caches[L - 1]
+        dt = AL.dtype
+        A_prev, W = as_kernel_array(A_prev, dt), as_kernel_array(W, dt)
+        dZ = np.empty_like(AL)
+        db = np.empty((AL.shape[0], 1), dtype=dt)
+        passes.output_delta(AL, Y, dZ, db)
+        dA_prev, dW, db = _linear_backward_from_dZ(dZ, db, A_prev, W)
+    grads[f"dA{L - 1}"], grads[f"dW{L}"], grads[f"db{L}"] = dA_prev, dW, db
+    for l in reversed(range(1, L)):
+        dA_prev, dW, db = linear_activation_backward(
+            grads[f"dA{l}"], caches[l - 1], hidden_activation
+        )
+        grads[f"dA{l - 1}"], grads[f"dW{l}"], grads[f"db{l}"] = dA_prev, dW, db
+    return grads
+
+
+def update_parameters(parameters, grads, learning_rate):
+    """``W := W - alpha dW``, ``b := b - alpha db``; returns a new dict.
+
+    The learning rate is cast to each parameter's dtype.
+    """
+    check_parameters(parameters)
+    new = {}
+    for key, value in parameters.items():
+        grad = grads[f"d{key}"]
+        if np.shape(grad) != np.shape(value):
+            raise ValueError(
+                f"grads['d{key}'] must have the shape of {key}, {np.shape(value)}; got {np.shape(grad)}"
+            )
+        dt = common_dtype(**{key: value, f"d{key}": grad})
+        theta = as_kernel_array(value, dt).reshape(-1)
+        out = np.empty_like(theta)
+        passes.update(theta, as_kernel_array(grad, dt).reshape(-1), dt.type(1),
+                      dt.type(learning_rate), out)
+        new[key] = out.reshape(np.shape(value))
+    return new
+
+

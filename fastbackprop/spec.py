@@ -1,0 +1,102 @@
+"""The one table of names: everything that varies by name, with its integer code.
+
+Hidden activations, output layers, optimisers and the trainers' statuses
+are each one table here. The reference, both backends, the Model, the
+command, the tests and the benchmarks read these tables; none of them
+spells a name or a code of its own. Adding an entry here without its
+implementation fails loudly: the kernels' selector refuses to compile an
+unknown code (``fastbackprop.kernels.select``), and the tests check that
+every table entry has a NumPy function and a kernel.
+
+The codes are what the compiled kernels receive (Numba specialises on
+types and literal values, not on strings); the names are the public
+spelling (``hidden_activation="relu"``).
+
+This module imports nothing heavy: it is read at ``import`` time of
+modules that must stay light.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+
+class Activation(NamedTuple):
+    """A hidden layer's ``g``: ``A = g(Z)``; ``g'`` is computed from ``A``."""
+
+    code: int
+    g: str
+    derivative_from_A: str
+
+
+class Output(NamedTuple):
+    """An output layer: its activation, its cost, and the labels it takes.
+
+    For every entry the start of backprop is the same, ``dZ_L = A_L - Y``.
+    """
+
+    code: int
+    A_L: str
+    cost: str
+    labels: str
+
+
+class Optimizer(NamedTuple):
+    """An optimiser: the hyperparameters it reads and the state it keeps per parameter."""
+
+    code: int
+    hyperparameters: tuple
+    state: tuple
+    rule: str
+
+
+#: Hidden activations, name -> :class:`Activation`.
+ACTIVATIONS = {
+    "sigmoid": Activation(0, "1 / (1 + exp(-Z))", "A (1 - A)"),
+    "tanh": Activation(1, "tanh(Z)", "1 - A^2"),
+    "relu": Activation(2, "max(Z, 0)", "1 where A > 0, else 0"),
+    "leaky_relu": Activation(3, "Z where Z >= 0, else 0.01 Z", "1 where A > 0, else 0.01"),
+}
+
+#: Output layers, name -> :class:`Output`.
+OUTPUTS = {
+    "sigmoid": Output(0, "1 / (1 + exp(-Z_L))",
+                      "-(1/m) sum [Y log A_L + (1 - Y) log(1 - A_L)]",
+                      "0/1, (n_L, m)"),
+}
+
+#: Optimisers, name -> :class:`Optimizer`.
+OPTIMIZERS = {
+    "gd": Optimizer(0, (), (), "W := W - alpha dW"),
+}
+
+#: Status codes the compiled loop returns: all went well; the cost of the
+#: current parameters is NaN or infinite; an update produced NaN or infinity.
+OK, NONFINITE_COST, NONFINITE_UPDATE = 0, 1, 2
+
+#: What a trainer reports, code -> name.
+STATUSES = {OK: "ok", NONFINITE_COST: "nonfinite_cost", NONFINITE_UPDATE: "nonfinite_update"}
+
+#: The backends, in the order tests and benchmarks list them.
+BACKENDS = ("numba", "numpy")
+
+
+def code_of(table, name, argument):
+    """The code of ``name`` in ``table`` (one of the tables above).
+
+    Raises ``TypeError`` when ``name`` is not a string and ``ValueError``
+    when it is not in the table; the message names ``argument`` and lists
+    the choices.
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"{argument} must be a string, one of {list(table)}; "
+                        f"got {type(name).__name__}")
+    try:
+        return table[name].code
+    except KeyError:
+        raise ValueError(f"{argument} must be one of {list(table)}; got {name!r}") from None
+
+
+def codes(table):
+    """``{name: code}`` of one table."""
+    return {name: entry.code for name, entry in table.items()}
