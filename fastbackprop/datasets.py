@@ -1,20 +1,26 @@
 """Built-in data sets, generated from a seed (nothing is downloaded), and file loaders.
 
-Every function returns ``X, Y`` in the course's layout: ``X`` is
-``(n_x, m)`` and ``Y`` is ``(n_y, m)`` of 0/1 labels, one example per
-**column**.
+Every function returns data in the course's layout, one example per
+**column**: ``X`` is ``(n_x, m)``; labels are ``Y`` ``(n_y, m)`` (0/1
+labels for a sigmoid output, real numbers for a linear one) or, for
+classes (a softmax output), ``y`` ``(m,)`` of int64 class indices.
 
 Files hold one example per **row**, as any CSV or table does, and the
 loaders transpose them:
 
 * CSV (:func:`load_csv`): a header line naming the columns, then one line
-  per example; every column is a number. The label column (0 or 1) is named
-  by ``target``, by default the last column; the others are the features.
+  per example. The label column is named by ``target``, by default the last
+  column; the others are the features, and every feature is a number. The
+  labels are 0 or 1, real numbers, or class names (any text), as the
+  loader's ``labels`` argument says (``"binary"``, ``"real"``, ``"classes"``).
 * ``.npz`` (:func:`load_npz`): arrays ``X`` of shape ``(m, n_x)`` and ``Y``
   of shape ``(m,)`` or ``(m, n_y)``, e.g. written by
-  ``numpy.savez("data.npz", X=X.T, Y=Y.T)`` from the course's layout.
+  ``numpy.savez("data.npz", X=X.T, Y=Y.T)`` from the course's layout; for
+  classes, ``Y`` is ``(m,)`` of names (numbers or strings).
 
-Errors name the file and, for a CSV, the line and the column.
+Class names are numbered in sorted order (:func:`encode_classes`): numbers
+numerically, text as strings. Errors name the file and, for a CSV, the line
+and the column.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ import os
 import numpy as np
 
 from ._files import open_for_reading, read_npz
-from .validation import as_real_array, check_finite, check_Y
+from .validation import as_real_array, check_finite, check_int, check_Y
 
 
 def load_planar_dataset(m=400, seed=1, dtype=np.float64):
@@ -53,6 +59,37 @@ def load_planar_dataset(m=400, seed=1, dtype=np.float64):
     return X.astype(dtype), Y.astype(dtype)
 
 
+def load_spiral(m=300, K=3, seed=0, dtype=np.float64):
+    """The course's spiral: ``K`` classes of points on the arms of a spiral.
+
+    Returns ``X`` ``(2, m)``, one point per column, and ``y`` ``(m,)`` of
+    int64 class indices ``0..K-1`` (not one-hot: ``Model.fit`` takes either
+    for a softmax output). Arm ``j`` has ``N = m // K`` points, one more for
+    each of the first ``m % K`` arms, in order: ``r = linspace(0, 1, N)``,
+    ``t = linspace(4 j, 4 (j + 1), N) + 0.2 * noise`` (standard normal,
+    from ``numpy.random.default_rng(seed)``), and the point is
+    ``(r sin t, r cos t)``. No straight line separates the arms; a softmax
+    network with one hidden layer learns them.
+    """
+    m = check_int(m, "m", 1, "a positive integer")
+    K = check_int(K, "K", 1, "a positive integer")
+    if m < K:
+        raise ValueError(f"m must be at least K = {K}, one point per arm; got {m}")
+    rng = np.random.default_rng(seed)
+    X = np.zeros((2, m))
+    y = np.zeros(m, dtype=np.int64)
+    start = 0
+    for j in range(K):
+        N = m // K + (j < m % K)
+        r = np.linspace(0.0, 1.0, N)
+        t = np.linspace(4.0 * j, 4.0 * (j + 1), N) + 0.2 * rng.standard_normal(N)
+        X[0, start:start + N] = r * np.sin(t)
+        X[1, start:start + N] = r * np.cos(t)
+        y[start:start + N] = j
+        start += N
+    return X.astype(dtype), y
+
+
 def make_classification(n_x, m, n_y=1, seed=0, dtype=np.float64):
     """Random features ``(n_x, m)`` and labels ``(n_y, m)`` from a random teacher network.
 
@@ -71,59 +108,94 @@ def make_classification(n_x, m, n_y=1, seed=0, dtype=np.float64):
 # Files: one example per row, returned as one example per column
 # ---------------------------------------------------------------------------
 
+#: What the label column holds, as the loaders' ``labels`` argument names it:
+#: 0/1 labels (a sigmoid output), class names (softmax), real numbers (linear).
+LABELS = ("binary", "classes", "real")
 
-def load_file(path, target=None):
+
+def load_file(path, target=None, labels="binary"):
     """Labelled data from a ``.npz`` file (by its suffix) or else a CSV file.
 
-    Returns ``X`` ``(n_x, m)`` and ``Y`` ``(n_y, m)``, examples as columns.
     ``target`` names the CSV's label column (default: the last one).
+    ``labels`` says what the labels are, and so what is returned, examples
+    as columns:
+
+    * ``"binary"``: ``X`` ``(n_x, m)`` and ``Y`` ``(n_y, m)`` of 0/1 labels;
+    * ``"real"``: ``X`` ``(n_x, m)`` and ``Y`` ``(n_y, m)`` of any finite
+      numbers (a regression target);
+    * ``"classes"``: ``X`` ``(n_x, m)``, ``y`` ``(m,)`` of int64 class
+      indices and ``classes`` ``(K,)``, the sorted distinct class names,
+      with ``classes[y[i]]`` the name of example ``i`` (see
+      :func:`encode_classes`). The CSV's label column may hold any text.
     """
+    _check_labels(labels)
     if _is_npz(path):
         _refuse_target(path, target)
-        return load_npz(path)
-    return load_csv(path, target)
+        return load_npz(path, labels)
+    return load_csv(path, target, labels)
 
 
-def load_features(path, n_x, target=None):
+def load_features(path, n_x, target=None, labels="binary"):
     """Features for prediction, with labels when the file has them.
 
-    Returns ``X`` ``(n_x, m)`` and ``Y`` ``(n_y, m)`` or None, examples as
-    columns. A CSV with ``n_x`` columns holds features only; one with
+    Returns ``X`` ``(n_x, m)``, examples as columns, and the labels or
+    None. A CSV with ``n_x`` columns holds features only; one with
     ``n_x + 1`` columns also holds the label column ``target`` (default:
     the last one). An ``.npz`` file needs ``X`` ``(m, n_x)``; its ``Y`` is
-    optional.
+    optional. The labels are ``Y`` ``(n_y, m)`` of 0/1 for ``labels="binary"``,
+    of finite numbers for ``"real"``, and for ``"classes"`` the ``(m,)``
+    class names as the file has them (text from a CSV, stripped), to be
+    matched to a model's classes with :func:`class_indices`.
     """
+    _check_labels(labels)
     if _is_npz(path):
         _refuse_target(path, target)
         arrays = read_npz(path, "data file")
         X = _npz_features(arrays, path, n_x)
-        Y = _npz_labels(arrays, path, X.T.shape) if "Y" in arrays else None
+        Y = _npz_labels(arrays, path, X.T.shape, labels) if "Y" in arrays else None
+        if labels == "classes" and Y is not None:
+            Y = Y[0]  # the names as given, not encoded
         return X, Y
-    names, values, lines = read_csv(path)
+    names, rows, lines = _read_table(path)
     if len(names) == n_x and target is None:
+        values, _ = _parse_rows(path, names, rows, lines)
         return np.ascontiguousarray(values.T), None
     if len(names) == n_x + 1:
-        return _split_target(path, names, values, lines, target)
+        index = _target_index(path, names, target)
+        if labels == "classes":
+            values, texts = _parse_rows(path, names, rows, lines, text=index)
+            return np.ascontiguousarray(values.T), texts
+        return _labelled(path, names, rows, lines, index, labels)
     raise ValueError(
         f"{os.fspath(path)} has {len(names)} columns {names}; expected {n_x} feature "
         f"columns, or {n_x} features and a label column"
     )
 
 
-def load_csv(path, target=None):
+def load_csv(path, target=None, labels="binary"):
     """A CSV file with a header line: ``X`` ``(n_x, m)`` and ``Y`` ``(1, m)``.
 
     One example per line in the file, one per column in the result. The
-    column named ``target`` (default: the last one) holds the 0/1 labels;
-    every other column is a feature. Every field must be a finite number.
+    column named ``target`` (default: the last one) holds the labels; every
+    other column is a feature, and every feature field must be a finite
+    number. The labels are 0 or 1 (``labels="binary"``) or any finite
+    numbers (``"real"``); with ``labels="classes"`` they are class names,
+    any non-empty text, and the result is ``X``, ``y`` ``(m,)`` and
+    ``classes`` ``(K,)`` as in :func:`load_file`.
     """
-    names, values, lines = read_csv(path)
+    _check_labels(labels)
+    names, rows, lines = _read_table(path)
     if len(names) < 2:
         raise ValueError(
             f"{os.fspath(path)} has {len(names)} column {names}; expected at least one "
             "feature column and a label column"
         )
-    return _split_target(path, names, values, lines, target)
+    index = _target_index(path, names, target)
+    if labels == "classes":
+        values, texts = _parse_rows(path, names, rows, lines, text=index)
+        y, classes = encode_classes(texts)
+        return np.ascontiguousarray(values.T), y, classes
+    return _labelled(path, names, rows, lines, index, labels)
 
 
 def read_csv(path):
@@ -135,29 +207,22 @@ def read_csv(path):
     naming the line and column of anything that is not a finite number, a
     line with the wrong number of fields, or a missing header.
     """
-    with open_for_reading(path, "data file") as raw:
-        text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
-        try:
-            rows, lines = _csv_rows(text, path)
-        except UnicodeDecodeError:
-            raise ValueError(f"{os.fspath(path)} is not a text (UTF-8) CSV file") from None
-    if not rows:
-        raise ValueError(f"{os.fspath(path)} is empty; expected a header line naming the columns")
-    names = _header(rows[0], path)
-    if len(rows) == 1:
-        raise ValueError(f"{os.fspath(path)} has a header but no data lines")
-    values = np.empty((len(rows) - 1, len(names)))
-    for i, (row, line) in enumerate(zip(rows[1:], lines[1:])):
-        values[i] = _numbers(row, line, names, path)
-    return names, values, lines[1:]
+    names, rows, lines = _read_table(path)
+    values, _ = _parse_rows(path, names, rows, lines)
+    return names, values, lines
 
 
-def load_npz(path):
+def load_npz(path, labels="binary"):
     """An ``.npz`` file holding ``X`` ``(m, n_x)`` and ``Y`` ``(m,)`` or ``(m, n_y)``.
 
     Returns ``X`` ``(n_x, m)`` and ``Y`` ``(n_y, m)``: the file holds one
-    example per row, the result one per column.
+    example per row, the result one per column. ``Y`` holds 0/1 labels
+    (``labels="binary"``) or any finite numbers (``"real"``). With
+    ``labels="classes"``, ``Y`` is ``(m,)`` (or ``(m, 1)``) of class names,
+    numbers or strings, and the result is ``X``, ``y`` ``(m,)`` and
+    ``classes`` ``(K,)`` as in :func:`load_file`.
     """
+    _check_labels(labels)
     arrays = read_npz(path, "data file")
     if "Y" not in arrays:
         raise ValueError(
@@ -165,7 +230,104 @@ def load_npz(path):
             f"one example per row; found {sorted(arrays)}"
         )
     X = _npz_features(arrays, path)
-    return X, _npz_labels(arrays, path, X.T.shape)
+    Y = _npz_labels(arrays, path, X.T.shape, labels)
+    if labels == "classes":
+        y, classes = encode_classes(Y[0], f"Y in {os.fspath(path)}")
+        return X, y, classes
+    return X, Y
+
+
+# ---------------------------------------------------------------------------
+# Class names
+# ---------------------------------------------------------------------------
+
+
+def encode_classes(labels, argument="labels"):
+    """Class indices and the sorted class names of ``labels``, a 1-D array of names.
+
+    Returns ``y`` ``(m,)`` int64 and ``classes`` ``(K,)``, the distinct
+    names sorted, so that ``classes[y]`` gives the names back. Names may be
+    numbers or text. Text that all parses as finite numbers (``"2"``,
+    ``"1.5"``) is read as numbers and sorted numerically; otherwise names
+    are strings, stripped of surrounding spaces, and sorted as strings.
+    Numeric names are int64 when they are all whole numbers (so ``"1"``
+    and ``"1.0"`` are one class, 1), else float64; names are never empty.
+    """
+    values = _class_values(labels, argument)
+    classes, y = np.unique(values, return_inverse=True)
+    return y.reshape(-1).astype(np.int64), classes
+
+
+def class_indices(labels, classes):
+    """The index in ``classes`` of each of ``labels`` (``(m,)``), or -1 where it is none of them.
+
+    ``classes`` are names as :func:`encode_classes` returns them (a model's
+    ``classes_``). ``labels`` are read the way ``classes`` are: as numbers
+    when ``classes`` are numbers (text that is not a number matches
+    nothing), else as stripped strings.
+    """
+    classes = np.asarray(classes)
+    labels = np.asarray(labels).reshape(-1)
+    if classes.dtype.kind in "biuf":
+        lookup = {float(c): i for i, c in enumerate(classes)}
+        keys = [_as_float(v) for v in labels]
+    else:
+        lookup = {str(c): i for i, c in enumerate(classes)}
+        keys = [_as_text(v) for v in labels]
+    return np.array([lookup.get(k, -1) for k in keys], dtype=np.int64)
+
+
+def _class_values(labels, argument):
+    """``labels`` (m,) as int64, float64 or str names (see :func:`encode_classes`)."""
+    arr = np.asarray(labels)
+    if arr.ndim != 1 or arr.size == 0:
+        raise ValueError(f"{argument} must be a non-empty 1-D array of class names; "
+                         f"got shape {arr.shape}")
+    if arr.dtype.kind == "S":
+        arr = np.char.decode(arr, "utf-8")
+    if arr.dtype.kind == "U":
+        texts = np.char.strip(arr)
+        empty = np.flatnonzero(texts == "")
+        if empty.size:
+            raise ValueError(f"{argument} must not hold empty class names; found one at "
+                             f"index {int(empty[0])}")
+        numbers = [_as_float(t) for t in texts]
+        if not all(np.isfinite(numbers)):
+            return texts
+        arr = np.array(numbers)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{argument} must hold numbers or strings; got dtype {arr.dtype}")
+    if arr.dtype.kind in "biu":
+        return arr.astype(np.int64)
+    check_finite(arr, argument)
+    whole = np.all(arr == np.round(arr)) and np.all(np.abs(arr) <= 2.0 ** 53)
+    return arr.astype(np.int64) if whole else arr.astype(np.float64)
+
+
+def _as_float(value):
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def _as_text(value):
+    if isinstance(value, (str, np.str_)):
+        return value.strip()
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace").strip()
+    number = float(value)
+    return str(int(number)) if number.is_integer() else repr(number)
+
+
+# ---------------------------------------------------------------------------
+# Helpers
+# ---------------------------------------------------------------------------
+
+
+def _check_labels(labels):
+    if labels not in LABELS:
+        raise ValueError(f"labels must be one of {list(LABELS)}; got {labels!r}")
 
 
 def _is_npz(path):
@@ -177,6 +339,47 @@ def _refuse_target(path, target):
         raise ValueError(
             f"target names a CSV column; {os.fspath(path)} is an .npz file, whose labels are its array Y"
         )
+
+
+def _read_table(path):
+    """A CSV file's column names, its data rows (lists of text) and their line numbers."""
+    with open_for_reading(path, "data file") as raw:
+        text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
+        try:
+            rows, lines = _csv_rows(text, path)
+        except UnicodeDecodeError:
+            raise ValueError(f"{os.fspath(path)} is not a text (UTF-8) CSV file") from None
+    if not rows:
+        raise ValueError(f"{os.fspath(path)} is empty; expected a header line naming the columns")
+    names = _header(rows[0], path)
+    if len(rows) == 1:
+        raise ValueError(f"{os.fspath(path)} has a header but no data lines")
+    return names, rows[1:], lines[1:]
+
+
+def _parse_rows(path, names, rows, lines, text=None):
+    """The rows as numbers ``(m, k)`` float64; with ``text`` a column index, that column apart.
+
+    Returns ``values`` and ``texts``: with ``text`` given, ``values`` has
+    every other column (``(m, k - 1)``) and ``texts`` ``(m,)`` holds that
+    column's fields, stripped, each non-empty; else ``texts`` is None.
+    """
+    width = len(names) - (text is not None)
+    values = np.empty((len(rows), width))
+    texts = [] if text is not None else None
+    for i, (row, line) in enumerate(zip(rows, lines)):
+        if text is not None and len(row) == len(names):
+            label = row[text].strip()
+            if not label:
+                raise ValueError(
+                    f"{os.fspath(path)}, line {line}, column {names[text]!r}: the class name is empty"
+                )
+            texts.append(label)
+            row = row[:text] + row[text + 1:]
+            values[i] = _numbers(row, line, names[:text] + names[text + 1:], path)
+        else:
+            values[i] = _numbers(row, line, names, path)
+    return values, (np.array(texts, dtype=str) if texts is not None else None)
 
 
 def _csv_rows(text, path):
@@ -238,25 +441,34 @@ def _is_number(text):
     return True
 
 
-def _split_target(path, names, values, lines, target):
-    """``X`` ``(n_x, m)`` from every column but ``target``, ``Y`` ``(1, m)`` from it."""
+
+def _target_index(path, names, target):
+    """The index of the label column ``target`` (default: the last column)."""
     if target is None:
-        index = len(names) - 1
-    elif target in names:
-        index = names.index(target)
-    else:
-        raise ValueError(
-            f"target column {target!r} is not in {os.fspath(path)}; its columns are {names}"
-        )
-    labels = values[:, index]
-    bad = np.flatnonzero((labels != 0) & (labels != 1))
-    if bad.size:
-        raise ValueError(
-            f"{os.fspath(path)}, line {lines[bad[0]]}, column {names[index]!r}: labels must be "
-            f"0 or 1; got {labels[bad[0]]:g}"
-        )
+        return len(names) - 1
+    if target in names:
+        return names.index(target)
+    raise ValueError(
+        f"target column {target!r} is not in {os.fspath(path)}; its columns are {names}"
+    )
+
+
+def _labelled(path, names, rows, lines, index, labels):
+    """``X`` ``(n_x, m)`` from every column but ``index``, ``Y`` ``(1, m)`` from it.
+
+    Every field must be a number; ``labels="binary"`` also requires 0 or 1.
+    """
+    values, _ = _parse_rows(path, names, rows, lines)
+    Y = values[:, index]
+    if labels == "binary":
+        bad = np.flatnonzero((Y != 0) & (Y != 1))
+        if bad.size:
+            raise ValueError(
+                f"{os.fspath(path)}, line {lines[bad[0]]}, column {names[index]!r}: labels must be "
+                f"0 or 1; got {Y[bad[0]]:g}"
+            )
     X = np.ascontiguousarray(np.delete(values, index, axis=1).T)
-    return X, labels.reshape(1, -1).copy()
+    return X, Y.reshape(1, -1).copy()
 
 
 def _npz_features(arrays, path, n_x=None):
@@ -277,13 +489,20 @@ def _npz_features(arrays, path, n_x=None):
     return np.ascontiguousarray(X.T, dtype=np.float64)
 
 
-def _npz_labels(arrays, path, X_shape):
-    """The archive's ``Y`` ``(m,)`` or ``(m, n_y)`` of 0/1 labels, as ``(n_y, m)``.
 
-    ``X_shape`` is the archive's ``X.shape``, ``(m, n_x)``.
+
+def _npz_labels(arrays, path, X_shape, labels="binary"):
+    """The archive's ``Y`` ``(m,)`` or ``(m, n_y)``, as ``(n_y, m)``.
+
+    ``X_shape`` is the archive's ``X.shape``, ``(m, n_x)``. ``labels``:
+    ``"binary"`` requires 0/1 and ``"real"`` finite numbers (both returned
+    as float64); ``"classes"`` takes ``(m,)`` or ``(m, 1)`` names of any
+    kind, numbers or strings, returned as they are, ``(1, m)``.
     """
     argument = f"Y in {os.fspath(path)}"
-    Y = as_real_array(arrays["Y"], argument)
+    Y = arrays["Y"]
+    if labels != "classes":
+        Y = as_real_array(Y, argument)
     m = X_shape[0]
     if Y.ndim not in (1, 2) or Y.shape[0] != m:
         # The course's layout saved as is: X (n_x, m), Y (n_y, m).
@@ -294,6 +513,14 @@ def _npz_labels(arrays, path, X_shape):
             f"{X_shape}; got shape {Y.shape}{hint}"
         )
     Y = Y.reshape(m, -1)
+    if labels == "classes":
+        if Y.shape[1] != 1:
+            raise ValueError(
+                f"{argument} must have shape ({m},), one class name per row, to match the {m} "
+                f"rows of X {X_shape}; got shape {arrays['Y'].shape}"
+            )
+        return Y.T.copy()
     check_finite(Y, argument)
-    Y = check_Y(Y, argument=argument)
+    if labels == "binary":
+        Y = check_Y(Y, argument=argument)
     return np.ascontiguousarray(Y.T, dtype=np.float64)
