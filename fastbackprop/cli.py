@@ -3,8 +3,11 @@
 ::
 
     fastbackprop train                       # the course's planar "flower" network
+    fastbackprop train --data spiral --output softmax --plot-regions regions.png
     fastbackprop train --data my.csv --layers 3,8,1 --activation relu --lr 0.05 \\
                        --iterations 2000 --save model.npz --plot cost.png
+    fastbackprop train --data iris.csv --output softmax --save iris.npz   # class names
+    fastbackprop train --data prices.csv --output linear                  # regression
     fastbackprop predict --model model.npz --data new.csv --out predictions.csv
     fastbackprop bench ...                   # timings (fastbackprop.bench)
     fastbackprop warmup                      # compile the kernels into Numba's cache
@@ -21,10 +24,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import csv
+import io
 import os
 import sys
 import threading
 import time
+
+import numpy as np
 
 from . import __version__, spec
 from .validation import INITS
@@ -36,6 +43,12 @@ EXIT_INTERRUPTED = 130
 #: What ``fastbackprop train`` trains without options: the course's planar network.
 DEFAULTS = {"activation": "tanh", "lr": 1.2, "iterations": 10000, "init": "scaled",
             "hidden_units": 4}
+
+#: What the label column holds for each output layer (the loaders' ``labels``).
+LABELS = {"sigmoid": "binary", "softmax": "classes", "linear": "real"}
+
+#: The built-in data sets ``--data NAME`` selects (when no file of that name exists).
+BUILTIN = {"planar": "planar flower (built-in)", "spiral": "spiral (built-in)"}
 
 
 class CommandError(Exception):
@@ -107,18 +120,25 @@ def _command(argv):
 
 def _add_train(commands):
     p = commands.add_parser(
-        "train", help="train a model and report its training accuracy",
-        description="Train [LINEAR -> g] x (L-1) -> LINEAR -> SIGMOID by gradient descent. "
-                    "Without --data: the course's planar 'flower' data and network.",
+        "train", help="train a model and report its training accuracy (or R²)",
+        description="Train [LINEAR -> g] x (L-1) -> LINEAR -> OUTPUT (sigmoid, softmax or "
+                    "linear) by gradient descent. Without --data: the course's planar "
+                    "'flower' data and network.",
     )
     p.add_argument("--data", metavar="FILE",
-                   help="CSV with a header (one example per row; label column 0/1) or .npz "
-                        "holding X (m, n_x) and Y (m,); default: the built-in planar data")
+                   help="CSV with a header (one example per row; the label column holds 0/1, "
+                        "class names or numbers, as --output needs) or .npz holding X (m, n_x) "
+                        "and Y (m,); or a built-in data set, 'planar' or 'spiral' (used when "
+                        "no file of that name exists); default: the built-in planar data")
     p.add_argument("--target", metavar="COLUMN",
                    help="name of the CSV's label column (default: the last column)")
+    p.add_argument("--output", choices=tuple(spec.OUTPUTS), default="sigmoid",
+                   help="output layer: sigmoid (0/1 labels), softmax (one of several classes) "
+                        "or linear (real numbers: regression) (default: %(default)s)")
     p.add_argument("--layers", type=_layers, metavar="N_X,...,N_Y",
                    help="layer sizes, e.g. 2,4,1; the first must be the number of features "
-                        f"and the last the number of labels (default: n_x,{DEFAULTS['hidden_units']},n_y)")
+                        "and the last the number of labels (with --output softmax: of classes) "
+                        f"(default: n_x,{DEFAULTS['hidden_units']},n_y)")
     p.add_argument("--activation", choices=tuple(spec.ACTIVATIONS),
                    default=DEFAULTS["activation"],
                    help="hidden layers' g (default: %(default)s)")
@@ -140,15 +160,21 @@ def _add_train(commands):
     p.add_argument("--plot", metavar="COST.png",
                    help="draw the cost curve to this image (needs matplotlib: "
                         "pip install 'fastbackprop[plot]')")
+    p.add_argument("--plot-regions", metavar="REGIONS.png",
+                   help="draw the trained classifier's decision regions and the training "
+                        "points to this image; data with exactly 2 features, sigmoid or "
+                        "softmax output (needs matplotlib)")
     p.set_defaults(run=run_train)
 
 
 def _add_predict(commands):
     p = commands.add_parser(
         "predict", help="predict with a saved model",
-        description="Write, for each example (row) of FILE, the probability that its label is "
-                    "1 and the 0/1 prediction. FILE has the model's feature columns, and may "
-                    "also have the label column: then the accuracy is reported too.",
+        description="Write a line for each example (row) of FILE: for a sigmoid model the "
+                    "probability that its label is 1 and the 0/1 prediction; for softmax one "
+                    "probability per class (p_NAME) and the predicted class name; for linear "
+                    "the predicted value(s). FILE has the model's feature columns, and may "
+                    "also have the label column: then the accuracy (or R²) is reported too.",
     )
     p.add_argument("--model", required=True, metavar="MODEL.npz",
                    help="a model written by 'fastbackprop train --save'")
@@ -235,67 +261,167 @@ def run_train(args):
     """``fastbackprop train``: load, train with a progress bar, report, save, plot."""
     from .model import Model
 
-    for option, path in (("--save", args.save), ("--plot", args.plot)):
+    for option, path in (("--save", args.save), ("--plot", args.plot),
+                         ("--plot-regions", args.plot_regions)):
         _check_output_directory(option, path)
-    if args.plot:
-        _check_plotting(args.plot)
-    X, Y, source = _training_data(args.data, args.target)
-    layers = _fit_layers(args.layers, X, Y)
-    model = Model(layers, hidden_activation=args.activation, learning_rate=args.lr,
-                  n_iterations=args.iterations, init=args.init, seed=args.seed,
-                  dtype=args.dtype, backend=args.backend, cost_every=args.cost_every)
-    print(f"data: {source}: {X.shape[1]} examples, {X.shape[0]} features")
+    if args.plot_regions and args.output == "linear":
+        raise CommandError("--plot-regions draws a classifier's decision regions; "
+                           "a linear output (regression) has none")
+    for option, path in (("--plot", args.plot), ("--plot-regions", args.plot_regions)):
+        if path:
+            _check_plotting(path, option)
+    data = _training_data(args.data, args.target, args.output)
+    X = data.X
+    if args.plot_regions:
+        _check_regions(data)
+    layers = _fit_layers(args.layers, X, data.n_out, args.output)
+    model = Model(layers, hidden_activation=args.activation, output_activation=args.output,
+                  learning_rate=args.lr, n_iterations=args.iterations, init=args.init,
+                  seed=args.seed, dtype=args.dtype, backend=args.backend,
+                  cost_every=args.cost_every)
+    print(f"data: {data.source}: {X.shape[1]} examples, {X.shape[0]} features{data.note}")
     print(f"model: {model!r}")
     if args.backend == "numba":
-        _warm_up(args.dtype, args.activation)
+        _warm_up(args.dtype, args.activation, args.output)
     sys.stdout.flush()  # before the progress bar on stderr
     with _progress(args.iterations) as callback:
         started = time.perf_counter()
-        model.fit(X, Y, callback=callback)
+        model.fit(X, data.Y, callback=callback)
         elapsed = time.perf_counter() - started
-    print(f"training accuracy: {model.score(X, Y):.1%}")
+    print(_score_line("training ", model, X, data.Y))
     print(f"time per iteration: {_duration(elapsed / model.n_iter_)} "
           f"({model.n_iter_} iterations in {elapsed:.3g} s; {args.backend} backend, {args.dtype})")
     if args.save:
+        if data.classes is not None:
+            model.classes_ = data.classes
         model.save(args.save)
         print(f"saved the model to {args.save}")
     if args.plot:
         _plot_costs(model, args.plot)
         print(f"saved the cost curve to {args.plot}")
+    if args.plot_regions:
+        from .plotting import plot_decision_regions
+
+        plot_decision_regions(model, X, data.y, args.plot_regions, classes=data.classes,
+                              title=f"{data.source}: layers {model.layer_dims}, "
+                                    f"{model.hidden_activation}, {model.output_activation}")
+        print(f"saved the decision regions to {args.plot_regions}")
     return 0
 
 
-def _training_data(path, target):
-    """``X`` ``(n_x, m)``, ``Y`` ``(n_y, m)`` and a description of where they came from."""
+def _score_line(prefix, model, X, Y):
+    """``training accuracy: 97.3%`` (sigmoid, softmax) or ``training R²: 0.912`` (linear)."""
+    score = model.score(X, Y)
+    if model.output_activation == "linear":
+        return f"{prefix}R²: {score:.3f}"
+    return f"{prefix}accuracy: {score:.1%}"
+
+
+class _Data:
+    """Training data as the output layer takes it.
+
+    ``X`` ``(n_x, m)``; ``Y``: what ``Model.fit`` takes (``(n_y, m)`` of 0/1
+    or reals, or ``(m,)`` int64 class indices for softmax); ``y`` ``(m,)``
+    the class of each example for drawing (None for linear); ``classes``
+    the sorted class names for softmax (else None); ``n_out`` the last
+    layer's size; ``source`` and ``note`` describe it.
+    """
+
+    def __init__(self, X, Y, source, output, classes=None):
+        self.X, self.Y, self.source, self.classes = X, Y, source, classes
+        self.note = ""
+        if output == "softmax":
+            self.n_out, self.y = len(classes), Y
+            names = ", ".join(_name(c) for c in classes[:10]) + (", ..." if len(classes) > 10 else "")
+            self.note = f", {len(classes)} classes: {names}"
+        else:
+            self.n_out = Y.shape[0]
+            self.y = Y[0].astype(np.int64) if output == "sigmoid" and Y.shape[0] == 1 else None
+
+
+def _training_data(path, target, output):
+    """The training data (a :class:`_Data`) from a file or a built-in data set."""
     from . import datasets
 
-    if path is None:
-        if target is not None:
-            raise CommandError("--target needs --data")
+    builtin = _builtin_name(path)
+    if builtin is None:
+        loaded = datasets.load_file(path, target, LABELS[output])
+        if output == "softmax":
+            X, y, classes = loaded
+            if len(classes) < 2:
+                raise CommandError(f"--output softmax needs at least 2 classes; the labels of "
+                                   f"{path} are all {_name(classes[0])!r}")
+            return _Data(X, y, path, output, classes)
+        return _Data(*loaded, path, output)
+    if target is not None:
+        raise CommandError("--target needs --data" if path is None else
+                           f"--target names a column of a data file; the built-in data set "
+                           f"{builtin!r} has no columns")
+    if builtin == "planar":
         X, Y = datasets.load_planar_dataset()
-        return X, Y, "planar flower (built-in)"
-    X, Y = datasets.load_file(path, target)
-    return X, Y, path
+        y = Y[0].astype(np.int64)
+    else:
+        X, y = datasets.load_spiral()
+        Y = y.reshape(1, -1).astype(np.float64)
+    source = BUILTIN[builtin]
+    if output == "softmax":
+        return _Data(X, y, source, output, np.unique(y))
+    if output == "sigmoid" and y.max() > 1:
+        raise CommandError(f"--data {builtin}: the labels are the classes "
+                           f"{', '.join(map(str, np.unique(y)))}; a sigmoid output needs labels "
+                           f"0 or 1: use --output softmax")
+    return _Data(X, Y, source, output)
 
 
-def _fit_layers(layers, X, Y):
-    """``--layers`` checked against the data, or the default ``[n_x, 4, n_y]``."""
-    n_x, n_y = X.shape[0], Y.shape[0]
+def _builtin_name(path):
+    """The built-in data set ``--data path`` selects, or None for a file.
+
+    No ``--data`` is the planar data; a built-in name selects that data set
+    unless a file of that name exists.
+    """
+    if path is None:
+        return "planar"
+    if path in BUILTIN and not os.path.exists(path):
+        return path
+    return None
+
+
+def _name(c):
+    """A class name as text: strings as they are, numbers without a needless ``.0``."""
+    c = c.item() if isinstance(c, np.generic) else c
+    return str(c)
+
+
+def _fit_layers(layers, X, n_out, output):
+    """``--layers`` checked against the data, or the default ``[n_x, 4, n_out]``."""
+    n_x = X.shape[0]
     if layers is None:
-        return [n_x, DEFAULTS["hidden_units"], n_y]
+        return [n_x, DEFAULTS["hidden_units"], n_out]
     text = ",".join(map(str, layers))
     if layers[0] != n_x:
         raise CommandError(
             f"--layers {text}: the first entry must be the number of features in the data, {n_x}"
         )
-    if layers[-1] != n_y:
+    if layers[-1] != n_out:
+        what = "classes" if output == "softmax" else "labels"
         raise CommandError(
-            f"--layers {text}: the last entry must be the number of labels in the data, {n_y}"
+            f"--layers {text}: the last entry must be the number of {what} in the data, {n_out}"
         )
     return layers
 
 
-def _warm_up(dtype, activation):
+def _check_regions(data):
+    """``--plot-regions`` needs 2 features and one class per example (before training)."""
+    n_x = data.X.shape[0]
+    if n_x != 2:
+        raise CommandError(f"--plot-regions needs data with exactly 2 features (a plane); "
+                           f"{data.source} has {n_x}")
+    if data.y is None:
+        raise CommandError(f"--plot-regions needs one label per example; {data.source} has "
+                           f"{data.n_out}")
+
+
+def _warm_up(dtype, activation, output):
     """Compile the Numba kernels (or load them from Numba's cache) before the timed fit.
 
     A note goes to stderr if that takes more than a second (a first run).
@@ -306,7 +432,7 @@ def _warm_up(dtype, activation):
                            {"file": sys.stderr, "flush": True})
     note.start()
     try:
-        warmup(dtypes=(dtype,), hidden_activations=(activation,))
+        warmup(dtypes=(dtype,), hidden_activations=(activation,), output_activations=(output,))
     finally:
         note.cancel()
 
@@ -356,19 +482,19 @@ def _check_output_directory(option, path):
             raise CommandError(f"{option} {path}: directory {directory!r} does not exist")
 
 
-def _check_plotting(path):
+def _check_plotting(path, option="--plot"):
     """Fail before training if matplotlib is missing or cannot write ``path``'s format."""
     try:
         from matplotlib.backend_bases import FigureCanvasBase
     except ImportError:
         raise CommandError(
-            "--plot needs matplotlib, which is not installed: pip install 'fastbackprop[plot]'",
+            f"{option} needs matplotlib, which is not installed: pip install 'fastbackprop[plot]'",
             EXIT_FAILED,
         ) from None
     formats = FigureCanvasBase.get_supported_filetypes()
     if _image_format(path) not in formats:
         raise CommandError(
-            f"--plot {path}: unknown image format; use one of {', '.join(sorted(formats))}"
+            f"{option} {path}: unknown image format; use one of {', '.join(sorted(formats))}"
         )
 
 
@@ -410,15 +536,29 @@ def run_warmup(args):
 
 
 def run_predict(args):
-    """``fastbackprop predict``: probabilities and 0/1 predictions, one line per example."""
+    """``fastbackprop predict``: one line per example, and the accuracy (or R²) with labels."""
     from ._files import write_atomically
     from .datasets import load_features
     from .model import Model
 
     _check_output_directory("--out", args.out)
     model = Model.load(args.model)
-    X, Y = load_features(args.data, model.layer_dims[0], args.target)
-    text = predictions_csv(model.predict_proba(X))
+    output = model.output_activation
+    X, Y = load_features(args.data, model.layer_dims[0], args.target, LABELS[output])
+    notes = []
+    if output == "softmax":
+        classes = _model_classes(model, args.model)
+        text = class_predictions_csv(model.predict_proba(X), classes)
+        score = None if Y is None else _class_accuracy(model, X, Y, classes, notes)
+    elif output == "linear":
+        if Y is not None and Y.shape[0] != model.layer_dims[-1]:
+            raise CommandError(f"{args.data} has {Y.shape[0]} label column; the model predicts "
+                               f"{model.layer_dims[-1]} values per example")
+        text = values_csv(model.predict(X))
+        score = None if Y is None else _score_line("", model, X, Y)
+    else:
+        text = predictions_csv(model.predict_proba(X))
+        score = None if Y is None else _score_line("", model, X, Y)
     report = sys.stdout
     if args.out:
         write_atomically(args.out, lambda f: f.write(text.encode()))
@@ -426,9 +566,67 @@ def run_predict(args):
     else:
         sys.stdout.write(text)
         report = sys.stderr  # keep stdout a clean CSV
-    if Y is not None:
-        print(f"accuracy: {model.score(X, Y):.1%}", file=report)
+    for note in notes:
+        print(note, file=sys.stderr)
+    if score is not None:
+        print(score, file=report)
     return 0
+
+
+def _model_classes(model, path):
+    """The class names of a softmax model: its ``classes_``, else ``0..n_L-1``."""
+    n = model.layer_dims[-1]
+    classes = getattr(model, "classes_", None)
+    if classes is None:
+        return np.arange(n)
+    classes = np.asarray(classes).reshape(-1)
+    if len(classes) != n:
+        raise CommandError(f"model file {os.fspath(path)!r} has {len(classes)} class names for "
+                           f"its {n} outputs")
+    return classes
+
+
+def _class_accuracy(model, X, labels, classes, notes):
+    """``accuracy: 97.3%`` of a softmax model on the file's class names ``labels`` ``(m,)``.
+
+    A label that is none of the model's classes counts as wrong; ``notes``
+    gets a line saying how many there were.
+    """
+    from .datasets import class_indices
+
+    truth = class_indices(labels, classes)
+    unknown = np.flatnonzero(truth < 0)
+    if unknown.size:
+        notes.append(f"note: {unknown.size} of {truth.size} examples have a label that is not "
+                     f"one of the model's classes (such as {_name(labels[unknown[0]])!r}); "
+                     "they count as wrong")
+    return f"accuracy: {np.mean(model.predict(X) == truth):.1%}"
+
+
+def class_predictions_csv(AL, classes):
+    """CSV text, one line per example (column of ``AL`` ``(K, m)``, softmax probabilities).
+
+    Columns ``p_NAME`` for each class name in ``classes`` (their order,
+    sorted), then ``prediction``: the name of the most probable class.
+    """
+    names = [_name(c) for c in classes]
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow([f"p_{name}" for name in names] + ["prediction"])
+    for column, k in zip(AL.T, np.argmax(AL, axis=0)):
+        writer.writerow([f"{p:.10g}" for p in column] + [names[k]])
+    return out.getvalue()
+
+
+def values_csv(A):
+    """CSV text, one line per example (column of ``A`` ``(n_y, m)``): the predicted values.
+
+    One column ``prediction`` when ``n_y = 1``, else ``prediction_1, ..., prediction_n_y``.
+    """
+    n_y = A.shape[0]
+    header = ["prediction"] if n_y == 1 else [f"prediction_{k + 1}" for k in range(n_y)]
+    lines = [",".join(header)] + [",".join(f"{v:.10g}" for v in column) for column in A.T]
+    return "\n".join(lines) + "\n"
 
 
 def predictions_csv(AL):
