@@ -44,6 +44,9 @@ EXIT_INTERRUPTED = 130
 DEFAULTS = {"activation": "tanh", "lr": 1.2, "iterations": 10000, "init": "scaled",
             "hidden_units": 4}
 
+#: The default learning rate of a linear output (regression), where 1.2 diverges.
+LINEAR_LR = 0.1
+
 #: What the label column holds for each output layer (the loaders' ``labels``).
 LABELS = {"sigmoid": "binary", "softmax": "classes", "linear": "real"}
 
@@ -142,8 +145,9 @@ def _add_train(commands):
     p.add_argument("--activation", choices=tuple(spec.ACTIVATIONS),
                    default=DEFAULTS["activation"],
                    help="hidden layers' g (default: %(default)s)")
-    p.add_argument("--lr", type=_positive_float, default=DEFAULTS["lr"],
-                   help="learning rate alpha (default: %(default)s)")
+    p.add_argument("--lr", type=_positive_float, default=None,
+                   help=f"learning rate alpha (default: {DEFAULTS['lr']}; {LINEAR_LR} with "
+                        "--output linear)")
     p.add_argument("--iterations", type=_positive_int, default=DEFAULTS["iterations"],
                    help="gradient-descent steps (default: %(default)s)")
     p.add_argument("--init", choices=INITS, default=DEFAULTS["init"],
@@ -276,8 +280,8 @@ def run_train(args):
         _check_regions(data)
     layers = _fit_layers(args.layers, X, data.n_out, args.output)
     model = Model(layers, hidden_activation=args.activation, output_activation=args.output,
-                  learning_rate=args.lr, n_iterations=args.iterations, init=args.init,
-                  seed=args.seed, dtype=args.dtype, backend=args.backend,
+                  learning_rate=_learning_rate(args), n_iterations=args.iterations,
+                  init=args.init, seed=args.seed, dtype=args.dtype, backend=args.backend,
                   cost_every=args.cost_every)
     print(f"data: {data.source}: {X.shape[1]} examples, {X.shape[0]} features{data.note}")
     print(f"model: {model!r}")
@@ -309,6 +313,13 @@ def run_train(args):
     return 0
 
 
+def _learning_rate(args):
+    """``--lr``, or its default for the output layer."""
+    if args.lr is not None:
+        return args.lr
+    return LINEAR_LR if args.output == "linear" else DEFAULTS["lr"]
+
+
 def _score_line(prefix, model, X, Y):
     """``training accuracy: 97.3%`` (sigmoid, softmax) or ``training R²: 0.912`` (linear)."""
     score = model.score(X, Y)
@@ -332,7 +343,9 @@ class _Data:
         self.note = ""
         if output == "softmax":
             self.n_out, self.y = len(classes), Y
-            names = ", ".join(_name(c) for c in classes[:10]) + (", ..." if len(classes) > 10 else "")
+            names = ", ".join(_name(c) for c in classes[:10])
+            if len(classes) > 10:
+                names += ", ..."
             self.note = f", {len(classes)} classes: {names}"
         else:
             self.n_out = Y.shape[0]

@@ -371,9 +371,8 @@ def _parse_rows(path, names, rows, lines, text=None):
         if text is not None and len(row) == len(names):
             label = row[text].strip()
             if not label:
-                raise ValueError(
-                    f"{os.fspath(path)}, line {line}, column {names[text]!r}: the class name is empty"
-                )
+                raise ValueError(f"{os.fspath(path)}, line {line}, column {names[text]!r}: "
+                                 "the class name is empty")
             texts.append(label)
             row = row[:text] + row[text + 1:]
             values[i] = _numbers(row, line, names[:text] + names[text + 1:], path)

@@ -82,7 +82,7 @@ def plot_decision_regions(model, X, y, path, classes=None, title=None):
 
 
 def _grid(X):
-    """``xx, yy`` ``(RESOLUTION, RESOLUTION)``: a grid over the range of ``X`` ``(2, m)``, plus a margin."""
+    """``xx, yy`` ``(RESOLUTION, RESOLUTION)``: a grid over ``X`` ``(2, m)``'s range and a margin."""
     axes = []
     for row in X:
         low, high = float(row.min()), float(row.max())
@@ -92,7 +92,7 @@ def _grid(X):
 
 
 def _colours(K):
-    """``K`` distinct colours: matplotlib's ``tab10`` up to 10 classes, else ``tab20``, else hues."""
+    """``K`` distinct colours: ``tab10`` up to 10 classes, else ``tab20``, else hues."""
     from matplotlib import colormaps
 
     if K <= 10:
