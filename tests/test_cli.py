@@ -226,6 +226,243 @@ def test_bench_help(tmp_path):
 
 
 # ---------------------------------------------------------------------------
+# Output layers: softmax with class names, linear regression, decision regions
+# ---------------------------------------------------------------------------
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def write_classes_csv(path, names, m=90, seed=3):
+    """A CSV ``x1,x2,species``: one blob of points per class, labelled ``names[k]``, in turn."""
+    rng = np.random.default_rng(seed)
+    k = np.arange(m) % len(names)
+    centres = 3.0 * np.array([[np.cos(a), np.sin(a)]
+                              for a in 2 * np.pi * np.arange(len(names)) / len(names)])
+    points = centres[k] + 0.6 * rng.standard_normal((m, 2))
+    rows = [f"{a:.17g},{b:.17g},{names[j]}" for (a, b), j in zip(points, k)]
+    path.write_text("\n".join(["x1,x2,species", *rows]) + "\n")
+    return np.ascontiguousarray(points.T), [names[j] for j in k]
+
+
+def write_regression_csv(path, m=80, seed=4, label=True):
+    """A CSV ``x1,x2[,price]`` with ``price = 2 x1 - x2 + 0.5 + noise``; returns X (2, m), Y (1, m)."""
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(-1, 1, (2, m))
+    Y = 2 * X[:1] - X[1:] + 0.5 + 0.05 * rng.standard_normal((1, m))
+    header = "x1,x2,price" if label else "x1,x2"
+    table = np.vstack([X, Y]).T if label else X.T
+    np.savetxt(path, table, fmt="%.17g", delimiter=",", header=header, comments="")
+    return X, Y
+
+
+def test_softmax_on_a_csv_of_class_names_then_predict_the_names(tmp_path):
+    names = ["virginica", "setosa", "versicolor"]  # sorted: setosa, versicolor, virginica
+    X, labels = write_classes_csv(tmp_path / "iris.csv", names)
+    result = fastbackprop("train", "--data", "iris.csv", "--output", "softmax", "--lr", "0.5",
+                          *FAST, "--save", "iris.npz", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "data: iris.csv: 90 examples, 2 features, 3 classes: setosa, versicolor, virginica"
+    model = Model.load(tmp_path / "iris.npz")
+    assert model.output_activation == "softmax" and model.layer_dims == [2, 4, 3]  # n_x,4,classes
+    assert list(model.classes_) == ["setosa", "versicolor", "virginica"]
+    y = np.array([list(model.classes_).index(name) for name in labels])
+    accuracy = model.score(X, y)
+    assert accuracy > 0.9 and lines[2] == f"training accuracy: {accuracy:.1%}"
+
+    result = fastbackprop("predict", "--model", "iris.npz", "--data", "iris.csv",
+                          "--out", "predictions.csv", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["wrote 90 predictions to predictions.csv",
+                                          f"accuracy: {accuracy:.1%}"]
+    lines = (tmp_path / "predictions.csv").read_text().splitlines()
+    assert lines[0] == "p_setosa,p_versicolor,p_virginica,prediction" and len(lines) == 91
+    rows = [line.split(",") for line in lines[1:]]
+    probabilities = np.array([[float(p) for p in row[:3]] for row in rows])
+    np.testing.assert_allclose(probabilities, model.predict_proba(X).T, rtol=1e-9)
+    assert [row[3] for row in rows] == list(model.classes_[model.predict(X)])
+
+    (tmp_path / "new.csv").write_text("x1,x2\n3,0\n-1.5,2.6\n")  # features only: to stdout
+    result = fastbackprop("predict", "--model", "iris.npz", "--data", "new.csv", cwd=tmp_path)
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    assert [line.split(",")[-1] for line in result.stdout.splitlines()] == [
+        "prediction", "virginica", "setosa"]
+
+
+def test_softmax_with_integer_class_names_sorts_them_as_numbers(tmp_path):
+    X, labels = write_classes_csv(tmp_path / "digits.csv", [10, 2, 7], m=60)
+    result = fastbackprop("train", "--data", "digits.csv", "--output", "softmax", "--layers",
+                          "2,6,3", "--lr", "0.5", *FAST, "--save", "m.npz", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "3 classes: 2, 7, 10" in result.stdout
+    model = Model.load(tmp_path / "m.npz")
+    np.testing.assert_array_equal(model.classes_, [2, 7, 10])
+    with open(tmp_path / "digits.csv", "a") as f:
+        f.write("0,0,99\n")  # a class the model never saw: counted as wrong, with a note
+    result = fastbackprop("predict", "--model", "m.npz", "--data", "digits.csv", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "p_2,p_7,p_10,prediction" and len(lines) == 62
+    assert {line.split(",")[-1] for line in lines[1:]} <= {"2", "7", "10"}
+    y = np.array([[2, 7, 10].index(name) for name in labels])
+    right = np.sum(model.predict(X) == y)
+    assert result.stderr.splitlines() == [
+        "note: 1 of 61 examples have a label that is not one of the model's classes (such as "
+        "'99'); they count as wrong", f"accuracy: {right / 61:.1%}"]
+
+
+def test_linear_output_on_a_regression_csv(tmp_path):
+    X, Y = write_regression_csv(tmp_path / "prices.csv")
+    result = fastbackprop("train", "--data", "prices.csv", "--output", "linear", "--backend",
+                          "numpy", "--iterations", "2000", "--seed", "0", "--save", "m.npz",
+                          cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    model = Model.load(tmp_path / "m.npz")
+    assert model.output_activation == "linear" and not hasattr(model, "classes_")
+    assert model.learning_rate == cli.LINEAR_LR  # the linear output's default, not 1.2
+    r2 = model.score(X, Y)
+    assert r2 > 0.9 and result.stdout.splitlines()[2] == f"training R²: {r2:.3f}"
+
+    result = fastbackprop("predict", "--model", "m.npz", "--data", "prices.csv",
+                          "--out", "predictions.csv", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["wrote 80 predictions to predictions.csv", f"R²: {r2:.3f}"]
+    assert (tmp_path / "predictions.csv").read_text().startswith("prediction\n")
+    values = np.loadtxt(tmp_path / "predictions.csv", skiprows=1)
+    np.testing.assert_allclose(values, model.predict(X)[0], rtol=1e-9)
+
+
+def test_linear_output_with_several_targets_from_npz(tmp_path):
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((40, 3))
+    Y = np.column_stack([X @ [1.0, -2.0, 0.5], 10 * X[:, 0]])  # (m, 2): not 0/1
+    np.savez(tmp_path / "d.npz", X=X, Y=Y)
+    result = fastbackprop("train", "--data", "d.npz", "--output", "linear", "--lr", "0.05",
+                          *FAST, "--save", "m.npz", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"^training R²: -?\d\.\d{3}$", result.stdout, re.M)
+    result = fastbackprop("predict", "--model", "m.npz", "--data", "d.npz", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0] == "prediction_1,prediction_2"
+    assert len(result.stdout.splitlines()) == 41 and result.stderr.startswith("R²: ")
+
+
+def test_spiral_with_softmax_out_of_the_box(tmp_path):
+    # The defaults but the NumPy backend (the numba one is the no-arguments test's).
+    result = fastbackprop("train", "--data", "spiral", "--output", "softmax", "--backend",
+                          "numpy", "--seed", "0", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "data: spiral (built-in): 300 examples, 2 features, 3 classes: 0, 1, 2"
+    assert lines[1].startswith("model: Model(layer_dims=[2, 4, 3], hidden_activation='tanh', "
+                               "output_activation='softmax', learning_rate=1.2, "
+                               "n_iterations=10000, init='scaled'")
+    assert float(lines[2].removeprefix("training accuracy: ").rstrip("%")) > 90
+
+
+def test_plot_regions_draws_a_png_for_softmax_and_sigmoid(tmp_path):
+    result = fastbackprop("train", "--data", "spiral", "--output", "softmax", *FAST,
+                          "--plot-regions", "spiral.png", "--save", "m.npz", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "saved the decision regions to spiral.png"
+    assert (tmp_path / "spiral.png").read_bytes()[:8] == PNG
+    np.testing.assert_array_equal(Model.load(tmp_path / "m.npz").classes_, [0, 1, 2])
+    result = fastbackprop("train", "--data", "planar", *FAST, "--plot-regions", "flower.png",
+                          cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "data: planar flower (built-in): 400 examples, 2 features" in result.stdout
+    assert (tmp_path / "flower.png").read_bytes()[:8] == PNG
+
+
+def test_plot_regions_without_matplotlib_fails_before_training(tmp_path):
+    result = python("""
+        import sys
+        sys.modules["matplotlib"] = None  # as if it were not installed
+        from fastbackprop.cli import main
+        sys.exit(main(["train", "--data", "spiral", "--output", "softmax",
+                       "--plot-regions", "regions.png"]))
+    """, cwd=tmp_path)
+    assert_one_line_error(result, 1, r"--plot-regions needs matplotlib, which is not installed: "
+                                     r"pip install 'fastbackprop\[plot\]'$")
+    assert result.stdout == "" and list(tmp_path.iterdir()) == []
+
+
+def test_training_without_plots_does_not_import_matplotlib(tmp_path):
+    result = python("""
+        import sys
+        from fastbackprop.cli import main
+        assert main(["train", "--data", "spiral", "--output", "softmax", "--backend", "numpy",
+                     "--iterations", "5"]) == 0
+        print(sorted(m for m in sys.modules if m.startswith("matplotlib")))
+    """, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "[]"
+
+
+def test_a_file_named_like_a_built_in_data_set_wins(monkeypatch, capsys, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    write_csv(tmp_path / "spiral", n_x=3, m=20)
+    assert cli.main(["train", "--data", "spiral", *FAST[:2], "--iterations", "1"]) == 0
+    assert capsys.readouterr().out.startswith("data: spiral: 20 examples, 3 features\n")
+
+
+@pytest.mark.parametrize("args,match", [
+    (["train", "--data", "iris.csv", "--output", "softmax", "--layers", "2,4,2"],
+     r"--layers 2,4,2: the last entry must be the number of classes in the data, 3$"),
+    (["train", "--data", "three.csv", "--plot-regions", "r.png"],
+     r"--plot-regions needs data with exactly 2 features \(a plane\); three.csv has 3$"),
+    (["train", "--data", "prices.csv", "--output", "linear", "--plot-regions", "r.png"],
+     r"--plot-regions draws a classifier's decision regions; a linear output \(regression\) has none$"),
+    (["train", "--data", "two.npz", "--layers", "2,4,2", "--plot-regions", "r.png"],
+     r"--plot-regions needs one label per example; two.npz has 2$"),
+    (["train", "--data", "spiral", "--plot-regions", "r.xyz"],
+     r"--plot-regions r.xyz: unknown image format; use one of .*png"),
+    (["train", "--data", "spiral"],
+     r"--data spiral: the labels are the classes 0, 1, 2; a sigmoid output needs labels 0 or 1: "
+     r"use --output softmax$"),
+    (["train", "--data", "spiral", "--output", "softmax", "--target", "y"],
+     r"--target names a column of a data file; the built-in data set 'spiral' has no columns$"),
+    (["train", "--data", "same.csv", "--output", "softmax"],
+     r"--output softmax needs at least 2 classes; the labels of same.csv are all 'setosa'$"),
+    (["train", "--data", "iris.csv"], r"iris.csv, line 2, column 'species': '\w+' is not a number$"),
+    (["train", "--data", "empty.csv", "--output", "softmax"],
+     r"empty.csv, line 3, column 'species': the class name is empty$"),
+    (["train", "--output", "tanh"], None),  # argparse: invalid choice
+])
+def test_output_layer_problems_are_one_line_before_training(args, match, capsys, monkeypatch,
+                                                            tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(Model, "fit", pytest.fail)
+    write_classes_csv(tmp_path / "iris.csv", ["setosa", "versicolor", "virginica"], m=9)
+    write_csv(tmp_path / "three.csv")
+    write_regression_csv(tmp_path / "prices.csv")
+    np.savez(tmp_path / "two.npz", X=np.ones((4, 2)), Y=np.ones((4, 2)))
+    (tmp_path / "same.csv").write_text("x1,x2,species\n1,2,setosa\n3,4,setosa\n")
+    (tmp_path / "empty.csv").write_text("x1,x2,species\n1,2,setosa\n3,4,\n")
+    if match is None:
+        with pytest.raises(SystemExit) as caught:
+            cli.main(args)
+        assert caught.value.code == 2
+        err = capsys.readouterr().err
+        assert len(err.splitlines()) == 1 and "argument --output: invalid choice: 'tanh'" in err
+        return
+    assert cli.main(args) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.splitlines()) == 1, err
+    assert re.search(r"^fastbackprop: error: " + match.removeprefix("^"), err.strip()), err
+    assert not (tmp_path / "r.png").exists()
+
+
+def test_class_predictions_csv_quotes_names():
+    AL = np.array([[0.25, 0.5], [0.75, 0.5]])
+    assert cli.class_predictions_csv(AL, np.array(["a,b", "c"])) == (
+        '"p_a,b",p_c,prediction\n'
+        '0.25,0.75,c\n'
+        '0.5,0.5,"a,b"\n')
+    assert cli.values_csv(np.array([[1.5, -2.0]])) == "prediction\n1.5\n-2\n"
+
+
+# ---------------------------------------------------------------------------
 # In-process details
 # ---------------------------------------------------------------------------
 
