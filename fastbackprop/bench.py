@@ -73,6 +73,7 @@ class Workload:
     dtype: str
     target_seconds: float | None = None
     target_floor_ratio: float | None = None
+    output: str = "sigmoid"
 
     @property
     def target(self):
@@ -93,8 +94,9 @@ class Workload:
 
     @property
     def label(self):
-        """``[784, 256, 128, 10] relu m=512 float64``."""
-        return f"{list(self.layer_dims)} {self.hidden} m={self.m} {self.dtype}"
+        """``[784, 256, 128, 10] relu m=512 float64`` (and the output layer unless sigmoid)."""
+        output = "" if self.output == "sigmoid" else f" {self.output}"
+        return f"{list(self.layer_dims)} {self.hidden}{output} m={self.m} {self.dtype}"
 
 
 #: name -> :class:`Workload`, in the order of ``docs/benchmarks.md``.
@@ -106,6 +108,10 @@ WORKLOADS = {
         Workload("deep", (12288, 20, 7, 5, 1), "relu", 209, "float64", target_floor_ratio=1.4),
         Workload("mlp", (784, 256, 128, 10), "relu", 512, "float64", target_floor_ratio=1.15),
         Workload("mlp32", (784, 256, 128, 10), "relu", 512, "float32", target_floor_ratio=1.15),
+        Workload("softmax", (784, 256, 128, 10), "relu", 512, "float64", target_floor_ratio=1.15,
+                 output="softmax"),
+        Workload("softmax32", (784, 256, 128, 10), "relu", 512, "float32",
+                 target_floor_ratio=1.15, output="softmax"),
     )
 }
 
@@ -134,6 +140,8 @@ def make_problem(workload, seed=SEED):
         X, Y = load_planar_dataset(m=workload.m, dtype=dtype)
     else:
         X, Y = make_classification(dims[0], workload.m, n_y=dims[-1], seed=seed, dtype=dtype)
+    if workload.output == "softmax":  # one class per column: the first label set, else the last
+        Y = np.eye(dims[-1], dtype=dtype)[:, np.argmax(Y, axis=0)]
     parameters = reference.initialize_parameters(dims, init="he", seed=seed, dtype=dtype)
     return Problem(workload, X, Y, parameters)
 
@@ -143,16 +151,16 @@ def make_problem(workload, seed=SEED):
 # ---------------------------------------------------------------------------
 
 
-def step(backend, X, Y, parameters, hidden, learning_rate=LEARNING_RATE):
+def step(backend, X, Y, parameters, hidden, learning_rate=LEARNING_RATE, output="sigmoid"):
     """One full gradient-descent step through ``backend``'s step functions.
 
     ``backend`` is :mod:`fastbackprop.reference` or :mod:`fastbackprop.kernels`
     (one interface, two backends). Returns the new parameters and the cost
     before the update.
     """
-    AL, caches = backend.L_model_forward(X, parameters, hidden)
-    cost = backend.compute_cost_from_logits(caches[-1][1], Y)
-    grads = backend.L_model_backward(AL, Y, caches, hidden, output_start="dZ")
+    AL, caches = backend.L_model_forward(X, parameters, hidden, output)
+    cost = backend.compute_cost_from_logits(caches[-1][1], Y, output)
+    grads = backend.L_model_backward(AL, Y, caches, hidden, "dZ", output)
     return backend.update_parameters(parameters, grads, learning_rate), cost
 
 
@@ -212,7 +220,7 @@ def reference_step_time(problem, repeats, min_time=MIN_TIME):
     def run(k):
         nonlocal parameters
         for _ in range(k):
-            parameters, _cost = step(reference, X, Y, parameters, w.hidden)
+            parameters, _cost = step(reference, X, Y, parameters, w.hidden, output=w.output)
 
     return time_per_call(run, repeats, min_time)
 
@@ -224,7 +232,7 @@ def kernels_step_time(problem, repeats, min_time=MIN_TIME):
     w = problem.workload
     trainer = kernels.Trainer(problem.parameters, problem.X, problem.Y,
                               hidden_activation=w.hidden, learning_rate=LEARNING_RATE,
-                              cost_every=1)
+                              cost_every=1, output_activation=w.output)
     trainer.run(2)  # compile (or load from the cache) before anything is timed
 
     def run(k):

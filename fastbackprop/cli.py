@@ -538,8 +538,8 @@ def run_warmup(args):
 
     timings = warmup(dtypes=args.dtype or ("float64", "float32"),
                      hidden_activations=args.activation or tuple(spec.ACTIVATIONS))
-    for (dtype, activation), seconds in timings.items():
-        print(f"{dtype} {activation}: {_duration(seconds)}")
+    for key, seconds in timings.items():
+        print(f"{' '.join(key)}: {_duration(seconds)}")
     return 0
 
 

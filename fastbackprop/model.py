@@ -1,12 +1,13 @@
 """The Model class: the course's L-layer network behind a scikit-learn-style interface.
 
 Examples are **columns**, as in the course (not rows, as in scikit-learn):
-``X`` is ``(n_x, m)``, ``Y`` is ``(n_y, m)`` of 0/1 labels (a ``Y`` of
-shape ``(m,)`` is accepted when ``n_y = 1``), and the learned parameters
-are the course's dict ``{"W1": (n_1, n_x), "b1": (n_1, 1), ...}``.
+``X`` is ``(n_x, m)``, ``Y`` is ``(n_y, m)`` (labels for the output layer;
+see :func:`fastbackprop.validation.check_labels`), and the learned
+parameters are the course's dict ``{"W1": (n_1, n_x), "b1": (n_1, 1), ...}``.
 
-The network is ``[LINEAR -> g] x (L-1) -> LINEAR -> SIGMOID`` trained by
-full-batch gradient descent, on one of two backends with one interface:
+The network is ``[LINEAR -> g] x (L-1) -> LINEAR -> OUTPUT`` (sigmoid,
+softmax or linear) trained by full-batch gradient descent, on one of two
+backends with one interface:
 
 * ``"numba"``: :class:`fastbackprop.kernels.Trainer`, every iteration of a
   chunk in one compiled call (imported only when first used);
@@ -29,19 +30,19 @@ import time
 
 import numpy as np
 
-from . import _files, backends, reference, spec
+from . import _files, backends, outputs, reference, spec
 from .validation import (
     check_choice,
     check_dtype,
     check_finite_parameters,
     check_init,
+    check_labels,
     check_layer_dims,
     check_learning_rate,
     check_parameters,
     check_positive_int,
     check_seed,
     check_X,
-    check_Y,
 )
 
 __all__ = ["Model", "NotFittedError", "TrainingDivergedError"]
@@ -79,17 +80,21 @@ class TrainingDivergedError(FloatingPointError):
 
 
 class Model:
-    """An L-layer binary classifier ``[LINEAR -> g] x (L-1) -> LINEAR -> SIGMOID``.
+    """An L-layer network ``[LINEAR -> g] x (L-1) -> LINEAR -> OUTPUT``.
 
     Examples are columns, as in the course: ``X`` is ``(n_x, m)`` and ``Y``
-    ``(n_y, m)`` of 0/1 labels (or ``(m,)`` when ``n_y = 1``).
+    ``(n_y, m)``: 0/1 labels for a sigmoid output (or ``(m,)`` when
+    ``n_y = 1``), one-hot columns or class indices ``(m,)`` for softmax,
+    real values for a linear output.
 
     Parameters (stored as given and validated; nothing is learned here):
 
     layer_dims : ``[n_x, n_1, ..., n_L]`` with ``n_L = n_y``.
     hidden_activation : ``g`` of the hidden layers, ``"relu"``, ``"tanh"``,
         ``"sigmoid"`` or ``"leaky_relu"``.
-    output_activation : ``"sigmoid"``, the only output layer this network has.
+    output_activation : ``"sigmoid"`` (binary and multi-label), ``"softmax"``
+        (multi-class, ``n_L >= 2``) or ``"linear"`` (regression); see
+        :data:`fastbackprop.spec.OUTPUTS`.
     learning_rate : ``alpha`` > 0 in ``W := W - alpha dW``.
     n_iterations : gradient-descent steps per ``fit``.
     init : ``"he"``, ``"xavier"`` or ``"scaled"`` (see
@@ -100,7 +105,9 @@ class Model:
     cost_every : the cost is recorded at iterations ``0, cost_every, ...``.
 
     Learned by :meth:`fit`: ``parameters_`` (the dict ``W1, b1, ..., WL,
-    bL``), ``costs_`` (float64), ``n_iter_``.
+    bL``), ``costs_`` (float64), ``n_iter_``. An attribute ``classes_`` (a
+    1-D array of class names, which the command sets for softmax models)
+    is saved and loaded with the model.
     """
 
     def __init__(self, layer_dims, hidden_activation="relu", output_activation="sigmoid",
@@ -150,8 +157,12 @@ class Model:
         """The hyperparameters validated and normalised to plain JSON-ready values."""
         spec.code_of(spec.ACTIVATIONS, self.hidden_activation, "hidden_activation")
         spec.code_of(spec.OUTPUTS, self.output_activation, "output_activation")
+        dims = check_layer_dims(self.layer_dims)
+        if self.output_activation == "softmax" and dims[-1] < 2:
+            raise ValueError("a softmax output needs at least 2 classes: layer_dims[-1] must be "
+                             f">= 2; got {dims[-1]} (use output_activation='sigmoid' for one label)")
         return {
-            "layer_dims": check_layer_dims(self.layer_dims),
+            "layer_dims": dims,
             "hidden_activation": self.hidden_activation,
             "output_activation": self.output_activation,
             "learning_rate": check_learning_rate(self.learning_rate),
@@ -197,7 +208,7 @@ class Model:
         hp = self._hyperparameters()
         dims, dtype = hp["layer_dims"], np.dtype(hp["dtype"])
         X = check_X(X, n_x=dims[0], dtype=dtype)
-        Y = check_Y(Y, n_y=dims[-1], m=X.shape[1], dtype=dtype)
+        Y = check_labels(Y, hp["output_activation"], n_y=dims[-1], m=X.shape[1], dtype=dtype)
         initial = _initial_parameters(parameters, hp)
         if callback is not None and not callable(callback):
             raise TypeError(f"callback must be callable or None; got {callback!r}")
@@ -230,36 +241,58 @@ class Model:
     def _check_X(self, X, dims):
         return check_X(X, n_x=dims[0], dtype=self.parameters_["W1"].dtype)
 
-    def predict_proba(self, X):
-        """``AL`` ``(n_y, m)``: the probability that each label is 1.
-
-        X : ``(n_x, m)``, one example per column.
-        """
+    def _output(self, X):
+        """``A_L`` ``(n_y, m)`` of the fitted network on ``X`` ``(n_x, m)``."""
         parameters, dims = self._fitted()
         X = self._check_X(X, dims)
-        return self._backend().probabilities(X, parameters, self.hidden_activation)
+        return self._backend().probabilities(X, parameters, self.hidden_activation,
+                                             self.output_activation)
+
+    def predict_proba(self, X):
+        """``A_L`` ``(n_y, m)``: probabilities, for the sigmoid and softmax outputs.
+
+        sigmoid: the probability that each label is 1; softmax: each
+        column's class probabilities (they sum to 1). A linear output has no
+        probabilities: ``ValueError``. X : ``(n_x, m)``, one example per column.
+        """
+        if self.output_activation == "linear":
+            raise ValueError("predict_proba: a linear output (regression) has no "
+                             "probabilities; use predict for its values")
+        return self._output(X)
 
     def predict(self, X):
-        """0/1 predictions ``(n_y, m)``: 1 where ``AL > 0.5``. X : ``(n_x, m)``, examples as columns."""
-        AL = self.predict_proba(X)
-        return (AL > 0.5).astype(AL.dtype)
+        """What the output layer predicts for ``X`` ``(n_x, m)``, examples as columns.
+
+        sigmoid: 0/1 ``(n_y, m)``, 1 where ``A_L > 0.5``; softmax: the class
+        index of each column, int64 ``(m,)``; linear: the values ``A_L``
+        ``(n_y, m)``.
+        """
+        return outputs.FUNCTIONS[self.output_activation].predict(self._output(X))
 
     def score(self, X, Y):
-        """Accuracy: the fraction of the labels in ``Y`` that :meth:`predict` gets right.
+        """Accuracy for sigmoid and softmax outputs, R² for a linear output.
 
-        X : ``(n_x, m)``; Y : ``(n_y, m)`` of 0/1 labels or ``(m,)`` when
-        ``n_y = 1``; examples as columns. With ``n_y = 1`` this is the
-        usual accuracy; otherwise every label counts once.
+        X : ``(n_x, m)``; Y : labels as :meth:`fit` takes them; examples as
+        columns. sigmoid: the fraction of the labels that :meth:`predict`
+        gets right (with ``n_y > 1`` every label counts once); softmax: the
+        fraction of columns whose class is right; linear: the coefficient of
+        determination ``1 - sum (y - a)^2 / sum (y - mean y)^2`` per output
+        row, averaged over the rows (scikit-learn's ``r2_score``).
         """
-        parameters, dims = self._fitted()
+        _, dims = self._fitted()
         X = self._check_X(X, dims)
-        Y = check_Y(Y, n_y=dims[-1], m=X.shape[1], dtype=X.dtype)
-        return float(np.mean(self.predict(X) == Y))
+        Y = check_labels(Y, self.output_activation, n_y=dims[-1], m=X.shape[1], dtype=X.dtype)
+        prediction = self.predict(X)
+        if self.output_activation == "softmax":
+            return float(np.mean(prediction == np.argmax(Y, axis=0)))
+        if self.output_activation == "linear":
+            return r2_score(Y, prediction)
+        return float(np.mean(prediction == Y))
 
     def gradients(self, X, Y):
         """The course's ``grads`` at the current parameters.
 
-        X : ``(n_x, m)``; Y : ``(n_y, m)`` (or ``(m,)``); examples as
+        X : ``(n_x, m)``; Y : labels as :meth:`fit` takes them; examples as
         columns. Returns ``dW{l}`` ``(n_l, n_{l-1})`` and ``db{l}``
         ``(n_l, 1)`` for l = 1..L and ``dA{l}`` ``(n_l, m)`` for
         l = 0..L-1, from the backend's ``L_model_backward`` with the
@@ -267,10 +300,12 @@ class Model:
         """
         parameters, dims = self._fitted()
         X = self._check_X(X, dims)
-        Y = check_Y(Y, n_y=dims[-1], m=X.shape[1], dtype=X.dtype)
+        Y = check_labels(Y, self.output_activation, n_y=dims[-1], m=X.shape[1], dtype=X.dtype)
         steps = self._backend().steps
-        AL, caches = steps.L_model_forward(X, parameters, self.hidden_activation)
-        return steps.L_model_backward(AL, Y, caches, self.hidden_activation, output_start="dZ")
+        AL, caches = steps.L_model_forward(X, parameters, self.hidden_activation,
+                                           self.output_activation)
+        return steps.L_model_backward(AL, Y, caches, self.hidden_activation, "dZ",
+                                      self.output_activation)
 
     # -- files ---------------------------------------------------------------
 
@@ -291,6 +326,9 @@ class Model:
             "n_iter_": np.array(self.n_iter_, dtype=np.int64),
             **parameters,
         }
+        if getattr(self, "classes_", None) is not None:
+            classes = np.asarray(self.classes_)
+            arrays["classes_"] = classes.astype(str) if classes.dtype == object else classes
         _files.write_atomically(path, lambda f: np.savez(f, **arrays))
 
     @classmethod
@@ -330,6 +368,8 @@ class Model:
         model.parameters_ = parameters
         model.costs_ = np.asarray(arrays["costs_"], dtype=np.float64).reshape(-1)
         model.n_iter_ = int(arrays["n_iter_"])
+        if "classes_" in arrays:
+            model.classes_ = arrays["classes_"]
         return model
 
 
@@ -341,6 +381,20 @@ class Model:
 # ---------------------------------------------------------------------------
 # Helpers of fit
 # ---------------------------------------------------------------------------
+
+
+def r2_score(Y, A):
+    """``1 - sum (y - a)^2 / sum (y - mean y)^2`` per row of ``Y``, ``A`` ``(n_y, m)``, averaged.
+
+    A row whose labels are all equal scores 1 when predicted exactly, else 0
+    (scikit-learn's convention).
+    """
+    residual = np.sum((Y - A) ** 2, axis=1)
+    total = np.sum((Y - Y.mean(axis=1, keepdims=True)) ** 2, axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r2 = np.where(total > 0, 1 - residual / np.where(total > 0, total, 1),
+                      np.where(residual == 0, 1.0, 0.0))
+    return float(np.mean(r2))
 
 
 def _same(a, b):

@@ -9,11 +9,13 @@ Conventions (kept exactly as in the course):
 * ``Z{l}`` and ``A{l}`` are ``(n_l, m)`` and ``A0 = X``;
 * every gradient ``dfoo`` has the shape of ``foo``.
 
-The network is ``[LINEAR -> g] x (L-1) -> LINEAR -> SIGMOID``::
+The network is ``[LINEAR -> g] x (L-1) -> LINEAR -> OUTPUT``, the output
+layer one of ``sigmoid``, ``softmax`` or ``linear`` (:mod:`fastbackprop.outputs`)::
 
-    forward   Z = W A_prev + b          A = g(Z)
-    cost      J = -(1/m) sum [Y log A_L + (1 - Y) log(1 - A_L)]
-    output    dA_L = -(Y / A_L - (1 - Y) / (1 - A_L))   or directly dZ_L = A_L - Y
+    forward   Z = W A_prev + b          A = g(Z)            A_L = output(Z_L)
+    cost      sigmoid: J = -(1/m) sum [Y log A_L + (1 - Y) log(1 - A_L)]
+              softmax: J = -(1/m) sum Y log A_L      linear: J = (1/(2m)) sum (A_L - Y)^2
+    output    dA_L from the cost, then dZ_L by the chain rule, or directly dZ_L = A_L - Y
     backward  dZ = dA * g'(Z)
               dW = (1/m) dZ A_prev^T
               db = (1/m) sum(dZ, axis=1, keepdims=True)
@@ -30,10 +32,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import activations
+from . import activations, outputs
 from .activations import check_activation_name
 from .validation import (
     check_dtype,
+    check_labels,
+    check_layer_activation,
     check_init,
     check_layer_dims,
     check_linear,
@@ -42,7 +46,6 @@ from .validation import (
     check_parameters,
     check_positive_int,
     check_X,
-    check_Y,
 )
 
 # ---------------------------------------------------------------------------
@@ -101,23 +104,29 @@ def linear_forward(A_prev, W, b):
 def linear_activation_forward(A_prev, W, b, activation):
     """A = g(W A_prev + b) for the activation named ``activation``.
 
+    ``activation``: a hidden activation or an output layer (``"softmax"``
+    works per column, ``"linear"`` is the identity).
     A_prev: ``(n_{l-1}, m)``; W: ``(n_l, n_{l-1})``; b: ``(n_l, 1)``.
     Returns ``A`` ``(n_l, m)`` and ``cache = (linear_cache, Z)`` where
     ``linear_cache = (A_prev, W, b)`` and ``Z`` is ``(n_l, m)``.
     """
-    check_activation_name(activation)
+    check_layer_activation(activation)
     Z, linear_cache = linear_forward(A_prev, W, b)
-    A = activations.forward(Z, activation)
+    if activation in outputs.FUNCTIONS:
+        A = outputs.FUNCTIONS[activation].forward(Z)
+    else:
+        A = activations.forward(Z, activation)
     return A, (linear_cache, Z)
 
 
-def L_model_forward(X, parameters, hidden_activation="relu"):
-    """``[LINEAR -> g] x (L-1) -> LINEAR -> SIGMOID`` on ``X`` ``(n_x, m)``.
+def L_model_forward(X, parameters, hidden_activation="relu", output_activation="sigmoid"):
+    """``[LINEAR -> g] x (L-1) -> LINEAR -> OUTPUT`` on ``X`` ``(n_x, m)``.
 
     Returns ``AL`` ``(n_L, m)`` and ``caches``: a list of L caches, one per
     layer, each as returned by :func:`linear_activation_forward`.
     """
     check_activation_name(hidden_activation, "hidden_activation")
+    outputs.check_output_name(output_activation)
     dims = check_parameters(parameters)
     check_matrix(X, "X", rows=dims[0], row_name="n_x")
     L = len(dims) - 1
@@ -129,7 +138,7 @@ def L_model_forward(X, parameters, hidden_activation="relu"):
         )
         caches.append(cache)
     AL, cache = linear_activation_forward(
-        A, parameters[f"W{L}"], parameters[f"b{L}"], "sigmoid"
+        A, parameters[f"W{L}"], parameters[f"b{L}"], output_activation
     )
     caches.append(cache)
     return AL, caches
@@ -140,40 +149,39 @@ def L_model_forward(X, parameters, hidden_activation="relu"):
 # ---------------------------------------------------------------------------
 
 
-def compute_cost(AL, Y):
-    """J = -(1/m) sum_i sum_k [Y log AL + (1 - Y) log(1 - AL)], a Python float.
+def compute_cost(AL, Y, output_activation="sigmoid"):
+    """The cost ``J`` of the output layer from ``AL``, a Python float.
 
-    AL, Y: ``(n_y, m)``. ``AL`` is clipped to the smallest positive normal
-    number of its dtype away from 0 and 1 inside the logs, so the cost stays
-    finite when a probability rounds to 0 or 1 (each such term then counts
-    about 708 in float64, 87 in float32). For a cost that stays exact in the
-    saturated regime, use :func:`compute_cost_from_logits` on ``ZL``.
+    AL, Y: ``(n_y, m)``. sigmoid: cross-entropy ``-(1/m) sum [Y log AL +
+    (1 - Y) log(1 - AL)]``; softmax: ``-(1/m) sum Y log AL``; linear:
+    ``(1/(2m)) sum (AL - Y)^2``. ``AL`` is clipped to the smallest positive
+    normal number of its dtype away from 0 (and 1) inside the logs, so the
+    cost stays finite when a probability rounds to 0 or 1 (each such term
+    then counts about 708 in float64, 87 in float32). For a cost that stays
+    exact in the saturated regime, use :func:`compute_cost_from_logits` on ``ZL``.
     """
+    cost = outputs.functions(output_activation).cost
     AL = np.asarray(AL)
     Y = np.asarray(Y)
     check_matrix(AL, "AL", row_name="n_y")
     check_matrix(Y, "Y", rows=AL.shape[0], cols=AL.shape[1], row_name="n_y")
-    m = AL.shape[1]
-    tiny = np.finfo(AL.dtype).tiny
-    log_a = np.log(np.maximum(AL, tiny))
-    log_1ma = np.log(np.maximum(1 - AL, tiny))
-    cost = -np.sum(Y * log_a + (1 - Y) * log_1ma) / m
-    return float(cost)
+    return float(cost(AL, Y))
 
 
-def compute_cost_from_logits(ZL, Y):
-    """The same cross-entropy J, computed stably from ``ZL`` (``AL = sigmoid(ZL)``).
+def compute_cost_from_logits(ZL, Y, output_activation="sigmoid"):
+    """The same cost ``J``, computed stably from ``ZL`` (``AL = output(ZL)``).
 
-    ZL, Y: ``(n_y, m)``. Uses ``-[y log s(z) + (1-y) log(1-s(z))] =
-    max(z, 0) - z y + log1p(exp(-|z|))``, exact for any finite ``z``.
+    ZL, Y: ``(n_y, m)``. sigmoid: ``max(z, 0) - z y + log1p(exp(-|z|))``;
+    softmax: ``-y (z - logsumexp(z))`` per column, log-sum-exp taken after
+    subtracting the column's maximum; linear: as :func:`compute_cost`.
+    Finite for any finite ``ZL``.
     """
+    cost = outputs.functions(output_activation).cost_from_logits
     ZL = np.asarray(ZL)
     Y = np.asarray(Y)
     check_matrix(ZL, "ZL", row_name="n_y")
     check_matrix(Y, "Y", rows=ZL.shape[0], cols=ZL.shape[1], row_name="n_y")
-    m = ZL.shape[1]
-    loss = np.maximum(ZL, 0) - ZL * Y + np.log1p(np.exp(-np.abs(ZL)))
-    return float(np.sum(loss) / m)
+    return float(cost(ZL, Y))
 
 
 # ---------------------------------------------------------------------------
@@ -202,33 +210,42 @@ def linear_activation_backward(dA, cache, activation):
     """Gradients of ``A = g(W A_prev + b)`` from ``dA`` ``(n_l, m)``.
 
     ``cache = ((A_prev, W, b), Z)`` as returned by
-    :func:`linear_activation_forward`. Computes ``dZ = dA * g'(Z)`` and
-    returns ``dA_prev, dW, db`` as :func:`linear_backward` does.
+    :func:`linear_activation_forward`. Computes ``dZ = dA * g'(Z)`` (for
+    ``"softmax"`` through its Jacobian, per column ``dZ = A * (dA -
+    sum_k(dA * A))``) and returns ``dA_prev, dW, db`` as
+    :func:`linear_backward` does.
     """
-    check_activation_name(activation)
+    check_layer_activation(activation)
     linear_cache, Z = cache
     check_matrix(dA, "dA", rows=Z.shape[0], cols=Z.shape[1], row_name="n_l")
-    dZ = dA * activations.derivative(Z, activation)
+    if activation in outputs.FUNCTIONS:
+        dZ = outputs.FUNCTIONS[activation].backward(dA, Z)
+    else:
+        dZ = dA * activations.derivative(Z, activation)
     return linear_backward(dZ, linear_cache)
 
 
 OUTPUT_STARTS = ("dA", "dZ")
 
 
-def L_model_backward(AL, Y, caches, hidden_activation="relu", output_start="dA"):
-    """Backward pass of ``[LINEAR -> g] x (L-1) -> LINEAR -> SIGMOID``.
+def L_model_backward(AL, Y, caches, hidden_activation="relu", output_start="dA",
+                     output_activation="sigmoid"):
+    """Backward pass of ``[LINEAR -> g] x (L-1) -> LINEAR -> OUTPUT``.
 
     AL, Y: ``(n_L, m)``; ``caches`` from :func:`L_model_forward`.
 
-    ``output_start="dA"`` (the course's general start) begins from
-    ``dA_L = -(Y / AL - (1 - Y) / (1 - AL))`` and the sigmoid's derivative;
-    ``output_start="dZ"`` uses the shortcut ``dZ_L = AL - Y`` they simplify
-    to, which also stays finite when ``AL`` rounds to exactly 0 or 1.
+    ``output_start="dA"`` (the course's general start) begins from the
+    cost's ``dA_L`` (sigmoid: ``-(Y / AL - (1 - Y) / (1 - AL))``; softmax:
+    ``-Y / AL``; linear: ``AL - Y``) and the chain rule through the output
+    activation; ``output_start="dZ"`` uses the shortcut ``dZ_L = AL - Y``
+    they all simplify to, which also stays finite when ``AL`` rounds to
+    exactly 0 or 1.
 
     Returns ``grads`` with ``dW{l}`` ``(n_l, n_{l-1})``, ``db{l}``
     ``(n_l, 1)`` for l = 1..L and ``dA{l}`` ``(n_l, m)`` for l = 0..L-1.
     """
     check_activation_name(hidden_activation, "hidden_activation")
+    output = outputs.functions(output_activation)
     if output_start not in OUTPUT_STARTS:
         raise ValueError(f"output_start must be one of {list(OUTPUT_STARTS)}; got {output_start!r}")
     AL = np.asarray(AL)
@@ -239,8 +256,8 @@ def L_model_backward(AL, Y, caches, hidden_activation="relu", output_start="dA")
     grads = {}
     linear_cache, ZL = caches[L - 1]
     if output_start == "dA":
-        dAL = -(Y / AL - (1 - Y) / (1 - AL))
-        dA_prev, dW, db = linear_activation_backward(dAL, caches[L - 1], "sigmoid")
+        dA_prev, dW, db = linear_activation_backward(output.dA(AL, Y), caches[L - 1],
+                                                     output_activation)
     else:
         dA_prev, dW, db = linear_backward(AL - Y, linear_cache)
     grads[f"dA{L - 1}"], grads[f"dW{L}"], grads[f"db{L}"] = dA_prev, dW, db
@@ -275,10 +292,15 @@ def update_parameters(parameters, grads, learning_rate):
     return new
 
 
-def predict(X, parameters, hidden_activation="relu"):
-    """0/1 predictions ``(n_L, m)``: 1 where ``AL > 0.5``, in ``AL``'s dtype."""
-    AL, _ = L_model_forward(X, parameters, hidden_activation)
-    return (AL > 0.5).astype(AL.dtype)
+def predict(X, parameters, hidden_activation="relu", output_activation="sigmoid"):
+    """What the output layer predicts on ``X`` ``(n_x, m)``.
+
+    sigmoid: 0/1 ``(n_L, m)``, 1 where ``AL > 0.5``, in ``AL``'s dtype;
+    softmax: the class index per column, ``argmax(AL, axis=0)``, int ``(m,)``;
+    linear: the values ``AL`` ``(n_L, m)``.
+    """
+    AL, _ = L_model_forward(X, parameters, hidden_activation, output_activation)
+    return outputs.FUNCTIONS[output_activation].predict(AL)
 
 
 # ---------------------------------------------------------------------------
@@ -354,10 +376,12 @@ def L_layer_model(
     seed=None,
     parameters=None,
     cost_every=100,
+    output_activation="sigmoid",
 ):
     """Train the L-layer network by full-batch gradient descent.
 
-    X: ``(n_x, m)``; Y: ``(n_y, m)`` of 0/1 labels; ``layer_dims[0] == n_x``
+    X: ``(n_x, m)``; Y: ``(n_y, m)`` of labels for the output layer (see
+    :func:`fastbackprop.validation.check_labels`); ``layer_dims[0] == n_x``
     and ``layer_dims[-1] == n_y``. Starts from ``parameters`` if given, else
     from :func:`initialize_parameters` in ``X``'s dtype.
 
@@ -370,17 +394,17 @@ def L_layer_model(
     num_iterations = check_positive_int(num_iterations, "num_iterations")
     cost_every = check_positive_int(cost_every, "cost_every")
     X = check_X(X, n_x=dims[0])
-    Y = check_Y(Y, n_y=dims[-1], m=X.shape[1], dtype=X.dtype)
+    Y = check_labels(Y, output_activation, n_y=dims[-1], m=X.shape[1], dtype=X.dtype)
     if parameters is None:
         parameters = initialize_parameters(dims, init, seed, X.dtype)
     else:
         check_parameters(parameters, dims)
     costs = []
     for i in range(num_iterations):
-        AL, caches = L_model_forward(X, parameters, hidden_activation)
+        AL, caches = L_model_forward(X, parameters, hidden_activation, output_activation)
         if i % cost_every == 0:
-            costs.append(compute_cost_from_logits(caches[-1][1], Y))
-        grads = L_model_backward(AL, Y, caches, hidden_activation, output_start="dZ")
+            costs.append(compute_cost_from_logits(caches[-1][1], Y, output_activation))
+        grads = L_model_backward(AL, Y, caches, hidden_activation, "dZ", output_activation)
         parameters = update_parameters(parameters, grads, learning_rate)
     return parameters, costs
 
@@ -398,7 +422,7 @@ def nn_model(X, Y, n_h, hidden_activation="tanh", learning_rate=1.2, num_iterati
     num_iterations = check_positive_int(num_iterations, "num_iterations")
     cost_every = check_positive_int(cost_every, "cost_every")
     X = check_X(X)
-    Y = check_Y(Y, m=X.shape[1], dtype=X.dtype)
+    Y = check_labels(Y, "sigmoid", m=X.shape[1], dtype=X.dtype)
     parameters = initialize_parameters([X.shape[0], n_h, Y.shape[0]], init, seed, X.dtype)
     costs = []
     for i in range(num_iterations):
@@ -443,7 +467,7 @@ def gradients_to_vector(grads, L):
 
 
 def gradient_check(parameters, X, Y, hidden_activation="relu", epsilon=1e-7,
-                   output_start="dA"):
+                   output_start="dA", output_activation="sigmoid"):
     """Relative difference between backprop's gradient and centred finite differences.
 
     For every parameter theta_i, ``gradapprox_i = (J(theta + eps e_i) -
@@ -456,16 +480,17 @@ def gradient_check(parameters, X, Y, hidden_activation="relu", epsilon=1e-7,
     check_activation_name(hidden_activation, "hidden_activation")
     dims = check_parameters(parameters)
     X = check_X(X, n_x=dims[0], dtype=np.float64)
-    Y = check_Y(Y, n_y=dims[-1], m=X.shape[1], dtype=np.float64)
+    Y = check_labels(Y, output_activation, n_y=dims[-1], m=X.shape[1], dtype=np.float64)
     parameters = {k: np.asarray(v, dtype=np.float64) for k, v in parameters.items()}
     L = len(dims) - 1
 
     def cost(theta):
-        AL, _ = L_model_forward(X, vector_to_parameters(theta, dims), hidden_activation)
-        return compute_cost(AL, Y)
+        AL, _ = L_model_forward(X, vector_to_parameters(theta, dims), hidden_activation,
+                                output_activation)
+        return compute_cost(AL, Y, output_activation)
 
-    AL, caches = L_model_forward(X, parameters, hidden_activation)
-    grads = L_model_backward(AL, Y, caches, hidden_activation, output_start)
+    AL, caches = L_model_forward(X, parameters, hidden_activation, output_activation)
+    grads = L_model_backward(AL, Y, caches, hidden_activation, output_start, output_activation)
     grad = gradients_to_vector(grads, L)
     theta = parameters_to_vector(parameters)
     gradapprox = np.zeros_like(theta)

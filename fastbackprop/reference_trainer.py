@@ -68,17 +68,18 @@ class Trainer:
     def _step(self):
         """One iteration ``i = n_iter``: forward, cost, backward, update."""
         i = self.n_iter
-        AL, caches = R.L_model_forward(self.X, self._current, self.hidden_activation)
+        AL, caches = R.L_model_forward(self.X, self._current, self.hidden_activation,
+                                       self.output_activation)
         ZL = caches[-1][1]
         if i % self.cost_every == 0:
-            self._costs.append(R.compute_cost_from_logits(ZL, self.Y))
+            self._costs.append(R.compute_cost_from_logits(ZL, self.Y, self.output_activation))
         if not np.isfinite(np.sum(ZL)):
             self.status, self.failed_at = "nonfinite_cost", i
             if self._previous is not None:
                 self._current, self.n_iter = self._previous, i - 1
             return
-        grads = R.L_model_backward(AL, self.Y, caches, self.hidden_activation,
-                                           output_start="dZ")
+        grads = R.L_model_backward(AL, self.Y, caches, self.hidden_activation, "dZ",
+                                   self.output_activation)
         new = R.update_parameters(self._current, grads, self.learning_rate)
         if not all(np.all(np.isfinite(v)) for v in new.values()):
             self.status, self.failed_at = "nonfinite_update", i
@@ -97,7 +98,8 @@ class Trainer:
         return np.array(self._costs, dtype=np.float64)
 
 
-def probabilities(X, parameters, hidden_activation="relu", dtype=None):
+def probabilities(X, parameters, hidden_activation="relu", output_activation="sigmoid",
+                  dtype=None):
     """``AL`` ``(n_L, m)`` of the network on ``X`` ``(n_x, m)``, by the reference's forward pass.
 
     ``dtype``: compute in this dtype (default: NumPy's promotion of the inputs).
@@ -105,5 +107,5 @@ def probabilities(X, parameters, hidden_activation="relu", dtype=None):
     if dtype is not None:
         X = np.asarray(X, dtype=dtype)
         parameters = {k: np.asarray(v, dtype=dtype) for k, v in parameters.items()}
-    AL, _ = R.L_model_forward(X, parameters, hidden_activation)
+    AL, _ = R.L_model_forward(X, parameters, hidden_activation, output_activation)
     return AL

@@ -62,7 +62,11 @@ ACTIVATIONS = {
 OUTPUTS = {
     "sigmoid": Output(0, "1 / (1 + exp(-Z_L))",
                       "-(1/m) sum [Y log A_L + (1 - Y) log(1 - A_L)]",
-                      "0/1, (n_L, m)"),
+                      "0/1, (n_L, m): binary and multi-label"),
+    "softmax": Output(1, "exp(Z_L) / sum_k exp(Z_L)_k, per column",
+                      "-(1/m) sum_i sum_k Y_ki log A_L,ki",
+                      "one-hot (n_L, m) or class indices (m,) in 0..n_L-1; n_L >= 2"),
+    "linear": Output(2, "Z_L", "(1/(2m)) sum (A_L - Y)^2", "real (n_L, m): regression"),
 }
 
 #: Optimisers, name -> :class:`Optimizer`.

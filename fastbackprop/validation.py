@@ -186,6 +186,71 @@ def check_Y(Y, n_y=None, m=None, dtype=None, argument="Y"):
     return Y
 
 
+def check_labels(Y, output_activation="sigmoid", n_y=None, m=None, dtype=None, argument="Y"):
+    """Labels ``Y`` for an output layer, as a float array ``(n_y, m)`` (the course's layout).
+
+    * ``"sigmoid"``: 0/1 labels ``(n_y, m)``, or ``(m,)`` when ``n_y`` is 1;
+    * ``"softmax"``: one-hot ``(n_y, m)`` (every column holds one 1, the rest
+      0), or class indices ``(m,)`` or ``(1, m)`` of integers ``0..n_y-1``,
+      returned one-hot;
+    * ``"linear"``: any finite reals ``(n_y, m)``, or ``(m,)`` when ``n_y`` is 1.
+
+    Anything else raises ``ValueError``/``TypeError`` naming ``argument``
+    and the offending column.
+    """
+    spec.code_of(spec.OUTPUTS, output_activation, "output_activation")
+    if output_activation == "sigmoid":
+        return check_Y(Y, n_y, m, dtype, argument)
+    Y = as_real_array(Y, argument, dtype)
+    if output_activation == "softmax" and _are_class_indices(Y, n_y):
+        return _one_hot(Y.reshape(-1), n_y, m, Y.dtype, argument)
+    if Y.ndim == 1 and n_y in (None, 1):
+        Y = Y.reshape(1, -1)
+    check_matrix(Y, argument, rows=n_y, cols=m, row_name="n_y")
+    check_finite(Y, argument)
+    if output_activation == "softmax":
+        _check_one_hot(Y, argument)
+    return Y
+
+
+def _are_class_indices(Y, n_y):
+    """A 1-D ``Y``, or one row when a softmax has ``n_y >= 2`` rows, holds class indices."""
+    return Y.ndim == 1 or (Y.ndim == 2 and Y.shape[0] == 1 and n_y != 1)
+
+
+def _one_hot(y, n_y, m, dtype, argument):
+    """Class indices ``(m,)`` as a one-hot ``(n_y, m)`` array, each index checked."""
+    if n_y is None:
+        raise ValueError(f"{argument} holds class indices, so the number of classes n_y is needed")
+    if m is not None and y.size != m:
+        raise ValueError(f"{argument} must hold {m} class indices (one per column of X); got {y.size}")
+    if y.size == 0:
+        raise ValueError(f"{argument} must hold at least one class index (m >= 1)")
+    bad = np.flatnonzero(~np.isfinite(y) | (y != np.round(y)) | (y < 0) | (y >= n_y))
+    if bad.size:
+        j = int(bad[0])
+        raise ValueError(f"{argument} must hold class indices, integers 0..{n_y - 1}; "
+                         f"found {y[j]} at column {j}")
+    Y = np.zeros((n_y, y.size), dtype=dtype)
+    Y[y.astype(np.int64), np.arange(y.size)] = 1
+    return Y
+
+
+def _check_one_hot(Y, argument):
+    """Every column of ``Y`` holds one 1 and zeros elsewhere."""
+    not_binary = np.argwhere((Y != 0) & (Y != 1))
+    if not_binary.size:
+        i, j = (int(k) for k in not_binary[0])
+        raise ValueError(f"{argument} must be one-hot (0 or 1, one 1 per column); "
+                         f"found {Y[i, j]} at row {i}, column {j}")
+    ones = Y.sum(axis=0)
+    bad = np.flatnonzero(ones != 1)
+    if bad.size:
+        j = int(bad[0])
+        raise ValueError(f"{argument} must be one-hot (one 1 per column); "
+                         f"column {j} has {int(ones[j])} ones")
+
+
 def layer_dims_of(parameters, argument="parameters"):
     """Infer ``[n_x, n_1, ..., n_L]`` from a parameters dict and check every shape.
 
@@ -283,6 +348,18 @@ class TrainingOptions(NamedTuple):
     output: int
     learning_rate: float
     cost_every: int
+
+
+def check_layer_activation(name, argument="activation"):
+    """A layer's activation: a hidden activation or an output layer's (``spec``'s two tables)."""
+    if isinstance(name, str) and name in spec.OUTPUTS:
+        return name
+    names = list(dict.fromkeys([*spec.ACTIVATIONS, *spec.OUTPUTS]))
+    if not isinstance(name, str):
+        raise TypeError(f"{argument} must be a string, one of {names}; got {type(name).__name__}")
+    if name not in spec.ACTIVATIONS:
+        raise ValueError(f"{argument} must be one of {names}; got {name!r}")
+    return name
 
 
 def check_training(hidden_activation, output_activation, learning_rate, cost_every):

@@ -12,29 +12,35 @@ import time
 
 import numpy as np
 
-from . import activations
-from .validation import check_dtype
+from . import spec
+from .validation import check_dtype, check_labels
 
 
-def warmup(dtypes=("float64", "float32"), hidden_activations=activations.HIDDEN):
-    """Compile (or load) the training and prediction kernels for each dtype and activation.
+def warmup(dtypes=("float64", "float32"), hidden_activations=tuple(spec.ACTIVATIONS),
+           output_activations=("sigmoid",)):
+    """Compile (or load) the training and prediction kernels for each combination.
 
-    Returns a dict ``{(dtype name, activation): seconds}`` of the time each
-    took: seconds when compiled, milliseconds when loaded from the cache.
+    Returns a dict ``{(dtype name, hidden activation, output activation):
+    seconds}`` of the time each took: seconds when compiled, milliseconds
+    when loaded from the cache.
     """
     from . import kernels
 
     timings = {}
     for dtype in dtypes:
         dt = check_dtype(dtype, "dtypes")
-        for name in hidden_activations:
-            activations.check_activation_name(name, "hidden_activations")
-            start = time.perf_counter()
-            parameters = {"W1": np.full((2, 2), 0.5, dtype=dt), "b1": np.zeros((2, 1), dtype=dt),
-                          "W2": np.full((1, 2), 0.5, dtype=dt), "b2": np.zeros((1, 1), dtype=dt)}
-            X = np.ones((2, 3), dtype=dt)
-            Y = np.ones((1, 3), dtype=dt)
-            kernels.Trainer(parameters, X, Y, name, 0.1, cost_every=1).run(1)
-            kernels.probabilities(X, parameters, name)
-            timings[(dt.name, name)] = time.perf_counter() - start
+        for hidden in hidden_activations:
+            spec.code_of(spec.ACTIVATIONS, hidden, "hidden_activations")
+            for output in output_activations:
+                spec.code_of(spec.OUTPUTS, output, "output_activations")
+                start = time.perf_counter()
+                parameters = {"W1": np.full((2, 2), 0.5, dtype=dt), "b1": np.zeros((2, 1), dtype=dt),
+                              "W2": np.full((2, 2), 0.5, dtype=dt), "b2": np.zeros((2, 1), dtype=dt)}
+                X = np.ones((2, 3), dtype=dt)
+                Y = check_labels(np.array([0, 1, 1]) if output == "softmax" else np.ones((2, 3)),
+                                 output, n_y=2, m=3, dtype=dt)
+                kernels.Trainer(parameters, X, Y, hidden, 0.1, cost_every=1,
+                                output_activation=output).run(1)
+                kernels.probabilities(X, parameters, hidden, output)
+                timings[(dt.name, hidden, output)] = time.perf_counter() - start
     return timings

@@ -18,21 +18,31 @@ def parse(argv):
     return parser.parse_args(argv)
 
 
-def test_registry_is_designs_five_workloads():
+def test_registry_is_the_designed_workloads():
     expected = {
-        "planar": ((2, 4, 1), "tanh", 400, "float64"),
-        "small": ((20, 64, 64, 1), "relu", 256, "float64"),
-        "deep": ((12288, 20, 7, 5, 1), "relu", 209, "float64"),
-        "mlp": ((784, 256, 128, 10), "relu", 512, "float64"),
-        "mlp32": ((784, 256, 128, 10), "relu", 512, "float32"),
+        "planar": ((2, 4, 1), "tanh", 400, "float64", "sigmoid"),
+        "small": ((20, 64, 64, 1), "relu", 256, "float64", "sigmoid"),
+        "deep": ((12288, 20, 7, 5, 1), "relu", 209, "float64", "sigmoid"),
+        "mlp": ((784, 256, 128, 10), "relu", 512, "float64", "sigmoid"),
+        "mlp32": ((784, 256, 128, 10), "relu", 512, "float32", "sigmoid"),
+        "softmax": ((784, 256, 128, 10), "relu", 512, "float64", "softmax"),
+        "softmax32": ((784, 256, 128, 10), "relu", 512, "float32", "softmax"),
     }
     assert list(bench.WORKLOADS) == list(expected)
-    for name, (dims, hidden, m, dtype) in expected.items():
+    for name, (dims, hidden, m, dtype, output) in expected.items():
         w = bench.WORKLOADS[name]
-        assert (w.name, tuple(w.layer_dims), w.hidden, w.m, w.dtype) == (name, dims, hidden, m, dtype)
+        assert (w.name, tuple(w.layer_dims), w.hidden, w.m, w.dtype, w.output) == \
+            (name, dims, hidden, m, dtype, output)
     targets = {name: (w.target_seconds, w.target_floor_ratio) for name, w in bench.WORKLOADS.items()}
     assert targets == {"planar": (5e-6, None), "small": (None, 1.5), "deep": (None, 1.4),
-                       "mlp": (None, 1.15), "mlp32": (None, 1.15)}
+                       "mlp": (None, 1.15), "mlp32": (None, 1.15), "softmax": (None, 1.15),
+                       "softmax32": (None, 1.15)}
+
+
+def test_softmax_workloads_have_one_class_per_column():
+    p = bench.make_problem("softmax32")
+    np.testing.assert_array_equal(p.Y.sum(axis=0), 1)
+    assert p.Y.dtype == np.float32
 
 
 @pytest.mark.parametrize("name", ["planar", "small", "mlp32"])

@@ -530,4 +530,4 @@ def test_predictions_csv_for_several_labels():
 def test_warmup_reports_each_kernel_set(capsys):
     assert cli.main(["warmup", "--dtype", "float64", "--activation", "tanh"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("float64 tanh: ") and len(out.splitlines()) == 1
+    assert out.startswith("float64 tanh sigmoid: ") and len(out.splitlines()) == 1

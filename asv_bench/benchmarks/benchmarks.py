@@ -78,7 +78,8 @@ class Forward(_Workload):
 
     def time_L_model_forward(self, workload, backend):
         """``L_model_forward``: every layer, caches included."""
-        self.module.L_model_forward(self.problem.X, self.problem.parameters, self.w.hidden)
+        self.module.L_model_forward(self.problem.X, self.problem.parameters, self.w.hidden,
+                                    self.w.output)
 
 
 class BackwardPointwise(_Workload):
@@ -145,7 +146,7 @@ class Step(_Workload):
 
     def time_step(self, workload, backend):
         p = self.problem
-        step(self.module, p.X, p.Y, p.parameters, self.w.hidden)
+        step(self.module, p.X, p.Y, p.parameters, self.w.hidden, output=self.w.output)
 
 
 class Fit(_Workload):
@@ -170,7 +171,8 @@ class Fit(_Workload):
     def _fit(self, n_iterations):
         p, w = self.problem, self.w
         trainer = backends.get(self.backend).Trainer(p.parameters, p.X, p.Y, w.hidden,
-                                                     LEARNING_RATE, cost_every=1)
+                                                     LEARNING_RATE, cost_every=1,
+                                                     output_activation=w.output)
         status = trainer.run(n_iterations)
         if status != "ok":
             raise RuntimeError(f"fit stopped: {status}")

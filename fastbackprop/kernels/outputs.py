@@ -1,85 +1,239 @@
 """The output layers' kernels: one entry per row of ``spec.OUTPUTS``.
 
-Each entry is a pair of compiled functions of the same contract:
+Each entry is three compiled functions:
 
-``layer(W, A_prev, b, Y, A, cost)``
+``layer(W, A_prev, b, Y, A, cost, cols)``
     the output step from ``A_prev``: ``A = output(W A_prev + b)``;
-``apply(A, b, Y, cost)``
-    the same when ``A`` already holds the product ``W A_prev`` (Gram mode).
+``apply(A, b, Y, cost, cols)``
+    the same when ``A`` already holds the product ``W A_prev`` (Gram mode,
+    and the step API);
+``cost_from_A(AL, Y)``
+    the unscaled cost from the output itself (the step API's ``compute_cost``).
 
-Both return ``(sum(Z_L), loss)``: ``sum(Z_L)`` is finite exactly when the
-cost is (training's divergence check), and ``loss`` is the unscaled sum
-of the per-example costs against ``Y`` when ``cost`` is true, else 0.
-Every output layer starts backprop from ``dZ_L = A_L - Y``
-(:func:`~fastbackprop.kernels.passes.output_delta`).
+``layer`` and ``apply`` return ``(sum(Z_L), loss)``: ``sum(Z_L)`` is finite
+exactly when the cost is (training's divergence check), and ``loss`` is
+the unscaled sum of the per-example costs against ``Y`` when ``cost`` is
+true, else 0 (``Y`` is then not read). ``cols`` is scratch of at least
+``(4, m)`` for passes that work per column (softmax). Every output layer
+starts backprop from ``dZ_L = A_L - Y`` (:func:`.passes.output_delta`).
 
-:func:`output_layer` and :func:`output_apply` choose the entry by a
-compile-time constant code, through :func:`~fastbackprop.kernels.scalar.select`;
+:func:`output_layer`, :func:`output_apply` and :func:`output_cost` choose
+the entry by a compile-time constant code through :func:`.scalar.select`;
 an unknown code does not compile.
 """
 
 from __future__ import annotations
 
+import numpy as np
+from numba import literally
 from numba.extending import overload
 
 from .. import spec
 from .._jit import jit, options
-from .passes import bias_activation, linear_activation, linear_sigmoid_cost, sigmoid_cost
-from .scalar import SIGMOID, like, select
+from .passes import (
+    NN,
+    bias_activation,
+    cost_from_probabilities,
+    gemm,
+    linear_activation,
+    linear_sigmoid_cost,
+    sigmoid_cost,
+)
+from .scalar import SIGMOID, exp, like, select
 
-SIGMOID_OUTPUT = spec.OUTPUTS["sigmoid"].code
+# -- sigmoid: the cost fused into the sigmoid pass, sharing exp(-|z|) -------
 
 
 @jit
-def sigmoid_layer(W, A_prev, b, Y, A, cost):
-    """Sigmoid output from ``A_prev``; the cost fused into the sigmoid pass when wanted."""
+def sigmoid_layer(W, A_prev, b, Y, A, cost, cols):
+    """Sigmoid output from ``A_prev``; small products row by row (see ``linear_activation``)."""
     if cost:
         return linear_sigmoid_cost(W, A_prev, b, Y, A)
     return linear_activation(W, A_prev, b, SIGMOID, A), like(A, 0.0)
 
 
 @jit
-def sigmoid_apply(A, b, Y, cost):
-    """Sigmoid output on ``A = W A_prev`` in place."""
+def sigmoid_apply(A, b, Y, cost, cols):
+    """Sigmoid output on ``A = W A_prev``, in place."""
     if cost:
         return sigmoid_cost(A, b, Y)
     return bias_activation(A, b, SIGMOID), like(A, 0.0)
 
 
-#: Output code -> ``(layer, apply)``.
+# -- softmax: vectorised across the m columns, running max and sum per column
+
+
+@jit
+def softmax_apply(A, b, Y, cost, cols):
+    """``A := softmax(A + b)`` per column, in place, in three row-major passes.
+
+    A ``(n_L, m)``, b ``(n_L, 1)``; cols ``(>= 4, >= m)`` scratch. Every
+    inner loop runs along a row (contiguous), across the columns: the
+    column maxima, then ``e = exp(z - max)`` with the column sums (and, for
+    the cost, ``sum_k y (z - max)`` and ``sum_k y``), then the scaling by
+    ``1 / sum``. The cost per column is ``sum_k y * log(sum) - sum_k y (z - max)``
+    (log-sum-exp; finite for any finite ``Z``).
+    """
+    n, m = A.shape
+    top, total_e, yz, ysum = cols[0, :m], cols[1, :m], cols[2, :m], cols[3, :m]
+    zero = like(A, 0.0)
+    total = zero
+    for j in range(m):
+        top[j] = -np.inf
+        total_e[j] = zero
+        yz[j] = zero
+        ysum[j] = zero
+    for i in range(n):
+        bi = b[i, 0]
+        for j in range(m):
+            z = A[i, j] + bi
+            A[i, j] = z
+            total += z
+            top[j] = max(top[j], z)
+    for i in range(n):
+        if cost:
+            for j in range(m):
+                z = A[i, j] - top[j]
+                e = exp(z)
+                A[i, j] = e
+                total_e[j] += e
+                y = Y[i, j]
+                yz[j] += y * z
+                ysum[j] += y
+        else:
+            for j in range(m):
+                e = exp(A[i, j] - top[j])
+                A[i, j] = e
+                total_e[j] += e
+    loss = zero
+    if cost:
+        for j in range(m):
+            loss += ysum[j] * np.log(total_e[j]) - yz[j]
+    for j in range(m):
+        total_e[j] = like(A, 1.0) / total_e[j]
+    for i in range(n):
+        for j in range(m):
+            A[i, j] *= total_e[j]
+    return total, loss
+
+
+@jit
+def softmax_layer(W, A_prev, b, Y, A, cost, cols):
+    """Softmax output from ``A_prev``: the product (BLAS or small loops), then :func:`softmax_apply`."""
+    gemm(W, A_prev, A, NN)
+    return softmax_apply(A, b, Y, cost, cols)
+
+
+@jit
+def softmax_cost_from_A(AL, Y):
+    """``-sum Y log AL``, unscaled, ``AL`` clipped to the smallest normal number away from 0."""
+    tiny = like(AL, np.finfo(AL.dtype).tiny)
+    total = like(AL, 0.0)
+    for i in range(AL.shape[0]):
+        for j in range(AL.shape[1]):
+            total -= Y[i, j] * np.log(max(AL[i, j], tiny))
+    return total
+
+
+# -- linear: A = Z, half the squared error -----------------------------------
+
+
+@jit
+def linear_apply(A, b, Y, cost, cols):
+    """``A := A + b`` in place; the loss ``sum (a - y)^2 / 2`` when ``cost``."""
+    half = like(A, 0.5)
+    total = like(A, 0.0)
+    loss = like(A, 0.0)
+    for i in range(A.shape[0]):
+        bi = b[i, 0]
+        if cost:
+            for j in range(A.shape[1]):
+                z = A[i, j] + bi
+                A[i, j] = z
+                total += z
+                d = z - Y[i, j]
+                loss += half * d * d
+        else:
+            for j in range(A.shape[1]):
+                z = A[i, j] + bi
+                A[i, j] = z
+                total += z
+    return total, loss
+
+
+@jit
+def linear_layer(W, A_prev, b, Y, A, cost, cols):
+    """Linear output from ``A_prev``: the product, then :func:`linear_apply`."""
+    gemm(W, A_prev, A, NN)
+    return linear_apply(A, b, Y, cost, cols)
+
+
+@jit
+def squared_error_from_A(AL, Y):
+    """``sum (AL - Y)^2 / 2``, unscaled."""
+    half = like(AL, 0.5)
+    total = like(AL, 0.0)
+    for i in range(AL.shape[0]):
+        for j in range(AL.shape[1]):
+            d = AL[i, j] - Y[i, j]
+            total += half * d * d
+    return total
+
+
+#: Output code -> ``(layer, apply, cost_from_A)``; one entry per ``spec.OUTPUTS`` row.
 OUTPUT_KERNELS = {
-    SIGMOID_OUTPUT: (sigmoid_layer, sigmoid_apply),
+    spec.OUTPUTS["sigmoid"].code: (sigmoid_layer, sigmoid_apply, cost_from_probabilities),
+    spec.OUTPUTS["softmax"].code: (softmax_layer, softmax_apply, softmax_cost_from_A),
+    spec.OUTPUTS["linear"].code: (linear_layer, linear_apply, squared_error_from_A),
 }
 
 
-def output_layer(code, W, A_prev, b, Y, A, cost):
+def output_layer(code, W, A_prev, b, Y, A, cost, cols):
     """The output step of the output layer with constant ``code``; see the module."""
     raise NotImplementedError("for use inside kernels only")
 
 
-def output_apply(code, A, b, Y, cost):
+def output_apply(code, A, b, Y, cost, cols):
     """The output pass on a computed product, for constant ``code``; see the module."""
     raise NotImplementedError("for use inside kernels only")
 
 
+def output_cost(code, AL, Y):
+    """The unscaled cost from ``AL`` for constant ``code``; see the module."""
+    raise NotImplementedError("for use inside kernels only")
+
+
 @overload(output_layer, jit_options=options())
-def _output_layer(code, W, A_prev, b, Y, A, cost):
+def _output_layer(code, W, A_prev, b, Y, A, cost, cols):
     layer = select(code, OUTPUT_KERNELS, "output layer")[0]
-
-    def impl(code, W, A_prev, b, Y, A, cost):
-        return layer(W, A_prev, b, Y, A, cost)
-
-    return impl
+    return lambda code, W, A_prev, b, Y, A, cost, cols: layer(W, A_prev, b, Y, A, cost, cols)
 
 
 @overload(output_apply, jit_options=options())
-def _output_apply(code, A, b, Y, cost):
+def _output_apply(code, A, b, Y, cost, cols):
     apply = select(code, OUTPUT_KERNELS, "output layer")[1]
-
-    def impl(code, A, b, Y, cost):
-        return apply(A, b, Y, cost)
-
-    return impl
+    return lambda code, A, b, Y, cost, cols: apply(A, b, Y, cost, cols)
 
 
-__all__ = ["OUTPUT_KERNELS", "output_layer", "output_apply"]
+@overload(output_cost, jit_options=options())
+def _output_cost(code, AL, Y):
+    cost = select(code, OUTPUT_KERNELS, "output layer")[2]
+    return lambda code, AL, Y: cost(AL, Y)
+
+
+@jit
+def apply_pass(code, A, b, Y, cost):
+    """:func:`output_apply` reachable from Python (the step API); allocates its scratch."""
+    literally(code)
+    return output_apply(code, A, b, Y, cost, np.empty((4, A.shape[1]), dtype=A.dtype))
+
+
+@jit
+def cost_pass(code, AL, Y):
+    """:func:`output_cost` reachable from Python (the step API)."""
+    literally(code)
+    return output_cost(code, AL, Y)
+
+
+__all__ = ["OUTPUT_KERNELS", "output_layer", "output_apply", "output_cost", "apply_pass",
+           "cost_pass"]

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import outputs as numpy_outputs
 from .. import spec
 from ..activations import check_activation_name
-from ..validation import check_linear, check_matrix, check_parameters
-from . import passes, training
+from ..validation import check_layer_activation, check_linear, check_matrix, check_parameters
+from . import outputs, passes, training
 from .convert import as_kernel_array, call_specialised, common_dtype
 from .layout import pack
 from .passes import NN, NT, TN
@@ -35,6 +36,22 @@ def _bias_activation(Z, b, code):
 
 def _backward_pointwise(dA, A, code, db):
     call_specialised(passes.backward_pointwise, dA.dtype, code, dA, A, code, db)
+
+
+def _output_apply(A, b, Y, output, cost):
+    """The training loop's output pass on ``A = W A_prev`` in place: ``(sum(Z), loss)``."""
+    code = spec.OUTPUTS[output].code
+    return call_specialised(outputs.apply_pass, A.dtype, code, code, A, b, Y, cost)
+
+
+def _activate(Z, b, activation):
+    """``g(Z + b)`` as a new array for a hidden activation or an output layer's."""
+    A = Z.copy()
+    if activation in spec.OUTPUTS:
+        _output_apply(A, b, A, activation, False)  # Y is not read without the cost
+    else:
+        _bias_activation(A, b, spec.ACTIVATIONS[activation].code)  # the loop's fused pass
+    return A
 
 
 # ---------------------------------------------------------------------------
@@ -60,30 +77,31 @@ def linear_forward(A_prev, W, b):
 def linear_activation_forward(A_prev, W, b, activation):
     """A = g(W A_prev + b): one product, then one fused bias-and-activation pass.
 
-    Returns ``A`` ``(n_l, m)`` and ``cache = ((A_prev, W, b), Z)``.
+    ``activation``: a hidden activation or an output layer (the training
+    loop's output pass). Returns ``A`` ``(n_l, m)`` and ``cache = ((A_prev, W, b), Z)``.
     """
-    code = check_activation_name(activation)
+    check_layer_activation(activation)
     check_linear(A_prev, W, b)
     dt = common_dtype(A_prev=A_prev, W=W, b=b)
     A_prev, W, b = (as_kernel_array(a, dt) for a in (A_prev, W, b))
     Z = np.empty((W.shape[0], A_prev.shape[1]), dtype=dt)
     _gemm(W, A_prev, Z, NN)
-    A = Z.copy()
-    _bias_activation(A, b, code)  # the training loop's fused pass
+    A = _activate(Z, b, activation)
     passes.add_bias(Z, b)  # the cache keeps Z as well
     return A, ((A_prev, W, b), Z)
 
 
-def L_model_forward(X, parameters, hidden_activation="relu"):
-    """``[LINEAR -> g] x (L-1) -> LINEAR -> SIGMOID``; returns ``AL`` ``(n_L, m)`` and ``caches``."""
+def L_model_forward(X, parameters, hidden_activation="relu", output_activation="sigmoid"):
+    """``[LINEAR -> g] x (L-1) -> LINEAR -> OUTPUT``; returns ``AL`` ``(n_L, m)`` and ``caches``."""
     check_activation_name(hidden_activation, "hidden_activation")
+    numpy_outputs.check_output_name(output_activation)
     dims = check_parameters(parameters)
     check_matrix(X, "X", rows=dims[0], row_name="n_x")
     L = len(dims) - 1
     caches = []
     A = X
     for l in range(1, L + 1):
-        activation = hidden_activation if l < L else "sigmoid"
+        activation = hidden_activation if l < L else output_activation
         A, cache = linear_activation_forward(
             A, parameters[f"W{l}"], parameters[f"b{l}"], activation
         )
@@ -91,13 +109,18 @@ def L_model_forward(X, parameters, hidden_activation="relu"):
     return A, caches
 
 
-def predict(X, parameters, hidden_activation="relu"):
-    """0/1 predictions ``(n_L, m)``, 1 where ``AL > 0.5``, in ``AL``'s dtype."""
-    AL = probabilities(X, parameters, hidden_activation)
-    return (AL > 0.5).astype(AL.dtype)
+def predict(X, parameters, hidden_activation="relu", output_activation="sigmoid"):
+    """What the output layer predicts, as :func:`fastbackprop.reference.predict`.
+
+    sigmoid: 0/1 ``(n_L, m)`` in ``AL``'s dtype; softmax: class indices ``(m,)``;
+    linear: the values ``(n_L, m)``.
+    """
+    AL = probabilities(X, parameters, hidden_activation, output_activation)
+    return numpy_outputs.FUNCTIONS[output_activation].predict(AL)
 
 
-def probabilities(X, parameters, hidden_activation="relu", dtype=None):
+def probabilities(X, parameters, hidden_activation="relu", output_activation="sigmoid",
+                  dtype=None):
     """``AL`` ``(n_L, m)`` of the network on ``X`` ``(n_x, m)``, without caches.
 
     The training loop's forward pass: one compiled call, one buffer for all
@@ -105,7 +128,7 @@ def probabilities(X, parameters, hidden_activation="relu", dtype=None):
     this dtype (default: the common dtype of ``X`` and the parameters).
     """
     code = check_activation_name(hidden_activation, "hidden_activation")
-    output = spec.OUTPUTS["sigmoid"].code
+    output = numpy_outputs.check_output_name(output_activation)
     dims = check_parameters(parameters)
     check_matrix(X, "X", rows=dims[0], row_name="n_x")
     if dtype is None:
@@ -134,17 +157,19 @@ def _check_pair(P, Y, name):
     return as_kernel_array(P, dt), as_kernel_array(Y, dt)
 
 
-def compute_cost(AL, Y):
-    """Cross-entropy from probabilities ``AL`` ``(n_y, m)``, clipped as the reference does."""
+def compute_cost(AL, Y, output_activation="sigmoid"):
+    """The output layer's cost from ``AL`` ``(n_y, m)``, clipped as the reference does."""
+    code = numpy_outputs.check_output_name(output_activation)
     AL, Y = _check_pair(AL, Y, "AL")
-    return float(passes.cost_from_probabilities(AL, Y) / AL.shape[1])
+    return float(call_specialised(outputs.cost_pass, AL.dtype, code, code, AL, Y) / AL.shape[1])
 
 
-def compute_cost_from_logits(ZL, Y):
-    """Cross-entropy from logits ``ZL`` ``(n_y, m)``, stable for any finite ``ZL``."""
+def compute_cost_from_logits(ZL, Y, output_activation="sigmoid"):
+    """The output layer's cost from ``ZL`` ``(n_y, m)``, stable for any finite ``ZL``."""
+    numpy_outputs.check_output_name(output_activation)
     ZL, Y = _check_pair(ZL, Y, "ZL")
     b = np.zeros((ZL.shape[0], 1), dtype=ZL.dtype)
-    _, loss = passes.sigmoid_cost(ZL.copy(), b, Y)  # the training loop's output pass
+    _, loss = _output_apply(ZL.copy(), b, Y, output_activation, True)  # the loop's output pass
     return float(loss / ZL.shape[1])
 
 
@@ -184,9 +209,19 @@ def linear_backward(dZ, cache):
 def linear_activation_backward(dA, cache, activation):
     """``dZ = dA * g'(Z)`` fused with ``db``, then ``dW`` and ``dA_prev``.
 
-    ``cache = ((A_prev, W, b), Z)``; returns ``dA_prev, dW, db``.
+    ``cache = ((A_prev, W, b), Z)``; returns ``dA_prev, dW, db``. For an
+    output layer's activation that is not also a hidden one (softmax,
+    linear: the course's general start only, never used in training) ``dZ``
+    comes from the reference's chain rule, then :func:`linear_backward`.
     """
-    code = check_activation_name(activation)
+    check_layer_activation(activation)
+    if activation not in spec.ACTIVATIONS:
+        (A_prev, W, b), Z = cache
+        check_matrix(dA, "dA", rows=np.shape(Z)[0], cols=np.shape(Z)[1], row_name="n_l")
+        dt = common_dtype(dA=dA, Z=Z)
+        dZ = numpy_outputs.FUNCTIONS[activation].backward(np.asarray(dA, dt), np.asarray(Z, dt))
+        return linear_backward(dZ, (A_prev, W, b))
+    code = spec.ACTIVATIONS[activation].code
     (A_prev, W, b), Z = cache
     check_linear(A_prev, W, b)
     check_matrix(dA, "dA", rows=np.shape(Z)[0], cols=np.shape(Z)[1], row_name="n_l")
@@ -200,21 +235,23 @@ def linear_activation_backward(dA, cache, activation):
     return _linear_backward_from_dZ(dZ, db, A_prev, W)
 
 
-def L_model_backward(AL, Y, caches, hidden_activation="relu", output_start="dA"):
-    """All gradients of ``[LINEAR -> g] x (L-1) -> LINEAR -> SIGMOID``.
+def L_model_backward(AL, Y, caches, hidden_activation="relu", output_start="dA",
+                     output_activation="sigmoid"):
+    """All gradients of ``[LINEAR -> g] x (L-1) -> LINEAR -> OUTPUT``.
 
     Same contract as :func:`fastbackprop.reference.L_model_backward`;
     ``output_start="dZ"`` takes the fused ``dZ_L = AL - Y`` path.
     """
     check_activation_name(hidden_activation, "hidden_activation")
+    numpy_outputs.check_output_name(output_activation)
     if output_start not in ("dA", "dZ"):
         raise ValueError(f"output_start must be one of ['dA', 'dZ']; got {output_start!r}")
     AL, Y = _check_pair(AL, Y, "AL")
     L = len(caches)
     grads = {}
     if output_start == "dA":
-        dAL = -(Y / AL - (1 - Y) / (1 - AL))
-        dA_prev, dW, db = linear_activation_backward(dAL, caches[L - 1], "sigmoid")
+        dAL = numpy_outputs.FUNCTIONS[output_activation].dA(AL, Y)
+        dA_prev, dW, db = linear_activation_backward(dAL, caches[L - 1], output_activation)
     else:
         (A_prev, W, _), _ = caches[L - 1]
         dt = AL.dtype

@@ -82,7 +82,8 @@ class Trainer:
         self._other = np.zeros_like(self._current)
         acts = np.empty(sum(self.dims[1:]) * m, dtype=self.dtype)
         self._work = training.Work(acts, np.empty_like(acts), np.zeros_like(self._current),
-                                   np.full(0, np.nan, dtype=self.dtype))
+                                   np.full(0, np.nan, dtype=self.dtype),
+                                   np.empty((4, m), dtype=self.dtype))
         self._dims = np.asarray(self.dims, dtype=np.int64)
         if max_iterations is not None:
             self._reserve(check_positive_int(max_iterations, "max_iterations"))

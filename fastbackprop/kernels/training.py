@@ -7,7 +7,8 @@ iteration. The loop takes them as a few named tuples:
 :class:`Data`     ``X`` ``(n_x, m)`` and ``Y`` ``(n_L, m)``;
 :class:`Work`     ``acts`` and ``deltas`` (slots of ``n_l x capacity``),
                   ``grad`` (raw gradients ``dZ A_prev^T``, ``sum(dZ)`` in
-                  ``theta``'s layout) and ``costs``;
+                  ``theta``'s layout), ``costs`` and ``cols`` (per-column
+                  scratch of the output pass, ``(4, capacity)``);
 :class:`Hyper`    the learning rate (in the data's dtype) and ``cost_every``;
 :class:`~.gram.Gram`  Gram mode's state (see :mod:`.gram`).
 
@@ -59,6 +60,7 @@ class Work(NamedTuple):
     deltas: np.ndarray
     grad: np.ndarray
     costs: np.ndarray
+    cols: np.ndarray
 
 
 class Hyper(NamedTuple):
@@ -75,7 +77,7 @@ def capacity_of(work, dims):
 
 
 @jit
-def forward(theta, X, Y, dims, offsets, hidden, output, acts, cost, gram):
+def forward(theta, X, Y, dims, offsets, hidden, output, acts, cols, cost, gram):
     """Forward pass: ``acts`` receives ``A1, ..., AL``; returns ``(sum(ZL), loss)``.
 
     ``sum(ZL)`` is finite exactly when the cost is. When ``cost`` the
@@ -102,8 +104,8 @@ def forward(theta, X, Y, dims, offsets, hidden, output, acts, cost, gram):
     bL = b_of(theta, dims, offsets, L)
     if gram.enabled and L == 1:
         gram_mode.W1X(theta, dims, offsets, gram, AL)
-        return output_apply(output, AL, bL, Y, cost)
-    return output_layer(output, W_of(theta, dims, offsets, L), A_prev, bL, Y, AL, cost)
+        return output_apply(output, AL, bL, Y, cost, cols)
+    return output_layer(output, W_of(theta, dims, offsets, L), A_prev, bL, Y, AL, cost, cols)
 
 
 @jit
@@ -166,8 +168,8 @@ def train(current, other, data, work, hyper, gram, dims, hidden, output, start, 
     failed_at = -1
     for i in range(start, start + n_iterations):
         cost = i % hyper.cost_every == 0
-        ZL_sum, loss = forward(current, X, Y, dims, offsets, hidden, output, work.acts, cost,
-                               gram)
+        ZL_sum, loss = forward(current, X, Y, dims, offsets, hidden, output, work.acts,
+                               work.cols, cost, gram)
         if cost:
             work.costs[i // hyper.cost_every] = loss * inv_m
         if not np.isfinite(ZL_sum):
@@ -197,7 +199,9 @@ def predict(theta, X, dims, hidden, output, acts):
     """
     literally(hidden)
     literally(output)
-    offsets = layer_offsets(dims, X.shape[1])
+    m = X.shape[1]
+    offsets = layer_offsets(dims, m)
     empty = np.empty((0, 0), dtype=X.dtype)
-    forward(theta, X, X, dims, offsets, hidden, output, acts, False,  # Y is not read
+    cols = np.empty((4, m), dtype=X.dtype)
+    forward(theta, X, X, dims, offsets, hidden, output, acts, cols, False,  # Y is not read
             gram_mode.Gram(False, empty, empty))

@@ -1,0 +1,141 @@
+"""Output layers in plain NumPy: ``A_L``, the cost, ``dA_L``, the chain rule, predictions.
+
+One entry per row of :data:`fastbackprop.spec.OUTPUTS` in :data:`FUNCTIONS`.
+Arrays are ``(n_L, m)``, one example per column; every function computes
+in its input's dtype.
+
+=========  =======================  ==========================================  ==========
+output     ``A_L``                  cost ``J``                                  ``dA_L``
+=========  =======================  ==========================================  ==========
+sigmoid    ``1 / (1 + e^-Z)``       ``-(1/m) sum [y log a + (1-y) log(1-a)]``   ``-(y/a - (1-y)/(1-a))``
+softmax    ``e^Z / sum_k e^Z_k``    ``-(1/m) sum_i sum_k y_ki log a_ki``        ``-y / a``
+linear     ``Z``                    ``(1/(2m)) sum (a - y)^2``                  ``a - y``
+=========  =======================  ==========================================  ==========
+
+Through each activation the chain rule turns ``dA_L`` into ``dZ_L``
+(:func:`backward`), and for each canonical pair the result simplifies to
+the same shortcut, ``dZ_L = A_L - Y``. For softmax the activation couples
+the rows of a column, so the chain rule goes through its Jacobian
+``dA_k/dZ_j = A_k (1[k = j] - A_j)``: per column
+``dZ = A * (dA - sum_k(dA * A))``.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+import numpy as np
+
+from . import activations, spec
+
+
+def softmax(Z):
+    """``e^Z / sum_k e^Z_k`` per column of ``Z`` ``(n_L, m)``, computed stably.
+
+    Each column's maximum is subtracted first (softmax does not change), so
+    ``exp`` never overflows and the largest term is exactly 1.
+    """
+    Z = np.asarray(Z)
+    E = np.exp(Z - np.max(Z, axis=0, keepdims=True))
+    return E / np.sum(E, axis=0, keepdims=True)
+
+
+def log_sum_exp(Z):
+    """``log sum_k e^Z_k`` per column, ``(1, m)``, finite for any finite ``Z``."""
+    Z = np.asarray(Z)
+    top = np.max(Z, axis=0, keepdims=True)
+    return top + np.log(np.sum(np.exp(Z - top), axis=0, keepdims=True))
+
+
+def _tiny(A):
+    return np.finfo(np.asarray(A).dtype).tiny
+
+
+# -- costs from A_L (clipped away from log 0) and from Z_L (stable) ---------
+
+
+def sigmoid_cost(AL, Y):
+    """Cross-entropy; ``AL`` clipped to the smallest normal number away from 0 and 1."""
+    tiny = _tiny(AL)
+    m = AL.shape[1]
+    return -np.sum(Y * np.log(np.maximum(AL, tiny)) + (1 - Y) * np.log(np.maximum(1 - AL, tiny))) / m
+
+
+def sigmoid_cost_from_logits(ZL, Y):
+    """``max(z, 0) - z y + log1p(exp(-|z|))``, summed, over ``m``."""
+    m = ZL.shape[1]
+    return np.sum(np.maximum(ZL, 0) - ZL * Y + np.log1p(np.exp(-np.abs(ZL)))) / m
+
+
+def softmax_cost(AL, Y):
+    """``-(1/m) sum y log a``; ``AL`` clipped away from 0 inside the log."""
+    return -np.sum(Y * np.log(np.maximum(AL, _tiny(AL)))) / AL.shape[1]
+
+
+def softmax_cost_from_logits(ZL, Y):
+    """``-(1/m) sum y (z - logsumexp(z))`` per column: log-sum-exp, finite for finite ``ZL``."""
+    return -np.sum(Y * (ZL - log_sum_exp(ZL))) / ZL.shape[1]
+
+
+def squared_error(AL, Y):
+    """``(1/(2m)) sum (a - y)^2``."""
+    D = AL - Y
+    return np.sum(D * D) / (2 * AL.shape[1])
+
+
+# -- the chain rule through the output activation ---------------------------
+
+
+def sigmoid_backward(dA, Z):
+    """``dZ = dA * s (1 - s)``, ``s = sigmoid(Z)``."""
+    return dA * activations.sigmoid_backward_factor(Z)
+
+
+def softmax_backward(dA, Z):
+    """``dZ = A * (dA - sum_k(dA * A))`` per column, ``A = softmax(Z)`` (the Jacobian)."""
+    A = softmax(Z)
+    return A * (dA - np.sum(dA * A, axis=0, keepdims=True))
+
+
+def identity_backward(dA, Z):
+    """``dZ = dA`` (the linear output's ``g'`` is 1)."""
+    return dA
+
+
+class OutputFunctions(NamedTuple):
+    """One output layer in NumPy (see the module's table)."""
+
+    forward: Callable  # A_L = f(Z_L)
+    cost: Callable  # J from (A_L, Y)
+    cost_from_logits: Callable  # J from (Z_L, Y), stable
+    dA: Callable  # dA_L from (A_L, Y), the course's general start
+    backward: Callable  # dZ_L from (dA_L, Z_L)
+    predict: Callable  # what a user of this output expects, from A_L
+
+
+FUNCTIONS = {
+    "sigmoid": OutputFunctions(
+        activations.sigmoid, sigmoid_cost, sigmoid_cost_from_logits,
+        lambda AL, Y: -(Y / AL - (1 - Y) / (1 - AL)), sigmoid_backward,
+        lambda AL: (AL > 0.5).astype(AL.dtype)),
+    "softmax": OutputFunctions(
+        softmax, softmax_cost, softmax_cost_from_logits,
+        lambda AL, Y: -Y / AL, softmax_backward,
+        lambda AL: np.argmax(AL, axis=0)),
+    "linear": OutputFunctions(
+        lambda Z: np.array(Z, copy=True), squared_error, squared_error,
+        lambda AL, Y: AL - Y, identity_backward,
+        lambda AL: AL),
+}
+assert set(FUNCTIONS) == set(spec.OUTPUTS)
+
+
+def check_output_name(name, argument="output_activation"):
+    """The code of output layer ``name``; ``TypeError``/``ValueError`` naming ``argument``."""
+    return spec.code_of(spec.OUTPUTS, name, argument)
+
+
+def functions(name, argument="output_activation"):
+    """The :class:`OutputFunctions` of output layer ``name`` (checked)."""
+    check_output_name(name, argument)
+    return FUNCTIONS[name]
