@@ -212,6 +212,8 @@ def _add_warmup(commands):
                    help="only this dtype (repeatable; default: both)")
     p.add_argument("--activation", choices=tuple(spec.ACTIVATIONS), action="append",
                    help="only this hidden activation (repeatable; default: all)")
+    p.add_argument("--output", choices=tuple(spec.OUTPUTS), action="append",
+                   help="this output layer (repeatable; default: sigmoid)")
     p.set_defaults(run=run_warmup)
 
 
@@ -537,7 +539,8 @@ def run_warmup(args):
     from .warm import warmup
 
     timings = warmup(dtypes=args.dtype or ("float64", "float32"),
-                     hidden_activations=args.activation or tuple(spec.ACTIVATIONS))
+                     hidden_activations=args.activation or tuple(spec.ACTIVATIONS),
+                     output_activations=args.output or ("sigmoid",))
     for key, seconds in timings.items():
         print(f"{' '.join(key)}: {_duration(seconds)}")
     return 0

@@ -453,6 +453,13 @@ def test_output_layer_problems_are_one_line_before_training(args, match, capsys,
     assert not (tmp_path / "r.png").exists()
 
 
+def test_warmup_for_other_output_layers(capsys):
+    assert cli.main(["warmup", "--dtype", "float64", "--activation", "tanh",
+                     "--output", "softmax", "--output", "linear"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["float64 tanh softmax", "float64 tanh linear"]
+
+
 def test_class_predictions_csv_quotes_names():
     AL = np.array([[0.25, 0.5], [0.75, 0.5]])
     assert cli.class_predictions_csv(AL, np.array(["a,b", "c"])) == (
