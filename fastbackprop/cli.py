@@ -44,8 +44,17 @@ EXIT_INTERRUPTED = 130
 DEFAULTS = {"activation": "tanh", "lr": 1.2, "iterations": 10000, "init": "scaled",
             "hidden_units": 4}
 
-#: The default learning rate of a linear output (regression), where 1.2 diverges.
-LINEAR_LR = 0.1
+#: Where another output layer's defaults differ from :data:`DEFAULTS`. Softmax:
+#: at learning rate 1.2 the cost oscillates on the spiral (so rounding decides
+#: where training ends); 10 tanh units at 0.5 descend steadily to 99.3% for
+#: every seed tried. Linear: 1.2 diverges on regression targets, and 0.01 still
+#: descends steadily on targets a hundred times larger than the features.
+OUTPUT_DEFAULTS = {"softmax": {"lr": 0.5, "hidden_units": 10}, "linear": {"lr": 0.01}}
+
+
+def default(name, output):
+    """The default of ``name`` (a key of :data:`DEFAULTS`) for the output layer ``output``."""
+    return OUTPUT_DEFAULTS.get(output, {}).get(name, DEFAULTS[name])
 
 #: What the label column holds for each output layer (the loaders' ``labels``).
 LABELS = {"sigmoid": "binary", "softmax": "classes", "linear": "real"}
@@ -141,13 +150,15 @@ def _add_train(commands):
     p.add_argument("--layers", type=_layers, metavar="N_X,...,N_Y",
                    help="layer sizes, e.g. 2,4,1; the first must be the number of features "
                         "and the last the number of labels (with --output softmax: of classes) "
-                        f"(default: n_x,{DEFAULTS['hidden_units']},n_y)")
+                        f"(default: n_x,{DEFAULTS['hidden_units']},n_y; "
+                        f"n_x,{default('hidden_units', 'softmax')},n_y with --output softmax)")
     p.add_argument("--activation", choices=tuple(spec.ACTIVATIONS),
                    default=DEFAULTS["activation"],
                    help="hidden layers' g (default: %(default)s)")
     p.add_argument("--lr", type=_positive_float, default=None,
-                   help=f"learning rate alpha (default: {DEFAULTS['lr']}; {LINEAR_LR} with "
-                        "--output linear)")
+                   help=f"learning rate alpha (default: {DEFAULTS['lr']}; "
+                        f"{default('lr', 'softmax')} with --output softmax, "
+                        f"{default('lr', 'linear')} with --output linear)")
     p.add_argument("--iterations", type=_positive_int, default=DEFAULTS["iterations"],
                    help="gradient-descent steps (default: %(default)s)")
     p.add_argument("--init", choices=INITS, default=DEFAULTS["init"],
@@ -317,9 +328,7 @@ def run_train(args):
 
 def _learning_rate(args):
     """``--lr``, or its default for the output layer."""
-    if args.lr is not None:
-        return args.lr
-    return LINEAR_LR if args.output == "linear" else DEFAULTS["lr"]
+    return default("lr", args.output) if args.lr is None else args.lr
 
 
 def _score_line(prefix, model, X, Y):
@@ -408,10 +417,10 @@ def _name(c):
 
 
 def _fit_layers(layers, X, n_out, output):
-    """``--layers`` checked against the data, or the default ``[n_x, 4, n_out]``."""
+    """``--layers`` checked against the data, or the default ``[n_x, 4, n_out]`` (softmax: 10)."""
     n_x = X.shape[0]
     if layers is None:
-        return [n_x, DEFAULTS["hidden_units"], n_out]
+        return [n_x, default("hidden_units", output), n_out]
     text = ",".join(map(str, layers))
     if layers[0] != n_x:
         raise CommandError(

@@ -15,7 +15,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from fastbackprop import cli
+from fastbackprop import cli, spec
 from fastbackprop.datasets import make_classification
 from fastbackprop.model import Model
 
@@ -258,13 +258,14 @@ def write_regression_csv(path, m=80, seed=4, label=True):
 def test_softmax_on_a_csv_of_class_names_then_predict_the_names(tmp_path):
     names = ["virginica", "setosa", "versicolor"]  # sorted: setosa, versicolor, virginica
     X, labels = write_classes_csv(tmp_path / "iris.csv", names)
-    result = fastbackprop("train", "--data", "iris.csv", "--output", "softmax", "--lr", "0.5",
+    result = fastbackprop("train", "--data", "iris.csv", "--output", "softmax",
                           *FAST, "--save", "iris.npz", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == "data: iris.csv: 90 examples, 2 features, 3 classes: setosa, versicolor, virginica"
     model = Model.load(tmp_path / "iris.npz")
-    assert model.output_activation == "softmax" and model.layer_dims == [2, 4, 3]  # n_x,4,classes
+    assert model.output_activation == "softmax" and model.layer_dims == [2, 10, 3]  # n_x,10,classes
+    assert model.learning_rate == 0.5  # the softmax default
     assert list(model.classes_) == ["setosa", "versicolor", "virginica"]
     y = np.array([list(model.classes_).index(name) for name in labels])
     accuracy = model.score(X, y)
@@ -319,7 +320,7 @@ def test_linear_output_on_a_regression_csv(tmp_path):
     assert result.returncode == 0, result.stderr
     model = Model.load(tmp_path / "m.npz")
     assert model.output_activation == "linear" and not hasattr(model, "classes_")
-    assert model.learning_rate == cli.LINEAR_LR  # the linear output's default, not 1.2
+    assert model.learning_rate == 0.01  # the linear output's default, not 1.2
     r2 = model.score(X, Y)
     assert r2 > 0.9 and result.stdout.splitlines()[2] == f"training R²: {r2:.3f}"
 
@@ -354,10 +355,10 @@ def test_spiral_with_softmax_out_of_the_box(tmp_path):
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == "data: spiral (built-in): 300 examples, 2 features, 3 classes: 0, 1, 2"
-    assert lines[1].startswith("model: Model(layer_dims=[2, 4, 3], hidden_activation='tanh', "
-                               "output_activation='softmax', learning_rate=1.2, "
+    assert lines[1].startswith("model: Model(layer_dims=[2, 10, 3], hidden_activation='tanh', "
+                               "output_activation='softmax', learning_rate=0.5, "
                                "n_iterations=10000, init='scaled'")
-    assert float(lines[2].removeprefix("training accuracy: ").rstrip("%")) > 90
+    assert float(lines[2].removeprefix("training accuracy: ").rstrip("%")) > 95
 
 
 def test_plot_regions_draws_a_png_for_softmax_and_sigmoid(tmp_path):
@@ -453,11 +454,21 @@ def test_output_layer_problems_are_one_line_before_training(args, match, capsys,
     assert not (tmp_path / "r.png").exists()
 
 
-def test_warmup_for_other_output_layers(capsys):
+def test_warmup_for_other_output_layers(capsys, monkeypatch):
+    calls = []
+
+    def warmup(dtypes, hidden_activations, output_activations):  # records, compiles nothing
+        calls.append((dtypes, hidden_activations, output_activations))
+        return {(d, h, o): 0.5 for d in dtypes for h in hidden_activations
+                for o in output_activations}
+
+    monkeypatch.setattr("fastbackprop.warm.warmup", warmup)
     assert cli.main(["warmup", "--dtype", "float64", "--activation", "tanh",
                      "--output", "softmax", "--output", "linear"]) == 0
-    lines = capsys.readouterr().out.splitlines()
-    assert [line.split(":")[0] for line in lines] == ["float64 tanh softmax", "float64 tanh linear"]
+    assert calls == [(["float64"], ["tanh"], ["softmax", "linear"])]
+    assert capsys.readouterr().out == "float64 tanh softmax: 500 ms\nfloat64 tanh linear: 500 ms\n"
+    assert cli.main(["warmup"]) == 0
+    assert calls[1] == (("float64", "float32"), tuple(spec.ACTIVATIONS), ("sigmoid",))
 
 
 def test_class_predictions_csv_quotes_names():
