@@ -113,6 +113,11 @@ def make_classification(n_x, m, n_y=1, seed=0, dtype=np.float64):
 LABELS = ("binary", "classes", "real")
 
 
+class LabelError(ValueError):
+    """A file's label is of the wrong kind: text where a number or 0/1 is needed, a
+    number other than 0 or 1 for ``labels="binary"``, an empty class name."""
+
+
 def load_file(path, target=None, labels="binary"):
     """Labelled data from a ``.npz`` file (by its suffix) or else a CSV file.
 
@@ -164,6 +169,7 @@ def load_features(path, n_x, target=None, labels="binary"):
         index = _target_index(path, names, target)
         if labels == "classes":
             values, texts = _parse_rows(path, names, rows, lines, text=index)
+            _check_class_names(path, names[index], texts, lines)
             return np.ascontiguousarray(values.T), texts
         return _labelled(path, names, rows, lines, index, labels)
     raise ValueError(
@@ -193,6 +199,7 @@ def load_csv(path, target=None, labels="binary"):
     index = _target_index(path, names, target)
     if labels == "classes":
         values, texts = _parse_rows(path, names, rows, lines, text=index)
+        _check_class_names(path, names[index], texts, lines)
         y, classes = encode_classes(texts)
         return np.ascontiguousarray(values.T), y, classes
     return _labelled(path, names, rows, lines, index, labels)
@@ -362,18 +369,14 @@ def _parse_rows(path, names, rows, lines, text=None):
 
     Returns ``values`` and ``texts``: with ``text`` given, ``values`` has
     every other column (``(m, k - 1)``) and ``texts`` ``(m,)`` holds that
-    column's fields, stripped, each non-empty; else ``texts`` is None.
+    column's fields, stripped; else ``texts`` is None.
     """
     width = len(names) - (text is not None)
     values = np.empty((len(rows), width))
     texts = [] if text is not None else None
     for i, (row, line) in enumerate(zip(rows, lines)):
         if text is not None and len(row) == len(names):
-            label = row[text].strip()
-            if not label:
-                raise ValueError(f"{os.fspath(path)}, line {line}, column {names[text]!r}: "
-                                 "the class name is empty")
-            texts.append(label)
+            texts.append(row[text].strip())
             row = row[:text] + row[text + 1:]
             values[i] = _numbers(row, line, names[:text] + names[text + 1:], path)
         else:
@@ -455,19 +458,30 @@ def _target_index(path, names, target):
 def _labelled(path, names, rows, lines, index, labels):
     """``X`` ``(n_x, m)`` from every column but ``index``, ``Y`` ``(1, m)`` from it.
 
-    Every field must be a number; ``labels="binary"`` also requires 0 or 1.
+    Every feature must be a finite number, and every label too
+    (``labels="real"``) or 0 or 1 (``"binary"``); a label that is not a
+    number, or for ``"binary"`` not 0 or 1, raises :class:`LabelError`, an
+    infinite or NaN real label ``ValueError``.
     """
-    values, _ = _parse_rows(path, names, rows, lines)
-    Y = values[:, index]
-    if labels == "binary":
-        bad = np.flatnonzero((Y != 0) & (Y != 1))
-        if bad.size:
-            raise ValueError(
-                f"{os.fspath(path)}, line {lines[bad[0]]}, column {names[index]!r}: labels must be "
-                f"0 or 1; got {Y[bad[0]]:g}"
-            )
-    X = np.ascontiguousarray(np.delete(values, index, axis=1).T)
-    return X, Y.reshape(1, -1).copy()
+    values, texts = _parse_rows(path, names, rows, lines, text=index)
+    Y = np.empty(len(texts))
+    expected = "0 or 1" if labels == "binary" else "finite numbers"
+    for i, text in enumerate(texts):
+        Y[i] = _as_float(text)
+        if (Y[i] not in (0, 1)) if labels == "binary" else not np.isfinite(Y[i]):
+            got = f"{Y[i]:g}" if np.isfinite(Y[i]) else repr(str(text))
+            error = LabelError if labels == "binary" or not _is_number(text) else ValueError
+            raise error(f"{os.fspath(path)}, line {lines[i]}, column {names[index]!r}: "
+                        f"labels must be {expected}; got {got}")
+    return np.ascontiguousarray(values.T), Y.reshape(1, -1)
+
+
+def _check_class_names(path, name, texts, lines):
+    """Raise :class:`LabelError` at the first empty class name of a CSV's label column."""
+    empty = np.flatnonzero(texts == "")
+    if empty.size:
+        raise LabelError(f"{os.fspath(path)}, line {lines[empty[0]]}, column {name!r}: "
+                         "the class name is empty")
 
 
 def _npz_features(arrays, path, n_x=None):
@@ -521,5 +535,8 @@ def _npz_labels(arrays, path, X_shape, labels="binary"):
         return Y.T.copy()
     check_finite(Y, argument)
     if labels == "binary":
-        Y = check_Y(Y, argument=argument)
+        try:
+            Y = check_Y(Y, argument=argument)
+        except ValueError as e:
+            raise LabelError(str(e)) from None
     return np.ascontiguousarray(Y.T, dtype=np.float64)

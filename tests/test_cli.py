@@ -320,7 +320,7 @@ def test_linear_output_on_a_regression_csv(tmp_path):
     assert result.returncode == 0, result.stderr
     model = Model.load(tmp_path / "m.npz")
     assert model.output_activation == "linear" and not hasattr(model, "classes_")
-    assert model.learning_rate == 0.01  # the linear output's default, not 1.2
+    assert model.learning_rate == 0.03  # the linear output's default, not 1.2
     r2 = model.score(X, Y)
     assert r2 > 0.9 and result.stdout.splitlines()[2] == f"training R²: {r2:.3f}"
 
@@ -425,7 +425,11 @@ def test_a_file_named_like_a_built_in_data_set_wins(monkeypatch, capsys, tmp_pat
      r"--target names a column of a data file; the built-in data set 'spiral' has no columns$"),
     (["train", "--data", "same.csv", "--output", "softmax"],
      r"--output softmax needs at least 2 classes; the labels of same.csv are all 'setosa'$"),
-    (["train", "--data", "iris.csv"], r"iris.csv, line 2, column 'species': '\w+' is not a number$"),
+    (["train", "--data", "iris.csv"], r"iris.csv, line 2, column 'species': labels must be 0 or 1; "
+                                      r"got 'setosa' \(for classes, use --output softmax\)$"),
+    (["train", "--data", "iris.csv", "--output", "linear"],
+     r"iris.csv, line 2, column 'species': labels must be finite numbers; got 'setosa' "
+     r"\(for classes, use --output softmax\)$"),
     (["train", "--data", "empty.csv", "--output", "softmax"],
      r"empty.csv, line 3, column 'species': the class name is empty$"),
     (["train", "--output", "tanh"], None),  # argparse: invalid choice

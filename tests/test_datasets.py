@@ -248,8 +248,17 @@ def test_real_labels_are_not_checked_as_0_or_1(tmp_path):
     np.testing.assert_array_equal(Y, [[3.5, -120]])
     with pytest.raises(ValueError, match=r"line 2, column 'price': labels must be 0 or 1; got 3.5"):
         datasets.load_file(write(tmp_path, text))  # binary, the default
-    with pytest.raises(ValueError, match=r"line 3, column 'price': 'x' is not a number"):
+    with pytest.raises(datasets.LabelError,
+                       match=r"line 3, column 'price': labels must be finite numbers; got 'x'$"):
         datasets.load_file(write(tmp_path, "a,b,price\n1,2,3\n3,4,x\n"), labels="real")
+    with pytest.raises(ValueError,
+                       match=r"line 2, column 'price': labels must be finite numbers; got 'inf'$"):
+        datasets.load_file(write(tmp_path, "a,b,price\n1,2,inf\n"), labels="real")
+    with pytest.raises(datasets.LabelError,
+                       match=r"line 3, column 'price': labels must be 0 or 1; got 'red'$"):
+        datasets.load_file(write(tmp_path, "a,b,price\n1,2,1\n3,4,red\n"))
+    with pytest.raises(datasets.LabelError, match=r"line 3, column 'price': labels must be 0 or 1; got ''$"):
+        datasets.load_file(write(tmp_path, "a,b,price\n1,2,1\n3,4,\n"))
     with pytest.raises(ValueError, match=r"labels must be one of \['binary', 'classes', 'real'\]; got 'text'"):
         datasets.load_file(write(tmp_path, text), labels="text")
 
