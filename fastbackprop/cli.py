@@ -57,6 +57,7 @@ def default(name, output):
     """The default of ``name`` (a key of :data:`DEFAULTS`) for the output layer ``output``."""
     return OUTPUT_DEFAULTS.get(output, {}).get(name, DEFAULTS[name])
 
+
 #: What the label column holds for each output layer (the loaders' ``labels``).
 LABELS = {"sigmoid": "binary", "softmax": "classes", "linear": "real"}
 
@@ -417,7 +418,7 @@ def _builtin_name(path):
 
 
 def _name(c):
-    """A class name as text: strings as they are, numbers without a needless ``.0``."""
+    """A class name as text: ``7`` for ``numpy.int64(7)``, ``a`` for ``numpy.str_('a')``."""
     c = c.item() if isinstance(c, np.generic) else c
     return str(c)
 

@@ -82,7 +82,7 @@ def plot_decision_regions(model, X, y, path, classes=None, title=None):
 
 
 def _grid(X):
-    """``xx, yy`` ``(RESOLUTION, RESOLUTION)``: a grid over ``X`` ``(2, m)``'s range and a margin."""
+    """``xx, yy`` ``(RESOLUTION, RESOLUTION)``: a grid over ``X`` ``(2, m)`` and a margin."""
     axes = []
     for row in X:
         low, high = float(row.min()), float(row.max())
