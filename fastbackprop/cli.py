@@ -5,7 +5,9 @@
     fastbackprop train                       # the course's planar "flower" network
     fastbackprop train --data spiral --output softmax --plot-regions regions.png
     fastbackprop train --data my.csv --layers 3,8,1 --activation relu --lr 0.05 \\
-                       --iterations 2000 --save model.npz --plot cost.png
+                       --epochs 2000 --save model.npz --plot cost.png
+    fastbackprop train --data digits.csv --output softmax --optimizer adam --batch-size 64 \\
+                       --epochs 10 --lr 0.001
     fastbackprop train --data iris.csv --output softmax --save iris.npz   # class names
     fastbackprop train --data prices.csv --output linear                  # regression
     fastbackprop predict --model model.npz --data new.csv --out predictions.csv
@@ -94,8 +96,8 @@ def main(argv=None):
         return _fail(str(e), e.code)
     except TrainingDivergedError as e:
         what = "cost" if e.reason == "nonfinite_cost" else "parameters"
-        return _fail(f"training diverged: the {what} became NaN or infinite at iteration "
-                     f"{e.iteration}; try a smaller --lr", EXIT_FAILED)
+        return _fail(f"training diverged: the {what} became NaN or infinite at epoch "
+                     f"{e.epoch}; try a smaller --lr", EXIT_FAILED)
     except (OSError, ValueError, TypeError) as e:
         return _fail(str(e), EXIT_USAGE)
 
@@ -161,8 +163,27 @@ def _add_train(commands):
                    help=f"learning rate alpha (default: {DEFAULTS['lr']}; "
                         f"{default('lr', 'softmax')} with --output softmax, "
                         f"{default('lr', 'linear')} with --output linear)")
-    p.add_argument("--iterations", type=_positive_int, default=DEFAULTS["iterations"],
-                   help="gradient-descent steps (default: %(default)s)")
+    p.add_argument("--epochs", "--iterations", dest="epochs", type=_positive_int,
+                   default=DEFAULTS["iterations"], metavar="N",
+                   help="epochs (passes over the data); with full batches each is one "
+                        "gradient-descent step (default: %(default)s)")
+    p.add_argument("--optimizer", choices=tuple(spec.OPTIMIZERS), default="gd",
+                   help="gd, momentum, rmsprop or adam (default: %(default)s)")
+    p.add_argument("--batch-size", type=_positive_int, default=None, metavar="N",
+                   help="columns per mini-batch (default: the whole data, one step per epoch)")
+    p.add_argument("--no-shuffle", dest="shuffle", action="store_false",
+                   help="keep the columns in order (mini-batches are shuffled every epoch "
+                        "by default, from --seed)")
+    p.add_argument("--beta", type=float, default=0.9, help="momentum's beta (default: 0.9)")
+    p.add_argument("--beta1", type=float, default=0.9, help="Adam's beta1 (default: 0.9)")
+    p.add_argument("--beta2", type=float, default=0.999,
+                   help="Adam's and RMSprop's beta2 (default: 0.999)")
+    p.add_argument("--epsilon", type=float, default=1e-8,
+                   help="Adam's and RMSprop's epsilon (default: 1e-8)")
+    p.add_argument("--decay-rate", type=float, default=0.0, metavar="R",
+                   help="learning-rate decay: alpha = lr / (1 + R * epoch) (default: 0, none)")
+    p.add_argument("--time-interval", type=_positive_int, default=None, metavar="N",
+                   help="decay every N epochs: alpha = lr / (1 + R * floor(epoch / N))")
     p.add_argument("--init", choices=INITS, default=DEFAULTS["init"],
                    help="initialisation of W (default: %(default)s)")
     p.add_argument("--seed", type=_seed, default=None,
@@ -172,7 +193,7 @@ def _add_train(commands):
     p.add_argument("--backend", choices=spec.BACKENDS, default="numba",
                    help="compiled kernels or the NumPy reference (default: %(default)s)")
     p.add_argument("--cost-every", type=_positive_int, default=100, metavar="N",
-                   help="record the cost every N iterations (default: %(default)s)")
+                   help="record the cost every N epochs (default: %(default)s)")
     p.add_argument("--save", metavar="MODEL.npz", help="write the trained model here")
     p.add_argument("--plot", metavar="COST.png",
                    help="draw the cost curve to this image (needs matplotlib: "
@@ -295,21 +316,25 @@ def run_train(args):
         _check_regions(data)
     layers = _fit_layers(args.layers, X, data.n_out, args.output)
     model = Model(layers, hidden_activation=args.activation, output_activation=args.output,
-                  learning_rate=_learning_rate(args), n_iterations=args.iterations,
+                  learning_rate=_learning_rate(args), n_epochs=args.epochs,
                   init=args.init, seed=args.seed, dtype=args.dtype, backend=args.backend,
-                  cost_every=args.cost_every)
+                  cost_every=args.cost_every, optimizer=args.optimizer,
+                  batch_size=args.batch_size, shuffle=args.shuffle, beta=args.beta,
+                  beta1=args.beta1, beta2=args.beta2, epsilon=args.epsilon,
+                  decay_rate=args.decay_rate, time_interval=args.time_interval)
     print(f"data: {data.source}: {X.shape[1]} examples, {X.shape[0]} features{data.note}")
     print(f"model: {model!r}")
     if args.backend == "numba":
         _warm_up(args.dtype, args.activation, args.output)
     sys.stdout.flush()  # before the progress bar on stderr
-    with _progress(args.iterations) as callback:
+    with _progress(args.epochs) as callback:
         started = time.perf_counter()
         model.fit(X, data.Y, callback=callback)
         elapsed = time.perf_counter() - started
     print(_score_line("training ", model, X, data.Y))
-    print(f"time per iteration: {_duration(elapsed / model.n_iter_)} "
-          f"({model.n_iter_} iterations in {elapsed:.3g} s; {args.backend} backend, {args.dtype})")
+    print(f"time per epoch: {_duration(elapsed / model.n_iter_)} "
+          f"({model.n_iter_} epochs, {model.t_} updates, in {elapsed:.3g} s; "
+          f"{args.backend} backend, {args.dtype})")
     if args.save:
         if data.classes is not None:
             model.classes_ = data.classes
@@ -476,7 +501,7 @@ def _progress(total):
     except ImportError:
         yield _progress_lines(total)
         return
-    with tqdm(total=total, desc="training", unit="it", file=sys.stderr,
+    with tqdm(total=total, desc="training", unit="epoch", file=sys.stderr,
               dynamic_ncols=True) as bar:
 
         def update(n_iter, cost):
@@ -493,7 +518,7 @@ def _progress_lines(total, every=1.0):
     def update(n_iter, cost):
         now = time.perf_counter()
         if now - last[0] >= every or n_iter == total:
-            print(f"iteration {n_iter}/{total}: cost {cost:.6f}", file=sys.stderr, flush=True)
+            print(f"epoch {n_iter}/{total}: cost {cost:.6f}", file=sys.stderr, flush=True)
             last[0] = now
 
     return update
@@ -534,7 +559,7 @@ def _image_format(path):
 
 
 def _plot_costs(model, path):
-    """Draw ``model.costs_`` against the iteration number into ``path`` (written atomically)."""
+    """Draw ``model.costs_`` against the epoch into ``path`` (written atomically)."""
     import numpy as np
     from matplotlib.figure import Figure
 
@@ -543,7 +568,7 @@ def _plot_costs(model, path):
     figure = Figure(figsize=(6, 4), layout="tight")
     axes = figure.subplots()
     axes.plot(np.arange(len(model.costs_)) * model.cost_every, model.costs_)
-    axes.set_xlabel("iteration")
+    axes.set_xlabel("epoch")
     axes.set_ylabel("cost J")
     axes.set_title(f"layers {model.layer_dims}, {model.hidden_activation}, "
                    f"learning rate {model.learning_rate:g}")

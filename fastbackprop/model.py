@@ -42,6 +42,7 @@ from .validation import (
     check_parameters,
     check_positive_int,
     check_seed,
+    check_training,
     check_X,
 )
 
@@ -49,7 +50,7 @@ __all__ = ["Model", "NotFittedError", "TrainingDivergedError"]
 
 #: What ``Model.save`` writes and ``Model.load`` requires in the archive.
 FORMAT = "fastbackprop.Model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: epochs, optimisers and their state (1 still loads)
 
 #: ``fit`` grows its chunks until one takes about this long (seconds): the
 #: longest wait for a progress update or for Ctrl-C to take effect.
@@ -63,18 +64,20 @@ class NotFittedError(ValueError, AttributeError):
 class TrainingDivergedError(FloatingPointError):
     """Gradient descent reached a non-finite cost or non-finite parameters.
 
-    Attributes: ``iteration``, the iteration that went non-finite;
-    ``parameters``, the last parameters whose cost was finite (a dict);
-    ``n_iter``, the number of updates that produced them; ``costs``, the
-    costs recorded up to ``iteration`` (float64, possibly ending in NaN or
-    infinity); ``reason``, ``"nonfinite_cost"`` or ``"nonfinite_update"``.
+    Attributes: ``epoch`` (also ``iteration``), the epoch that went
+    non-finite; ``parameters``, the last parameters whose cost was finite
+    (a dict); ``n_iter``, the epochs that produced them and ``t`` the
+    updates; ``costs``, the costs recorded up to ``epoch`` (float64,
+    possibly ending in NaN or infinity); ``reason``, ``"nonfinite_cost"``
+    or ``"nonfinite_update"``.
     """
 
-    def __init__(self, message, iteration, parameters, n_iter, costs, reason):
+    def __init__(self, message, epoch, parameters, n_iter, costs, reason, t=None):
         super().__init__(message)
-        self.iteration = iteration
+        self.epoch = self.iteration = epoch
         self.parameters = parameters
         self.n_iter = n_iter
+        self.t = n_iter if t is None else t
         self.costs = costs
         self.reason = reason
 
@@ -95,34 +98,58 @@ class Model:
     output_activation : ``"sigmoid"`` (binary and multi-label), ``"softmax"``
         (multi-class, ``n_L >= 2``) or ``"linear"`` (regression); see
         :data:`fastbackprop.spec.OUTPUTS`.
-    learning_rate : ``alpha`` > 0 in ``W := W - alpha dW``.
-    n_iterations : gradient-descent steps per ``fit``.
+    learning_rate : ``alpha0`` > 0 (``W := W - alpha dW`` for gradient descent).
+    n_epochs : epochs per ``fit``; with ``batch_size=None`` an epoch is one
+        full-batch step.
     init : ``"he"``, ``"xavier"`` or ``"scaled"`` (see
         :func:`fastbackprop.reference.initialize_parameters`).
-    seed : None or an int >= 0, for the random initialisation.
+    seed : None or an int >= 0, for the random initialisation and the
+        shuffles (None: a random one, kept in ``seed_``).
     dtype : ``"float64"`` or ``"float32"``: data and parameters are computed in it.
     backend : ``"numba"`` (compiled) or ``"numpy"`` (the reference equations).
-    cost_every : the cost is recorded at iterations ``0, cost_every, ...``.
+    cost_every : the cost is recorded at epochs ``0, cost_every, ...``.
+    optimizer : ``"gd"``, ``"momentum"``, ``"rmsprop"`` or ``"adam"``
+        (:data:`fastbackprop.spec.OPTIMIZERS`).
+    batch_size : None (the whole batch) or the columns per mini-batch.
+    shuffle : shuffle the columns every epoch (mini-batches only), in the
+        order :func:`fastbackprop.rng.permutation` gives for (seed, epoch).
+    beta, beta1, beta2, epsilon : momentum's ``beta``; Adam's ``beta1``,
+        ``beta2`` (RMSprop's is ``beta2``); ``epsilon`` > 0.
+    decay_rate, time_interval : learning-rate decay,
+        ``alpha = alpha0 / (1 + decay_rate * epoch)``, or with
+        ``time_interval`` ``floor(epoch / time_interval)`` in place of ``epoch``.
 
     Learned by :meth:`fit`: ``parameters_`` (the dict ``W1, b1, ..., WL,
-    bL``), ``costs_`` (float64), ``n_iter_``. An attribute ``classes_`` (a
-    1-D array of class names, which the command sets for softmax models)
-    is saved and loaded with the model.
+    bL``), ``costs_`` (float64), ``n_iter_`` (epochs), ``t_`` (updates),
+    ``optimizer_state_`` and ``seed_``. An attribute ``classes_`` (a 1-D
+    array of class names, which the command sets for softmax models) is
+    saved and loaded with the model.
     """
 
     def __init__(self, layer_dims, hidden_activation="relu", output_activation="sigmoid",
-                 learning_rate=0.0075, n_iterations=3000, init="he", seed=None,
-                 dtype="float64", backend="numba", cost_every=100):
+                 learning_rate=0.0075, n_epochs=3000, init="he", seed=None,
+                 dtype="float64", backend="numba", cost_every=100, optimizer="gd",
+                 batch_size=None, shuffle=True, beta=0.9, beta1=0.9, beta2=0.999,
+                 epsilon=1e-8, decay_rate=0.0, time_interval=None):
         self.layer_dims = layer_dims
         self.hidden_activation = hidden_activation
         self.output_activation = output_activation
         self.learning_rate = learning_rate
-        self.n_iterations = n_iterations
+        self.n_epochs = n_epochs
         self.init = init
         self.seed = seed
         self.dtype = dtype
         self.backend = backend
         self.cost_every = cost_every
+        self.optimizer = optimizer
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.beta = beta
+        self.beta1 = beta1
+        self.beta2 = beta2
+        self.epsilon = epsilon
+        self.decay_rate = decay_rate
+        self.time_interval = time_interval
         self._hyperparameters()  # a bad argument fails here, not in fit
 
     # -- hyperparameters ---------------------------------------------------
@@ -161,17 +188,30 @@ class Model:
         if self.output_activation == "softmax" and dims[-1] < 2:
             raise ValueError("a softmax output needs at least 2 classes: layer_dims[-1] must be "
                              f">= 2; got {dims[-1]} (use output_activation='sigmoid' for one label)")
+        o = check_training(self.hidden_activation, self.output_activation, self.learning_rate,
+                           self.cost_every, self.optimizer, self.batch_size, self.shuffle, 0,
+                           self.beta, self.beta1, self.beta2, self.epsilon, self.decay_rate,
+                           self.time_interval)
         return {
             "layer_dims": dims,
             "hidden_activation": self.hidden_activation,
             "output_activation": self.output_activation,
-            "learning_rate": check_learning_rate(self.learning_rate),
-            "n_iterations": check_positive_int(self.n_iterations, "n_iterations"),
+            "learning_rate": o.learning_rate,
+            "n_epochs": check_positive_int(self.n_epochs, "n_epochs"),
             "init": check_init(self.init),
             "seed": check_seed(self.seed),
             "dtype": check_dtype(self.dtype).name,
             "backend": check_choice(self.backend, spec.BACKENDS, "backend"),
-            "cost_every": check_positive_int(self.cost_every, "cost_every"),
+            "cost_every": o.cost_every,
+            "optimizer": self.optimizer,
+            "batch_size": o.batch_size,
+            "shuffle": o.shuffle,
+            "beta": o.beta,
+            "beta1": o.beta1,
+            "beta2": o.beta2,
+            "epsilon": o.epsilon,
+            "decay_rate": o.decay_rate,
+            "time_interval": o.time_interval,
         }
 
     def __repr__(self):
@@ -186,43 +226,81 @@ class Model:
 
     # -- training ------------------------------------------------------------
 
-    def fit(self, X, Y, parameters=None, *, callback=None):
-        """Train by full-batch gradient descent for ``n_iterations`` steps; return ``self``.
+    def fit(self, X, Y, parameters=None, *, callback=None, warm_start=False):
+        """Train for ``n_epochs`` epochs; return ``self``.
 
         X : ``(n_x, m)``, one example per column.
-        Y : ``(n_y, m)`` of 0/1 labels (``(m,)`` when ``n_y = 1``).
+        Y : labels for the output layer, ``(n_y, m)`` (see the class).
         parameters : start from a copy of this dict (``W{l}`` ``(n_l,
             n_{l-1})``, ``b{l}`` ``(n_l, 1)``) instead of a random
             initialisation; it is not modified.
         callback : called as ``callback(n_iter, cost)`` after every chunk of
-            iterations, with the last recorded cost; it may raise to stop.
+            epochs, with the last recorded cost; it may raise to stop.
+        warm_start : continue the fitted model: from ``parameters_``, its
+            optimiser state, ``t_`` updates and ``n_iter_`` epochs (the
+            shuffles and the decay go on from there), ``n_epochs`` more.
+            Two epochs, then three more this way, give the parameters of
+            five in one fit, bit for bit on the same backend.
 
-        Sets ``parameters_``, ``costs_`` (the cost before the update of
-        iterations ``0, cost_every, ...``) and ``n_iter_``. Every input is
-        checked before any work. If training fails, the model keeps the
-        state it had before the call: a non-finite cost or update raises
-        :class:`TrainingDivergedError` (holding the last finite
-        parameters), and an exception from ``callback`` or a
-        ``KeyboardInterrupt`` propagates.
+        Sets ``parameters_``, ``costs_`` (the cost of epochs ``0, cost_every,
+        ...``: the sum of their batches' per-example costs, each before its
+        update, over ``m``; with full batches the cost before the update),
+        ``n_iter_`` (epochs), ``t_`` (updates), ``optimizer_state_`` and
+        ``seed_``. Every input is checked before any work. If training
+        fails, the model keeps the state it had before the call: a
+        non-finite cost or update raises :class:`TrainingDivergedError`
+        (holding the last finite parameters), and an exception from
+        ``callback`` or a ``KeyboardInterrupt`` propagates.
         """
         hp = self._hyperparameters()
         dims, dtype = hp["layer_dims"], np.dtype(hp["dtype"])
         X = check_X(X, n_x=dims[0], dtype=dtype)
         Y = check_labels(Y, hp["output_activation"], n_y=dims[-1], m=X.shape[1], dtype=dtype)
-        initial = _initial_parameters(parameters, hp)
         if callback is not None and not callable(callback):
             raise TypeError(f"callback must be callable or None; got {callback!r}")
+        if warm_start:
+            if parameters is not None:
+                raise ValueError("fit: pass either parameters or warm_start=True, not both")
+            start = self._continuation(hp)
+        else:
+            seed = hp["seed"] if hp["seed"] is not None else _fresh_seed()
+            start = {"parameters": _initial_parameters(parameters, hp, seed), "seed": seed,
+                     "start_epoch": 0, "t": 0, "optimizer_state": None}
+        options = {k: hp[k] for k in ("output_activation", "optimizer", "batch_size", "shuffle",
+                                      "beta", "beta1", "beta2", "epsilon", "decay_rate",
+                                      "time_interval")}
         trainer = self._backend().Trainer(
-            initial, X, Y, hp["hidden_activation"], hp["learning_rate"], hp["cost_every"],
-            dtype, max_iterations=hp["n_iterations"], output_activation=hp["output_activation"],
+            start["parameters"], X, Y, hp["hidden_activation"], hp["learning_rate"],
+            hp["cost_every"], dtype, max_iterations=hp["n_epochs"], seed=start["seed"],
+            start_epoch=start["start_epoch"], t=start["t"],
+            optimizer_state=start["optimizer_state"], **options,
         )
-        status = _run_in_chunks(trainer, hp["n_iterations"], callback)
+        status = _run_in_chunks(trainer, start["start_epoch"] + hp["n_epochs"], callback)
         if status != "ok":
             raise _diverged(trainer, status, hp["learning_rate"])
+        costs = trainer.costs
+        if warm_start:
+            costs = np.concatenate([self.costs_, costs])
         self.parameters_ = trainer.parameters
-        self.costs_ = trainer.costs
+        self.costs_ = costs
         self.n_iter_ = trainer.n_iter
+        self.t_ = trainer.t
+        self.optimizer_state_ = trainer.optimizer_state
+        self.seed_ = start["seed"]
         return self
+
+    def _continuation(self, hp):
+        """Where a warm start begins: the fitted state, checked against the hyperparameters."""
+        parameters, _ = self._fitted()
+        check_parameters(parameters, hp["layer_dims"])
+        state = getattr(self, "optimizer_state_", None)
+        slots = spec.OPTIMIZERS[hp["optimizer"]].state
+        if state is not None and set(state) != set(slots):
+            state = None  # the optimiser changed: its state starts again from zero
+        return {"parameters": {k: np.array(v, dtype=hp["dtype"]) for k, v in parameters.items()},
+                "seed": getattr(self, "seed_", None) if hp["seed"] is None else hp["seed"],
+                "start_epoch": self.n_iter_, "t": getattr(self, "t_", self.n_iter_),
+                "optimizer_state": state}
 
     def _backend(self):
         """The :class:`fastbackprop.backends.Backend` named by ``backend``."""
@@ -313,9 +391,11 @@ class Model:
         """Write the fitted model to the ``.npz`` file ``path``, atomically.
 
         The archive holds the arrays ``W1, b1, ..., WL, bL``, ``costs_``,
-        ``n_iter_``, the hyperparameters as a JSON string, and a format
-        marker; it is written to a temporary file in the same directory and
-        then renamed, so ``path`` is never left half-written.
+        ``n_iter_``, ``t_``, ``seed_``, the optimiser's state (``v_dW1``,
+        ``s_dW1``, ...: what ``fit(warm_start=True)`` continues from), the
+        hyperparameters as a JSON string, ``classes_`` when set, and a
+        format marker; it is written to a temporary file in the same
+        directory and then renamed, so ``path`` is never left half-written.
         """
         parameters, _ = self._fitted()
         arrays = {
@@ -324,8 +404,13 @@ class Model:
             "hyperparameters": np.array(json.dumps(self._hyperparameters())),
             "costs_": np.asarray(self.costs_, dtype=np.float64),
             "n_iter_": np.array(self.n_iter_, dtype=np.int64),
+            "t_": np.array(getattr(self, "t_", self.n_iter_), dtype=np.int64),
             **parameters,
         }
+        if getattr(self, "seed_", None) is not None:
+            arrays["seed_"] = np.array(self.seed_, dtype=np.uint64)
+        for slot, values in (getattr(self, "optimizer_state_", None) or {}).items():
+            arrays.update({f"{slot}_{key}": value for key, value in values.items()})
         if getattr(self, "classes_", None) is not None:
             classes = np.asarray(self.classes_)
             arrays["classes_"] = classes.astype(str) if classes.dtype == object else classes
@@ -356,7 +441,10 @@ class Model:
             raise ValueError(
                 f"{name} has format version {version}; this fastbackprop reads up to {FORMAT_VERSION}"
             )
-        model = cls(**json.loads(str(arrays["hyperparameters"])))
+        hyperparameters = json.loads(str(arrays["hyperparameters"]))
+        if "n_iterations" in hyperparameters:  # written before epochs (format version 1)
+            hyperparameters["n_epochs"] = hyperparameters.pop("n_iterations")
+        model = cls(**hyperparameters)
         hp = model._hyperparameters()
         L = len(hp["layer_dims"]) - 1
         parameters = {f"{p}{l}": arrays[f"{p}{l}"] for l in range(1, L + 1) for p in "Wb"}
@@ -368,6 +456,12 @@ class Model:
         model.parameters_ = parameters
         model.costs_ = np.asarray(arrays["costs_"], dtype=np.float64).reshape(-1)
         model.n_iter_ = int(arrays["n_iter_"])
+        model.t_ = int(arrays["t_"]) if "t_" in arrays else model.n_iter_
+        model.seed_ = int(arrays["seed_"]) if "seed_" in arrays else hp["seed"]
+        slots = spec.OPTIMIZERS[hp["optimizer"]].state
+        model.optimizer_state_ = {
+            slot: {f"d{key}": arrays[f"{slot}_d{key}"] for key in parameters} for slot in slots
+        } if all(f"{slot}_dW1" in arrays for slot in slots) else None
         if "classes_" in arrays:
             model.classes_ = arrays["classes_"]
         return model
@@ -405,33 +499,39 @@ def _same(a, b):
         return False
 
 
-def _initial_parameters(parameters, hp):
-    """A random initialisation, or a checked copy of ``parameters``, in the model's dtype."""
+def _fresh_seed():
+    """A random seed for a model built with ``seed=None`` (kept in ``seed_``)."""
+    return int(np.random.SeedSequence().generate_state(1, np.uint64)[0] >> np.uint64(1))
+
+
+def _initial_parameters(parameters, hp, seed):
+    """A random initialisation from ``seed``, or a checked copy of ``parameters``, in the model's dtype."""
     if parameters is None:
-        return reference.initialize_parameters(hp["layer_dims"], hp["init"], hp["seed"], hp["dtype"])
+        return reference.initialize_parameters(hp["layer_dims"], hp["init"], seed, hp["dtype"])
     check_parameters(parameters, hp["layer_dims"])
     check_finite_parameters(parameters)
     return {k: np.array(v, dtype=hp["dtype"]) for k, v in parameters.items()}
 
 
-def _run_in_chunks(trainer, n_iterations, callback):
-    """Run ``trainer`` to ``n_iterations`` in chunks; return its status.
+def _run_in_chunks(trainer, n_epochs, callback):
+    """Run ``trainer`` until it has made ``n_epochs`` epochs, in chunks; return its status.
 
-    Chunks start at one iteration and double while one takes less than
-    half of :data:`CHUNK_SECONDS`, so the call overhead vanishes and the
-    callback (and Ctrl-C) still get a turn several times a second, however
-    long one iteration takes.
+    Chunks start at one epoch and double while one takes less than half of
+    :data:`CHUNK_SECONDS`, so the call overhead vanishes and the callback
+    (and Ctrl-C) still get a turn several times a second, however long one
+    epoch takes.
     """
     chunk = 1
-    while trainer.n_iter < n_iterations:
+    while trainer.n_iter < n_epochs:
         started = time.perf_counter()
-        status = trainer.run(min(chunk, n_iterations - trainer.n_iter))
+        status = trainer.run(min(chunk, n_epochs - trainer.n_iter))
         if status != "ok":
             return status
         if time.perf_counter() - started < CHUNK_SECONDS / 2:
             chunk *= 2
         if callback is not None:
-            callback(trainer.n_iter, float(trainer.costs[-1]))
+            costs = trainer.costs
+            callback(trainer.n_iter, float(costs[-1]) if costs.size else float("nan"))
     return "ok"
 
 
@@ -440,10 +540,10 @@ def _diverged(trainer, status, learning_rate):
     what = ("the cost became NaN or infinite" if status == "nonfinite_cost"
             else "the update produced NaN or infinite parameters")
     message = (
-        f"training diverged at iteration {trainer.failed_at}: {what}; the model is unchanged. "
+        f"training diverged at epoch {trainer.failed_at}: {what}; the model is unchanged. "
         f"Try a smaller learning_rate (got {learning_rate:g}) or rescale X. The last "
-        f"parameters with a finite cost (after {trainer.n_iter} iterations) are in this "
+        f"parameters with a finite cost (after {trainer.t} updates) are in this "
         "error's .parameters"
     )
     return TrainingDivergedError(message, trainer.failed_at, trainer.parameters, trainer.n_iter,
-                                 trainer.costs, status)
+                                 trainer.costs, status, trainer.t)

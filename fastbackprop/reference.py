@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import activations, outputs
+from . import activations, optimizers, outputs, rng
 from .activations import check_activation_name
 from .validation import (
     check_dtype,
@@ -365,6 +365,41 @@ def backward_propagation(parameters, cache, X, Y, hidden_activation="tanh"):
 # ---------------------------------------------------------------------------
 
 
+def random_mini_batches(X, Y, batch_size=64, seed=0, epoch=0, shuffle=True):
+    """The mini-batches of epoch ``epoch``: a list of ``(X_b, Y_b)``, ``(n_x, m_b)`` and ``(n_y, m_b)``.
+
+    The columns are put in the order :func:`fastbackprop.rng.permutation`
+    gives for ``(seed, epoch)`` (or kept in order when ``shuffle`` is
+    False), then cut in order into batches of ``batch_size``; the last
+    batch keeps the ``m mod batch_size`` leftover columns (the course's
+    ``random_mini_batches``). ``batch_size=None``: one batch of all ``m``
+    columns, in order.
+    """
+    m = X.shape[1]
+    if batch_size is None:
+        return [(X, Y)]
+    order = rng.permutation(m, seed, epoch) if shuffle else np.arange(m)
+    return [(X[:, order[k:k + batch_size]], Y[:, order[k:k + batch_size]])
+            for k in range(0, m, batch_size)]
+
+
+def initialize_optimizer(parameters, optimizer="gd"):
+    """The optimiser's state at ``t = 0``: ``{"v": {"dW1": 0, ...}, "s": ...}`` as it needs."""
+    return optimizers.initialize_state(parameters, optimizer)
+
+
+def update_parameters_with_optimizer(parameters, grads, state, t, learning_rate, optimizer="gd",
+                                     beta=0.9, beta1=0.9, beta2=0.999, epsilon=1e-8):
+    """One update by ``optimizer`` (update number ``t``, from 1); returns ``(parameters, state)``.
+
+    gd: :func:`update_parameters`; momentum, RMSprop and Adam as the course
+    writes them (see :mod:`fastbackprop.optimizers`). New dicts; the inputs
+    are left unchanged.
+    """
+    return optimizers.update(parameters, grads, state, t, learning_rate, optimizer,
+                             optimizers.Hyperparameters(beta, beta1, beta2, epsilon))
+
+
 def L_layer_model(
     X,
     Y,
@@ -377,16 +412,36 @@ def L_layer_model(
     parameters=None,
     cost_every=100,
     output_activation="sigmoid",
+    *,
+    optimizer="gd",
+    batch_size=None,
+    shuffle=True,
+    beta=0.9,
+    beta1=0.9,
+    beta2=0.999,
+    epsilon=1e-8,
+    decay_rate=0.0,
+    time_interval=None,
 ):
-    """Train the L-layer network by full-batch gradient descent.
+    """Train the L-layer network: ``num_iterations`` epochs of (mini-batch) updates.
 
     X: ``(n_x, m)``; Y: ``(n_y, m)`` of labels for the output layer (see
     :func:`fastbackprop.validation.check_labels`); ``layer_dims[0] == n_x``
     and ``layer_dims[-1] == n_y``. Starts from ``parameters`` if given, else
     from :func:`initialize_parameters` in ``X``'s dtype.
 
-    Returns ``parameters, costs`` where ``costs`` holds the cost before the
-    update of every iteration ``i`` with ``i % cost_every == 0``.
+    Each epoch ``e`` takes the learning rate
+    :func:`fastbackprop.optimizers.learning_rate_at` gives, cuts the data
+    with :func:`random_mini_batches` (seeded by ``seed``, 0 when None), and
+    for each batch runs forward, backward from ``dZ_L = A_L - Y`` and one
+    update by ``optimizer``. With the defaults (``batch_size=None``,
+    ``"gd"``) an epoch is one step of full-batch gradient descent, the
+    course's first loop.
+
+    Returns ``parameters, costs`` where ``costs`` holds, for every epoch
+    ``e`` with ``e % cost_every == 0``, the cost over that epoch: the sum of
+    its batches' per-example costs (each before its update) over ``m`` (the
+    course's ``cost_total / m``; for full batches, the cost before the update).
     """
     dims = check_layer_dims(layer_dims)
     check_activation_name(hidden_activation, "hidden_activation")
@@ -399,13 +454,24 @@ def L_layer_model(
         parameters = initialize_parameters(dims, init, seed, X.dtype)
     else:
         check_parameters(parameters, dims)
+    m = X.shape[1]
+    state = initialize_optimizer(parameters, optimizer)
+    t = 0
     costs = []
-    for i in range(num_iterations):
-        AL, caches = L_model_forward(X, parameters, hidden_activation, output_activation)
-        if i % cost_every == 0:
-            costs.append(compute_cost_from_logits(caches[-1][1], Y, output_activation))
-        grads = L_model_backward(AL, Y, caches, hidden_activation, "dZ", output_activation)
-        parameters = update_parameters(parameters, grads, learning_rate)
+    for epoch in range(num_iterations):
+        alpha = optimizers.learning_rate_at(learning_rate, epoch, decay_rate, time_interval)
+        total = 0.0
+        for X_b, Y_b in random_mini_batches(X, Y, batch_size, seed or 0, epoch, shuffle):
+            AL, caches = L_model_forward(X_b, parameters, hidden_activation, output_activation)
+            if epoch % cost_every == 0:
+                ZL = caches[-1][1]
+                total += compute_cost_from_logits(ZL, Y_b, output_activation) * ZL.shape[1]
+            grads = L_model_backward(AL, Y_b, caches, hidden_activation, "dZ", output_activation)
+            t += 1
+            parameters, state = update_parameters_with_optimizer(
+                parameters, grads, state, t, alpha, optimizer, beta, beta1, beta2, epsilon)
+        if epoch % cost_every == 0:
+            costs.append(total / m)
     return parameters, costs
 
 

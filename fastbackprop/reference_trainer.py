@@ -1,7 +1,8 @@
 """The NumPy backend's trainer and prediction: the reference's step functions, in chunks.
 
 The interface is that of the compiled backend (:class:`fastbackprop.kernels.Trainer`,
-:func:`fastbackprop.kernels.probabilities`), so the backend registry
+:func:`fastbackprop.kernels.probabilities`), both built on
+:class:`fastbackprop.trainer_base.TrainerBase`, so the backend registry
 (:mod:`fastbackprop.backends`) serves both alike.
 """
 
@@ -9,92 +10,101 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import reference as R
-from .validation import check_parameters, check_positive_int, check_training
+from . import optimizers, reference as R, spec
+from .trainer_base import TrainerBase
 
 __all__ = ["Trainer", "probabilities"]
 
 
-class Trainer:
+class Trainer(TrainerBase):
     """The interface of :class:`fastbackprop.kernels.Trainer`, on :mod:`fastbackprop.reference`.
 
-    ``NumpyTrainer(parameters, X, Y, ...)`` copies ``parameters`` and the
-    data into arrays of ``dtype``; each :meth:`run` performs more
-    iterations of forward, cost (from ``ZL``, every ``cost_every``
-    iterations), backward from ``dZ_L = AL - Y``, and update. X
-    ``(n_x, m)``; Y ``(n_L, m)`` of 0/1 labels (the caller validates values).
+    Each :meth:`run` performs more epochs of :func:`reference.random_mini_batches`
+    batches, each a forward pass, the cost (from ``ZL``, in recorded epochs),
+    backward from ``dZ_L = AL - Y`` and
+    :func:`reference.update_parameters_with_optimizer`.
 
-    Failures follow the kernels: when the cost of the parameters after
-    ``i`` updates is non-finite (checked every iteration through
-    ``sum(ZL)``), the result is the previous parameters and ``failed_at``
-    is ``i``; when an update produces non-finite parameters, the result is
-    the parameters before it.
+    Failures follow the kernels: when the cost of the current parameters
+    is non-finite (checked every step through ``sum(ZL)``), the result is
+    the previous parameters and state, and ``failed_at`` the epoch; when an
+    update produces non-finite parameters, the result is the parameters
+    before it.
     """
 
-    def __init__(self, parameters, X, Y, hidden_activation="relu", learning_rate=0.0075,
-                 cost_every=100, dtype=None, max_iterations=None, *,
-                 output_activation="sigmoid"):
-        options = check_training(hidden_activation, output_activation, learning_rate,
-                                 cost_every)
-        self.dims = check_parameters(parameters)
+    def _setup(self, parameters, X, Y, dtype, max_iterations, optimizer_state, gram):
+        if gram:
+            raise ValueError("gram: the numpy backend has no Gram mode; pass None or False")
         self.dtype = np.dtype(dtype) if dtype is not None else np.result_type(X, *parameters.values())
-        self.hidden_activation = hidden_activation
-        self.output_activation = output_activation
-        self.learning_rate = options.learning_rate
-        self.cost_every = options.cost_every
         self.X = np.array(X, dtype=self.dtype)
         self.Y = np.array(Y, dtype=self.dtype)
-        self._current = {k: np.array(v, dtype=self.dtype) for k, v in parameters.items()}
+        params = {k: np.array(v, dtype=self.dtype) for k, v in parameters.items()}
+        if optimizer_state is None:
+            state = R.initialize_optimizer(params, self.optimizer)
+        else:
+            state = {slot: {k: np.array(v, dtype=self.dtype) for k, v in values.items()}
+                     for slot, values in optimizer_state.items()}
+        self._current = (params, state)
         self._previous = None
         self._costs = []
-        self.n_iter = 0
-        self.status = "ok"
-        self.failed_at = None
+        o = self.options
+        self._hyperparameters = optimizers.Hyperparameters(o.beta, o.beta1, o.beta2, o.epsilon)
 
-    def run(self, n_iterations):
-        """Run ``n_iterations`` more iterations (stops early on a non-finite cost or update).
-
-        Returns ``"ok"``, ``"nonfinite_cost"`` or ``"nonfinite_update"``;
-        after a failure, further calls do nothing.
-        """
-        n_iterations = check_positive_int(n_iterations, "n_iterations")
+    def _run(self, n_epochs):
         with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
-            for _ in range(n_iterations):
-                if self.status != "ok":
-                    break
-                self._step()
-        return self.status
+            for epoch in range(self.n_iter, self.n_iter + n_epochs):
+                status = self._epoch(epoch)
+                if status != spec.OK:
+                    return status, epoch, self.t
+        return spec.OK, None, self.t
 
-    def _step(self):
-        """One iteration ``i = n_iter``: forward, cost, backward, update."""
-        i = self.n_iter
-        AL, caches = R.L_model_forward(self.X, self._current, self.hidden_activation,
+    def _epoch(self, epoch):
+        """One epoch: every batch's step; records the cost; returns a status code."""
+        o = self.options
+        alpha = optimizers.learning_rate_at(o.learning_rate, epoch, o.decay_rate, o.time_interval)
+        record = epoch % self.cost_every == 0
+        total = 0.0
+        status = spec.OK
+        for X_b, Y_b in R.random_mini_batches(self.X, self.Y, o.batch_size, o.seed, epoch,
+                                              o.shuffle):
+            parameters, state = self._current
+            AL, caches = R.L_model_forward(X_b, parameters, self.hidden_activation,
+                                           self.output_activation)
+            ZL = caches[-1][1]
+            if record:
+                total += R.compute_cost_from_logits(ZL, Y_b, self.output_activation) * ZL.shape[1]
+            if not np.isfinite(np.sum(ZL)):
+                status = spec.NONFINITE_COST
+                if self._previous is not None:
+                    self._current, self._previous = self._previous, None
+                    self.t -= 1
+                break
+            grads = R.L_model_backward(AL, Y_b, caches, self.hidden_activation, "dZ",
                                        self.output_activation)
-        ZL = caches[-1][1]
-        if i % self.cost_every == 0:
-            self._costs.append(R.compute_cost_from_logits(ZL, self.Y, self.output_activation))
-        if not np.isfinite(np.sum(ZL)):
-            self.status, self.failed_at = "nonfinite_cost", i
-            if self._previous is not None:
-                self._current, self.n_iter = self._previous, i - 1
-            return
-        grads = R.L_model_backward(AL, self.Y, caches, self.hidden_activation, "dZ",
-                                   self.output_activation)
-        new = R.update_parameters(self._current, grads, self.learning_rate)
-        if not all(np.all(np.isfinite(v)) for v in new.values()):
-            self.status, self.failed_at = "nonfinite_update", i
-            return
-        self._previous, self._current = self._current, new
-        self.n_iter = i + 1
+            new = R.update_parameters_with_optimizer(
+                parameters, grads, state, self.t + 1, alpha, self.optimizer, *self._hyperparameters)
+            if not all(np.all(np.isfinite(v)) for v in new[0].values()):
+                status = spec.NONFINITE_UPDATE
+                break
+            self._previous, self._current = self._current, new
+            self.t += 1
+        if record:
+            self._costs.append(total / self.m)
+        return status
 
     @property
     def parameters(self):
         """A new dict of the current parameters (the last with a finite cost)."""
-        return {k: v.copy() for k, v in self._current.items()}
+        return {k: v.copy() for k, v in self._current[0].items()}
+
+    @property
+    def optimizer_state(self):
+        """The optimiser's state with :attr:`parameters`: ``{"v": {"dW1": ...}, ...}`` (new arrays)."""
+        return {slot: {k: v.copy() for k, v in values.items()}
+                for slot, values in self._current[1].items()}
 
     @property
     def costs(self):
-        """The costs recorded so far (float64): iterations 0, cost_every, ... reached."""
+        """The costs this trainer recorded (float64): epochs ``e % cost_every == 0`` reached."""
         return np.array(self._costs, dtype=np.float64)
 
 

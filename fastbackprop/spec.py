@@ -72,7 +72,17 @@ OUTPUTS = {
 #: Optimisers, name -> :class:`Optimizer`.
 OPTIMIZERS = {
     "gd": Optimizer(0, (), (), "W := W - alpha dW"),
+    "momentum": Optimizer(1, ("beta",), ("v",),
+                          "v := beta v + (1 - beta) dW;  W := W - alpha v"),
+    "rmsprop": Optimizer(2, ("beta2", "epsilon"), ("s",),
+                         "s := beta2 s + (1 - beta2) dW^2;  W := W - alpha dW / (sqrt(s) + epsilon)"),
+    "adam": Optimizer(3, ("beta1", "beta2", "epsilon"), ("v", "s"),
+                      "v, s as momentum and RMSprop (beta1, beta2); "
+                      "W := W - alpha (v / (1 - beta1^t)) / (sqrt(s / (1 - beta2^t)) + epsilon)"),
 }
+
+#: The optimisers' hyperparameters and their defaults (the course's).
+OPTIMIZER_DEFAULTS = {"beta": 0.9, "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8}
 
 #: Status codes the compiled loop returns: all went well; the cost of the
 #: current parameters is NaN or infinite; an update produced NaN or infinity.

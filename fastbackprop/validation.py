@@ -341,15 +341,6 @@ def check_linear(A_prev, W, b):
     check_matrix(b, "b", rows=W.shape[0], cols=1, row_name="n_l", col_name="1")
 
 
-class TrainingOptions(NamedTuple):
-    """What both backends' trainers read, checked: the codes of ``spec``'s tables and the numbers."""
-
-    hidden: int
-    output: int
-    learning_rate: float
-    cost_every: int
-
-
 def check_layer_activation(name, argument="activation"):
     """A layer's activation: a hidden activation or an output layer's (``spec``'s two tables)."""
     if isinstance(name, str) and name in spec.OUTPUTS:
@@ -362,11 +353,64 @@ def check_layer_activation(name, argument="activation"):
     return name
 
 
-def check_training(hidden_activation, output_activation, learning_rate, cost_every):
-    """Check a trainer's options; returns :class:`TrainingOptions`."""
+def check_real(value, argument, low, high, expected, low_open=False, high_open=True):
+    """Return ``value`` as a float if it is a finite real in the interval, else raise.
+
+    The interval is ``[low, high)`` by default (``low_open``/``high_open``
+    make either end open; None for no bound); ``expected`` describes it in
+    the message ("{argument} must be {expected}; got ...").
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{argument} must be {expected}; got {value!r}")
+    x = float(value)
+    if (not np.isfinite(x) or (low is not None and (x < low or (low_open and x == low)))
+            or (high is not None and (x > high or (high_open and x == high)))):
+        raise ValueError(f"{argument} must be {expected}; got {value!r}")
+    return x
+
+
+class TrainingOptions(NamedTuple):
+    """What both backends' trainers read, checked: ``spec``'s codes and the numbers."""
+
+    hidden: int
+    output: int
+    optimizer: int
+    learning_rate: float
+    cost_every: int
+    batch_size: int | None
+    shuffle: bool
+    seed: int
+    beta: float
+    beta1: float
+    beta2: float
+    epsilon: float
+    decay_rate: float
+    time_interval: int | None
+
+
+def check_training(hidden_activation="relu", output_activation="sigmoid", learning_rate=0.0075,
+                   cost_every=100, optimizer="gd", batch_size=None, shuffle=True, seed=0,
+                   beta=0.9, beta1=0.9, beta2=0.999, epsilon=1e-8, decay_rate=0.0,
+                   time_interval=None):
+    """Check a trainer's options, each naming its argument; returns :class:`TrainingOptions`."""
+    if not isinstance(shuffle, (bool, np.bool_)):
+        raise TypeError(f"shuffle must be True or False; got {shuffle!r}")
+    unit = "a number in [0, 1)"
     return TrainingOptions(
-        spec.code_of(spec.ACTIVATIONS, hidden_activation, "hidden_activation"),
-        spec.code_of(spec.OUTPUTS, output_activation, "output_activation"),
-        check_learning_rate(learning_rate),
-        check_positive_int(cost_every, "cost_every"),
+        hidden=spec.code_of(spec.ACTIVATIONS, hidden_activation, "hidden_activation"),
+        output=spec.code_of(spec.OUTPUTS, output_activation, "output_activation"),
+        optimizer=spec.code_of(spec.OPTIMIZERS, optimizer, "optimizer"),
+        learning_rate=check_learning_rate(learning_rate),
+        cost_every=check_positive_int(cost_every, "cost_every"),
+        batch_size=None if batch_size is None else check_int(
+            batch_size, "batch_size", 1, "None or an integer >= 1"),
+        shuffle=bool(shuffle),
+        seed=check_int(seed, "seed", 0, "an integer >= 0"),
+        beta=check_real(beta, "beta", 0, 1, unit),
+        beta1=check_real(beta1, "beta1", 0, 1, unit),
+        beta2=check_real(beta2, "beta2", 0, 1, unit),
+        epsilon=check_real(epsilon, "epsilon", 0, None, "a finite number > 0", low_open=True),
+        decay_rate=check_real(decay_rate, "decay_rate", 0, None, "a finite number >= 0"),
+        time_interval=None if time_interval is None else check_positive_int(
+            time_interval, "time_interval"),
     )

@@ -20,7 +20,7 @@ from fastbackprop.datasets import make_classification
 from fastbackprop.model import Model
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-FAST = ["--backend", "numpy", "--iterations", "200", "--seed", "0"]
+FAST = ["--backend", "numpy", "--epochs", "200", "--seed", "0"]
 
 
 def environment():
@@ -68,10 +68,10 @@ def test_train_with_no_arguments_trains_the_planar_network(tmp_path):
     lines = result.stdout.splitlines()
     assert lines[0] == "data: planar flower (built-in): 400 examples, 2 features"
     assert lines[1].startswith("model: Model(layer_dims=[2, 4, 1], hidden_activation='tanh', "
-                               "learning_rate=1.2, n_iterations=10000, init='scaled'")
+                               "learning_rate=1.2, n_epochs=10000, init='scaled'")
     accuracy = float(lines[2].removeprefix("training accuracy: ").rstrip("%"))
     assert accuracy > 85
-    assert lines[3].startswith("time per iteration: ") and "10000 iterations" in lines[3]
+    assert lines[3].startswith("time per epoch: ") and "10000 epochs, 10000 updates" in lines[3]
     assert "numba backend, float64" in lines[3]
     assert "10000/10000" in result.stderr and "cost=" in result.stderr  # tqdm's bar
 
@@ -88,8 +88,10 @@ def test_train_save_plot_then_predict_on_a_users_csv(tmp_path):
     model = Model.load(tmp_path / "model.npz")
     assert model.get_params() == {
         "layer_dims": [3, 6, 1], "hidden_activation": "relu", "output_activation": "sigmoid",
-        "learning_rate": 0.5, "n_iterations": 200, "init": "he", "seed": 0,
-        "dtype": "float64", "backend": "numpy", "cost_every": 100}
+        "learning_rate": 0.5, "n_epochs": 200, "init": "he", "seed": 0,
+        "dtype": "float64", "backend": "numpy", "cost_every": 100, "optimizer": "gd",
+        "batch_size": None, "shuffle": True, "beta": 0.9, "beta1": 0.9, "beta2": 0.999,
+        "epsilon": 1e-8, "decay_rate": 0.0, "time_interval": None}
     accuracy = model.score(X, Y)
     assert f"training accuracy: {accuracy:.1%}" in result.stdout
 
@@ -150,7 +152,7 @@ def test_bad_files_and_arguments_exit_2_with_one_line(tmp_path, args, match):
 
 def test_predict_with_data_that_does_not_fit_the_model(tmp_path):
     write_csv(tmp_path / "three.csv")
-    Model([2, 3, 1], backend="numpy", n_iterations=1).fit(np.ones((2, 2)), [0, 1]).save(
+    Model([2, 3, 1], backend="numpy", n_epochs=1).fit(np.ones((2, 2)), [0, 1]).save(
         tmp_path / "m.npz")
     result = fastbackprop("predict", "--model", "m.npz", "--data", "three.csv", cwd=tmp_path)
     assert_one_line_error(result, 2, r"three.csv has 4 columns \['x1', 'x2', 'x3', 'label'\]; "
@@ -165,7 +167,7 @@ def test_divergence_exits_1(tmp_path):
     errors = [line for line in result.stderr.splitlines() if "error" in line]
     assert errors == [result.stderr.splitlines()[-1]]  # after the progress bar
     assert re.fullmatch(r"fastbackprop: error: training diverged: the cost became NaN or "
-                        r"infinite at iteration \d+; try a smaller --lr", errors[0])
+                        r"infinite at epoch \d+; try a smaller --lr", errors[0])
     assert not (tmp_path / "m.npz").exists()
 
 
@@ -357,7 +359,7 @@ def test_spiral_with_softmax_out_of_the_box(tmp_path):
     assert lines[0] == "data: spiral (built-in): 300 examples, 2 features, 3 classes: 0, 1, 2"
     assert lines[1].startswith("model: Model(layer_dims=[2, 10, 3], hidden_activation='tanh', "
                                "output_activation='softmax', learning_rate=0.5, "
-                               "n_iterations=10000, init='scaled'")
+                               "n_epochs=10000, init='scaled'")
     assert float(lines[2].removeprefix("training accuracy: ").rstrip("%")) > 95
 
 
@@ -495,8 +497,8 @@ def test_progress_lines_without_tqdm(monkeypatch, capsys):
     out, err = capsys.readouterr()
     assert "training accuracy: " in out
     lines = err.splitlines()
-    assert lines[-1].startswith("iteration 300/300: cost ")
-    assert all(line.startswith("iteration ") for line in lines)
+    assert lines[-1].startswith("epoch 300/300: cost ")
+    assert all(line.startswith("epoch ") for line in lines)
 
 
 def test_ctrl_c_exits_130_and_writes_nothing(monkeypatch, capsys, tmp_path):
@@ -553,3 +555,34 @@ def test_warmup_reports_each_kernel_set(capsys):
     assert cli.main(["warmup", "--dtype", "float64", "--activation", "tanh"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("float64 tanh sigmoid: ") and len(out.splitlines()) == 1
+
+
+def test_train_with_adam_in_mini_batches(tmp_path):
+    """The optimiser flags reach the model; progress and the report count epochs."""
+    write_csv(tmp_path / "train.csv")
+    result = fastbackprop("train", "--data", "train.csv", "--layers", "3,6,1", "--backend",
+                          "numpy", "--epochs", "7", "--seed", "0", "--optimizer", "adam",
+                          "--batch-size", "32", "--lr", "0.01", "--beta1", "0.8",
+                          "--decay-rate", "0.5", "--time-interval", "2", "--save", "adam.npz",
+                          cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "time per epoch: " in result.stdout and "(7 epochs, 28 updates, in" in result.stdout
+    model = Model.load(tmp_path / "adam.npz")
+    assert (model.optimizer, model.batch_size, model.beta1, model.decay_rate,
+            model.time_interval) == ("adam", 32, 0.8, 0.5, 2)
+    assert (model.n_iter_, model.t_) == (7, 28)
+    assert set(model.optimizer_state_) == {"v", "s"}
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--optimizer", "sgd"], "invalid choice: 'sgd'"),
+    (["--batch-size", "0"], "expected an integer >= 1; got '0'"),
+    (["--beta", "1.5"], r"beta must be a number in \[0, 1\); got 1.5"),
+    (["--epsilon", "0"], "epsilon must be a finite number > 0; got 0"),
+])
+def test_bad_optimiser_flags_are_one_line_errors(tmp_path, args, message):
+    result = fastbackprop("train", *FAST, *args, cwd=tmp_path)
+    assert result.returncode == 2
+    errors = result.stderr.strip().splitlines()
+    assert len(errors) == 1 and re.match(r"fastbackprop( train)?: error: ", errors[0])
+    assert re.search(message, errors[0]), errors[0]

@@ -37,7 +37,7 @@ def backend(request):
 def small(backend="numpy", **kw):
     """A [3, 5, 1] tanh model and its data: X (3, 40), Y (1, 40)."""
     X, Y = make_classification(3, 40, seed=1)
-    params = dict(hidden_activation="tanh", learning_rate=0.5, n_iterations=50, seed=0,
+    params = dict(hidden_activation="tanh", learning_rate=0.5, n_epochs=50, seed=0,
                   backend=backend, cost_every=10)
     params.update(kw)
     return Model([3, 5, 1], **params), X, Y
@@ -77,7 +77,7 @@ def test_both_backends_give_the_same_parameters(problem, dtype):
     dims, activation, lr, data = PROBLEMS[problem]
     X, Y = data()
     fitted = {
-        b: Model(dims, hidden_activation=activation, learning_rate=lr, n_iterations=ITERATIONS,
+        b: Model(dims, hidden_activation=activation, learning_rate=lr, n_epochs=ITERATIONS,
                  seed=0, dtype=dtype, backend=b, cost_every=50).fit(X, Y)
         for b in BACKENDS
     }
@@ -94,7 +94,7 @@ def test_both_backends_give_the_same_parameters(problem, dtype):
 
 def test_the_numpy_backend_is_the_reference_training_loop():
     X, Y = make_classification(4, 30, seed=2)
-    model = Model([4, 6, 3, 1], learning_rate=0.05, n_iterations=120, seed=5, backend="numpy",
+    model = Model([4, 6, 3, 1], learning_rate=0.05, n_epochs=120, seed=5, backend="numpy",
                   cost_every=7).fit(X, Y)
     parameters, costs = R.L_layer_model(X, Y, [4, 6, 3, 1], learning_rate=0.05,
                                         num_iterations=120, seed=5, cost_every=7)
@@ -105,7 +105,7 @@ def test_the_numpy_backend_is_the_reference_training_loop():
 
 def test_planar_network_learns(backend):
     X, Y = load_planar_dataset()
-    model = Model([2, 4, 1], hidden_activation="tanh", learning_rate=1.2, n_iterations=2000,
+    model = Model([2, 4, 1], hidden_activation="tanh", learning_rate=1.2, n_epochs=2000,
                   init="scaled", seed=0, backend=backend)
     assert model.fit(X, Y) is model
     assert model.score(X, Y) > 0.85
@@ -116,7 +116,7 @@ def test_planar_network_learns(backend):
 
 def test_predictions_shapes_and_values(backend):
     X, Y = make_classification(5, 64, n_y=2, seed=3)
-    model = Model([5, 8, 2], learning_rate=0.1, n_iterations=20, seed=0, backend=backend).fit(X, Y)
+    model = Model([5, 8, 2], learning_rate=0.1, n_epochs=20, seed=0, backend=backend).fit(X, Y)
     P = model.predict_proba(X[:, :7])
     assert P.shape == (2, 7) and np.all((P > 0) & (P < 1))
     np.testing.assert_array_equal(model.predict(X[:, :7]), (P > 0.5).astype(float))
@@ -159,7 +159,7 @@ def test_gradients_are_the_reference_grads(backend):
 
 
 def test_callback_sees_progress_in_chunks(backend):
-    model, X, Y = small(backend, n_iterations=95, cost_every=10)
+    model, X, Y = small(backend, n_epochs=95, cost_every=10)
     seen = []
     model.fit(X, Y, callback=lambda n_iter, cost: seen.append((n_iter, cost)))
     counts = [n for n, _ in seen]
@@ -192,8 +192,10 @@ def test_get_params_and_set_params():
     model = Model([2, 3, 1])
     assert model.get_params() == {
         "layer_dims": [2, 3, 1], "hidden_activation": "relu", "output_activation": "sigmoid",
-        "learning_rate": 0.0075, "n_iterations": 3000, "init": "he", "seed": None,
-        "dtype": "float64", "backend": "numba", "cost_every": 100}
+        "learning_rate": 0.0075, "n_epochs": 3000, "init": "he", "seed": None,
+        "dtype": "float64", "backend": "numba", "cost_every": 100, "optimizer": "gd",
+        "batch_size": None, "shuffle": True, "beta": 0.9, "beta1": 0.9, "beta2": 0.999,
+        "epsilon": 1e-8, "decay_rate": 0.0, "time_interval": None}
     assert model.set_params(learning_rate=0.5, seed=3) is model
     assert (model.learning_rate, model.seed) == (0.5, 3)
     with pytest.raises(ValueError, match="learning_rate must be a finite number > 0"):
@@ -226,8 +228,8 @@ def test_repr_shows_what_differs_from_the_defaults():
     (dict(learning_rate=-0.1), ValueError, "learning_rate must be a finite number > 0"),
     (dict(learning_rate=np.nan), ValueError, "learning_rate must be a finite number > 0"),
     (dict(learning_rate="0.1"), TypeError, "learning_rate must be a positive number"),
-    (dict(n_iterations=0), ValueError, "n_iterations must be a positive integer; got 0"),
-    (dict(n_iterations=10.0), TypeError, "n_iterations must be a positive integer"),
+    (dict(n_epochs=0), ValueError, "n_epochs must be a positive integer; got 0"),
+    (dict(n_epochs=10.0), TypeError, "n_epochs must be a positive integer"),
     (dict(init="zeros"), ValueError, r"init must be one of \['he', 'xavier', 'scaled'\]; got 'zeros'"),
     (dict(seed=-1), ValueError, "seed must be None or an integer >= 0; got -1"),
     (dict(seed="a"), TypeError, "seed must be None or an integer >= 0"),
@@ -293,7 +295,7 @@ BAD_FIT_INPUTS = {
 def test_bad_data_fails_before_any_work(case, backend, monkeypatch):
     make, error, match = BAD_FIT_INPUTS[case]
     X, Y = make(*good())
-    model = Model([2, 3, 1], n_iterations=5, backend=backend)
+    model = Model([2, 3, 1], n_epochs=5, backend=backend)
     before = state(model)
     monkeypatch.setattr(model_module, "_run_in_chunks", pytest.fail)  # no training may start
     with pytest.raises(error, match=match):
@@ -318,7 +320,7 @@ def parameters_with(**changes):
 ])
 def test_bad_initial_parameters(parameters, error, match, monkeypatch):
     X, Y = good()
-    model = Model([2, 3, 1], n_iterations=5, backend="numpy")
+    model = Model([2, 3, 1], n_epochs=5, backend="numpy")
     monkeypatch.setattr(model_module, "_run_in_chunks", pytest.fail)
     with pytest.raises(error, match=match):
         model.fit(X, Y, parameters=parameters)
@@ -327,7 +329,7 @@ def test_bad_initial_parameters(parameters, error, match, monkeypatch):
 
 def test_bad_callback_and_hyperparameters_changed_after_construction():
     X, Y = good()
-    model = Model([2, 3, 1], n_iterations=5, backend="numpy")
+    model = Model([2, 3, 1], n_epochs=5, backend="numpy")
     with pytest.raises(TypeError, match="callback must be callable or None; got 3"):
         model.fit(X, Y, callback=3)
     model.learning_rate = -1  # set directly, bypassing set_params
@@ -357,7 +359,7 @@ def test_predict_checks_X_against_the_fitted_network(backend):
 def diverging(backend):
     """relu with a learning rate of 1e8: the cost overflows after a few dozen steps."""
     X, Y = make_classification(5, 50, seed=0)
-    return Model([5, 8, 1], learning_rate=1e8, n_iterations=200, seed=0, backend=backend,
+    return Model([5, 8, 1], learning_rate=1e8, n_epochs=200, seed=0, backend=backend,
                  cost_every=10), X, Y
 
 
@@ -367,7 +369,7 @@ def test_divergence_raises_naming_the_iteration_and_keeps_the_model(backend):
     before = state(model)
     model.set_params(learning_rate=1e8)
     before["learning_rate"] = 1e8
-    with pytest.raises(TrainingDivergedError, match=r"training diverged at iteration 21: the cost "
+    with pytest.raises(TrainingDivergedError, match=r"training diverged at epoch 21: the cost "
                        r"became NaN or infinite; the model is unchanged") as caught:
         model.fit(X, Y)
     assert_same_state(model, before)
@@ -376,15 +378,15 @@ def test_divergence_raises_naming_the_iteration_and_keeps_the_model(backend):
     assert all(np.all(np.isfinite(v)) for v in error.parameters.values())
     assert error.costs.shape == (3,) and np.all(np.isfinite(error.costs))
     # The parameters it keeps are those of 20 clean steps.
-    twenty = Model(**{**model.get_params(), "n_iterations": 20}).fit(X, Y)
+    twenty = Model(**{**model.get_params(), "n_epochs": 20}).fit(X, Y)
     for k in twenty.parameters_:
         np.testing.assert_allclose(error.parameters[k], twenty.parameters_[k], rtol=1e-12)
 
 
 def test_huge_inputs_diverge_at_the_first_update(backend):
     X, Y = make_classification(5, 50, seed=0)
-    model = Model([5, 8, 1], learning_rate=1e3, n_iterations=50, seed=0, backend=backend)
-    with pytest.raises(TrainingDivergedError, match="at iteration 1:") as caught:
+    model = Model([5, 8, 1], learning_rate=1e3, n_epochs=50, seed=0, backend=backend)
+    with pytest.raises(TrainingDivergedError, match="at epoch 1:") as caught:
         model.fit(X * 1e150, Y)
     initial = R.initialize_parameters([5, 8, 1], seed=0)
     for k in initial:
@@ -405,7 +407,7 @@ def test_both_backends_diverge_alike():
 
 
 def test_keyboard_interrupt_in_the_callback_leaves_the_model_unchanged(backend):
-    model, X, Y = small(backend, n_iterations=400, cost_every=10)
+    model, X, Y = small(backend, n_epochs=400, cost_every=10)
     model.fit(X, Y)
     before = state(model)
     calls = []
@@ -427,7 +429,7 @@ def trainer_class(backend):
 
 
 def test_keyboard_interrupt_between_training_calls_leaves_the_model_unchanged(backend, monkeypatch):
-    model, X, Y = small(backend, n_iterations=400, cost_every=10)
+    model, X, Y = small(backend, n_epochs=400, cost_every=10)
     Trainer = trainer_class(backend)
     run = Trainer.run
     calls = []
@@ -578,8 +580,8 @@ def test_load_refuses_corrupt_files(tmp_path):
     hp["hidden_activation"] = "softmax"
     with pytest.raises(ValueError, match="is corrupt: hidden_activation must be one of"):
         Model.load(rewrite(tmp_path, {**arrays, "hyperparameters": np.array(json.dumps(hp))}))
-    with pytest.raises(ValueError, match="has format version 2; this fastbackprop reads up to 1"):
-        Model.load(rewrite(tmp_path, {**arrays, "format_version": np.array(2)}))
+    with pytest.raises(ValueError, match="has format version 3; this fastbackprop reads up to 2"):
+        Model.load(rewrite(tmp_path, {**arrays, "format_version": np.array(3)}))
     objects = tmp_path / "objects.npz"
     np.savez(objects, **{**arrays, "costs_": np.array([None], dtype=object)})
     with pytest.raises(ValueError, match="corrupt or unreadable.*allow_pickle"):

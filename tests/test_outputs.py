@@ -223,7 +223,7 @@ def test_trainer_with_each_output_equals_K_reference_steps(output, dtype, gram):
 @pytest.mark.parametrize("output", OUTPUTS)
 def test_both_backends_fit_each_output_to_the_same_parameters(output):
     parameters, X, Y = network([6, 8, WIDTHS[output][1]], 50, output)
-    fits = [Model([6, 8, WIDTHS[output][1]], "relu", output, learning_rate=0.1, n_iterations=200,
+    fits = [Model([6, 8, WIDTHS[output][1]], "relu", output, learning_rate=0.1, n_epochs=200,
                   seed=0, backend=b).fit(X, Y) for b in spec.BACKENDS]
     for key, value in fits[1].parameters_.items():
         assert_close(fits[0].parameters_[key], value, np.float64, factor=1e2, err_msg=key)
@@ -238,7 +238,7 @@ def test_softmax_learns_digits_to_a_stated_held_out_accuracy():
 
     X, y = load_digits(return_X_y=True)
     X_train, X_test, y_train, y_test = train_test_split(X / 16, y, test_size=0.3, random_state=0)
-    model = Model([64, 64, 10], "relu", "softmax", learning_rate=0.5, n_iterations=500, seed=0)
+    model = Model([64, 64, 10], "relu", "softmax", learning_rate=0.5, n_epochs=500, seed=0)
     model.fit(X_train.T, y_train)
     assert model.predict(X_test.T).shape == (len(y_test),)
     assert model.score(X_test.T, y_test) >= 0.95
@@ -251,7 +251,7 @@ def test_a_linear_output_fits_a_regression_to_a_stated_r2():
     rng = np.random.default_rng(0)
     X = rng.uniform(-1, 1, (3, 600))
     y = np.sin(2 * X[0]) + X[1] ** 2 - X[2] + 0.1 * rng.standard_normal(600)
-    model = Model([3, 32, 1], "tanh", "linear", learning_rate=0.1, n_iterations=3000, seed=0)
+    model = Model([3, 32, 1], "tanh", "linear", learning_rate=0.1, n_epochs=3000, seed=0)
     model.fit(X[:, :400], y[:400])
     assert model.predict(X[:, 400:]).shape == (1, 200)
     assert model.score(X[:, 400:], y[400:]) >= 0.9
@@ -286,7 +286,7 @@ def test_softmax_labels_as_indices_or_one_hot_are_the_same():
 def test_bad_labels_are_refused_naming_the_column_and_the_model_is_unchanged(output, Y, match):
     n_y = 2 if output == "softmax" else 1
     X = np.random.default_rng(0).standard_normal((2, 3))
-    model = Model([2, 3, n_y], output_activation=output, n_iterations=5, seed=0, backend="numpy")
+    model = Model([2, 3, n_y], output_activation=output, n_epochs=5, seed=0, backend="numpy")
     good = {"softmax": [0, 1, 1], "linear": [0.1, 0.2, 0.3], "sigmoid": [0, 1, 1]}[output]
     model.fit(X, good)
     before = {k: v.copy() for k, v in model.parameters_.items()}
@@ -306,7 +306,7 @@ def test_predictions_and_scores_per_output(backend_name):
     rng = np.random.default_rng(7)
     X = rng.standard_normal((4, 30))
     y = rng.integers(0, 3, 30)
-    model = Model([4, 5, 3], "tanh", "softmax", learning_rate=0.5, n_iterations=50, seed=0,
+    model = Model([4, 5, 3], "tanh", "softmax", learning_rate=0.5, n_epochs=50, seed=0,
                   backend=backend_name).fit(X, y)
     P = model.predict_proba(X)
     assert P.shape == (3, 30)
@@ -316,7 +316,7 @@ def test_predictions_and_scores_per_output(backend_name):
     np.testing.assert_array_equal(prediction, np.argmax(P, axis=0))
     assert model.score(X, y) == pytest.approx(np.mean(prediction == y))
     assert model.score(X, np.eye(3)[:, y]) == model.score(X, y)
-    regression = Model([4, 5, 2], "tanh", "linear", learning_rate=0.1, n_iterations=50, seed=0,
+    regression = Model([4, 5, 2], "tanh", "linear", learning_rate=0.1, n_epochs=50, seed=0,
                        backend=backend_name)
     Y = rng.standard_normal((2, 30))
     regression.fit(X, Y)
@@ -330,7 +330,7 @@ def test_predictions_and_scores_per_output(backend_name):
 def test_a_saved_model_keeps_its_output_layer_and_class_names(tmp_path):
     rng = np.random.default_rng(8)
     X = rng.standard_normal((4, 30))
-    model = Model([4, 5, 3], "tanh", "softmax", n_iterations=20, seed=0, backend="numpy")
+    model = Model([4, 5, 3], "tanh", "softmax", n_epochs=20, seed=0, backend="numpy")
     model.fit(X, rng.integers(0, 3, 30))
     model.classes_ = np.array(["setosa", "versicolor", "virginica"])
     model.save(tmp_path / "iris.npz")

@@ -30,7 +30,9 @@ from numba import literally
 from .. import spec
 from .._jit import jit
 from . import gram as gram_mode
+from . import rng
 from .layout import W_of, b_of, layer_of, layer_offsets
+from .optimizers import optimizer_update
 from .outputs import output_apply, output_layer
 from .passes import (
     NT,
@@ -63,11 +65,34 @@ class Work(NamedTuple):
     cols: np.ndarray
 
 
+class Batches(NamedTuple):
+    """Mini-batch buffers: ``X``, ``Y`` flat, for ``n_x x capacity`` and ``n_L x capacity``
+    entries (each batch is gathered there, contiguous), and ``perm`` ``(m,)`` int64,
+    the epoch's column order. Empty for full-batch training."""
+
+    X: np.ndarray
+    Y: np.ndarray
+    perm: np.ndarray
+
+
 class Hyper(NamedTuple):
-    """``learning_rate`` (a scalar of the data's dtype) and ``cost_every`` (int)."""
+    """The hyperparameters, floats in the data's dtype.
+
+    ``batch_size`` 0 means the whole batch (no gather, no shuffle);
+    ``time_interval`` 0 means decay every epoch; ``seed`` is a uint64.
+    """
 
     learning_rate: float
     cost_every: int
+    beta: float
+    beta1: float
+    beta2: float
+    epsilon: float
+    decay_rate: float
+    time_interval: int
+    batch_size: int
+    shuffle: bool
+    seed: np.uint64
 
 
 @jit
@@ -138,57 +163,116 @@ def backward(theta, X, Y, dims, offsets, hidden, acts, deltas, grad, gram):
 
 
 @jit
-def train(current, other, data, work, hyper, gram, dims, hidden, output, start, n_iterations):
-    """Run iterations ``start, ..., start + n_iterations - 1`` of full-batch gradient descent.
+def learning_rate_at(hyper, epoch):
+    """``alpha0 / (1 + decay_rate * k)``, ``k`` the epoch or ``floor(epoch / time_interval)``."""
+    k = epoch if hyper.time_interval == 0 else epoch // hyper.time_interval
+    one = like(hyper.learning_rate, 1.0)
+    return hyper.learning_rate / (one + hyper.decay_rate * like(hyper.learning_rate, k))
 
-    current: flat parameters after ``start`` updates; other: the previous
-    parameters (or scratch when ``start == 0``), same size; dims
-    ``[n_x, ..., n_L]`` (int64); hidden, output: the codes of
-    ``spec.ACTIVATIONS`` and ``spec.OUTPUTS``. ``work.costs`` receives, at
-    index ``i // cost_every``, the cost before the update of every
-    iteration ``i`` with ``i % cost_every == 0``.
 
-    Returns ``(status, n_updates, failed_at, in_other)``: ``status`` is
-    ``OK``, ``NONFINITE_COST`` or ``NONFINITE_UPDATE``; the result is the
-    last set of parameters whose cost was finite (the initial ones if the
-    very first cost was not), ``n_updates`` (possibly -1) away from
-    ``current``'s, and lies in ``other`` when ``in_other``; ``failed_at``
-    is the iteration that went wrong, or -1.
+@jit
+def gather(source, perm, first, out):
+    """``out[:, j] = source[:, perm[first + j]]`` for the ``out.shape[1]`` columns of a batch."""
+    n, width = out.shape
+    for i in range(n):
+        for j in range(width):
+            out[i, j] = source[i, perm[first + j]]
+
+
+@jit
+def batch_view(buffer, rows, width):
+    """The first ``rows x width`` entries of a flat buffer as a C-contiguous ``(rows, width)``."""
+    return buffer[:rows * width].reshape((rows, width))
+
+
+@jit
+def train(current, other, data, batches, work, hyper, gram, dims, hidden, output, optimizer,
+          start, n_epochs, t, have_previous):
+    """Run epochs ``start, ..., start + n_epochs - 1``; ``t`` updates were made before.
+
+    current: ``[theta | optimiser state]`` after ``t`` updates (and Gram
+    mode's ``D`` after ``theta``); other: the previous ones when
+    ``have_previous``, else scratch, same size; dims ``[n_x, ..., n_L]`` (int64); hidden,
+    output, optimizer: codes of ``spec``'s tables (constants).
+
+    Each epoch ``e`` takes the learning rate :func:`learning_rate_at`, puts
+    the columns in the order of ``fastbackprop.rng.permutation(m, seed, e)``
+    (unless ``shuffle`` is off), and cuts them in order into batches of
+    ``batch_size`` columns (the last keeps the rest), each gathered into
+    ``batches``; with ``batch_size == 0`` an epoch is one full-batch step on
+    ``X`` itself. Each batch: forward, backward from ``dZ_L = A_L - Y``,
+    and the optimiser's fused update with the batch's own ``1/m_b``.
+    ``work.costs[e // cost_every]`` receives, for epochs with
+    ``e % cost_every == 0``, the sum of the batches' losses (each before
+    its update) over ``m``.
+
+    Returns ``(status, epochs, updates, failed_at, in_other)``: ``epochs``
+    completed; ``updates`` the net number of updates from ``current`` to
+    the result (possibly -1: a non-finite cost steps back to the previous
+    parameters), which lies in ``other`` when ``in_other``; ``failed_at``
+    the epoch that went wrong, or -1.
     """
-    literally(hidden)  # compile only the activation and the output layer in use
+    literally(hidden)  # compile only the activation, output layer and optimiser in use
     literally(output)
+    literally(optimizer)
     X, Y = data.X, data.Y
-    m = X.shape[1]
+    n_x, m = X.shape
+    n_L = Y.shape[0]
     offsets = layer_offsets(dims, capacity_of(work, dims))
+    full = hyper.batch_size == 0
+    width = m if full else hyper.batch_size
+    n_batches = (m + width - 1) // width
     inv_m = like(hyper.learning_rate, 1.0) / like(hyper.learning_rate, m)
     if gram.enabled:
         gram_mode.start(current, X, dims, offsets, gram, work.grad)
     status = OK
     done = 0
+    epochs = 0
     failed_at = -1
-    for i in range(start, start + n_iterations):
-        cost = i % hyper.cost_every == 0
-        ZL_sum, loss = forward(current, X, Y, dims, offsets, hidden, output, work.acts,
-                               work.cols, cost, gram)
-        if cost:
-            work.costs[i // hyper.cost_every] = loss * inv_m
-        if not np.isfinite(ZL_sum):
-            status = NONFINITE_COST
-            failed_at = i
-            if i > 0:
-                done -= 1  # back to the last parameters with a finite cost, in other
+    stepped_back = False
+    for e in range(start, start + n_epochs):
+        alpha = learning_rate_at(hyper, e)
+        record = e % hyper.cost_every == 0
+        if not full and hyper.shuffle:
+            rng.permute(batches.perm, hyper.seed, e)
+        loss = like(alpha, 0.0)
+        for k in range(n_batches):
+            first = k * width
+            m_b = min(width, m - first)
+            if full:
+                X_b, Y_b = X, Y
+            else:
+                X_b = batch_view(batches.X, n_x, m_b)
+                Y_b = batch_view(batches.Y, n_L, m_b)
+                gather(X, batches.perm, first, X_b)
+                gather(Y, batches.perm, first, Y_b)
+            ZL_sum, batch_loss = forward(current, X_b, Y_b, dims, offsets, hidden, output,
+                                         work.acts, work.cols, record, gram)
+            loss += batch_loss
+            if not np.isfinite(ZL_sum):
+                status = NONFINITE_COST
+                if done > 0 or have_previous:
+                    done -= 1  # back to the last parameters with a finite cost, in other
+                    stepped_back = True
+                break
+            backward(current, X_b, Y_b, dims, offsets, hidden, work.acts, work.deltas,
+                     work.grad, gram)
+            step = like(alpha, 1.0) / like(alpha, m_b)
+            if not np.isfinite(optimizer_update(optimizer, current, other, work.grad, step,
+                                                alpha, hyper, t + done + 1)):
+                status = NONFINITE_UPDATE
+                break
+            current, other = other, current
+            done += 1
+        if record:
+            work.costs[e // hyper.cost_every] = loss * inv_m
+        if status != OK:
+            failed_at = e
             break
-        backward(current, X, Y, dims, offsets, hidden, work.acts, work.deltas, work.grad, gram)
-        if not np.isfinite(update(current, work.grad, inv_m, hyper.learning_rate, other)):
-            status = NONFINITE_UPDATE
-            failed_at = i
-            break
-        current, other = other, current
-        done += 1
+        epochs += 1
     if gram.enabled:
-        result = other if status == NONFINITE_COST and failed_at > 0 else current
-        gram_mode.finish(result, X, dims, offsets, work.grad)
-    return status, done, failed_at, done % 2 == 1
+        gram_mode.finish(other if stepped_back else current, X, dims, offsets, work.grad)
+    return status, epochs, done, failed_at, done % 2 != 0
 
 
 @jit

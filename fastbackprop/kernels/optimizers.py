@@ -1,0 +1,108 @@
+"""The optimisers' fused updates: one entry per row of ``spec.OPTIMIZERS``.
+
+Each update reads the raw gradient sums once and writes the new parameters
+and the optimiser's state in one pass, from the ``current`` buffer into the
+``other`` (so a failed step leaves ``current`` intact). A buffer holds
+``[theta | slot 1 | slot 2 ...]``, each part the size ``n`` of ``grad``
+(``theta``'s layout; ``spec.OPTIMIZERS[name].state`` names the slots).
+The gradient of the course is ``grad * inv_m`` (``m`` the batch's columns);
+``alpha`` is this epoch's learning rate and ``t`` this update's number from 1.
+Every update returns ``sum(new theta)``, finite exactly when every new
+parameter is.
+
+:func:`optimizer_update` chooses the entry by a constant code through
+:func:`.scalar.select`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba.extending import overload
+
+from .. import spec
+from .._jit import jit, options
+from .scalar import like, select
+
+
+@jit
+def gd(current, other, grad, inv_m, alpha, hyper, t):
+    """``W := W - alpha dW`` (over ``grad.size``: Gram mode's ``D`` included)."""
+    total = like(alpha, 0.0)
+    for i in range(grad.size):
+        w = current[i] - alpha * (grad[i] * inv_m)
+        other[i] = w
+        total += w
+    return total
+
+
+@jit
+def momentum(current, other, grad, inv_m, alpha, hyper, t):
+    """``v := beta v + (1 - beta) dW``; ``W := W - alpha v``."""
+    n = grad.size
+    beta = hyper.beta
+    keep = like(alpha, 1.0) - beta
+    total = like(alpha, 0.0)
+    for i in range(n):
+        v = beta * current[n + i] + keep * (grad[i] * inv_m)
+        other[n + i] = v
+        w = current[i] - alpha * v
+        other[i] = w
+        total += w
+    return total
+
+
+@jit
+def rmsprop(current, other, grad, inv_m, alpha, hyper, t):
+    """``s := beta2 s + (1 - beta2) dW^2``; ``W := W - alpha dW / (sqrt(s) + epsilon)``."""
+    n = grad.size
+    beta2, epsilon = hyper.beta2, hyper.epsilon
+    keep = like(alpha, 1.0) - beta2
+    total = like(alpha, 0.0)
+    for i in range(n):
+        g = grad[i] * inv_m
+        s = beta2 * current[n + i] + keep * (g * g)
+        other[n + i] = s
+        w = current[i] - alpha * g / (np.sqrt(s) + epsilon)
+        other[i] = w
+        total += w
+    return total
+
+
+@jit
+def adam(current, other, grad, inv_m, alpha, hyper, t):
+    """``v``, ``s`` as momentum and RMSprop; ``W := W - alpha v_hat / (sqrt(s_hat) + epsilon)``."""
+    n = grad.size
+    one = like(alpha, 1.0)
+    beta1, beta2, epsilon = hyper.beta1, hyper.beta2, hyper.epsilon
+    keep1, keep2 = one - beta1, one - beta2
+    correct1 = one / (one - beta1 ** like(alpha, t))  # v_hat = v / (1 - beta1^t)
+    correct2 = one / (one - beta2 ** like(alpha, t))
+    total = like(alpha, 0.0)
+    for i in range(n):
+        g = grad[i] * inv_m
+        v = beta1 * current[n + i] + keep1 * g
+        s = beta2 * current[2 * n + i] + keep2 * (g * g)
+        other[n + i] = v
+        other[2 * n + i] = s
+        w = current[i] - alpha * (v * correct1) / (np.sqrt(s * correct2) + epsilon)
+        other[i] = w
+        total += w
+    return total
+
+
+#: Optimiser code -> its fused update; one entry per ``spec.OPTIMIZERS`` row.
+OPTIMIZER_KERNELS = {spec.OPTIMIZERS[name].code: kernel
+                     for name, kernel in (("gd", gd), ("momentum", momentum),
+                                          ("rmsprop", rmsprop), ("adam", adam))}
+
+
+def optimizer_update(code, current, other, grad, inv_m, alpha, hyper, t):
+    """The fused update of the optimiser with constant ``code``; see the module."""
+    raise NotImplementedError("for use inside kernels only")
+
+
+@overload(optimizer_update, jit_options=options())
+def _optimizer_update(code, current, other, grad, inv_m, alpha, hyper, t):
+    kernel = select(code, OPTIMIZER_KERNELS, "optimizer")
+    return lambda code, current, other, grad, inv_m, alpha, hyper, t: kernel(
+        current, other, grad, inv_m, alpha, hyper, t)
