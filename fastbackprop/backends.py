@@ -32,12 +32,14 @@ STEP_FUNCTIONS = (
 
 
 class Backend(NamedTuple):
-    """One backend: ``steps`` (the step functions), ``Trainer``, ``probabilities``."""
+    """One backend: ``steps`` (the step functions), ``Trainer``, ``probabilities``,
+    ``gradient_sums`` (one block's raw sums: the data-parallel step)."""
 
     name: str
     steps: ModuleType
     Trainer: type
     probabilities: Callable
+    gradient_sums: Callable
 
 
 @functools.lru_cache(maxsize=None)
@@ -45,4 +47,4 @@ def get(name):
     """The :class:`Backend` called ``name`` (``"numba"`` or ``"numpy"``); imports it on first use."""
     check_choice(name, spec.BACKENDS, "backend")
     steps, trainer = (importlib.import_module(module) for module in MODULES[name])
-    return Backend(name, steps, trainer.Trainer, trainer.probabilities)
+    return Backend(name, steps, trainer.Trainer, trainer.probabilities, trainer.gradient_sums)

@@ -119,3 +119,18 @@ def probabilities(X, parameters, hidden_activation="relu", output_activation="si
         parameters = {k: np.asarray(v, dtype=dtype) for k, v in parameters.items()}
     AL, _ = R.L_model_forward(X, parameters, hidden_activation, output_activation)
     return AL
+
+
+def gradient_sums(theta, X, Y, dims, hidden_activation="relu", output_activation="sigmoid"):
+    """:func:`fastbackprop.kernels.gradient_sums` by the reference's step functions.
+
+    Returns ``(grad, loss)``: the raw sums over the block's columns in
+    ``theta``'s layout (``W1, b1, ...`` flattened) and the summed cost.
+    """
+    dims = [int(d) for d in dims]
+    parameters = R.vector_to_parameters(np.asarray(theta), dims)
+    m = np.shape(X)[1]
+    AL, caches = R.L_model_forward(X, parameters, hidden_activation, output_activation)
+    loss = R.compute_cost_from_logits(caches[-1][1], Y, output_activation) * m
+    grads = R.L_model_backward(AL, Y, caches, hidden_activation, "dZ", output_activation)
+    return R.gradients_to_vector(grads, len(dims) - 1).reshape(-1) * m, loss

@@ -13,7 +13,13 @@ from __future__ import annotations
 import numpy as np
 
 from . import spec
-from .validation import check_matrix, check_parameters, check_positive_int, check_training
+from .validation import (
+    check_learning_rate,
+    check_matrix,
+    check_parameters,
+    check_positive_int,
+    check_training,
+)
 
 
 class TrainerBase:
@@ -95,6 +101,20 @@ class TrainerBase:
             # the epochs completed by the parameters kept (the last with a finite cost)
             self.n_iter = self._start_epoch + (t - self._start_t) // self.n_batches
         return self.status
+
+    @property
+    def learning_rate(self):
+        """alpha0, the learning rate before decay."""
+        return self.options.learning_rate
+
+    def set_learning_rate(self, learning_rate):
+        """Change alpha0 for the epochs still to run (a schedule driven from outside)."""
+        learning_rate = check_learning_rate(learning_rate)
+        self.options = self.options._replace(learning_rate=learning_rate)
+        self._learning_rate_changed()
+
+    def _learning_rate_changed(self):
+        """Hook: a backend that caches the learning rate refreshes it."""
 
     def _recorded_slots(self):
         """The indices ``e // cost_every`` of the costs recorded by this trainer."""

@@ -40,11 +40,11 @@ from .steps import (
     probabilities,
     update_parameters,
 )
-from .trainer import Trainer, TrainResult, train
+from .trainer import Trainer, TrainResult, gradient_sums, train
 
 __all__ = [
     "linear_forward", "linear_activation_forward", "L_model_forward", "compute_cost",
     "compute_cost_from_logits", "linear_backward", "linear_activation_backward",
     "L_model_backward", "update_parameters", "predict", "probabilities", "train", "Trainer",
-    "TrainResult", "pack", "unpack",
+    "TrainResult", "gradient_sums", "pack", "unpack",
 ]

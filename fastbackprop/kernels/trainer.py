@@ -97,6 +97,13 @@ class Trainer(TrainerBase):
         if max_iterations is not None:
             self._reserve(self.n_iter + max_iterations)
 
+    def _learning_rate_changed(self):
+        learning_rate = self.dtype.type(self.options.learning_rate)
+        if not np.isfinite(learning_rate):
+            raise ValueError(f"learning_rate {self.options.learning_rate:g} is not finite "
+                             f"in {self.dtype}")
+        self._hyper = self._hyper._replace(learning_rate=learning_rate)
+
     @property
     def gram(self):
         """Whether the first layer trains through the Gram matrix."""
@@ -161,3 +168,28 @@ def train(parameters, X, Y, hidden_activation="relu", learning_rate=0.0075,
     trainer.run(n_iterations)
     return TrainResult(trainer.parameters, trainer.costs, trainer.n_iter, trainer.status,
                        trainer.failed_at)
+
+
+def gradient_sums(theta, X, Y, dims, hidden_activation="relu", output_activation="sigmoid"):
+    """The raw gradient and cost sums of one block of columns, by the compiled passes.
+
+    theta: flat parameters (:func:`.layout.pack`), float32 or float64; X
+    ``(n_x, m_b)``; Y ``(n_L, m_b)`` of checked labels; dims ``[n_x, ...,
+    n_L]``. Returns ``(grad, loss)``: ``grad`` in ``theta``'s layout holds
+    ``dZ A_prev^T`` and ``sum(dZ)`` summed over the block's columns (divide
+    by the whole batch's ``m`` after adding the blocks' sums), ``loss`` the
+    sum of the block's per-example costs (NaN or infinite when the cost is).
+    """
+    codes = (spec.code_of(spec.ACTIVATIONS, hidden_activation, "hidden_activation"),
+             spec.code_of(spec.OUTPUTS, output_activation, "output_activation"))
+    theta = np.ascontiguousarray(theta)
+    dtype = theta.dtype
+    X, Y = as_kernel_array(X, dtype), as_kernel_array(Y, dtype)
+    dims = np.asarray(dims, dtype=np.int64)
+    m = X.shape[1]
+    acts = np.empty(int(dims[1:].sum()) * m, dtype=dtype)
+    grad = np.zeros(theta.size, dtype=dtype)
+    total, loss = call_specialised(training.gradient_sums, dtype, codes, theta, X, Y, dims,
+                                   *codes, acts, np.empty_like(acts), grad,
+                                   np.empty((4, m), dtype=dtype))
+    return grad, float(loss) if np.isfinite(total) else float("nan")

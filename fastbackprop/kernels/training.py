@@ -276,6 +276,26 @@ def train(current, other, data, batches, work, hyper, gram, dims, hidden, output
 
 
 @jit
+def gradient_sums(theta, X, Y, dims, hidden, output, acts, deltas, grad, cols):
+    """One forward and backward pass over all columns of ``X``, ``Y``: raw sums, no update.
+
+    ``grad`` (``theta``'s layout) receives ``dZ A_prev^T`` and ``sum(dZ)``
+    summed over the columns (not divided by ``m``); returns ``(sum(ZL),
+    loss)``, the loss summed over the columns. ``acts``, ``deltas`` hold
+    ``sum(n_l) m`` entries, ``cols`` ``(4, m)``. The block step of
+    data-parallel training: the sums of blocks add up to the whole batch's.
+    """
+    literally(hidden)
+    literally(output)
+    offsets = layer_offsets(dims, X.shape[1])
+    empty = np.empty((0, 0), dtype=X.dtype)
+    no_gram = gram_mode.Gram(False, empty, empty)
+    total, loss = forward(theta, X, Y, dims, offsets, hidden, output, acts, cols, True, no_gram)
+    backward(theta, X, Y, dims, offsets, hidden, acts, deltas, grad, no_gram)
+    return total, loss
+
+
+@jit
 def predict(theta, X, dims, hidden, output, acts):
     """``A_L`` of the network on ``X`` ``(n_x, m)``, into ``acts``'s last slot; no cost.
 
