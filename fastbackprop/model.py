@@ -226,7 +226,7 @@ class Model:
 
     # -- training ------------------------------------------------------------
 
-    def fit(self, X, Y, parameters=None, *, callback=None, warm_start=False):
+    def fit(self, X, Y, parameters=None, *, callback=None, warm_start=False, client=None):
         """Train for ``n_epochs`` epochs; return ``self``.
 
         X : ``(n_x, m)``, one example per column.
@@ -241,6 +241,9 @@ class Model:
             shuffles and the decay go on from there), ``n_epochs`` more.
             Two epochs, then three more this way, give the parameters of
             five in one fit, bit for bit on the same backend.
+        client : for Dask arrays ``X``, ``Y`` (chunked along the columns):
+            the ``distributed.Client`` to train on (default: the current
+            one); see :mod:`fastbackprop.dask`.
 
         Sets ``parameters_``, ``costs_`` (the cost of epochs ``0, cost_every,
         ...``: the sum of their batches' per-example costs, each before its
@@ -252,6 +255,11 @@ class Model:
         (holding the last finite parameters), and an exception from
         ``callback`` or a ``KeyboardInterrupt`` propagates.
         """
+        if _is_dask(X) or _is_dask(Y):
+            from . import dask
+
+            return dask.fit(self, X, Y, parameters=parameters, callback=callback,
+                            warm_start=warm_start, client=client)
         hp = self._hyperparameters()
         dims, dtype = hp["layer_dims"], np.dtype(hp["dtype"])
         X = check_X(X, n_x=dims[0], dtype=dtype)
@@ -336,6 +344,10 @@ class Model:
         if self.output_activation == "linear":
             raise ValueError("predict_proba: a linear output (regression) has no "
                              "probabilities; use predict for its values")
+        if _is_dask(X):
+            from . import dask
+
+            return dask.predict_proba(self, X)
         return self._output(X)
 
     def predict(self, X):
@@ -345,6 +357,10 @@ class Model:
         index of each column, int64 ``(m,)``; linear: the values ``A_L``
         ``(n_y, m)``.
         """
+        if _is_dask(X):
+            from . import dask
+
+            return dask.predict(self, X)
         return outputs.FUNCTIONS[self.output_activation].predict(self._output(X))
 
     def score(self, X, Y):
@@ -497,6 +513,11 @@ def _same(a, b):
         return bool(a == b)
     except (TypeError, ValueError):
         return False
+
+
+def _is_dask(a):
+    """Whether ``a`` is a Dask collection (checked without importing Dask)."""
+    return type(a).__module__.split(".")[0] == "dask" and hasattr(a, "__dask_graph__")
 
 
 def _fresh_seed():
