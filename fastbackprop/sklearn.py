@@ -24,7 +24,6 @@ an optional dependency: ``import fastbackprop`` does not import this module.
 from __future__ import annotations
 
 import contextlib
-import inspect
 import numbers
 import warnings
 
@@ -357,8 +356,9 @@ class _BaseMLP(BaseEstimator):
             # the shuffles' seed, drawn after scikit-learn's draws (initialisation, split)
             seed=int(self._random_state.randint(np.iinfo(np.int32).max)),
             beta=float(self.momentum), beta1=float(self.beta_1), beta2=float(self.beta_2),
-            epsilon=float(self.epsilon), t=solver["t"], optimizer_state=solver["state"])
-        options.update(_regularisation(l2, weight, dtype))
+            epsilon=float(self.epsilon), t=solver["t"], optimizer_state=solver["state"],
+            l2=l2, sample_weight=None if weight is None else weight.astype(dtype))
+        self._l2 = l2  # as passed: the multi-output regressor's loss_ reads it
         Trainer = backends.get("numba").Trainer
         return Trainer(parameters, X.T, np.asarray(Y, dtype=dtype).T,
                        ACTIVATIONS[self.activation], solver["learning_rate"], 1, dtype,
@@ -465,26 +465,6 @@ def _blas_threads(multiply_adds):
 def _set_learning_rate(trainer, value):
     if value > 0:  # an invscaling rate that underflowed to 0 keeps the last positive one
         trainer.set_learning_rate(value)
-
-
-def _trainer_keywords():
-    return inspect.signature(backends.get("numba").Trainer).parameters
-
-
-def _regularisation(l2, weight, dtype):
-    """The trainer's keywords for L2 and per-sample weights (``l2``, ``sample_weight``)."""
-    keywords = _trainer_keywords()
-    options = {}
-    if "l2" in keywords:
-        options["l2"] = l2
-    elif l2 != 0:
-        warnings.warn("this fastbackprop's trainer has no l2 keyword yet: alpha is ignored",
-                      RuntimeWarning)
-    if weight is not None:
-        if "sample_weight" not in keywords:
-            raise NotImplementedError("this fastbackprop's trainer takes no sample_weight yet")
-        options["sample_weight"] = np.asarray(weight, dtype=dtype)
-    return options
 
 
 _PARAMETERS_DOC = """
@@ -797,8 +777,20 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         return X, Y, y
 
     def _epoch_loss(self, trainer):
+        """scikit-learn's loss averages the outputs' halved squared errors (its gradient
+        sums them, as the trainer's cost does): the data term over ``n_outputs_``; the L2
+        term, summed over the batches before each update, estimated from the weights
+        after the epoch."""
         loss = float(trainer.costs[-1])
-        return loss if self.n_outputs_ == 1 else loss / self.n_outputs_
+        if self.n_outputs_ == 1:
+            return loss
+        penalty = 0.0
+        if self._l2:
+            parameters = trainer.parameters
+            norms = sum(float(np.sum(parameters[f"W{l}"] ** 2))
+                        for l in range(1, len(self.coefs_) + 1))
+            penalty = 0.5 * self._l2 * trainer.n_batches * norms / trainer.m
+        return (loss - penalty) / self.n_outputs_ + penalty
 
     def partial_fit(self, X, y, sample_weight=None):
         """One epoch over ``X``, ``y``; the optimiser's state carries over; returns ``self``."""
