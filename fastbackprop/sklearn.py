@@ -59,6 +59,8 @@ ACTIVATIONS = {"relu": "relu", "tanh": "tanh", "logistic": "sigmoid"}
 
 #: scikit-learn's names of the output layers -> the package's (``spec.OUTPUTS``).
 OUTPUTS = {"logistic": "sigmoid", "softmax": "softmax", "identity": "linear"}
+assert set(ACTIVATIONS.values()) <= set(spec.ACTIVATIONS)
+assert set(OUTPUTS.values()) <= set(spec.OUTPUTS)
 
 #: scikit-learn's batch size for ``batch_size="auto"``: ``min(AUTO_BATCH, n_samples)``.
 AUTO_BATCH = 200
@@ -386,7 +388,8 @@ class _BaseMLP(BaseEstimator):
         return False
 
     def _update_no_improvement_count(self, X_val, y_val, w_val):
-        """scikit-learn's rule, on the training loss or (``early_stopping``) the validation score."""
+        """scikit-learn's rule, on the training loss or (``early_stopping``) the validation
+        score."""
         if self.early_stopping:
             score = self._score(X_val, y_val, w_val)
             self.validation_scores_.append(score)
@@ -600,7 +603,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return "softmax" if self._label_binarizer.y_type_ == "multiclass" else "logistic"
 
     def _validate_input(self, X, y, incremental, reset):
-        """``X``, the binarised targets ``(n_samples, n_outputs)`` and the labels, as scikit-learn."""
+        """``X``, the binarised targets ``(n_samples, n_outputs)`` and the labels, as
+        scikit-learn's."""
         X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
                              dtype=(np.float64, np.float32), reset=reset)
         X = _dense(X)

@@ -87,8 +87,8 @@ OPTIMIZERS = {
     "nesterov": Optimizer(5, ("beta",), ("v",),
                           "v := beta v - alpha dW;  W := W + beta v - alpha dW"),
     "adam_folded": Optimizer(6, ("beta1", "beta2", "epsilon"), ("v", "s"),
-                             "v, s as adam; "
-                             "W := W - (alpha sqrt(1 - beta2^t) / (1 - beta1^t)) v / (sqrt(s) + epsilon)"),
+                             "v, s as adam; W := W - (alpha sqrt(1 - beta2^t) / (1 - beta1^t)) "
+                             "v / (sqrt(s) + epsilon)"),
 }
 
 #: The optimisers' hyperparameters and their defaults (the course's).

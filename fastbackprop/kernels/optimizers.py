@@ -103,7 +103,8 @@ def sgd_momentum(current, other, grad, inv_m, alpha, hyper, t):
 
 @jit
 def nesterov(current, other, grad, inv_m, alpha, hyper, t):
-    """scikit-learn's Nesterov momentum: ``v := beta v - alpha dW``; ``W := W + beta v - alpha dW``."""
+    """scikit-learn's Nesterov momentum: ``v := beta v - alpha dW``;
+    ``W := W + beta v - alpha dW``."""
     n = grad.size
     beta = hyper.beta
     total = like(alpha, 0.0)
