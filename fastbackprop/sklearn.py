@@ -535,11 +535,13 @@ _DIFFERENCES_DOC = """
       ``coefs_`` then hold the last finite weights.
     * a warm start or ``partial_fit`` must keep the layer sizes (a clear
       ValueError otherwise).
+    * ``fit`` runs BLAS on one thread when a batch's matrix products are small
+      (:data:`ONE_BLAS_THREAD_BELOW`).
 """
 
 
 class MLPClassifier(ClassifierMixin, _BaseMLP):
-    """Multi-layer perceptron classifier: scikit-learn's, trained by fastbackprop's kernels.
+    __doc__ = """Multi-layer perceptron classifier: scikit-learn's, trained by fastbackprop's kernels.
 
     A drop-in replacement for ``sklearn.neural_network.MLPClassifier``:
     the same constructor arguments and defaults, fitted attributes and
@@ -706,7 +708,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
 
 class MLPRegressor(RegressorMixin, _BaseMLP):
-    """Multi-layer perceptron regressor: scikit-learn's, trained by fastbackprop's kernels.
+    __doc__ = """Multi-layer perceptron regressor: scikit-learn's, trained by fastbackprop's kernels.
 
     A drop-in replacement for ``sklearn.neural_network.MLPRegressor``: the
     same constructor arguments and defaults, fitted attributes and methods;

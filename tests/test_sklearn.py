@@ -68,6 +68,8 @@ def test_the_constructors_take_scikit_learns_parameters_with_its_defaults():
         ours_sig = list(inspect.signature(ours).parameters)
         theirs_sig = list(inspect.signature(theirs).parameters)
         assert ours_sig[:len(theirs_sig)] == theirs_sig
+        assert "Differences from scikit-learn's class" in ours.__doc__  # each one written down
+        assert "nesterovs_momentum" in ours.__doc__ and "beta_1" in ours.__doc__
 
 
 # ---------------------------------------------------------------------------
