@@ -168,7 +168,8 @@ def _add_train(commands):
                    help="epochs (passes over the data); with full batches each is one "
                         "gradient-descent step (default: %(default)s)")
     p.add_argument("--optimizer", choices=tuple(spec.OPTIMIZERS), default="gd",
-                   help="gd, momentum, rmsprop or adam (default: %(default)s)")
+                   help="the course's gd, momentum, rmsprop or adam, or scikit-learn's "
+                        "sgd_momentum, nesterov or adam_folded (default: %(default)s)")
     p.add_argument("--batch-size", type=_positive_int, default=None, metavar="N",
                    help="columns per mini-batch (default: the whole data, one step per epoch)")
     p.add_argument("--no-shuffle", dest="shuffle", action="store_false",
