@@ -219,9 +219,8 @@ class _Run:
             prepared.append(self.client.compute(
                 part, workers=None if worker is None else [worker], allow_other_workers=True))
         self.blocks = prepared
-        distributed.wait(prepared)
-        for future in prepared:
-            if future.status == "error":
+        for future in prepared:  # in order: the error of the first bad block
+            if future.exception() is not None:
                 future.result()  # raises the worker's ValueError / TypeError
 
     def release(self):
@@ -302,13 +301,16 @@ class _Run:
                                       stops, key=keys, pure=False, theta=self.theta,
                                       config=self.config)
             m_b = sum(stops) - sum(starts)
+        # Every future of the step stays referenced until its result is in: a key
+        # released while a dependent's graph is still on its way is lost.
+        self.pending = futures + (perms or [])
         level = 0
         while len(futures) > FAN_IN:  # the tree's inner levels run on the workers
             level += 1
             groups = [futures[j:j + FAN_IN] for j in range(0, len(futures), FAN_IN)]
             futures = [self.client.submit(_add, *group, key=f"fastbackprop-add-{name}-{level}-{j}",
                                           pure=False) for j, group in enumerate(groups)]
-        self.pending = futures + (perms or [])
+            self.pending += futures
         parts = self.client.gather(futures, direct=True)
         return _add(*parts), m_b
 
@@ -422,7 +424,7 @@ def _block_sums(block, perm=None, start=None, stop=None, *, theta, config):
         tiles = zip(block.X, block.Y)
     else:
         columns = np.arange(start, stop) if perm is None else perm[start:stop]
-        tiles = ((block.X[0][:, c], block.Y[0][:, c])
+        tiles = ((np.take(block.X[0], c, axis=1), np.take(block.Y[0], c, axis=1))
                  for c in (columns[a:a + TILE] for a in range(0, columns.size, TILE)))
     sums = _tile_sums_function(config)
     for X, Y in tiles:
@@ -444,7 +446,7 @@ def _tile_sums_function(config):
         return sums
 
     from .kernels import training
-    from .kernels.convert import call_specialised
+    from .kernels.convert import as_kernel_array, call_specialised
 
     codes = (spec.code_of(spec.ACTIVATIONS, config.hidden_activation, "hidden_activation"),
              spec.code_of(spec.OUTPUTS, config.output_activation, "output_activation"))
@@ -452,6 +454,8 @@ def _tile_sums_function(config):
     dims_array = work["dims"]
 
     def sums(theta, X, Y, out):
+        # the entry point is typed for C-contiguous arrays: anything else must be copied
+        X, Y = as_kernel_array(X, theta.dtype), as_kernel_array(Y, theta.dtype)
         total, loss = call_specialised(training.gradient_sums, theta.dtype, codes, theta, X, Y,
                                        dims_array, *codes, work["acts"], work["deltas"],
                                        work["grad"], work["cols"])
