@@ -116,11 +116,38 @@ def fit(model, X, Y, parameters=None, callback=None, warm_start=False, client=No
     Either of ``X``, ``Y`` may be a NumPy array; it is cut like the other.
     ``client``: the ``distributed.Client`` (default: the current one).
     """
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable or None; got {callback!r}")
+    run = start_run(model, X, Y, parameters, warm_start, client)
+    try:
+        run.persist()
+        run.train(callback)
+    finally:
+        run.release()
+    if run.status != "ok":
+        raise _model._diverged(run, run.status, run.hp["learning_rate"])
+    costs = run.costs
+    if warm_start:
+        costs = np.concatenate([model.costs_, costs])
+    model.parameters_ = run.parameters
+    model.costs_ = costs
+    model.n_iter_ = run.n_iter
+    model.t_ = run.t
+    model.optimizer_state_ = run.optimizer_state
+    model.seed_ = run.seed
+    return model
+
+
+def start_run(model, X, Y, parameters=None, warm_start=False, client=None):
+    """Everything :func:`fit` checks and sets up before the blocks are persisted: a ``_Run``.
+
+    ``run.persist()`` then keeps the blocks on the workers, ``run.step(epoch,
+    k)`` makes one step (the benchmarks time it) and ``run.release()``
+    forgets them.
+    """
     hp = model._hyperparameters()
     dims, dtype = hp["layer_dims"], np.dtype(hp["dtype"])
     X, Y = _aligned(X, Y, dims, hp["output_activation"])
-    if callback is not None and not callable(callback):
-        raise TypeError(f"callback must be callable or None; got {callback!r}")
     client = _client(client)
     if warm_start:
         if parameters is not None:
@@ -143,24 +170,7 @@ def fit(model, X, Y, parameters=None, callback=None, warm_start=False, client=No
             "larger chunks (X.rechunk)")
     config = Config(tuple(dims), hp["hidden_activation"], hp["output_activation"],
                     model.backend, dtype.name)
-    run = _Run(client, config, hp, start, widths, n_steps)
-    try:
-        run.persist(X, Y)
-        run.train(callback)
-    finally:
-        run.release()
-    if run.status != "ok":
-        raise _model._diverged(run, run.status, hp["learning_rate"])
-    costs = run.costs
-    if warm_start:
-        costs = np.concatenate([model.costs_, costs])
-    model.parameters_ = run.parameters
-    model.costs_ = costs
-    model.n_iter_ = run.n_iter
-    model.t_ = run.t
-    model.optimizer_state_ = run.optimizer_state
-    model.seed_ = start["seed"]
-    return model
+    return _Run(client, config, hp, start, X, Y, widths, n_steps)
 
 
 class _Run:
@@ -170,8 +180,9 @@ class _Run:
     ``t``, ``parameters``, ``n_iter``, ``costs``) after :meth:`train`.
     """
 
-    def __init__(self, client, config, hp, start, widths, n_steps):
+    def __init__(self, client, config, hp, start, X, Y, widths, n_steps):
         self.client = client
+        self.X, self.Y = X, Y
         self.config = config
         self.hp = hp
         self.dims = list(config.dims)
@@ -201,8 +212,9 @@ class _Run:
 
     # -- the blocks --------------------------------------------------------
 
-    def persist(self, X, Y):
+    def persist(self):
         """Check, convert, tile and keep every block on a worker; raise the first bad block's error."""
+        X, Y = self.X, self.Y
         workers = sorted(self.client.scheduler_info(n_workers=-1)["workers"]) or [None]
         tile = TILE if self.hp["batch_size"] is None else None
         xs = X.to_delayed().reshape(-1)
@@ -248,17 +260,9 @@ class _Run:
             perms = self._permutations(e)
             loss = f(0)
             for k in range(self.n_steps):
-                sums, m_b = self._step(k, e, perms)
-                loss += sums[-1]
-                if not np.isfinite(sums[-1]):
-                    self.status = "nonfinite_cost"
-                    if self.previous is not None:  # back to the last parameters with a finite cost
-                        self.theta, self.state = self.previous
-                        self.previous = None
-                        self.t -= 1
-                    break
-                if not self._update(sums[:-1], m_b, alpha):
-                    self.status = "nonfinite_update"
+                step_loss = self.step(e, k, perms, alpha)
+                loss += step_loss
+                if self.status != "ok":
                     break
             if record:
                 self._costs.append(loss * inv_m)
@@ -272,6 +276,27 @@ class _Run:
                                          or self.n_iter == self.start_epoch + n_epochs):
                 callback(self.n_iter, float(self._costs[-1]) if self._costs else float("nan"))
                 last_call = now
+
+    def step(self, epoch, k, perms=None, alpha=None):
+        """Step ``k`` of ``epoch``: the block sums, their reduction, the update; returns the loss sum.
+
+        On a non-finite cost or update sets :attr:`status` (and steps back
+        to the last parameters with a finite cost, as the compiled loop does).
+        """
+        if alpha is None:
+            alpha = optimizers.learning_rate_at(self.hp["learning_rate"], epoch,
+                                                self.hp["decay_rate"], self.hp["time_interval"])
+        sums, m_b = self._step(k, epoch, perms)
+        loss = sums[-1]
+        if not np.isfinite(loss):
+            self.status = "nonfinite_cost"
+            if self.previous is not None:  # back to the last parameters with a finite cost
+                self.theta, self.state = self.previous
+                self.previous = None
+                self.t -= 1
+        elif not self._update(sums[:-1], m_b, alpha):
+            self.status = "nonfinite_update"
+        return loss
 
     def _permutations(self, epoch):
         """Each block's column order of ``epoch`` (futures on the blocks' workers), or None."""
