@@ -184,6 +184,20 @@ def _add_train(commands):
                    help="learning-rate decay: alpha = lr / (1 + R * epoch) (default: 0, none)")
     p.add_argument("--time-interval", type=_positive_int, default=None, metavar="N",
                    help="decay every N epochs: alpha = lr / (1 + R * floor(epoch / N))")
+    p.add_argument("--l2", type=float, default=0.0, metavar="LAMBDA",
+                   help="L2 regularisation: the cost gains LAMBDA/(2m) sum ||W||^2 (default: 0)")
+    p.add_argument("--keep-prob", type=_keep_probs, default=1.0, metavar="P[,P...]",
+                   help="inverted dropout on the hidden layers: the probability of keeping a "
+                        "unit, one for all or one per hidden layer (default: 1, no dropout)")
+    p.add_argument("--validation-fraction", type=float, default=None, metavar="F",
+                   help="hold out this share of the examples (drawn with --seed, stratified "
+                        "by class) and report the model's cost and score on them "
+                        "(default: none; 0.1 with --early-stopping)")
+    p.add_argument("--early-stopping", action="store_true",
+                   help="stop when the validation cost has not improved for --patience epochs, "
+                        "and keep the best epoch's model")
+    p.add_argument("--patience", type=_positive_int, default=10, metavar="N",
+                   help="epochs without improvement before early stopping (default: 10)")
     p.add_argument("--init", choices=INITS, default=DEFAULTS["init"],
                    help="initialisation of W (default: %(default)s)")
     p.add_argument("--seed", type=_seed, default=None,
@@ -263,6 +277,16 @@ def _layers(text):
     return dims
 
 
+def _keep_probs(text):
+    """``--keep-prob 0.8`` or ``0.8,0.5`` (one per hidden layer)."""
+    try:
+        values = [float(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or numbers separated by commas; "
+                                         f"got {text!r}") from None
+    return values[0] if len(values) == 1 else values
+
+
 def _positive_float(text):
     try:
         value = float(text)
@@ -321,7 +345,12 @@ def run_train(args):
                   cost_every=args.cost_every, optimizer=args.optimizer,
                   batch_size=args.batch_size, shuffle=args.shuffle, beta=args.beta,
                   beta1=args.beta1, beta2=args.beta2, epsilon=args.epsilon,
-                  decay_rate=args.decay_rate, time_interval=args.time_interval)
+                  decay_rate=args.decay_rate, time_interval=args.time_interval, l2=args.l2,
+                  keep_prob=args.keep_prob, early_stopping=args.early_stopping,
+                  patience=args.patience,
+                  **({} if args.validation_fraction is None
+                     else {"validation_fraction": args.validation_fraction}))
+    X_fit, Y_fit, validation = _held_out(model, X, data.Y, args)
     print(f"data: {data.source}: {X.shape[1]} examples, {X.shape[0]} features{data.note}")
     print(f"model: {model!r}")
     if args.backend == "numba":
@@ -329,9 +358,13 @@ def run_train(args):
     sys.stdout.flush()  # before the progress bar on stderr
     with _progress(args.epochs) as callback:
         started = time.perf_counter()
-        model.fit(X, data.Y, callback=callback)
+        model.fit(X_fit, Y_fit, callback=callback, validation_data=validation)
         elapsed = time.perf_counter() - started
-    print(_score_line("training ", model, X, data.Y))
+    print(_score_line("training ", model, X_fit, Y_fit))
+    if validation is not None:
+        print(_score_line("validation ", model, *validation))
+        if args.early_stopping:
+            print(f"early stopping: kept epoch {model.best_epoch_} of {model.n_iter_}")
     print(f"time per epoch: {_duration(elapsed / model.n_iter_)} "
           f"({model.n_iter_} epochs, {model.t_} updates, in {elapsed:.3g} s; "
           f"{args.backend} backend, {args.dtype})")
@@ -388,6 +421,25 @@ class _Data:
         else:
             self.n_out = Y.shape[0]
             self.y = Y[0].astype(np.int64) if output == "sigmoid" and Y.shape[0] == 1 else None
+
+
+def _held_out(model, X, Y, args):
+    """``X, Y`` to train on and the held-out ``(X_val, Y_val)`` of ``--validation-fraction``
+    (or ``--early-stopping``), else ``X, Y, None``."""
+    from .model import held_out_columns
+    from .validation import check_labels
+
+    if args.validation_fraction is None and not args.early_stopping:
+        return X, Y, None
+    hp = model._hyperparameters()
+    labels = check_labels(Y, hp["output_activation"], n_y=hp["layer_dims"][-1], m=X.shape[1])
+    held = held_out_columns(labels, hp["validation_fraction"],
+                            0 if args.seed is None else args.seed, hp["output_activation"])
+    kept = np.setdiff1d(np.arange(X.shape[1]), held)
+    if held.size == 0 or kept.size == 0:
+        raise CommandError(f"--validation-fraction {hp['validation_fraction']} of "
+                           f"{X.shape[1]} examples leaves none to validate on or none to train on")
+    return X[:, kept], labels[:, kept], (X[:, held], labels[:, held])
 
 
 def _training_data(path, target, output):
@@ -559,15 +611,20 @@ def _image_format(path):
 
 
 def _plot_costs(model, path):
-    """Draw ``model.costs_`` against the epoch into ``path`` (written atomically)."""
-    import numpy as np
+    """Draw ``model.costs_`` (and the validation costs, if any) against the epoch into ``path``
+    (written atomically)."""
     from matplotlib.figure import Figure
 
     from ._files import write_atomically
 
     figure = Figure(figsize=(6, 4), layout="tight")
     axes = figure.subplots()
-    axes.plot(np.arange(len(model.costs_)) * model.cost_every, model.costs_)
+    axes.plot(np.arange(len(model.costs_)) * model.cost_every, model.costs_, label="training")
+    validation = getattr(model, "validation_costs_", None)
+    if validation is not None:
+        axes.plot(np.arange(len(validation)) * model.cost_every, validation, label="validation")
+        axes.axvline(model.best_epoch_, color="grey", linestyle=":", label="best epoch")
+        axes.legend()
     axes.set_xlabel("epoch")
     axes.set_ylabel("cost J")
     axes.set_title(f"layers {model.layer_dims}, {model.hidden_activation}, "

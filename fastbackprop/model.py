@@ -36,11 +36,14 @@ from .validation import (
     check_dtype,
     check_finite_parameters,
     check_init,
+    check_keep_prob,
     check_labels,
     check_layer_dims,
     check_learning_rate,
     check_parameters,
     check_positive_int,
+    check_real,
+    check_sample_weight,
     check_seed,
     check_training,
     check_X,
@@ -130,7 +133,8 @@ class Model:
                  learning_rate=0.0075, n_epochs=3000, init="he", seed=None,
                  dtype="float64", backend="numba", cost_every=100, optimizer="gd",
                  batch_size=None, shuffle=True, beta=0.9, beta1=0.9, beta2=0.999,
-                 epsilon=1e-8, decay_rate=0.0, time_interval=None):
+                 epsilon=1e-8, decay_rate=0.0, time_interval=None, l2=0.0, keep_prob=1.0,
+                 early_stopping=False, patience=10, tol=1e-4, validation_fraction=0.1):
         self.layer_dims = layer_dims
         self.hidden_activation = hidden_activation
         self.output_activation = output_activation
@@ -150,6 +154,12 @@ class Model:
         self.epsilon = epsilon
         self.decay_rate = decay_rate
         self.time_interval = time_interval
+        self.l2 = l2
+        self.keep_prob = keep_prob
+        self.early_stopping = early_stopping
+        self.patience = patience
+        self.tol = tol
+        self.validation_fraction = validation_fraction
         self._hyperparameters()  # a bad argument fails here, not in fit
 
     # -- hyperparameters ---------------------------------------------------
@@ -191,7 +201,10 @@ class Model:
         o = check_training(self.hidden_activation, self.output_activation, self.learning_rate,
                            self.cost_every, self.optimizer, self.batch_size, self.shuffle, 0,
                            self.beta, self.beta1, self.beta2, self.epsilon, self.decay_rate,
-                           self.time_interval)
+                           self.time_interval, self.l2)
+        keep_prob = check_keep_prob(self.keep_prob, len(dims) - 2)
+        if not isinstance(self.early_stopping, (bool, np.bool_)):
+            raise TypeError(f"early_stopping must be True or False; got {self.early_stopping!r}")
         return {
             "layer_dims": dims,
             "hidden_activation": self.hidden_activation,
@@ -212,6 +225,14 @@ class Model:
             "epsilon": o.epsilon,
             "decay_rate": o.decay_rate,
             "time_interval": o.time_interval,
+            "l2": o.l2,
+            "keep_prob": (keep_prob[0] if len(set(keep_prob)) == 1 and not _is_sequence(
+                self.keep_prob) else list(keep_prob)),
+            "early_stopping": bool(self.early_stopping),
+            "patience": check_positive_int(self.patience, "patience"),
+            "tol": check_real(self.tol, "tol", 0, None, "a finite number >= 0"),
+            "validation_fraction": check_real(self.validation_fraction, "validation_fraction",
+                                              0, 1, "a number in (0, 1)", low_open=True),
         }
 
     def __repr__(self):
@@ -226,7 +247,8 @@ class Model:
 
     # -- training ------------------------------------------------------------
 
-    def fit(self, X, Y, parameters=None, *, callback=None, warm_start=False, client=None):
+    def fit(self, X, Y, parameters=None, *, callback=None, warm_start=False, client=None,
+            validation_data=None, sample_weight=None):
         """Train for ``n_epochs`` epochs; return ``self``.
 
         X : ``(n_x, m)``, one example per column.
@@ -241,6 +263,16 @@ class Model:
             shuffles and the decay go on from there), ``n_epochs`` more.
             Two epochs, then three more this way, give the parameters of
             five in one fit, bit for bit on the same backend.
+        validation_data : ``(X_val, Y_val)``, examples as columns: its cost
+            (without dropout or the L2 term) and score (as :meth:`score`)
+            are recorded at epochs ``0, cost_every, ...`` in
+            ``validation_costs_`` and ``validation_scores_``. With
+            ``early_stopping`` and no ``validation_data``, a share
+            ``validation_fraction`` of the columns is held out for it
+            (drawn with the seed, stratified by class for sigmoid and softmax
+            outputs).
+        sample_weight : None or ``(m,)`` weights >= 0 of the columns: the
+            cost is ``(1/m) sum_j w_j L_j`` and ``dZ_L = w (A_L - Y)``.
         client : for Dask arrays ``X``, ``Y`` (chunked along the columns):
             the ``distributed.Client`` to train on (default: the current
             one); see :mod:`fastbackprop.dask`.
@@ -249,7 +281,15 @@ class Model:
         ...``: the sum of their batches' per-example costs, each before its
         update, over ``m``; with full batches the cost before the update),
         ``n_iter_`` (epochs), ``t_`` (updates), ``optimizer_state_`` and
-        ``seed_``. Every input is checked before any work. If training
+        ``seed_``; with validation, ``validation_costs_``,
+        ``validation_scores_`` and ``best_epoch_`` (the epoch whose
+        validation cost was the lowest recorded). **Early stopping**
+        (``early_stopping=True``) stops once ``patience`` epochs have passed
+        since the validation cost last improved on its best by at least
+        ``tol``, and keeps the parameters (and the optimiser's state and
+        ``t_``) of ``best_epoch_``, the lowest validation cost recorded;
+        ``n_iter_`` is then the epochs run.
+        Every input is checked before any work. If training
         fails, the model keeps the state it had before the call: a
         non-finite cost or update raises :class:`TrainingDivergedError`
         (holding the last finite parameters), and an exception from
@@ -266,6 +306,7 @@ class Model:
         Y = check_labels(Y, hp["output_activation"], n_y=dims[-1], m=X.shape[1], dtype=dtype)
         if callback is not None and not callable(callback):
             raise TypeError(f"callback must be callable or None; got {callback!r}")
+        sample_weight = check_sample_weight(sample_weight, X.shape[1], dtype)
         if warm_start:
             if parameters is not None:
                 raise ValueError("fit: pass either parameters or warm_start=True, not both")
@@ -274,27 +315,39 @@ class Model:
             seed = hp["seed"] if hp["seed"] is not None else _fresh_seed()
             start = {"parameters": _initial_parameters(parameters, hp, seed), "seed": seed,
                      "start_epoch": 0, "t": 0, "optimizer_state": None}
+        X, Y, sample_weight, validation = _validation_split(
+            X, Y, sample_weight, validation_data, hp, start["seed"])
         options = {k: hp[k] for k in ("output_activation", "optimizer", "batch_size", "shuffle",
                                       "beta", "beta1", "beta2", "epsilon", "decay_rate",
-                                      "time_interval")}
+                                      "time_interval", "l2", "keep_prob")}
         trainer = self._backend().Trainer(
             start["parameters"], X, Y, hp["hidden_activation"], hp["learning_rate"],
             hp["cost_every"], dtype, max_iterations=hp["n_epochs"], seed=start["seed"],
             start_epoch=start["start_epoch"], t=start["t"],
-            optimizer_state=start["optimizer_state"], **options,
+            optimizer_state=start["optimizer_state"], sample_weight=sample_weight, **options,
         )
-        status = _run_in_chunks(trainer, start["start_epoch"] + hp["n_epochs"], callback)
+        end = start["start_epoch"] + hp["n_epochs"]
+        if validation is None:
+            status, watch = _run_in_chunks(trainer, end, callback), None
+        else:
+            watch = _Validation(self, hp, *validation)
+            status = watch.run(trainer, end, callback)
         if status != "ok":
             raise _diverged(trainer, status, hp["learning_rate"])
         costs = trainer.costs
         if warm_start:
             costs = np.concatenate([self.costs_, costs])
-        self.parameters_ = trainer.parameters
+        best = watch.best if watch is not None and hp["early_stopping"] else None
+        self.parameters_ = trainer.parameters if best is None else best["parameters"]
         self.costs_ = costs
         self.n_iter_ = trainer.n_iter
-        self.t_ = trainer.t
-        self.optimizer_state_ = trainer.optimizer_state
+        self.t_ = trainer.t if best is None else best["t"]
+        self.optimizer_state_ = trainer.optimizer_state if best is None else best["state"]
         self.seed_ = start["seed"]
+        if watch is not None:
+            self.validation_costs_ = np.array(watch.costs, dtype=np.float64)
+            self.validation_scores_ = np.array(watch.scores, dtype=np.float64)
+            self.best_epoch_ = watch.best["epoch"]
         return self
 
     def _continuation(self, hp):
@@ -376,12 +429,7 @@ class Model:
         _, dims = self._fitted()
         X = self._check_X(X, dims)
         Y = check_labels(Y, self.output_activation, n_y=dims[-1], m=X.shape[1], dtype=X.dtype)
-        prediction = self.predict(X)
-        if self.output_activation == "softmax":
-            return float(np.mean(prediction == np.argmax(Y, axis=0)))
-        if self.output_activation == "linear":
-            return r2_score(Y, prediction)
-        return float(np.mean(prediction == Y))
+        return _score(self.output_activation, self._output(X), Y)
 
     def gradients(self, X, Y):
         """The course's ``grads`` at the current parameters.
@@ -515,6 +563,10 @@ def _same(a, b):
         return False
 
 
+def _is_sequence(value):
+    return isinstance(value, (list, tuple, np.ndarray))
+
+
 def _is_dask(a):
     """Whether ``a`` is a Dask collection (checked without importing Dask)."""
     return type(a).__module__.split(".")[0] == "dask" and hasattr(a, "__dask_graph__")
@@ -554,6 +606,100 @@ def _run_in_chunks(trainer, n_epochs, callback):
             costs = trainer.costs
             callback(trainer.n_iter, float(costs[-1]) if costs.size else float("nan"))
     return "ok"
+
+
+def _validation_split(X, Y, sample_weight, validation_data, hp, seed):
+    """``X, Y, sample_weight`` to train on and ``(X_val, Y_val)`` (or None) to validate on."""
+    dims, dtype = hp["layer_dims"], np.dtype(hp["dtype"])
+    if validation_data is not None:
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+            raise TypeError("validation_data must be a pair (X_val, Y_val), examples as columns")
+        X_val = check_X(validation_data[0], n_x=dims[0], dtype=dtype, argument="X_val")
+        Y_val = check_labels(validation_data[1], hp["output_activation"], n_y=dims[-1],
+                             m=X_val.shape[1], dtype=dtype, argument="Y_val")
+        return X, Y, sample_weight, (X_val, Y_val)
+    if not hp["early_stopping"]:
+        return X, Y, sample_weight, None
+    held = held_out_columns(Y, hp["validation_fraction"], seed, hp["output_activation"])
+    kept = np.setdiff1d(np.arange(X.shape[1]), held)
+    if held.size == 0 or kept.size == 0:
+        raise ValueError(f"validation_fraction {hp['validation_fraction']} of {X.shape[1]} "
+                         "columns leaves no column to validate on or none to train on")
+    weights = None if sample_weight is None else sample_weight[kept]
+    return X[:, kept], Y[:, kept], weights, (X[:, held], Y[:, held])
+
+
+def held_out_columns(Y, fraction, seed, output_activation):
+    """The columns early stopping holds out: ``round(fraction * m)``, drawn with ``seed``.
+
+    Stratified for classifiers (one label row of a sigmoid, or softmax):
+    each class gives ``round(fraction * its count)`` of its columns, so the
+    held-out share keeps the classes' proportions. Sorted indices.
+    """
+    generator = np.random.default_rng(seed)
+    m = Y.shape[1]
+    if output_activation == "softmax":
+        classes = np.argmax(Y, axis=0)
+    elif output_activation == "sigmoid" and Y.shape[0] == 1:
+        classes = Y[0].astype(np.int64)
+    else:
+        return np.sort(generator.permutation(m)[:int(round(fraction * m))])
+    held = [generator.permutation(np.flatnonzero(classes == c))[
+        :int(round(fraction * np.sum(classes == c)))] for c in np.unique(classes)]
+    return np.sort(np.concatenate(held))
+
+
+class _Validation:
+    """Runs a trainer in chunks of ``cost_every`` epochs, scoring the parameters on held-out
+    data between chunks, and stopping early when asked."""
+
+    def __init__(self, model, hp, X_val, Y_val):
+        self.model, self.hp = model, hp
+        self.X_val, self.Y_val = X_val, Y_val
+        self.steps = backends.get(hp["backend"]).steps
+        self.costs, self.scores = [], []
+        self.best = None
+        self.improved = None
+
+    def _evaluate(self, trainer):
+        """Record the validation cost and score of the trainer's parameters; True to stop."""
+        hp = self.hp
+        parameters = trainer.parameters
+        AL, caches = self.steps.L_model_forward(self.X_val, parameters, hp["hidden_activation"],
+                                                hp["output_activation"])
+        cost = self.steps.compute_cost_from_logits(caches[-1][1], self.Y_val,
+                                                   hp["output_activation"])
+        self.costs.append(cost)
+        self.scores.append(_score(hp["output_activation"], AL, self.Y_val))
+        if self.best is None or cost < self.best["cost"] - hp["tol"]:
+            self.improved = trainer.n_iter  # the last improvement by at least tol
+        if self.best is None or cost < self.best["cost"]:
+            self.best = {"cost": cost, "epoch": trainer.n_iter, "parameters": parameters,
+                         "t": trainer.t, "state": trainer.optimizer_state}
+        return hp["early_stopping"] and trainer.n_iter - self.improved >= hp["patience"]
+
+    def run(self, trainer, n_epochs, callback):
+        """Like :func:`_run_in_chunks`, in chunks of ``cost_every`` epochs; returns the status."""
+        stop = self._evaluate(trainer)
+        while trainer.n_iter < n_epochs and not stop:
+            status = trainer.run(min(self.hp["cost_every"], n_epochs - trainer.n_iter))
+            if status != "ok":
+                return status
+            stop = self._evaluate(trainer)
+            if callback is not None:
+                costs = trainer.costs
+                callback(trainer.n_iter, float(costs[-1]) if costs.size else float("nan"))
+        return "ok"
+
+
+def _score(output_activation, AL, Y):
+    """Accuracy (sigmoid, softmax) or R² (linear) of the outputs ``AL`` against ``Y``."""
+    prediction = outputs.FUNCTIONS[output_activation].predict(AL)
+    if output_activation == "softmax":
+        return float(np.mean(prediction == np.argmax(Y, axis=0)))
+    if output_activation == "linear":
+        return r2_score(Y, prediction)
+    return float(np.mean(prediction == Y))
 
 
 def _diverged(trainer, status, learning_rate):

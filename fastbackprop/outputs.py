@@ -51,36 +51,44 @@ def _tiny(A):
     return np.finfo(np.asarray(A).dtype).tiny
 
 
+def mean_cost(losses, sample_weight=None):
+    """``(1/m) sum_j w_j sum_k losses[k, j]``: the per-example costs averaged over the ``m``
+    columns, each weighted by its ``sample_weight`` (1 when None)."""
+    per_example = np.sum(losses, axis=0)
+    if sample_weight is not None:
+        per_example = per_example * sample_weight
+    return np.sum(per_example) / losses.shape[1]
+
+
 # -- costs from A_L (clipped away from log 0) and from Z_L (stable) ---------
+# Each takes an optional per-column weight: J = (1/m) sum_j w_j L_j.
 
 
-def sigmoid_cost(AL, Y):
+def sigmoid_cost(AL, Y, w=None):
     """Cross-entropy; ``AL`` clipped to the smallest normal number away from 0 and 1."""
     tiny = _tiny(AL)
-    m = AL.shape[1]
-    return -np.sum(Y * np.log(np.maximum(AL, tiny)) + (1 - Y) * np.log(np.maximum(1 - AL, tiny))) / m
+    return mean_cost(-(Y * np.log(np.maximum(AL, tiny)) + (1 - Y) * np.log(np.maximum(1 - AL, tiny))), w)
 
 
-def sigmoid_cost_from_logits(ZL, Y):
-    """``max(z, 0) - z y + log1p(exp(-|z|))``, summed, over ``m``."""
-    m = ZL.shape[1]
-    return np.sum(np.maximum(ZL, 0) - ZL * Y + np.log1p(np.exp(-np.abs(ZL)))) / m
+def sigmoid_cost_from_logits(ZL, Y, w=None):
+    """``max(z, 0) - z y + log1p(exp(-|z|))``, averaged over the columns."""
+    return mean_cost(np.maximum(ZL, 0) - ZL * Y + np.log1p(np.exp(-np.abs(ZL))), w)
 
 
-def softmax_cost(AL, Y):
+def softmax_cost(AL, Y, w=None):
     """``-(1/m) sum y log a``; ``AL`` clipped away from 0 inside the log."""
-    return -np.sum(Y * np.log(np.maximum(AL, _tiny(AL)))) / AL.shape[1]
+    return mean_cost(-Y * np.log(np.maximum(AL, _tiny(AL))), w)
 
 
-def softmax_cost_from_logits(ZL, Y):
+def softmax_cost_from_logits(ZL, Y, w=None):
     """``-(1/m) sum y (z - logsumexp(z))`` per column: log-sum-exp, finite for finite ``ZL``."""
-    return -np.sum(Y * (ZL - log_sum_exp(ZL))) / ZL.shape[1]
+    return mean_cost(-Y * (ZL - log_sum_exp(ZL)), w)
 
 
-def squared_error(AL, Y):
+def squared_error(AL, Y, w=None):
     """``(1/(2m)) sum (a - y)^2``."""
     D = AL - Y
-    return np.sum(D * D) / (2 * AL.shape[1])
+    return mean_cost(D * D / 2, w)
 
 
 # -- the chain rule through the output activation ---------------------------

@@ -41,8 +41,10 @@ from .validation import (
     check_init,
     check_layer_dims,
     check_linear,
+    check_keep_prob,
     check_learning_rate,
     check_matrix,
+    check_sample_weight,
     check_parameters,
     check_positive_int,
     check_X,
@@ -119,11 +121,18 @@ def linear_activation_forward(A_prev, W, b, activation):
     return A, (linear_cache, Z)
 
 
-def L_model_forward(X, parameters, hidden_activation="relu", output_activation="sigmoid"):
+def L_model_forward(X, parameters, hidden_activation="relu", output_activation="sigmoid",
+                    dropout=None):
     """``[LINEAR -> g] x (L-1) -> LINEAR -> OUTPUT`` on ``X`` ``(n_x, m)``.
 
+    ``dropout``: None, or one entry per hidden layer, each None or
+    ``(D, keep_prob)`` with ``D`` a 0/1 mask ``(n_l, m)``: inverted dropout,
+    ``A{l} := A{l} * D / keep_prob`` (training only; see
+    :func:`fastbackprop.rng.dropout_mask` for the masks training draws).
+
     Returns ``AL`` ``(n_L, m)`` and ``caches``: a list of L caches, one per
-    layer, each as returned by :func:`linear_activation_forward`.
+    layer, each as returned by :func:`linear_activation_forward` (with
+    dropout, ``A`` is the dropped and rescaled one).
     """
     check_activation_name(hidden_activation, "hidden_activation")
     outputs.check_output_name(output_activation)
@@ -136,6 +145,9 @@ def L_model_forward(X, parameters, hidden_activation="relu", output_activation="
         A, cache = linear_activation_forward(
             A, parameters[f"W{l}"], parameters[f"b{l}"], hidden_activation
         )
+        if dropout is not None and dropout[l - 1] is not None:
+            D, keep_prob = dropout[l - 1]
+            A = A * D / np.asarray(keep_prob, dtype=A.dtype)
         caches.append(cache)
     AL, cache = linear_activation_forward(
         A, parameters[f"W{L}"], parameters[f"b{L}"], output_activation
@@ -149,8 +161,11 @@ def L_model_forward(X, parameters, hidden_activation="relu", output_activation="
 # ---------------------------------------------------------------------------
 
 
-def compute_cost(AL, Y, output_activation="sigmoid"):
+def compute_cost(AL, Y, output_activation="sigmoid", sample_weight=None):
     """The cost ``J`` of the output layer from ``AL``, a Python float.
+
+    ``sample_weight``: None, or a weight per column ``(m,)``:
+    ``J = (1/m) sum_j w_j L_j`` with ``L_j`` the column's cost.
 
     AL, Y: ``(n_y, m)``. sigmoid: cross-entropy ``-(1/m) sum [Y log AL +
     (1 - Y) log(1 - AL)]``; softmax: ``-(1/m) sum Y log AL``; linear:
@@ -165,10 +180,10 @@ def compute_cost(AL, Y, output_activation="sigmoid"):
     Y = np.asarray(Y)
     check_matrix(AL, "AL", row_name="n_y")
     check_matrix(Y, "Y", rows=AL.shape[0], cols=AL.shape[1], row_name="n_y")
-    return float(cost(AL, Y))
+    return float(cost(AL, Y, check_sample_weight(sample_weight, AL.shape[1], AL.dtype)))
 
 
-def compute_cost_from_logits(ZL, Y, output_activation="sigmoid"):
+def compute_cost_from_logits(ZL, Y, output_activation="sigmoid", sample_weight=None):
     """The same cost ``J``, computed stably from ``ZL`` (``AL = output(ZL)``).
 
     ZL, Y: ``(n_y, m)``. sigmoid: ``max(z, 0) - z y + log1p(exp(-|z|))``;
@@ -181,7 +196,15 @@ def compute_cost_from_logits(ZL, Y, output_activation="sigmoid"):
     Y = np.asarray(Y)
     check_matrix(ZL, "ZL", row_name="n_y")
     check_matrix(Y, "Y", rows=ZL.shape[0], cols=ZL.shape[1], row_name="n_y")
-    return float(cost(ZL, Y))
+    return float(cost(ZL, Y, check_sample_weight(sample_weight, ZL.shape[1], ZL.dtype)))
+
+
+def l2_cost(parameters, l2, m):
+    """The course's L2 term ``(l2 / (2m)) sum_l ||W{l}||_F^2`` (biases are not penalised)."""
+    if l2 == 0:
+        return 0.0
+    L = len(parameters) // 2
+    return float(l2 / (2 * m) * sum(np.sum(np.square(parameters[f"W{l}"])) for l in range(1, L + 1)))
 
 
 # ---------------------------------------------------------------------------
@@ -229,7 +252,7 @@ OUTPUT_STARTS = ("dA", "dZ")
 
 
 def L_model_backward(AL, Y, caches, hidden_activation="relu", output_start="dA",
-                     output_activation="sigmoid"):
+                     output_activation="sigmoid", *, l2=0.0, dropout=None, sample_weight=None):
     """Backward pass of ``[LINEAR -> g] x (L-1) -> LINEAR -> OUTPUT``.
 
     AL, Y: ``(n_L, m)``; ``caches`` from :func:`L_model_forward`.
@@ -240,6 +263,12 @@ def L_model_backward(AL, Y, caches, hidden_activation="relu", output_start="dA",
     activation; ``output_start="dZ"`` uses the shortcut ``dZ_L = AL - Y``
     they all simplify to, which also stays finite when ``AL`` rounds to
     exactly 0 or 1.
+
+    Regularisation, as the forward pass had it: ``l2`` adds ``(l2 / m) W{l}``
+    to every ``dW{l}``; ``dropout`` (the forward pass's masks) sets
+    ``dA{l} := dA{l} * D / keep_prob`` on the hidden layers;
+    ``sample_weight`` ``(m,)`` multiplies each column's ``dA_L`` (or
+    ``dZ_L``) by its weight.
 
     Returns ``grads`` with ``dW{l}`` ``(n_l, n_{l-1})``, ``db{l}``
     ``(n_l, 1)`` for l = 1..L and ``dA{l}`` ``(n_l, m)`` for l = 0..L-1.
@@ -252,20 +281,29 @@ def L_model_backward(AL, Y, caches, hidden_activation="relu", output_start="dA",
     check_matrix(AL, "AL", row_name="n_L")
     check_matrix(Y, "Y", rows=AL.shape[0], cols=AL.shape[1], row_name="n_L")
     Y = np.asarray(Y, dtype=AL.dtype)
+    w = check_sample_weight(sample_weight, AL.shape[1], AL.dtype)
+    w = 1 if w is None else w
     L = len(caches)
     grads = {}
     linear_cache, ZL = caches[L - 1]
     if output_start == "dA":
-        dA_prev, dW, db = linear_activation_backward(output.dA(AL, Y), caches[L - 1],
+        dA_prev, dW, db = linear_activation_backward(output.dA(AL, Y) * w, caches[L - 1],
                                                      output_activation)
     else:
-        dA_prev, dW, db = linear_backward(AL - Y, linear_cache)
+        dA_prev, dW, db = linear_backward((AL - Y) * w, linear_cache)
     grads[f"dA{L - 1}"], grads[f"dW{L}"], grads[f"db{L}"] = dA_prev, dW, db
     for l in reversed(range(1, L)):
-        dA_prev, dW, db = linear_activation_backward(
-            grads[f"dA{l}"], caches[l - 1], hidden_activation
-        )
+        dA = grads[f"dA{l}"]
+        if dropout is not None and dropout[l - 1] is not None:
+            D, keep_prob = dropout[l - 1]
+            dA = dA * D / np.asarray(keep_prob, dtype=dA.dtype)
+        dA_prev, dW, db = linear_activation_backward(dA, caches[l - 1], hidden_activation)
         grads[f"dA{l - 1}"], grads[f"dW{l}"], grads[f"db{l}"] = dA_prev, dW, db
+    if l2:
+        m = AL.shape[1]
+        for l in range(1, L + 1):
+            W = caches[l - 1][0][1]
+            grads[f"dW{l}"] = grads[f"dW{l}"] + np.asarray(l2 / m, dtype=W.dtype) * W
     return grads
 
 
@@ -375,12 +413,23 @@ def random_mini_batches(X, Y, batch_size=64, seed=0, epoch=0, shuffle=True):
     ``random_mini_batches``). ``batch_size=None``: one batch of all ``m``
     columns, in order.
     """
-    m = X.shape[1]
+    return [(X[:, columns], Y[:, columns])
+            for columns in mini_batch_columns(X.shape[1], batch_size, seed, epoch, shuffle)]
+
+
+def mini_batch_columns(m, batch_size=64, seed=0, epoch=0, shuffle=True):
+    """The column indices of each mini-batch of epoch ``epoch`` (see :func:`random_mini_batches`)."""
     if batch_size is None:
-        return [(X, Y)]
+        return [np.arange(m)]
     order = rng.permutation(m, seed, epoch) if shuffle else np.arange(m)
-    return [(X[:, order[k:k + batch_size]], Y[:, order[k:k + batch_size]])
-            for k in range(0, m, batch_size)]
+    return [order[k:k + batch_size] for k in range(0, m, batch_size)]
+
+
+def dropout_masks(keep_probs, shapes, seed, t):
+    """The ``dropout`` argument of :func:`L_model_forward` for update ``t``: ``(D, keep)`` per
+    hidden layer (None where ``keep`` is 1), ``D`` from :func:`fastbackprop.rng.dropout_mask`."""
+    return [None if keep == 1 else (rng.dropout_mask(seed, t, l, shape, keep), keep)
+            for l, (keep, shape) in enumerate(zip(keep_probs, shapes), start=1)]
 
 
 def initialize_optimizer(parameters, optimizer="gd"):
@@ -422,6 +471,9 @@ def L_layer_model(
     epsilon=1e-8,
     decay_rate=0.0,
     time_interval=None,
+    l2=0.0,
+    keep_prob=1.0,
+    sample_weight=None,
 ):
     """Train the L-layer network: ``num_iterations`` epochs of (mini-batch) updates.
 
@@ -438,10 +490,19 @@ def L_layer_model(
     ``"gd"``) an epoch is one step of full-batch gradient descent, the
     course's first loop.
 
+    Regularisation: ``l2`` (the course's lambda) adds ``(l2 / (2 m_b))
+    sum ||W||^2`` to each batch's cost and ``(l2 / m_b) W`` to its ``dW``;
+    ``keep_prob`` (a number, or one per hidden layer) applies inverted
+    dropout to the hidden layers with the masks of
+    :func:`fastbackprop.rng.dropout_mask` for the update's number ``t``;
+    ``sample_weight`` ``(m,)`` weighs each column's cost and gradient.
+
     Returns ``parameters, costs`` where ``costs`` holds, for every epoch
     ``e`` with ``e % cost_every == 0``, the cost over that epoch: the sum of
-    its batches' per-example costs (each before its update) over ``m`` (the
-    course's ``cost_total / m``; for full batches, the cost before the update).
+    its batches' costs (each before its update, times the batch's columns)
+    over ``m`` (the course's ``cost_total / m``; for full batches, the cost
+    before the update). With dropout on, that is the cost of the thinned
+    networks the batches trained, not of the network.
     """
     dims = check_layer_dims(layer_dims)
     check_activation_name(hidden_activation, "hidden_activation")
@@ -455,18 +516,27 @@ def L_layer_model(
     else:
         check_parameters(parameters, dims)
     m = X.shape[1]
+    keep_probs = check_keep_prob(keep_prob, len(dims) - 2)
+    w = check_sample_weight(sample_weight, m, X.dtype)
     state = initialize_optimizer(parameters, optimizer)
     t = 0
     costs = []
     for epoch in range(num_iterations):
         alpha = optimizers.learning_rate_at(learning_rate, epoch, decay_rate, time_interval)
         total = 0.0
-        for X_b, Y_b in random_mini_batches(X, Y, batch_size, seed or 0, epoch, shuffle):
-            AL, caches = L_model_forward(X_b, parameters, hidden_activation, output_activation)
+        for columns in mini_batch_columns(m, batch_size, seed or 0, epoch, shuffle):
+            X_b, Y_b = X[:, columns], Y[:, columns]
+            w_b = None if w is None else w[columns]
+            dropout = dropout_masks(keep_probs, [(n, len(columns)) for n in dims[1:-1]],
+                                    seed or 0, t + 1)
+            AL, caches = L_model_forward(X_b, parameters, hidden_activation, output_activation,
+                                         dropout)
             if epoch % cost_every == 0:
                 ZL = caches[-1][1]
-                total += compute_cost_from_logits(ZL, Y_b, output_activation) * ZL.shape[1]
-            grads = L_model_backward(AL, Y_b, caches, hidden_activation, "dZ", output_activation)
+                total += (compute_cost_from_logits(ZL, Y_b, output_activation, w_b)
+                          + l2_cost(parameters, l2, len(columns))) * len(columns)
+            grads = L_model_backward(AL, Y_b, caches, hidden_activation, "dZ", output_activation,
+                                     l2=l2, dropout=dropout, sample_weight=w_b)
             t += 1
             parameters, state = update_parameters_with_optimizer(
                 parameters, grads, state, t, alpha, optimizer, beta, beta1, beta2, epsilon)
@@ -533,7 +603,8 @@ def gradients_to_vector(grads, L):
 
 
 def gradient_check(parameters, X, Y, hidden_activation="relu", epsilon=1e-7,
-                   output_start="dA", output_activation="sigmoid"):
+                   output_start="dA", output_activation="sigmoid", *, l2=0.0, dropout=None,
+                   sample_weight=None):
     """Relative difference between backprop's gradient and centred finite differences.
 
     For every parameter theta_i, ``gradapprox_i = (J(theta + eps e_i) -
@@ -550,13 +621,17 @@ def gradient_check(parameters, X, Y, hidden_activation="relu", epsilon=1e-7,
     parameters = {k: np.asarray(v, dtype=np.float64) for k, v in parameters.items()}
     L = len(dims) - 1
 
-    def cost(theta):
-        AL, _ = L_model_forward(X, vector_to_parameters(theta, dims), hidden_activation,
-                                output_activation)
-        return compute_cost(AL, Y, output_activation)
+    m = X.shape[1]
 
-    AL, caches = L_model_forward(X, parameters, hidden_activation, output_activation)
-    grads = L_model_backward(AL, Y, caches, hidden_activation, output_start, output_activation)
+    def cost(theta):
+        candidate = vector_to_parameters(theta, dims)
+        AL, _ = L_model_forward(X, candidate, hidden_activation, output_activation, dropout)
+        return (compute_cost(AL, Y, output_activation, sample_weight)
+                + l2_cost(candidate, l2, m))
+
+    AL, caches = L_model_forward(X, parameters, hidden_activation, output_activation, dropout)
+    grads = L_model_backward(AL, Y, caches, hidden_activation, output_start, output_activation,
+                             l2=l2, dropout=dropout, sample_weight=sample_weight)
     grad = gradients_to_vector(grads, L)
     theta = parameters_to_vector(parameters)
     gradapprox = np.zeros_like(theta)

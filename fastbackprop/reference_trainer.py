@@ -64,14 +64,20 @@ class Trainer(TrainerBase):
         record = epoch % self.cost_every == 0
         total = 0.0
         status = spec.OK
-        for X_b, Y_b in R.random_mini_batches(self.X, self.Y, o.batch_size, o.seed, epoch,
-                                              o.shuffle):
+        w = self._sample_weight
+        for columns in R.mini_batch_columns(self.m, o.batch_size, o.seed, epoch, o.shuffle):
+            X_b, Y_b = self.X[:, columns], self.Y[:, columns]
+            w_b = None if w is None else w[columns].astype(self.dtype)
+            m_b = len(columns)
             parameters, state = self._current
+            dropout = R.dropout_masks(self.keep_prob, [(n, m_b) for n in self.dims[1:-1]],
+                                      o.seed, self.t + 1)
             AL, caches = R.L_model_forward(X_b, parameters, self.hidden_activation,
-                                           self.output_activation)
+                                           self.output_activation, dropout)
             ZL = caches[-1][1]
             if record:
-                total += R.compute_cost_from_logits(ZL, Y_b, self.output_activation) * ZL.shape[1]
+                total += (R.compute_cost_from_logits(ZL, Y_b, self.output_activation, w_b)
+                          + R.l2_cost(parameters, o.l2, m_b)) * m_b
             if not np.isfinite(np.sum(ZL)):
                 status = spec.NONFINITE_COST
                 if self._previous is not None:
@@ -79,7 +85,8 @@ class Trainer(TrainerBase):
                     self.t -= 1
                 break
             grads = R.L_model_backward(AL, Y_b, caches, self.hidden_activation, "dZ",
-                                       self.output_activation)
+                                       self.output_activation, l2=o.l2, dropout=dropout,
+                                       sample_weight=w_b)
             new = R.update_parameters_with_optimizer(
                 parameters, grads, state, self.t + 1, alpha, self.optimizer, *self._hyperparameters)
             if not all(np.all(np.isfinite(v)) for v in new[0].values()):

@@ -19,6 +19,10 @@ and a user with this page, get the same shuffles.
 and, for ``i = m-1`` down to 1, swap entries ``i`` and
 ``j = key(seed, SHUFFLE, e, i) mod (i + 1)`` (Fisher-Yates; the bias of the
 modulo is below ``m / 2^64``).
+
+**The dropout mask** (:func:`dropout_mask`) of hidden layer ``l`` at update
+``t`` keeps unit ``i`` of the batch's column ``j`` when
+``key(seed, DROPOUT, t, l, i, j) >> 11 < floor(keep_prob * 2^53)``.
 """
 
 from __future__ import annotations
@@ -64,3 +68,29 @@ def permutation(m, seed, epoch):
     for a, b in zip(i.tolist(), j.tolist()):
         perm[a], perm[b] = perm[b], perm[a]
     return perm
+
+
+def keep_threshold(keep_prob):
+    """The integer form of ``keep_prob``: a unit is kept when ``key >> 11 < threshold``.
+
+    ``key >> 11`` is uniform on ``0 .. 2^53 - 1``, so the keep rate is
+    ``threshold / 2^53 = floor(keep_prob 2^53) / 2^53`` (``keep_prob = 1``
+    keeps every unit). The comparison is on integers, identical in NumPy and
+    in the kernels, whatever the dtype of the network.
+    """
+    return np.uint64(min(int(keep_prob * 2.0 ** 53), 1 << 53))
+
+
+def dropout_mask(seed, t, layer, shape, keep_prob):
+    """Inverted dropout's ``D`` for hidden layer ``layer`` at update ``t`` (from 1): 0/1 ``(n_l, m_b)``.
+
+    ``D[i, j] = 1`` when ``key(seed, DROPOUT, t, layer, i, j) >> 11`` is
+    below :func:`keep_threshold`: every unit ``i`` of every column ``j`` of
+    the batch draws its own number, the same in both backends.
+    """
+    n, m = shape
+    g = np.uint64(GOLDEN)
+    rows = key(seed, DROPOUT, t, layer, np.arange(n, dtype=np.uint64))
+    with np.errstate(over="ignore"):
+        h = mix(rows[:, None] + np.arange(m, dtype=np.uint64)[None, :] + g)
+    return (h >> np.uint64(11)) < keep_threshold(keep_prob)

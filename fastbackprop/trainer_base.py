@@ -14,10 +14,12 @@ import numpy as np
 
 from . import spec
 from .validation import (
+    check_keep_prob,
     check_learning_rate,
     check_matrix,
     check_parameters,
     check_positive_int,
+    check_sample_weight,
     check_training,
 )
 
@@ -36,6 +38,11 @@ class TrainerBase:
     (``rng.permutation(m, seed, epoch)``, or in order without ``shuffle``).
     ``beta``, ``beta1``, ``beta2``, ``epsilon``: the optimisers'. The cost
     of every epoch ``e`` with ``e % cost_every == 0`` is recorded.
+    ``l2``: the course's lambda (``dW += (l2 / m_b) W``, the cost gains
+    ``(l2 / (2 m_b)) sum ||W||^2``). ``keep_prob``: inverted dropout on the
+    hidden layers, one number or one per hidden layer, with the masks of
+    ``rng.dropout_mask(seed, t, layer, ...)``. ``sample_weight``: None or
+    ``(m,)`` weights >= 0 of the columns in the cost and the gradient.
     ``dtype``: default the common dtype of the parameters and ``X``.
     ``max_iterations``: the epochs the caller plans (sizes buffers; Gram mode's choice).
 
@@ -52,10 +59,12 @@ class TrainerBase:
                  cost_every=100, dtype=None, max_iterations=None, *,
                  output_activation="sigmoid", optimizer="gd", batch_size=None, shuffle=True,
                  seed=0, beta=0.9, beta1=0.9, beta2=0.999, epsilon=1e-8, decay_rate=0.0,
-                 time_interval=None, start_epoch=0, t=0, optimizer_state=None, gram=None):
+                 time_interval=None, l2=0.0, keep_prob=1.0, sample_weight=None, start_epoch=0,
+                 t=0, optimizer_state=None, gram=None):
         self.options = check_training(
             hidden_activation, output_activation, learning_rate, cost_every, optimizer,
-            batch_size, shuffle, seed, beta, beta1, beta2, epsilon, decay_rate, time_interval)
+            batch_size, shuffle, seed, beta, beta1, beta2, epsilon, decay_rate, time_interval,
+            l2)
         self.hidden_activation = hidden_activation
         self.output_activation = output_activation
         self.optimizer = optimizer
@@ -64,6 +73,9 @@ class TrainerBase:
         check_matrix(X, "X", rows=self.dims[0], row_name="n_x")
         check_matrix(Y, "Y", rows=self.dims[-1], cols=np.shape(X)[1], row_name="n_y")
         self.m = np.shape(X)[1]
+        #: Dropout's keep probability per hidden layer.
+        self.keep_prob = check_keep_prob(keep_prob, len(self.dims) - 2)
+        self._sample_weight = check_sample_weight(sample_weight, self.m)
         #: Steps per epoch.
         self.n_batches = 1 if batch_size is None else -(-self.m // self.options.batch_size)
         if max_iterations is not None:

@@ -251,6 +251,41 @@ def _check_one_hot(Y, argument):
                          f"column {j} has {int(ones[j])} ones")
 
 
+def check_keep_prob(keep_prob, n_hidden, argument="keep_prob"):
+    """Dropout's keep probability per hidden layer: a number in (0, 1] for all, or one each.
+
+    Returns a tuple of ``n_hidden`` floats.
+    """
+    if isinstance(keep_prob, numbers.Real) and not isinstance(keep_prob, (bool, np.bool_)):
+        values = [keep_prob] * n_hidden
+    else:
+        try:
+            values = list(keep_prob)
+        except TypeError:
+            raise TypeError(f"{argument} must be a number in (0, 1] or one per hidden layer; "
+                            f"got {keep_prob!r}") from None
+        if len(values) != n_hidden:
+            raise ValueError(f"{argument} must be a number in (0, 1] or one per hidden layer "
+                             f"({n_hidden}); got {len(values)} values")
+    return tuple(check_real(v, argument, 0, 1, "a number in (0, 1]", low_open=True,
+                            high_open=False) for v in values)
+
+
+def check_sample_weight(sample_weight, m, dtype=np.float64, argument="sample_weight"):
+    """None, or ``sample_weight`` as ``m`` finite weights ``>= 0`` ``(m,)`` of ``dtype``."""
+    if sample_weight is None:
+        return None
+    w = as_real_array(sample_weight, argument, dtype)
+    if w.shape != (m,):
+        raise ValueError(f"{argument} must have shape ({m},) (one weight per column of X); "
+                         f"got shape {w.shape}")
+    check_finite(w, argument)
+    if np.any(w < 0):
+        j = int(np.flatnonzero(w < 0)[0])
+        raise ValueError(f"{argument} must hold weights >= 0; found {w[j]} at column {j}")
+    return w
+
+
 def layer_dims_of(parameters, argument="parameters"):
     """Infer ``[n_x, n_1, ..., n_L]`` from a parameters dict and check every shape.
 
@@ -386,12 +421,13 @@ class TrainingOptions(NamedTuple):
     epsilon: float
     decay_rate: float
     time_interval: int | None
+    l2: float = 0.0
 
 
 def check_training(hidden_activation="relu", output_activation="sigmoid", learning_rate=0.0075,
                    cost_every=100, optimizer="gd", batch_size=None, shuffle=True, seed=0,
                    beta=0.9, beta1=0.9, beta2=0.999, epsilon=1e-8, decay_rate=0.0,
-                   time_interval=None):
+                   time_interval=None, l2=0.0):
     """Check a trainer's options, each naming its argument; returns :class:`TrainingOptions`."""
     if not isinstance(shuffle, (bool, np.bool_)):
         raise TypeError(f"shuffle must be True or False; got {shuffle!r}")
@@ -413,4 +449,5 @@ def check_training(hidden_activation="relu", output_activation="sigmoid", learni
         decay_rate=check_real(decay_rate, "decay_rate", 0, None, "a finite number >= 0"),
         time_interval=None if time_interval is None else check_positive_int(
             time_interval, "time_interval"),
+        l2=check_real(l2, "l2", 0, None, "a finite number >= 0"),
     )

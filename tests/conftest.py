@@ -32,6 +32,19 @@ def impl(request):
     return backend(request.param)
 
 
+def allocation_counts(script):
+    """Run ``script`` in a new process with Numba's allocation statistics on; each line it
+    prints becomes a tuple of ints (the allocations it counted)."""
+    import os
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", script], env=dict(os.environ, NUMBA_NRT_STATS="1"),
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    return [tuple(map(int, line.split())) for line in out.stdout.splitlines()]
+
+
 def assert_close(actual, expected, dtype, factor=1.0, err_msg="", scale=None):
     """``actual`` matches ``expected`` to the dtype's tolerance (times ``factor``).
 

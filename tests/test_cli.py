@@ -91,7 +91,9 @@ def test_train_save_plot_then_predict_on_a_users_csv(tmp_path):
         "learning_rate": 0.5, "n_epochs": 200, "init": "he", "seed": 0,
         "dtype": "float64", "backend": "numpy", "cost_every": 100, "optimizer": "gd",
         "batch_size": None, "shuffle": True, "beta": 0.9, "beta1": 0.9, "beta2": 0.999,
-        "epsilon": 1e-8, "decay_rate": 0.0, "time_interval": None}
+        "epsilon": 1e-8, "decay_rate": 0.0, "time_interval": None, "l2": 0.0,
+        "keep_prob": 1.0, "early_stopping": False, "patience": 10, "tol": 1e-4,
+        "validation_fraction": 0.1}
     accuracy = model.score(X, Y)
     assert f"training accuracy: {accuracy:.1%}" in result.stdout
 
@@ -502,7 +504,7 @@ def test_progress_lines_without_tqdm(monkeypatch, capsys):
 
 
 def test_ctrl_c_exits_130_and_writes_nothing(monkeypatch, capsys, tmp_path):
-    def interrupted(self, X, Y, parameters=None, *, callback=None):
+    def interrupted(self, X, Y, parameters=None, *, callback=None, **kwargs):
         callback(100, 0.5)
         raise KeyboardInterrupt
 
@@ -579,10 +581,32 @@ def test_train_with_adam_in_mini_batches(tmp_path):
     (["--batch-size", "0"], "expected an integer >= 1; got '0'"),
     (["--beta", "1.5"], r"beta must be a number in \[0, 1\); got 1.5"),
     (["--epsilon", "0"], "epsilon must be a finite number > 0; got 0"),
+    (["--l2", "-1"], "l2 must be a finite number >= 0; got -1"),
+    (["--keep-prob", "0"], r"keep_prob must be a number in \(0, 1\]; got 0"),
+    (["--keep-prob", "a,b"], "expected a number or numbers separated by commas"),
+    (["--validation-fraction", "1.5"], r"validation_fraction must be a number in \(0, 1\)"),
 ])
-def test_bad_optimiser_flags_are_one_line_errors(tmp_path, args, message):
+def test_bad_optimiser_and_regularisation_flags_are_one_line_errors(tmp_path, args, message):
     result = fastbackprop("train", *FAST, *args, cwd=tmp_path)
     assert result.returncode == 2
     errors = result.stderr.strip().splitlines()
     assert len(errors) == 1 and re.match(r"fastbackprop( train)?: error: ", errors[0])
     assert re.search(message, errors[0]), errors[0]
+
+
+def test_train_with_regularisation_validation_and_early_stopping(tmp_path):
+    write_csv(tmp_path / "train.csv")
+    result = fastbackprop("train", "--data", "train.csv", "--layers", "3,16,8,1", "--backend",
+                          "numpy", "--epochs", "300", "--seed", "0", "--lr", "0.3", "--l2",
+                          "0.5", "--keep-prob", "0.9,0.8", "--validation-fraction", "0.25",
+                          "--early-stopping", "--patience", "50", "--cost-every", "10",
+                          "--save", "reg.npz", "--plot", "costs.png", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    validation = [line for line in lines if line.startswith("validation accuracy: ")]
+    assert len(validation) == 1
+    assert any(line.startswith("early stopping: kept epoch ") for line in lines)
+    model = Model.load(tmp_path / "reg.npz")
+    assert (model.l2, model.keep_prob, model.early_stopping, model.patience,
+            model.validation_fraction) == (0.5, [0.9, 0.8], True, 50, 0.25)
+    assert (tmp_path / "costs.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -21,18 +21,14 @@ from numba.extending import overload
 
 from .. import spec
 from .._jit import jit, options
+from .passes import update
 from .scalar import like, select
 
 
 @jit
 def gd(current, other, grad, inv_m, alpha, hyper, t):
     """``W := W - alpha dW`` (over ``grad.size``: Gram mode's ``D`` included)."""
-    total = like(alpha, 0.0)
-    for i in range(grad.size):
-        w = current[i] - alpha * (grad[i] * inv_m)
-        other[i] = w
-        total += w
-    return total
+    return update(current, grad, inv_m, alpha, other)
 
 
 @jit

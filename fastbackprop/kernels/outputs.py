@@ -2,18 +2,19 @@
 
 Each entry is three compiled functions:
 
-``layer(W, A_prev, b, Y, A, cost, cols)``
+``layer(W, A_prev, b, Y, w, A, cost, cols)``
     the output step from ``A_prev``: ``A = output(W A_prev + b)``;
-``apply(A, b, Y, cost, cols)``
+``apply(A, b, Y, w, cost, cols)``
     the same when ``A`` already holds the product ``W A_prev`` (Gram mode,
     and the step API);
-``cost_from_A(AL, Y)``
+``cost_from_A(AL, Y, w)``
     the unscaled cost from the output itself (the step API's ``compute_cost``).
 
 ``layer`` and ``apply`` return ``(sum(Z_L), loss)``: ``sum(Z_L)`` is finite
 exactly when the cost is (training's divergence check), and ``loss`` is
-the unscaled sum of the per-example costs against ``Y`` when ``cost`` is
-true, else 0 (``Y`` is then not read). ``cols`` is scratch of at least
+the unscaled sum of the per-example costs against ``Y``, each times its
+column's weight ``w[j]``, when ``cost`` is true, else 0 (``Y`` and ``w``
+are then not read). ``cols`` is scratch of at least
 ``(4, m)`` for passes that work per column (softmax). Every output layer
 starts backprop from ``dZ_L = A_L - Y`` (:func:`.passes.output_delta`).
 
@@ -45,18 +46,18 @@ from .scalar import SIGMOID, exp, like, select
 
 
 @jit
-def sigmoid_layer(W, A_prev, b, Y, A, cost, cols):
+def sigmoid_layer(W, A_prev, b, Y, w, A, cost, cols):
     """Sigmoid output from ``A_prev``; small products row by row (see ``linear_activation``)."""
     if cost:
-        return linear_sigmoid_cost(W, A_prev, b, Y, A)
+        return linear_sigmoid_cost(W, A_prev, b, Y, w, A)
     return linear_activation(W, A_prev, b, SIGMOID, A), like(A, 0.0)
 
 
 @jit
-def sigmoid_apply(A, b, Y, cost, cols):
+def sigmoid_apply(A, b, Y, w, cost, cols):
     """Sigmoid output on ``A = W A_prev``, in place."""
     if cost:
-        return sigmoid_cost(A, b, Y)
+        return sigmoid_cost(A, b, Y, w)
     return bias_activation(A, b, SIGMOID), like(A, 0.0)
 
 
@@ -64,7 +65,7 @@ def sigmoid_apply(A, b, Y, cost, cols):
 
 
 @jit
-def softmax_apply(A, b, Y, cost, cols):
+def softmax_apply(A, b, Y, w, cost, cols):
     """``A := softmax(A + b)`` per column, in place, in three row-major passes.
 
     A ``(n_L, m)``, b ``(n_L, 1)``; cols ``(>= 4, >= m)`` scratch. Every
@@ -72,7 +73,7 @@ def softmax_apply(A, b, Y, cost, cols):
     column maxima, then ``e = exp(z - max)`` with the column sums (and, for
     the cost, ``sum_k y (z - max)`` and ``sum_k y``), then the scaling by
     ``1 / sum``. The cost per column is ``sum_k y * log(sum) - sum_k y (z - max)``
-    (log-sum-exp; finite for any finite ``Z``).
+    (log-sum-exp; finite for any finite ``Z``), times the column's weight.
     """
     n, m = A.shape
     top, total_e, yz, ysum = cols[0, :m], cols[1, :m], cols[2, :m], cols[3, :m]
@@ -108,7 +109,7 @@ def softmax_apply(A, b, Y, cost, cols):
     loss = zero
     if cost:
         for j in range(m):
-            loss += ysum[j] * np.log(total_e[j]) - yz[j]
+            loss += (ysum[j] * np.log(total_e[j]) - yz[j]) * w[j]
     for j in range(m):
         total_e[j] = like(A, 1.0) / total_e[j]
     for i in range(n):
@@ -118,20 +119,20 @@ def softmax_apply(A, b, Y, cost, cols):
 
 
 @jit
-def softmax_layer(W, A_prev, b, Y, A, cost, cols):
+def softmax_layer(W, A_prev, b, Y, w, A, cost, cols):
     """Softmax output from ``A_prev``: the product (BLAS or small loops), then :func:`softmax_apply`."""
     gemm(W, A_prev, A, NN)
-    return softmax_apply(A, b, Y, cost, cols)
+    return softmax_apply(A, b, Y, w, cost, cols)
 
 
 @jit
-def softmax_cost_from_A(AL, Y):
-    """``-sum Y log AL``, unscaled, ``AL`` clipped to the smallest normal number away from 0."""
+def softmax_cost_from_A(AL, Y, w):
+    """``-sum w Y log AL``, unscaled, ``AL`` clipped to the smallest normal number away from 0."""
     tiny = like(AL, np.finfo(AL.dtype).tiny)
     total = like(AL, 0.0)
     for i in range(AL.shape[0]):
         for j in range(AL.shape[1]):
-            total -= Y[i, j] * np.log(max(AL[i, j], tiny))
+            total -= Y[i, j] * np.log(max(AL[i, j], tiny)) * w[j]
     return total
 
 
@@ -139,8 +140,8 @@ def softmax_cost_from_A(AL, Y):
 
 
 @jit
-def linear_apply(A, b, Y, cost, cols):
-    """``A := A + b`` in place; the loss ``sum (a - y)^2 / 2`` when ``cost``."""
+def linear_apply(A, b, Y, w, cost, cols):
+    """``A := A + b`` in place; the loss ``sum w (a - y)^2 / 2`` when ``cost``."""
     half = like(A, 0.5)
     total = like(A, 0.0)
     loss = like(A, 0.0)
@@ -152,7 +153,7 @@ def linear_apply(A, b, Y, cost, cols):
                 A[i, j] = z
                 total += z
                 d = z - Y[i, j]
-                loss += half * d * d
+                loss += half * d * d * w[j]
         else:
             for j in range(A.shape[1]):
                 z = A[i, j] + bi
@@ -162,21 +163,21 @@ def linear_apply(A, b, Y, cost, cols):
 
 
 @jit
-def linear_layer(W, A_prev, b, Y, A, cost, cols):
+def linear_layer(W, A_prev, b, Y, w, A, cost, cols):
     """Linear output from ``A_prev``: the product, then :func:`linear_apply`."""
     gemm(W, A_prev, A, NN)
-    return linear_apply(A, b, Y, cost, cols)
+    return linear_apply(A, b, Y, w, cost, cols)
 
 
 @jit
-def squared_error_from_A(AL, Y):
-    """``sum (AL - Y)^2 / 2``, unscaled."""
+def squared_error_from_A(AL, Y, w):
+    """``sum w (AL - Y)^2 / 2``, unscaled."""
     half = like(AL, 0.5)
     total = like(AL, 0.0)
     for i in range(AL.shape[0]):
         for j in range(AL.shape[1]):
             d = AL[i, j] - Y[i, j]
-            total += half * d * d
+            total += half * d * d * w[j]
     return total
 
 
@@ -188,51 +189,52 @@ OUTPUT_KERNELS = {
 }
 
 
-def output_layer(code, W, A_prev, b, Y, A, cost, cols):
+def output_layer(code, W, A_prev, b, Y, w, A, cost, cols):
     """The output step of the output layer with constant ``code``; see the module."""
     raise NotImplementedError("for use inside kernels only")
 
 
-def output_apply(code, A, b, Y, cost, cols):
+def output_apply(code, A, b, Y, w, cost, cols):
     """The output pass on a computed product, for constant ``code``; see the module."""
     raise NotImplementedError("for use inside kernels only")
 
 
-def output_cost(code, AL, Y):
+def output_cost(code, AL, Y, w):
     """The unscaled cost from ``AL`` for constant ``code``; see the module."""
     raise NotImplementedError("for use inside kernels only")
 
 
 @overload(output_layer, jit_options=options())
-def _output_layer(code, W, A_prev, b, Y, A, cost, cols):
+def _output_layer(code, W, A_prev, b, Y, w, A, cost, cols):
     layer = select(code, OUTPUT_KERNELS, "output layer")[0]
-    return lambda code, W, A_prev, b, Y, A, cost, cols: layer(W, A_prev, b, Y, A, cost, cols)
+    return lambda code, W, A_prev, b, Y, w, A, cost, cols: layer(W, A_prev, b, Y, w, A, cost,
+                                                                 cols)
 
 
 @overload(output_apply, jit_options=options())
-def _output_apply(code, A, b, Y, cost, cols):
+def _output_apply(code, A, b, Y, w, cost, cols):
     apply = select(code, OUTPUT_KERNELS, "output layer")[1]
-    return lambda code, A, b, Y, cost, cols: apply(A, b, Y, cost, cols)
+    return lambda code, A, b, Y, w, cost, cols: apply(A, b, Y, w, cost, cols)
 
 
 @overload(output_cost, jit_options=options())
-def _output_cost(code, AL, Y):
+def _output_cost(code, AL, Y, w):
     cost = select(code, OUTPUT_KERNELS, "output layer")[2]
-    return lambda code, AL, Y: cost(AL, Y)
+    return lambda code, AL, Y, w: cost(AL, Y, w)
 
 
 @jit
-def apply_pass(code, A, b, Y, cost):
+def apply_pass(code, A, b, Y, w, cost):
     """:func:`output_apply` reachable from Python (the step API); allocates its scratch."""
     literally(code)
-    return output_apply(code, A, b, Y, cost, np.empty((4, A.shape[1]), dtype=A.dtype))
+    return output_apply(code, A, b, Y, w, cost, np.empty((4, A.shape[1]), dtype=A.dtype))
 
 
 @jit
-def cost_pass(code, AL, Y):
+def cost_pass(code, AL, Y, w):
     """:func:`output_cost` reachable from Python (the step API)."""
     literally(code)
-    return output_cost(code, AL, Y)
+    return output_cost(code, AL, Y, w)
 
 
 __all__ = ["OUTPUT_KERNELS", "output_layer", "output_apply", "output_cost", "apply_pass",

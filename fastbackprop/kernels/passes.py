@@ -17,6 +17,7 @@ import numpy as np
 from numba import literally
 
 from .._jit import SMALL_GEMM, jit
+from . import rng
 from .scalar import activation, derivative_from_output, exp, like, log1p_unit
 
 #: Modes of :func:`gemm`.
@@ -127,7 +128,7 @@ def linear_activation(W, A_prev, b, code, A):
 
 
 @jit
-def linear_sigmoid_cost(W, A_prev, b, Y, AL):
+def linear_sigmoid_cost(W, A_prev, b, Y, w, AL):
     """The output step with the cost: ``AL = sigmoid(W A_prev + b)``.
 
     Returns ``(sum(ZL), sum of the cross-entropy against Y)`` (unscaled), as
@@ -138,13 +139,13 @@ def linear_sigmoid_cost(W, A_prev, b, Y, AL):
     m = A_prev.shape[1]
     if n * k * m > SMALL_GEMM:
         gemm(W, A_prev, AL, NN)
-        return sigmoid_cost(AL, b, Y)
+        return sigmoid_cost(AL, b, Y, w)
     zero = like(AL, 0.0)
     total = zero
     loss = zero
     for i in range(n):
         _row_product(W, A_prev, b, i, AL)
-        row_total, row_loss = _sigmoid_cost_row(AL, i, zero, Y)
+        row_total, row_loss = _sigmoid_cost_row(AL, i, zero, Y, w)
         total += row_total
         loss += row_loss
     return total, loss
@@ -217,13 +218,64 @@ def _derivative_row(dA, A, i, code):
 
 
 @jit
-def output_delta(AL, Y, dZ, db):
-    """``dZ_L = AL - Y`` (sigmoid with cross-entropy) and ``db = sum(dZ, axis=1)``, unscaled."""
+def dropout_forward(A, keep, threshold, layer_key):
+    """Inverted dropout on a hidden layer's ``A`` ``(n_l, m)``, in place: ``A := A * D / keep``.
+
+    ``D[i, j]`` is 1 when unit ``i`` of column ``j`` is kept under the
+    layer's key (``fastbackprop.rng.dropout_mask``: integers only, the same
+    bits as NumPy's).
+    """
+    scale = like(A, 1.0) / like(A, keep)
+    zero = like(A, 0.0)
+    for i in range(A.shape[0]):
+        row = rng.absorb(layer_key, i)
+        for j in range(A.shape[1]):
+            A[i, j] = A[i, j] * scale if rng.kept(row, j, threshold) else zero
+
+
+@jit
+def dropout_backward(dA, A, code, db, keep, threshold, layer_key):
+    """Back through a dropped layer: ``dZ = dA * D / keep * g'(Z)`` in place, and ``db``.
+
+    ``A`` is the dropped and rescaled activation of the forward pass, so
+    ``g'`` is computed from ``A * keep`` where the unit was kept (dropped
+    units give 0 whatever ``g'``); ``db`` receives the rows' sums, unscaled.
+    """
+    literally(code)
+    scale = like(A, 1.0) / like(A, keep)
+    keep_ = like(A, keep)
+    zero = like(A, 0.0)
+    for i in range(dA.shape[0]):
+        row = rng.absorb(layer_key, i)
+        s = zero
+        for j in range(dA.shape[1]):
+            if rng.kept(row, j, threshold):
+                d = dA[i, j] * scale * derivative_from_output(code, A[i, j] * keep_)
+            else:
+                d = zero
+            dA[i, j] = d
+            s += d
+        db[i, 0] = s
+
+
+@jit
+def add_scaled(out, X, factor):
+    """``out += factor * X`` for two arrays of one shape (the L2 term of ``dW``)."""
+    flat_out = out.reshape(out.size)
+    flat_X = X.reshape(X.size)
+    for k in range(flat_out.size):
+        flat_out[k] += factor * flat_X[k]
+
+
+@jit
+def output_delta(AL, Y, w, dZ, db):
+    """``dZ_L = (AL - Y) * w`` (every output layer with its cost; ``w`` ``(m,)`` the columns'
+    weights) and ``db = sum(dZ, axis=1)``, unscaled."""
     n, m = AL.shape
     for i in range(n):
         s = like(dZ, 0.0)
         for j in range(m):
-            d = AL[i, j] - Y[i, j]
+            d = (AL[i, j] - Y[i, j]) * w[j]
             dZ[i, j] = d
             s += d
         db[i, 0] = s
@@ -249,25 +301,25 @@ def scale(X, factor):
 
 
 @jit
-def sigmoid_cost(Z, b, Y):
+def sigmoid_cost(Z, b, Y, w):
     """The output layer's pass when the cost is wanted: ``Z := sigmoid(Z + b)`` in place.
 
-    Returns ``(sum(Z + b), sum of the cross-entropy against Y)``, unscaled.
-    With ``e = exp(-|z|)`` shared: ``sigmoid = 1/(1+e)`` or ``e/(1+e)``,
+    Returns ``(sum(Z + b), sum of the cross-entropy against Y)``, unscaled,
+    each column's cost times its weight ``w[j]``. With ``e = exp(-|z|)`` shared: ``sigmoid = 1/(1+e)`` or ``e/(1+e)``,
     ``loss = max(z, 0) - z y + log1p(e)``; one exp for both, stable for any
     finite ``z``.
     """
     total = like(Z, 0.0)
     loss = like(Z, 0.0)
     for i in range(Z.shape[0]):
-        row_total, row_loss = _sigmoid_cost_row(Z, i, b[i, 0], Y)
+        row_total, row_loss = _sigmoid_cost_row(Z, i, b[i, 0], Y, w)
         total += row_total
         loss += row_loss
     return total, loss
 
 
 @jit
-def _sigmoid_cost_row(Z, i, bi, Y):
+def _sigmoid_cost_row(Z, i, bi, Y, w):
     """:func:`sigmoid_cost` on row ``i`` with bias ``bi``."""
     zero = like(Z, 0.0)
     one = like(Z, 1.0)
@@ -279,12 +331,12 @@ def _sigmoid_cost_row(Z, i, bi, Y):
         e = exp(-abs(z))
         r = one / (one + e)
         Z[i, j] = r if z >= zero else e * r
-        loss += max(z, zero) - z * Y[i, j] + log1p_unit(e)
+        loss += (max(z, zero) - z * Y[i, j] + log1p_unit(e)) * w[j]
     return total, loss
 
 
 @jit
-def cost_from_probabilities(AL, Y):
+def cost_from_probabilities(AL, Y, w):
     """``-sum[Y log AL + (1 - Y) log(1 - AL)]``, unscaled, with AL clipped to the
     smallest normal number away from 0 and 1 inside the logs (as the reference)."""
     n, m = AL.shape
@@ -295,7 +347,7 @@ def cost_from_probabilities(AL, Y):
         for j in range(m):
             a = AL[i, j]
             y = Y[i, j]
-            total -= y * np.log(max(a, tiny)) + (one - y) * np.log(max(one - a, tiny))
+            total -= (y * np.log(max(a, tiny)) + (one - y) * np.log(max(one - a, tiny))) * w[j]
     return total
 
 
@@ -318,6 +370,7 @@ def update(theta, grad, inv_m, learning_rate, out):
 
 __all__ = [
     "NN", "NT", "TN", "gemm", "linear_activation", "linear_sigmoid_cost", "backward_delta",
+    "dropout_forward", "dropout_backward", "add_scaled",
     "add_bias", "add_matrix", "bias_activation", "backward_pointwise", "output_delta",
     "row_sum", "sigmoid_cost", "scale", "cost_from_probabilities", "update",
 ]

@@ -22,7 +22,8 @@ DROPOUT = np.uint64(rng.DROPOUT)
 
 @jit
 def mix(z):
-    """splitmix64's finaliser of a uint64."""
+    """splitmix64's finaliser of a uint64 (an int from Python is read as one)."""
+    z = np.uint64(z)
     z = (z ^ (z >> _S30)) * _M1
     z = (z ^ (z >> _S27)) * _M2
     return z ^ (z >> _S31)
@@ -37,7 +38,7 @@ def start(seed):
 @jit
 def absorb(h, w):
     """``mix(h + w + G)``: one more counter ``w`` into the key ``h``."""
-    return mix(h + np.uint64(w) + _G)
+    return mix(np.uint64(h) + np.uint64(w) + _G)
 
 
 @jit
@@ -50,3 +51,18 @@ def permute(perm, seed, epoch):
     for i in range(m - 1, 0, -1):
         j = np.int64(absorb(h, i) % np.uint64(i + 1))
         perm[i], perm[j] = perm[j], perm[i]
+
+
+_S11 = np.uint64(11)
+
+
+@jit
+def layer_key(seed, t, layer):
+    """``key(seed, DROPOUT, t, layer)``: the dropout stream of one layer at one update."""
+    return absorb(absorb(absorb(start(seed), DROPOUT), t), layer)
+
+
+@jit
+def kept(row_key, j, threshold):
+    """Whether column ``j`` of the row whose key is ``row_key`` is kept (see ``rng.dropout_mask``)."""
+    return (absorb(row_key, j) >> _S11) < threshold

@@ -19,7 +19,13 @@ import numpy as np
 from .. import outputs as numpy_outputs
 from .. import spec
 from ..activations import check_activation_name
-from ..validation import check_layer_activation, check_linear, check_matrix, check_parameters
+from ..validation import (
+    check_layer_activation,
+    check_linear,
+    check_matrix,
+    check_parameters,
+    check_sample_weight,
+)
 from . import outputs, passes, training
 from .convert import as_kernel_array, call_specialised, common_dtype
 from .layout import pack
@@ -38,10 +44,17 @@ def _backward_pointwise(dA, A, code, db):
     call_specialised(passes.backward_pointwise, dA.dtype, code, dA, A, code, db)
 
 
-def _output_apply(A, b, Y, output, cost):
+def _weights(sample_weight, m, dtype):
+    """The columns' weights as the kernels take them: ones when None."""
+    w = check_sample_weight(sample_weight, m, dtype)
+    return np.ones(m, dtype=dtype) if w is None else as_kernel_array(w, dtype)
+
+
+def _output_apply(A, b, Y, output, cost, w=None):
     """The training loop's output pass on ``A = W A_prev`` in place: ``(sum(Z), loss)``."""
     code = spec.OUTPUTS[output].code
-    return call_specialised(outputs.apply_pass, A.dtype, code, code, A, b, Y, cost)
+    w = np.ones(A.shape[1], dtype=A.dtype) if w is None else w
+    return call_specialised(outputs.apply_pass, A.dtype, code, code, A, b, Y, w, cost)
 
 
 def _activate(Z, b, activation):
@@ -91,8 +104,12 @@ def linear_activation_forward(A_prev, W, b, activation):
     return A, ((A_prev, W, b), Z)
 
 
-def L_model_forward(X, parameters, hidden_activation="relu", output_activation="sigmoid"):
-    """``[LINEAR -> g] x (L-1) -> LINEAR -> OUTPUT``; returns ``AL`` ``(n_L, m)`` and ``caches``."""
+def L_model_forward(X, parameters, hidden_activation="relu", output_activation="sigmoid",
+                    dropout=None):
+    """``[LINEAR -> g] x (L-1) -> LINEAR -> OUTPUT``; returns ``AL`` ``(n_L, m)`` and ``caches``.
+
+    ``dropout``: as :func:`fastbackprop.reference.L_model_forward` (fixed masks).
+    """
     check_activation_name(hidden_activation, "hidden_activation")
     numpy_outputs.check_output_name(output_activation)
     dims = check_parameters(parameters)
@@ -105,6 +122,9 @@ def L_model_forward(X, parameters, hidden_activation="relu", output_activation="
         A, cache = linear_activation_forward(
             A, parameters[f"W{l}"], parameters[f"b{l}"], activation
         )
+        if l < L and dropout is not None and dropout[l - 1] is not None:
+            D, keep_prob = dropout[l - 1]
+            A = A * D / A.dtype.type(keep_prob)
         caches.append(cache)
     return A, caches
 
@@ -157,19 +177,22 @@ def _check_pair(P, Y, name):
     return as_kernel_array(P, dt), as_kernel_array(Y, dt)
 
 
-def compute_cost(AL, Y, output_activation="sigmoid"):
+def compute_cost(AL, Y, output_activation="sigmoid", sample_weight=None):
     """The output layer's cost from ``AL`` ``(n_y, m)``, clipped as the reference does."""
     code = numpy_outputs.check_output_name(output_activation)
     AL, Y = _check_pair(AL, Y, "AL")
-    return float(call_specialised(outputs.cost_pass, AL.dtype, code, code, AL, Y) / AL.shape[1])
+    w = _weights(sample_weight, AL.shape[1], AL.dtype)
+    return float(call_specialised(outputs.cost_pass, AL.dtype, code, code, AL, Y, w)
+                 / AL.shape[1])
 
 
-def compute_cost_from_logits(ZL, Y, output_activation="sigmoid"):
+def compute_cost_from_logits(ZL, Y, output_activation="sigmoid", sample_weight=None):
     """The output layer's cost from ``ZL`` ``(n_y, m)``, stable for any finite ``ZL``."""
     numpy_outputs.check_output_name(output_activation)
     ZL, Y = _check_pair(ZL, Y, "ZL")
     b = np.zeros((ZL.shape[0], 1), dtype=ZL.dtype)
-    _, loss = _output_apply(ZL.copy(), b, Y, output_activation, True)  # the loop's output pass
+    w = _weights(sample_weight, ZL.shape[1], ZL.dtype)
+    _, loss = _output_apply(ZL.copy(), b, Y, output_activation, True, w)  # the loop's pass
     return float(loss / ZL.shape[1])
 
 
@@ -236,7 +259,7 @@ def linear_activation_backward(dA, cache, activation):
 
 
 def L_model_backward(AL, Y, caches, hidden_activation="relu", output_start="dA",
-                     output_activation="sigmoid"):
+                     output_activation="sigmoid", *, l2=0.0, dropout=None, sample_weight=None):
     """All gradients of ``[LINEAR -> g] x (L-1) -> LINEAR -> OUTPUT``.
 
     Same contract as :func:`fastbackprop.reference.L_model_backward`;
@@ -247,10 +270,11 @@ def L_model_backward(AL, Y, caches, hidden_activation="relu", output_start="dA",
     if output_start not in ("dA", "dZ"):
         raise ValueError(f"output_start must be one of ['dA', 'dZ']; got {output_start!r}")
     AL, Y = _check_pair(AL, Y, "AL")
+    w = _weights(sample_weight, AL.shape[1], AL.dtype)
     L = len(caches)
     grads = {}
     if output_start == "dA":
-        dAL = numpy_outputs.FUNCTIONS[output_activation].dA(AL, Y)
+        dAL = numpy_outputs.FUNCTIONS[output_activation].dA(AL, Y) * w
         dA_prev, dW, db = linear_activation_backward(dAL, caches[L - 1], output_activation)
     else:
         (A_prev, W, _), _ = caches[L - 1]
@@ -258,14 +282,21 @@ def L_model_backward(AL, Y, caches, hidden_activation="relu", output_start="dA",
         A_prev, W = as_kernel_array(A_prev, dt), as_kernel_array(W, dt)
         dZ = np.empty_like(AL)
         db = np.empty((AL.shape[0], 1), dtype=dt)
-        passes.output_delta(AL, Y, dZ, db)
+        passes.output_delta(AL, Y, w, dZ, db)
         dA_prev, dW, db = _linear_backward_from_dZ(dZ, db, A_prev, W)
     grads[f"dA{L - 1}"], grads[f"dW{L}"], grads[f"db{L}"] = dA_prev, dW, db
     for l in reversed(range(1, L)):
-        dA_prev, dW, db = linear_activation_backward(
-            grads[f"dA{l}"], caches[l - 1], hidden_activation
-        )
+        dA = grads[f"dA{l}"]
+        if dropout is not None and dropout[l - 1] is not None:
+            D, keep_prob = dropout[l - 1]
+            dA = dA * D / dA.dtype.type(keep_prob)
+        dA_prev, dW, db = linear_activation_backward(dA, caches[l - 1], hidden_activation)
         grads[f"dA{l - 1}"], grads[f"dW{l}"], grads[f"db{l}"] = dA_prev, dW, db
+    if l2:
+        for l in range(1, L + 1):
+            dW = grads[f"dW{l}"]
+            W = as_kernel_array(caches[l - 1][0][1], dW.dtype)
+            passes.add_scaled(dW, W, dW.dtype.type(l2 / AL.shape[1]))
     return grads
 
 

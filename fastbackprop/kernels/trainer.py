@@ -6,7 +6,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .. import spec
+from .. import rng, spec
 from ..trainer_base import TrainerBase
 from . import gram as gram_mode, training
 from .convert import as_kernel_array, call_specialised, common_dtype
@@ -58,16 +58,19 @@ class Trainer(TrainerBase):
         if not np.isfinite(learning_rate):
             raise ValueError(f"learning_rate {o.learning_rate:g} is not finite in {self.dtype}")
         X = as_kernel_array(X, self.dtype)
-        self._data = training.Data(X, as_kernel_array(Y, self.dtype))
         n_x, m = X.shape
+        w = (np.ones(m, dtype=self.dtype) if self._sample_weight is None
+             else self._sample_weight.astype(self.dtype))
+        self._data = training.Data(X, as_kernel_array(Y, self.dtype), w)
         full = o.batch_size is None
         width = m if full else min(o.batch_size, m)
-        linear_update = o.optimizer == spec.OPTIMIZERS["gd"].code and o.decay_rate == 0
+        linear_update = (o.optimizer == spec.OPTIMIZERS["gd"].code and o.decay_rate == 0
+                         and o.l2 == 0)
         if gram is None:
             gram = gram_mode.applies(self.dims, m, full, linear_update, max_iterations)
         elif gram and not (full and linear_update):
             raise ValueError("gram=True needs full batches (batch_size=None) and plain gradient "
-                             "descent (optimizer='gd', decay_rate=0)")
+                             "descent (optimizer='gd', decay_rate=0, l2=0)")
         self._gram = gram_mode.make(bool(gram), X, self.dims[1], self.dtype)
         self._hyper = training.Hyper(
             learning_rate, o.cost_every, f(o.beta), f(o.beta1), f(o.beta2), f(o.epsilon),
@@ -76,7 +79,12 @@ class Trainer(TrainerBase):
         self._batches = training.Batches(
             np.empty(0 if full else n_x * width, dtype=self.dtype),
             np.empty(0 if full else self.dims[-1] * width, dtype=self.dtype),
+            np.empty(0 if full else width, dtype=self.dtype),
             np.arange(0 if full else m, dtype=np.int64))
+        self._reg = training.Regularise(
+            f(o.l2), np.array(self.keep_prob, dtype=self.dtype),
+            np.array([rng.keep_threshold(k) for k in self.keep_prob], dtype=np.uint64),
+            np.uint64(o.seed), any(k < 1 for k in self.keep_prob))
         self._n_parameters = n_parameters(self.dims)
         n = self._n_parameters + (self.dims[1] * m if self.gram else 0)  # Gram mode's D
         self._current = np.zeros(n * (1 + len(self.slots)), dtype=self.dtype)
@@ -122,7 +130,7 @@ class Trainer(TrainerBase):
         status, _, updates, failed_at, in_other = call_specialised(
             training.train, self.dtype, self._codes,
             self._current, self._other, self._data, self._batches, self._work, self._hyper,
-            self._gram, self._dims, *self._codes, self.n_iter, n_epochs, self.t,
+            self._gram, self._reg, self._dims, *self._codes, self.n_iter, n_epochs, self.t,
             self._have_previous,
         )
         self._have_previous = self._have_previous or updates > 0

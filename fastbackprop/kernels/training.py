@@ -36,8 +36,12 @@ from .optimizers import optimizer_update
 from .outputs import output_apply, output_layer
 from .passes import (
     NT,
+    TN,
+    add_scaled,
     backward_delta,
     bias_activation,
+    dropout_backward,
+    dropout_forward,
     gemm,
     linear_activation,
     output_delta,
@@ -49,10 +53,12 @@ OK, NONFINITE_COST, NONFINITE_UPDATE = spec.OK, spec.NONFINITE_COST, spec.NONFIN
 
 
 class Data(NamedTuple):
-    """The training data: ``X`` ``(n_x, m)``, ``Y`` ``(n_L, m)``, C-contiguous, one dtype."""
+    """The training data: ``X`` ``(n_x, m)``, ``Y`` ``(n_L, m)``, C-contiguous, one dtype,
+    and ``w`` ``(m,)`` the columns' weights (ones when unweighted)."""
 
     X: np.ndarray
     Y: np.ndarray
+    w: np.ndarray
 
 
 class Work(NamedTuple):
@@ -67,12 +73,26 @@ class Work(NamedTuple):
 
 class Batches(NamedTuple):
     """Mini-batch buffers: ``X``, ``Y`` flat, for ``n_x x capacity`` and ``n_L x capacity``
-    entries (each batch is gathered there, contiguous), and ``perm`` ``(m,)`` int64,
-    the epoch's column order. Empty for full-batch training."""
+    entries, ``w`` ``(capacity,)`` (each batch is gathered there, contiguous), and
+    ``perm`` ``(m,)`` int64, the epoch's column order. Empty for full-batch training."""
 
     X: np.ndarray
     Y: np.ndarray
+    w: np.ndarray
     perm: np.ndarray
+
+
+class Regularise(NamedTuple):
+    """``l2`` (the course's lambda, the data's dtype) and inverted dropout on the hidden
+    layers: ``keep`` ``(L-1,)`` the keep probabilities, ``threshold`` ``(L-1,)`` uint64
+    their integer form (``fastbackprop.rng.keep_threshold``), ``seed`` (uint64) the
+    masks' seed, ``dropout`` whether any layer drops."""
+
+    l2: float
+    keep: np.ndarray
+    threshold: np.ndarray
+    seed: np.uint64
+    dropout: bool
 
 
 class Hyper(NamedTuple):
@@ -102,14 +122,29 @@ def capacity_of(work, dims):
 
 
 @jit
-def forward(theta, X, Y, dims, offsets, hidden, output, acts, cols, cost, gram):
+def no_regularisation(like_X):
+    """A :class:`Regularise` that does nothing (prediction, block sums)."""
+    return Regularise(like(like_X, 0.0), np.empty(0, dtype=like_X.dtype),
+                      np.empty(0, dtype=np.uint64), np.uint64(0), False)
+
+
+@jit
+def drops(reg, l):
+    """Whether hidden layer ``l`` (from 1) drops units."""
+    return reg.dropout and reg.keep[l - 1] < like(reg.keep, 1.0)
+
+
+@jit
+def forward(theta, X, Y, w, dims, offsets, hidden, output, acts, cols, cost, gram, reg, t):
     """Forward pass: ``acts`` receives ``A1, ..., AL``; returns ``(sum(ZL), loss)``.
 
     ``sum(ZL)`` is finite exactly when the cost is. When ``cost`` the
-    unscaled loss against ``Y`` is computed in the output layer's pass from
-    ``ZL``, else it is 0 and ``Y`` is not read. (The output layer stands
-    outside the loop over hidden layers on purpose: with the cost's loop
-    inside that loop, LLVM generated code 4x slower for it.)
+    unscaled loss against ``Y`` (each column's times its weight ``w``) is
+    computed in the output layer's pass from ``ZL``, else it is 0 and ``Y``,
+    ``w`` are not read. Hidden layers that drop units (``reg``) do so with
+    the masks of update ``t``. (The output layer stands outside the loop
+    over hidden layers on purpose: with the cost's loop inside that loop,
+    LLVM generated code 4x slower for it.)
     """
     literally(hidden)
     literally(output)
@@ -124,21 +159,27 @@ def forward(theta, X, Y, dims, offsets, hidden, output, acts, cols, cost, gram):
             bias_activation(A, b, hidden)
         else:
             linear_activation(W_of(theta, dims, offsets, l), A_prev, b, hidden, A)
+        if drops(reg, l):
+            dropout_forward(A, reg.keep[l - 1], reg.threshold[l - 1],
+                            rng.layer_key(reg.seed, t, l))
         A_prev = A
     AL = layer_of(acts, dims, offsets, L, m)
     bL = b_of(theta, dims, offsets, L)
     if gram.enabled and L == 1:
         gram_mode.W1X(theta, dims, offsets, gram, AL)
-        return output_apply(output, AL, bL, Y, cost, cols)
-    return output_layer(output, W_of(theta, dims, offsets, L), A_prev, bL, Y, AL, cost, cols)
+        return output_apply(output, AL, bL, Y, w, cost, cols)
+    return output_layer(output, W_of(theta, dims, offsets, L), A_prev, bL, Y, w, AL, cost,
+                        cols)
 
 
 @jit
-def backward(theta, X, Y, dims, offsets, hidden, acts, deltas, grad, gram):
-    """Backward pass from ``dZ_L = A_L - Y``: raw ``dW``, ``db`` into ``grad``.
+def backward(theta, X, Y, w, dims, offsets, hidden, acts, deltas, grad, gram, reg, t):
+    """Backward pass from ``dZ_L = (A_L - Y) * w``: raw ``dW``, ``db`` into ``grad``.
 
-    In Gram mode ``dZ1`` is written to ``D``'s slot of ``grad`` and ``dW1``
-    is not computed (its slot stays 0).
+    Layers that dropped units in the forward pass (update ``t``) mask
+    ``dA`` with the same masks; ``l2`` adds ``l2 W`` to each raw ``dW``
+    (``(l2 / m) W`` once divided by ``m``). In Gram mode ``dZ1`` is written
+    to ``D``'s slot of ``grad`` and ``dW1`` is not computed (its slot stays 0).
     """
     literally(hidden)
     L = dims.size - 1
@@ -147,19 +188,39 @@ def backward(theta, X, Y, dims, offsets, hidden, acts, deltas, grad, gram):
         dZ = gram_mode.D_of(grad, dims, offsets, m)
     else:
         dZ = layer_of(deltas, dims, offsets, L, m)
-    output_delta(layer_of(acts, dims, offsets, L, m), Y, dZ, b_of(grad, dims, offsets, L))
+    output_delta(layer_of(acts, dims, offsets, L, m), Y, w, dZ, b_of(grad, dims, offsets, L))
     for l in range(L, 0, -1):
         A_prev = X if l == 1 else layer_of(acts, dims, offsets, l - 1, m)
         if not (gram.enabled and l == 1):
-            gemm(dZ, A_prev, W_of(grad, dims, offsets, l), NT)
+            dW = W_of(grad, dims, offsets, l)
+            gemm(dZ, A_prev, dW, NT)
+            if reg.l2 != 0:
+                add_scaled(dW, W_of(theta, dims, offsets, l), reg.l2)
         if l > 1:
             if gram.enabled and l == 2:
                 dZ_prev = gram_mode.D_of(grad, dims, offsets, m)
             else:
                 dZ_prev = layer_of(deltas, dims, offsets, l - 1, m)
-            backward_delta(W_of(theta, dims, offsets, l), dZ, A_prev, hidden, dZ_prev,
-                           b_of(grad, dims, offsets, l - 1))
+            W = W_of(theta, dims, offsets, l)
+            db_prev = b_of(grad, dims, offsets, l - 1)
+            if drops(reg, l - 1):
+                gemm(W, dZ, dZ_prev, TN)
+                dropout_backward(dZ_prev, A_prev, hidden, db_prev, reg.keep[l - 2],
+                                 reg.threshold[l - 2], rng.layer_key(reg.seed, t, l - 1))
+            else:
+                backward_delta(W, dZ, A_prev, hidden, dZ_prev, db_prev)
             dZ = dZ_prev
+
+
+@jit
+def squared_norm_of_weights(theta, dims, offsets):
+    """``sum_l ||W{l}||_F^2`` (the biases left out)."""
+    total = like(theta, 0.0)
+    for l in range(1, dims.size):
+        start = offsets[l - 1, 0]
+        for k in range(start, start + dims[l] * dims[l - 1]):
+            total += theta[k] * theta[k]
+    return total
 
 
 @jit
@@ -186,8 +247,8 @@ def batch_view(buffer, rows, width):
 
 
 @jit
-def train(current, other, data, batches, work, hyper, gram, dims, hidden, output, optimizer,
-          start, n_epochs, t, have_previous):
+def train(current, other, data, batches, work, hyper, gram, reg, dims, hidden, output,
+          optimizer, start, n_epochs, t, have_previous):
     """Run epochs ``start, ..., start + n_epochs - 1``; ``t`` updates were made before.
 
     current: ``[theta | optimiser state]`` after ``t`` updates (and Gram
@@ -200,11 +261,12 @@ def train(current, other, data, batches, work, hyper, gram, dims, hidden, output
     (unless ``shuffle`` is off), and cuts them in order into batches of
     ``batch_size`` columns (the last keeps the rest), each gathered into
     ``batches``; with ``batch_size == 0`` an epoch is one full-batch step on
-    ``X`` itself. Each batch: forward, backward from ``dZ_L = A_L - Y``,
-    and the optimiser's fused update with the batch's own ``1/m_b``.
-    ``work.costs[e // cost_every]`` receives, for epochs with
-    ``e % cost_every == 0``, the sum of the batches' losses (each before
-    its update) over ``m``.
+    ``X`` itself. Each batch: forward (dropout with the masks of the
+    update's number), backward from ``dZ_L = (A_L - Y) * w`` (``l2``
+    added to ``dW``), and the optimiser's fused update with the batch's
+    own ``1/m_b``. ``work.costs[e // cost_every]`` receives, for epochs
+    with ``e % cost_every == 0``, the sum of the batches' losses (each
+    before its update, with ``l2 / 2 sum ||W||^2`` each) over ``m``.
 
     Returns ``(status, epochs, updates, failed_at, in_other)``: ``epochs``
     completed; ``updates`` the net number of updates from ``current`` to
@@ -240,26 +302,33 @@ def train(current, other, data, batches, work, hyper, gram, dims, hidden, output
             first = k * width
             m_b = min(width, m - first)
             if full:
-                X_b, Y_b = X, Y
+                X_b, Y_b, w_b = X, Y, data.w
             else:
                 X_b = batch_view(batches.X, n_x, m_b)
                 Y_b = batch_view(batches.Y, n_L, m_b)
+                w_b = batches.w[:m_b]
                 gather(X, batches.perm, first, X_b)
                 gather(Y, batches.perm, first, Y_b)
-            ZL_sum, batch_loss = forward(current, X_b, Y_b, dims, offsets, hidden, output,
-                                         work.acts, work.cols, record, gram)
+                for j in range(m_b):
+                    w_b[j] = data.w[batches.perm[first + j]]
+            update = t + done + 1
+            ZL_sum, batch_loss = forward(current, X_b, Y_b, w_b, dims, offsets, hidden, output,
+                                         work.acts, work.cols, record, gram, reg, update)
             loss += batch_loss
+            if record and reg.l2 != 0:
+                half = like(alpha, 0.5)
+                loss += half * reg.l2 * squared_norm_of_weights(current, dims, offsets)
             if not np.isfinite(ZL_sum):
                 status = NONFINITE_COST
                 if done > 0 or have_previous:
                     done -= 1  # back to the last parameters with a finite cost, in other
                     stepped_back = True
                 break
-            backward(current, X_b, Y_b, dims, offsets, hidden, work.acts, work.deltas,
-                     work.grad, gram)
+            backward(current, X_b, Y_b, w_b, dims, offsets, hidden, work.acts, work.deltas,
+                     work.grad, gram, reg, update)
             step = like(alpha, 1.0) / like(alpha, m_b)
             if not np.isfinite(optimizer_update(optimizer, current, other, work.grad, step,
-                                                alpha, hyper, t + done + 1)):
+                                                alpha, hyper, update)):
                 status = NONFINITE_UPDATE
                 break
             current, other = other, current
@@ -290,8 +359,11 @@ def gradient_sums(theta, X, Y, dims, hidden, output, acts, deltas, grad, cols):
     offsets = layer_offsets(dims, X.shape[1])
     empty = np.empty((0, 0), dtype=X.dtype)
     no_gram = gram_mode.Gram(False, empty, empty)
-    total, loss = forward(theta, X, Y, dims, offsets, hidden, output, acts, cols, True, no_gram)
-    backward(theta, X, Y, dims, offsets, hidden, acts, deltas, grad, no_gram)
+    reg = no_regularisation(X)
+    w = np.ones(X.shape[1], dtype=X.dtype)
+    total, loss = forward(theta, X, Y, w, dims, offsets, hidden, output, acts, cols, True,
+                          no_gram, reg, 0)
+    backward(theta, X, Y, w, dims, offsets, hidden, acts, deltas, grad, no_gram, reg, 0)
     return total, loss
 
 
@@ -307,5 +379,5 @@ def predict(theta, X, dims, hidden, output, acts):
     offsets = layer_offsets(dims, m)
     empty = np.empty((0, 0), dtype=X.dtype)
     cols = np.empty((4, m), dtype=X.dtype)
-    forward(theta, X, X, dims, offsets, hidden, output, acts, cols, False,  # Y is not read
-            gram_mode.Gram(False, empty, empty))
+    forward(theta, X, X, cols[0], dims, offsets, hidden, output, acts, cols, False,  # no Y, w
+            gram_mode.Gram(False, empty, empty), no_regularisation(X), 0)
