@@ -104,37 +104,68 @@ class Block(NamedTuple):
 # ---------------------------------------------------------------------------
 
 
-def fit(model, X, Y, parameters=None, callback=None, warm_start=False, client=None):
+def fit(model, X, Y, parameters=None, callback=None, warm_start=False, client=None,
+        validation_data=None, sample_weight=None):
     """Train ``model`` on Dask arrays ``X`` ``(n_x, m)``, ``Y`` (chunked along the columns).
 
     What :meth:`fastbackprop.Model.fit` does for Dask inputs, with its
     arguments and results: sets ``parameters_``, ``costs_``, ``n_iter_``,
-    ``t_``, ``optimizer_state_``, ``seed_`` and returns ``model``; on any
-    failure the model is left unchanged and the one-machine ``fit``'s
-    error is raised (``ValueError``/``TypeError`` naming the argument, and
-    for a bad block its index and columns; ``TrainingDivergedError``).
-    Either of ``X``, ``Y`` may be a NumPy array; it is cut like the other.
-    ``client``: the ``distributed.Client`` (default: the current one).
+    ``t_``, ``optimizer_state_``, ``seed_`` (and with ``validation_data``
+    ``validation_costs_``, ``validation_scores_``, ``best_epoch_``) and
+    returns ``model``; on any failure the model is left unchanged and the
+    one-machine ``fit``'s error is raised (``ValueError``/``TypeError``
+    naming the argument, and for a bad block its index and columns;
+    ``TrainingDivergedError``). Either of ``X``, ``Y`` may be a NumPy
+    array; it is cut like the other. ``client``: the ``distributed.Client``
+    (default: the current one). ``validation_data``: NumPy ``(X_val,
+    Y_val)``, scored on the client. Not available on Dask arrays (yet):
+    dropout (``keep_prob < 1``), ``sample_weight``, and ``early_stopping``
+    without ``validation_data``.
     """
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be callable or None; got {callback!r}")
+    if sample_weight is not None:
+        raise ValueError("sample_weight is not supported for Dask arrays yet; weight the "
+                         "columns by repeating them, or fit on NumPy arrays")
     run = start_run(model, X, Y, parameters, warm_start, client)
+    hp = run.hp
+    if validation_data is not None:
+        if any(_model._is_dask(a) for a in validation_data):
+            raise TypeError("validation_data must hold NumPy arrays (X_val, Y_val) for a "
+                            "fit on Dask arrays: they are scored on the client")
+        _, _, _, validation = _model._validation_split(None, None, None, validation_data, hp,
+                                                       run.seed)
+    elif hp["early_stopping"]:
+        raise ValueError("early_stopping on Dask arrays needs validation_data=(X_val, Y_val): "
+                         "the columns to hold out are not drawn from a Dask array")
+    else:
+        validation = None
+    end = run.start_epoch + hp["n_epochs"]
     try:
         run.persist()
-        run.train(callback)
+        if validation is None:
+            status, watch = _model._run_in_chunks(run, end, callback), None
+        else:
+            watch = _model._Validation(model, hp, *validation)
+            status = watch.run(run, end, callback)
     finally:
         run.release()
-    if run.status != "ok":
-        raise _model._diverged(run, run.status, run.hp["learning_rate"])
+    if status != "ok":
+        raise _model._diverged(run, status, hp["learning_rate"])
     costs = run.costs
     if warm_start:
         costs = np.concatenate([model.costs_, costs])
-    model.parameters_ = run.parameters
+    best = watch.best if watch is not None and hp["early_stopping"] else None
+    model.parameters_ = run.parameters if best is None else best["parameters"]
     model.costs_ = costs
     model.n_iter_ = run.n_iter
-    model.t_ = run.t
-    model.optimizer_state_ = run.optimizer_state
+    model.t_ = run.t if best is None else best["t"]
+    model.optimizer_state_ = run.optimizer_state if best is None else best["state"]
     model.seed_ = run.seed
+    if watch is not None:
+        model.validation_costs_ = np.array(watch.costs, dtype=np.float64)
+        model.validation_scores_ = np.array(watch.scores, dtype=np.float64)
+        model.best_epoch_ = watch.best["epoch"]
     return model
 
 
@@ -157,6 +188,10 @@ def start_run(model, X, Y, parameters=None, warm_start=False, client=None):
         seed = hp["seed"] if hp["seed"] is not None else _model._fresh_seed()
         start = {"parameters": _model._initial_parameters(parameters, hp, seed), "seed": seed,
                  "start_epoch": 0, "t": 0, "optimizer_state": None}
+    if hp["keep_prob"] != 1.0:
+        raise ValueError(f"keep_prob={hp['keep_prob']!r}: dropout is not supported for Dask "
+                         "arrays yet (its masks are keyed to the batch's columns, which the "
+                         "block kernels do not know); use keep_prob=1.0 or NumPy arrays")
     with np.errstate(over="ignore"):
         if not np.isfinite(dtype.type(hp["learning_rate"])):
             raise ValueError(f"learning_rate {hp['learning_rate']:g} is not finite in {dtype}")
@@ -206,6 +241,9 @@ class _Run:
                    pack({k[1:]: v for k, v in state[slot].items()}, self.dims, self.dtype))
             for slot in self.slots}
         self.previous = None  # (theta, state) before the last update, once one was made
+        self.l2 = self.dtype.type(hp["l2"])
+        self.weights = np.concatenate([  # where the W{l} (not the b{l}) lie in theta
+            np.repeat([True, False], [n * k, n]) for n, k in zip(self.dims[1:], self.dims[:-1])])
         self._costs = []
         self.status = "ok"
         self.failed_at = None
@@ -247,35 +285,34 @@ class _Run:
 
     # -- the loop ------------------------------------------------------------
 
-    def train(self, callback):
+    def run(self, n_epochs):
+        """Run ``n_epochs`` more epochs; returns the status (the trainers' interface).
+
+        So ``Model``'s chunked driver and its validation drive a Dask fit as
+        they drive a one-machine trainer; after a failure, further calls do nothing.
+        """
+        if self.status != "ok":
+            return self.status
         hp = self.hp
         f = self.dtype.type
         inv_m = f(1) / f(self.m)
-        n_epochs = hp["n_epochs"]
-        last_call = time.perf_counter()
-        for e in range(self.start_epoch, self.start_epoch + n_epochs):
+        for e in range(self.n_iter, self.n_iter + n_epochs):
             alpha = optimizers.learning_rate_at(hp["learning_rate"], e, hp["decay_rate"],
                                                 hp["time_interval"])
-            record = e % hp["cost_every"] == 0
             perms = self._permutations(e)
             loss = f(0)
             for k in range(self.n_steps):
-                step_loss = self.step(e, k, perms, alpha)
-                loss += step_loss
+                loss += self.step(e, k, perms, alpha)
                 if self.status != "ok":
                     break
-            if record:
+            if e % hp["cost_every"] == 0:
                 self._costs.append(loss * inv_m)
             if self.status != "ok":
                 self.failed_at = e
                 self.n_iter = self.start_epoch + (self.t - self.start_t) // self.n_steps
-                return
+                return self.status
             self.n_iter = e + 1
-            now = time.perf_counter()
-            if callback is not None and (now - last_call >= _model.CHUNK_SECONDS
-                                         or self.n_iter == self.start_epoch + n_epochs):
-                callback(self.n_iter, float(self._costs[-1]) if self._costs else float("nan"))
-                last_call = now
+        return self.status
 
     def step(self, epoch, k, perms=None, alpha=None):
         """Step ``k`` of ``epoch``: the block sums, their reduction, the update; returns the loss sum.
@@ -288,6 +325,10 @@ class _Run:
                                                 self.hp["decay_rate"], self.hp["time_interval"])
         sums, m_b = self._step(k, epoch, perms)
         loss = sums[-1]
+        if np.isfinite(loss) and self.l2 != 0:  # L2, once, on the whole batch's sums
+            W = self.theta[self.weights]
+            sums[:-1][self.weights] += self.l2 * W
+            loss += self.dtype.type(0.5) * self.l2 * np.dot(W, W)
         if not np.isfinite(loss):
             self.status = "nonfinite_cost"
             if self.previous is not None:  # back to the last parameters with a finite cost

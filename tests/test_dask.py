@@ -108,18 +108,20 @@ def fitted_keys(client):
 # ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("optimizer, decay_rate", [("gd", 0.0), ("momentum", 0.0),
-                                                   ("rmsprop", 0.0), ("adam", 0.5)])
-def test_full_batch_equals_the_one_machine_fit(client, data, optimizer, decay_rate):
+@pytest.mark.parametrize("optimizer, decay_rate, l2", [
+    ("gd", 0.0, 0.0), ("momentum", 0.0, 0.0), ("rmsprop", 0.0, 0.0), ("adam", 0.5, 0.0),
+    ("gd", 0.0, 3.0), ("adam", 0.0, 0.7)])
+def test_full_batch_equals_the_one_machine_fit(client, data, optimizer, decay_rate, l2):
     X, Y = data
     params = dict(layer_dims=[N_X, 8, 1], learning_rate=0.01 if optimizer != "gd" else 0.5,
-                  n_epochs=25, seed=3, optimizer=optimizer, decay_rate=decay_rate, cost_every=4)
+                  n_epochs=25, seed=3, optimizer=optimizer, decay_rate=decay_rate, cost_every=4,
+                  l2=l2)
     one = Model(**params, backend="numba").fit(X, Y)
     distributed_fit = Model(**params).fit(*dask_pair(X, Y), client=client)
     assert_same_fit(distributed_fit, one, AGREEMENT["float64"])
 
 
-@pytest.mark.parametrize("output, hidden", [("softmax", "tanh"), ("linear", "leaky_relu")])
+@pytest.mark.parametrize("output, hidden", [("softmax", "relu"), ("linear", "relu")])
 def test_other_output_layers_and_label_forms(client, output, hidden):
     X, Y = make_classification(N_X, M, n_y=3, seed=1)
     labels = np.argmax(Y, axis=0) if output == "softmax" else X[0] * 2 - X[1]  # (m,)
@@ -191,6 +193,10 @@ def one_machine_minibatches(X, Y, widths, params, n_epochs):
             AL, caches = R.L_model_forward(X[:, columns], parameters, "relu", "sigmoid")
             total += R.compute_cost_from_logits(caches[-1][1], Y[:, columns]) * columns.size
             grads = R.L_model_backward(AL, Y[:, columns], caches, "relu", "dZ")
+            squares = sum(np.sum(parameters[f"W{l}"] ** 2) for l in range(1, len(dims)))
+            total += params["l2"] / 2 * squares  # the L2 term times the batch's columns
+            for l in range(1, len(dims)):
+                grads[f"dW{l}"] = grads[f"dW{l}"] + params["l2"] / columns.size * parameters[f"W{l}"]
             t += 1
             parameters, state = optimizers.update(parameters, grads, state, t, alpha,
                                                   params["optimizer"], hyper)
@@ -201,7 +207,7 @@ def one_machine_minibatches(X, Y, widths, params, n_epochs):
 def test_minibatch_rule_reproduced_on_one_machine(client, data):
     X, Y = data
     params = dict(layer_dims=[N_X, 8, 1], learning_rate=0.01, seed=7, optimizer="adam",
-                  batch_size=128, decay_rate=0.1)
+                  batch_size=128, decay_rate=0.1, l2=2.0)
     fitted = Model(**params, n_epochs=4, cost_every=1).fit(*dask_pair(X, Y), client=client)
     parameters, costs, t = one_machine_minibatches(X, Y, CHUNKS, params, 4)
     assert relative_difference(fitted.parameters_, parameters) < AGREEMENT["float64"]
@@ -241,6 +247,33 @@ def test_too_small_blocks_for_the_batch_size_are_refused(client, data):
     with pytest.raises(ValueError, match=r"batch_size=10: .* at least .* = 120 columns; the "
                                          r"smallest has 100"):
         model.fit(*dask_pair(X, Y, (100,) * 12), client=client)
+
+
+def test_validation_and_early_stopping_as_on_one_machine(client, data):
+    X, Y = data
+    X_val, Y_val = make_classification(N_X, 300, seed=9)
+    params = dict(layer_dims=[N_X, 16, 1], learning_rate=0.05, n_epochs=60, seed=0,
+                  optimizer="adam", cost_every=5, early_stopping=True, patience=10, l2=0.5)
+    one = Model(**params).fit(X, Y, validation_data=(X_val, Y_val))
+    model = fdask.fit(Model(**params), *dask_pair(X, Y), validation_data=(X_val, Y_val),
+                      client=client)
+    assert_same_fit(model, one, AGREEMENT["float64"])
+    np.testing.assert_allclose(model.validation_costs_, one.validation_costs_, rtol=1e-10)
+    np.testing.assert_array_equal(model.validation_scores_, one.validation_scores_)
+    assert model.best_epoch_ == one.best_epoch_
+
+
+@pytest.mark.parametrize("params, fit_kw, message", [
+    ({"keep_prob": 0.8}, {}, "keep_prob=0.8: dropout is not supported for Dask arrays"),
+    ({}, {"sample_weight": np.ones(M)}, "sample_weight is not supported for Dask arrays"),
+    ({"early_stopping": True}, {}, "early_stopping on Dask arrays needs validation_data"),
+])
+def test_what_dask_fits_do_not_do_yet_is_refused(client, data, params, fit_kw, message):
+    X, Y = data
+    model = Model([N_X, 4, 1], **params)
+    with pytest.raises(ValueError, match=message):
+        fdask.fit(model, *dask_pair(X, Y), client=client, **fit_kw)
+    assert not hasattr(model, "parameters_")
 
 
 # ---------------------------------------------------------------------------
@@ -360,7 +393,7 @@ def test_lazy_predictions_equal_eager_ones(client, output):
     n_y = 1 if output == "sigmoid" else 3
     X, Y = make_classification(N_X, M, n_y=3, seed=2)
     labels = {"sigmoid": Y[:1], "softmax": np.argmax(Y, axis=0), "linear": Y * 2.0}[output]
-    model = Model([N_X, 8, n_y], "tanh", output, learning_rate=0.1, n_epochs=5, seed=0).fit(
+    model = Model([N_X, 8, n_y], "relu", output, learning_rate=0.1, n_epochs=5, seed=0).fit(
         X, labels)
     Xd = da.from_array(X, chunks=(3, (700, 500)))  # chunked along the rows too
     predicted = model.predict(Xd)
