@@ -656,6 +656,9 @@ def _aligned(X, Y, dims, output):
         if _model._is_dask(a) and not _is_array(a):
             raise TypeError(f"{argument} must be a Dask array (or a NumPy array); got "
                             f"{type(a).__module__}.{type(a).__name__}")
+    if not (_is_array(X) or _is_array(Y)):
+        raise TypeError("fastbackprop.dask.fit: X or Y must be a Dask array; for NumPy "
+                        "arrays call Model.fit")
     if _is_array(X):
         X = _dask_X(X, dims[0])
         columns = X.chunks[1]
@@ -728,22 +731,28 @@ def warmup(client=None, dims=(2, 2, 2), dtype="float64", hidden_activation="relu
     return client.run(timed)
 
 
-def fit_with_scheduler(model, X, Y, address, callback=None, n_blocks=None, timeout=30):
+def fit_with_scheduler(model, X, Y, address, callback=None, validation_data=None,
+                       n_blocks=None, timeout=30):
     """Fit ``model`` on NumPy ``X``, ``Y`` with the Dask cluster whose scheduler is at ``address``.
 
-    For the command line's ``--scheduler ADDRESS``: connects a client,
-    cuts ``X``, ``Y`` into ``n_blocks`` blocks of columns (default: one per
-    worker thread), fits as :func:`fit` and closes the client. Returns the model.
+    For the command line's ``--scheduler ADDRESS``: connects a client
+    (``ValueError`` naming ``--scheduler`` when it cannot), warms the
+    workers' kernels, cuts ``X`` and ``Y`` into ``n_blocks`` blocks of
+    columns (default: one per worker thread), fits as :func:`fit` (with
+    ``callback`` and ``validation_data``), closes the client and returns the model.
     """
     try:
         client = distributed.Client(address, timeout=timeout, set_as_default=False)
     except (OSError, TimeoutError) as e:
         raise ValueError(f"--scheduler {address}: cannot connect to a Dask scheduler: {e}") from None
     with client:
+        hp = model._hyperparameters()
+        warmup(client, hp["layer_dims"], hp["dtype"], hp["hidden_activation"],
+               hp["output_activation"], hp["backend"])
         if n_blocks is None:
             n_blocks = max(1, sum(client.nthreads().values()))
-        m = np.shape(X)[1]
-        width = max(1, -(-m // n_blocks))
-        X_d = da.from_array(np.asarray(X), chunks=(np.shape(X)[0], width))
-        return model.fit(X_d, Y, callback=callback, client=client)
-
+        X = check_X(X, n_x=hp["layer_dims"][0])
+        width = max(1, -(-X.shape[1] // n_blocks))
+        X_d = da.from_array(X, chunks=(X.shape[0], width))
+        return fit(model, X_d, Y, callback=callback, client=client,
+                   validation_data=validation_data)

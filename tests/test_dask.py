@@ -505,7 +505,13 @@ def test_importing_fastbackprop_does_not_import_dask():
 def test_fit_with_scheduler(client, data):
     X, Y = data
     params = dict(layer_dims=[N_X, 4, 1], learning_rate=0.5, n_epochs=4, seed=0)
-    fitted = fdask.fit_with_scheduler(Model(**params), X, Y, client.scheduler.address)
-    assert_same_fit(fitted, Model(**params).fit(X, Y), AGREEMENT["float64"])
+    X_val, Y_val = make_classification(N_X, 100, seed=9)
+    fitted = fdask.fit_with_scheduler(Model(**params), X, Y, client.scheduler.address,
+                                      validation_data=(X_val, Y_val))
+    one = Model(**params).fit(X, Y, validation_data=(X_val, Y_val))
+    assert_same_fit(fitted, one, AGREEMENT["float64"])
+    np.testing.assert_allclose(fitted.validation_costs_, one.validation_costs_, rtol=1e-10)
+    with pytest.raises(TypeError, match="X or Y must be a Dask array"):
+        fdask.fit(Model(**params), X, Y, client=client)
     with pytest.raises(ValueError, match="--scheduler tcp://127.0.0.1:9: cannot connect"):
         fdask.fit_with_scheduler(Model(**params), X, Y, "tcp://127.0.0.1:9", timeout=1)
