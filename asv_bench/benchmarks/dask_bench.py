@@ -10,6 +10,7 @@ shows too. Skipped (``NotImplementedError`` in ``setup``) where Dask is not
 installed: it is the optional extra ``dask``.
 """
 
+import numpy as np
 
 DIMS = [100, 64, 1]
 
@@ -30,17 +31,16 @@ class DaskStep:
         except ImportError:
             raise NotImplementedError("Dask is not installed (the optional extra 'dask')")
         from fastbackprop import Model, dask as fdask
-        from fastbackprop.datasets import make_classification
 
         self.cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1,
                                                 processes=True, dashboard_address=None)
         self.client = distributed.Client(self.cluster, set_as_default=False)
         fdask.warmup(self.client, dims=DIMS)
-        X, Y = make_classification(DIMS[0], m, seed=0)
-        chunks = (m // 2, m - m // 2)
+        # the data is made on the workers: nothing large travels in the graph
+        X = da.random.default_rng(0).standard_normal((DIMS[0], m), chunks=(DIMS[0], m // 2))
+        Y = (X[:1] + X[1:2] * X[2:3] > 0).astype(np.float64)
         model = Model(DIMS, learning_rate=0.01, n_epochs=1, seed=0)
-        self.run = fdask.start_run(model, da.from_array(X, chunks=(DIMS[0], chunks)),
-                                   da.from_array(Y, chunks=(1, chunks)), client=self.client)
+        self.run = fdask.start_run(model, X, Y, client=self.client)
         self.run.persist()
         self.epoch = 0
         self.time_step(m)  # the workers' first step: imports, workspaces
