@@ -4,15 +4,19 @@
 on random data of m = 1e5, 1e6 and 4e6 columns (``--sizes``), full-batch
 gradient descent in float64, two ways on the same data:
 
-* one process: ``kernels.Trainer`` (the compiled loop, BLAS on every core),
-  seconds per step = the median of single-step ``run(1)`` calls;
-* Dask: ``Model.fit`` on a ``LocalCluster`` of 2 single-threaded worker
-  processes, one block of columns per worker, the kernels warmed first;
-  seconds per step = the median time between successive epochs (the
-  callback, called after every epoch), and the slowest block's compute =
-  the longest ``compute`` interval among the step's block tasks, from
-  Dask's own task stream. **Overhead per step** = the step's time minus its
-  slowest block's compute (the median over the steps).
+* one process: ``kernels.Trainer`` (the compiled loop, BLAS on every core)
+  in a process of its own, one ``run(1)`` per step;
+* Dask: a ``LocalCluster`` of 2 single-threaded worker processes, one block
+  of columns per worker, the kernels warmed, the blocks persisted
+  (``fastbackprop.dask.start_run``, ``run.persist()``), then ``run.step``:
+  what ``Model.fit`` does per epoch (the block tasks, the reduction, the
+  update on the client). The slowest block's compute is the longest
+  ``compute`` interval among the step's block tasks, from Dask's own task
+  stream, and the **overhead per step** is the step's time minus it.
+
+The steps of the two alternate (one-process, Dask, one-process, ...), so a
+change in the machine's load hits both alike; the table shows medians over
+the steps.
 
 ``--model`` also measures the constants of the cost model in ``docs/dask.md``
 (time per column of one block, scheduler cost per task, per-step latency,
@@ -25,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import gc
 import math
 import statistics
 import sys
@@ -61,8 +64,8 @@ def widths_of(m, n_blocks):
     return [m * (i + 1) // n_blocks - m * i // n_blocks for i in range(n_blocks)]
 
 
-def one_process(m, n_blocks, steps):
-    """Seconds per step of the one-process compiled trainer on the same data (median)."""
+def one_process_trainer(m, n_blocks, steps):
+    """The one-process compiled trainer on the same data, warmed by one step."""
     from fastbackprop import kernels, reference
 
     blocks = [make_block(i, w) for i, w in enumerate(widths_of(m, n_blocks))]
@@ -73,14 +76,40 @@ def one_process(m, n_blocks, steps):
     trainer = kernels.Trainer(parameters, X, Y, "relu", LEARNING_RATE, cost_every=1,
                               max_iterations=steps + 1)
     trainer.run(1)
-    times = []
-    for _ in range(steps):
+    return trainer
+
+
+def _one_process_server(connection, m, n_blocks, steps):
+    """In a process of its own: build the trainer, then time one step per request."""
+    trainer = one_process_trainer(m, n_blocks, steps)
+    connection.send("ready")
+    while connection.recv() == "step":
         started = time.perf_counter()
         trainer.run(1)
-        times.append(time.perf_counter() - started)
-    del trainer, X, Y
-    gc.collect()
-    return statistics.median(times)
+        connection.send(time.perf_counter() - started)
+
+
+class OneProcess:
+    """The one-process trainer in a separate process (not the one hosting Dask's scheduler
+    and client threads, which would compete with its BLAS threads), one step per call."""
+
+    def __init__(self, m, n_blocks, steps):
+        import multiprocessing
+
+        context = multiprocessing.get_context("spawn")
+        self.connection, child = context.Pipe()
+        self.process = context.Process(target=_one_process_server,
+                                       args=(child, m, n_blocks, steps), daemon=True)
+        self.process.start()
+        assert self.connection.recv() == "ready"
+
+    def step(self):
+        self.connection.send("step")
+        return self.connection.recv()
+
+    def close(self):
+        self.connection.send("stop")
+        self.process.join()
 
 
 def dask_arrays(m, n_blocks):
@@ -94,23 +123,19 @@ def dask_arrays(m, n_blocks):
     return X, Y
 
 
-def dask_steps(client, X, Y, steps, dims=DIMS):
-    """Per-step seconds and slowest block compute of ``steps`` full-batch Dask steps."""
-    import distributed
+def dask_run(client, m, n_blocks, dims=DIMS):
+    """A Dask fit's state with its blocks persisted and one step made (``dask.start_run``)."""
+    from fastbackprop import Model, dask as fdask
 
-    from fastbackprop import Model, model as model_module
+    model = Model(dims, learning_rate=LEARNING_RATE, n_epochs=1, seed=0, cost_every=1)
+    run = fdask.start_run(model, *dask_arrays(m, n_blocks), client=client)
+    run.persist()
+    run.step(0, 0)
+    return run
 
-    stamps = []
-    saved = model_module.CHUNK_SECONDS
-    model_module.CHUNK_SECONDS = 0.0  # the callback after every epoch
-    try:
-        with distributed.get_task_stream(client=client) as stream:
-            Model(dims, learning_rate=LEARNING_RATE, n_epochs=steps + 1, seed=0,
-                  cost_every=1).fit(X, Y, callback=lambda n, c: stamps.append(time.perf_counter()),
-                                    client=client)
-    finally:
-        model_module.CHUNK_SECONDS = saved
-    step_times = np.diff(stamps)  # epochs 1..steps: the first (with the persist) is left out
+
+def slowest_blocks(stream, epochs):
+    """The longest ``compute`` interval of each step's block tasks, from Dask's task stream."""
     compute = {}
     for task in stream.data:
         key = str(task["key"])
@@ -120,8 +145,31 @@ def dask_steps(client, X, Y, steps, dims=DIMS):
                 if interval["action"] == "compute":
                     duration = interval["stop"] - interval["start"]
                     compute[epoch] = max(compute.get(epoch, 0.0), duration)
-    slowest = np.array([compute[e] for e in range(1, steps + 1)])
-    return step_times, slowest
+    return np.array([compute[e] for e in epochs])
+
+
+def measure_size(client, m, n_blocks, steps, single=True):
+    """Steps of both, interleaved (one-process, Dask, one-process, ...), so load drifts
+    hit both alike; returns the one-process and Dask step times and the slowest blocks."""
+    import distributed
+
+    run = dask_run(client, m, n_blocks)
+    trainer = OneProcess(m, n_blocks, steps) if single else None
+    one, times = [], []
+    try:
+        with distributed.get_task_stream(client=client) as stream:
+            for epoch in range(1, steps + 1):
+                if trainer is not None:
+                    one.append(trainer.step())
+                started = time.perf_counter()
+                run.step(epoch, 0)
+                times.append(time.perf_counter() - started)
+        assert run.status == "ok"
+    finally:
+        run.release()
+        if trainer is not None:
+            trainer.close()
+    return np.array(one), np.array(times), slowest_blocks(stream, range(1, steps + 1))
 
 
 @contextlib.contextmanager
@@ -140,12 +188,9 @@ def measure_sizes(client, sizes, n_blocks, steps_for):
     rows = []
     for m in sizes:
         steps = steps_for(m)
-        single = one_process(m, n_blocks, steps)
-        X, Y = dask_arrays(m, n_blocks)
-        step_times, slowest = dask_steps(client, X, Y, steps)
-        overhead = step_times - slowest
-        rows.append((m, single, float(np.median(step_times)), float(np.median(slowest)),
-                     float(np.median(overhead)), steps))
+        one, times, slowest = measure_size(client, m, n_blocks, steps)
+        rows.append((m, float(np.median(one)), float(np.median(times)),
+                     float(np.median(slowest)), float(np.median(times - slowest)), steps))
         print(f"  m={m:.0e}: {steps} steps done", file=sys.stderr, flush=True)
     return rows
 
@@ -176,8 +221,7 @@ def measure_constants(client, rows, n_blocks):
     # per-task cost and latency: tiny blocks (64 columns each), more and more of them
     counts, times = [], []
     for B in (2, 4, 8, 16, 32):
-        X, Y = dask_arrays(64 * B, B)
-        step_times, slowest_b = dask_steps(client, X, Y, 15)
+        _, step_times, _ = measure_size(client, 64 * B, B, 15, single=False)
         counts.append(B + (math.ceil(B / fdask.FAN_IN) if B > fdask.FAN_IN else 0))
         times.append(float(np.median(step_times)))
     c, intercept = np.polyfit(counts, times, 1)
