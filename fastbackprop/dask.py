@@ -251,7 +251,10 @@ class _Run:
     # -- the blocks --------------------------------------------------------
 
     def persist(self):
-        """Check, convert, tile and keep every block on a worker; raise the first bad block's error."""
+        """Check, convert, tile and keep every block on a worker.
+
+        Raises the error of the first bad block (in block order).
+        """
         X, Y = self.X, self.Y
         workers = sorted(self.client.scheduler_info(n_workers=-1)["workers"]) or [None]
         tile = TILE if self.hp["batch_size"] is None else None
@@ -315,10 +318,11 @@ class _Run:
         return self.status
 
     def step(self, epoch, k, perms=None, alpha=None):
-        """Step ``k`` of ``epoch``: the block sums, their reduction, the update; returns the loss sum.
+        """Step ``k`` of ``epoch``: the block sums, their reduction, the update.
 
-        On a non-finite cost or update sets :attr:`status` (and steps back
-        to the last parameters with a finite cost, as the compiled loop does).
+        Returns the step's loss sum. On a non-finite cost or update sets
+        :attr:`status` (and steps back to the last parameters with a finite
+        cost, as the compiled loop does).
         """
         if alpha is None:
             alpha = optimizers.learning_rate_at(self.hp["learning_rate"], epoch,
@@ -566,7 +570,7 @@ def _add(*parts):
 
 
 def predict_proba(model, X):
-    """``A_L`` ``(n_y, m)`` of the fitted ``model`` on the Dask array ``X``, lazily, block by block."""
+    """``A_L`` ``(n_y, m)`` of the fitted ``model`` on the Dask array ``X``, lazily, by blocks."""
     parameters, dims = model._fitted()
     X = _dask_X(X, dims[0])
     dtype = parameters["W1"].dtype
@@ -576,7 +580,7 @@ def predict_proba(model, X):
 
 
 def predict(model, X):
-    """What ``model.predict`` gives, as a lazy Dask array: 0/1 ``(n_y, m)``, classes ``(m,)`` or values."""
+    """``model.predict`` as a lazy Dask array: 0/1 ``(n_y, m)``, classes ``(m,)`` or values."""
     parameters, dims = model._fitted()
     X = _dask_X(X, dims[0])
     config = _predict_config(model, dims)
@@ -744,7 +748,8 @@ def fit_with_scheduler(model, X, Y, address, callback=None, validation_data=None
     try:
         client = distributed.Client(address, timeout=timeout, set_as_default=False)
     except (OSError, TimeoutError) as e:
-        raise ValueError(f"--scheduler {address}: cannot connect to a Dask scheduler: {e}") from None
+        raise ValueError(
+            f"--scheduler {address}: cannot connect to a Dask scheduler: {e}") from None
     with client:
         hp = model._hyperparameters()
         warmup(client, hp["layer_dims"], hp["dtype"], hp["hidden_activation"],

@@ -21,7 +21,8 @@ distributed = pytest.importorskip("distributed")
 da = pytest.importorskip("dask.array")
 dask = pytest.importorskip("dask")
 
-from fastbackprop import Model, TrainingDivergedError, optimizers, reference as R, rng  # noqa: E402
+from fastbackprop import Model, TrainingDivergedError, optimizers, rng  # noqa: E402
+from fastbackprop import reference as R  # noqa: E402
 from fastbackprop import dask as fdask  # noqa: E402
 from fastbackprop.datasets import make_classification  # noqa: E402
 
@@ -90,7 +91,8 @@ def assert_same_state(model, before):
 def assert_same_fit(dask_model, one, rtol):
     assert relative_difference(dask_model.parameters_, one.parameters_) < rtol
     np.testing.assert_allclose(dask_model.costs_, one.costs_, rtol=rtol)
-    assert (dask_model.n_iter_, dask_model.t_, dask_model.seed_) == (one.n_iter_, one.t_, one.seed_)
+    assert ((dask_model.n_iter_, dask_model.t_, dask_model.seed_)
+            == (one.n_iter_, one.t_, one.seed_))
     assert dask_model.optimizer_state_.keys() == one.optimizer_state_.keys()
     for slot in one.optimizer_state_:
         assert relative_difference(dask_model.optimizer_state_[slot],
@@ -196,7 +198,8 @@ def one_machine_minibatches(X, Y, widths, params, n_epochs):
             squares = sum(np.sum(parameters[f"W{l}"] ** 2) for l in range(1, len(dims)))
             total += params["l2"] / 2 * squares  # the L2 term times the batch's columns
             for l in range(1, len(dims)):
-                grads[f"dW{l}"] = grads[f"dW{l}"] + params["l2"] / columns.size * parameters[f"W{l}"]
+                grads[f"dW{l}"] = (grads[f"dW{l}"]
+                                   + params["l2"] / columns.size * parameters[f"W{l}"])
             t += 1
             parameters, state = optimizers.update(parameters, grads, state, t, alpha,
                                                   params["optimizer"], hyper)
