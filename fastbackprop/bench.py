@@ -37,6 +37,9 @@ from .datasets import load_planar_dataset, make_classification
 #: over the many thousands of steps a timing runs; speed does not depend on it).
 LEARNING_RATE = 0.0075
 
+#: Learning rate of the epoch workloads (Adam's usual 0.001).
+ADAM_LEARNING_RATE = 0.001
+
 #: Seed of the benchmark data and initial parameters.
 SEED = 0
 
@@ -74,6 +77,8 @@ class Workload:
     target_seconds: float | None = None
     target_floor_ratio: float | None = None
     output: str = "sigmoid"
+    batch_size: int | None = None
+    optimizer: str = "gd"
 
     @property
     def target(self):
@@ -94,9 +99,11 @@ class Workload:
 
     @property
     def label(self):
-        """``[784, 256, 128, 10] relu m=512 float64`` (and the output layer unless sigmoid)."""
+        """``[784, 256, 128, 10] relu m=512 float64`` (and the output layer unless sigmoid,
+        the batch size and optimiser of epoch workloads)."""
         output = "" if self.output == "sigmoid" else f" {self.output}"
-        return f"{list(self.layer_dims)} {self.hidden}{output} m={self.m} {self.dtype}"
+        batches = "" if self.batch_size is None else f" {self.optimizer} batch={self.batch_size}"
+        return f"{list(self.layer_dims)} {self.hidden}{output}{batches} m={self.m} {self.dtype}"
 
 
 #: name -> :class:`Workload`, in the order of ``docs/benchmarks.md``.
@@ -116,6 +123,26 @@ WORKLOADS = {
 }
 
 
+#: name -> :class:`Workload` of mini-batch epochs (softmax, Adam, shuffled, on
+#: MNIST-shaped random data): a row times one epoch, not one step.
+EPOCH_WORKLOADS = {
+    w.name: w
+    for w in (
+        Workload("mnist128", (784, 256, 128, 10), "relu", 60000, "float32",
+                 target_floor_ratio=1.25, output="softmax", batch_size=128, optimizer="adam"),
+        Workload("mnist64d", (784, 256, 128, 10), "relu", 60000, "float64",
+                 target_floor_ratio=1.3, output="softmax", batch_size=64, optimizer="adam"),
+        Workload("wide1024", (784, 1024, 1024, 10), "relu", 20000, "float32",
+                 target_floor_ratio=1.1, output="softmax", batch_size=256, optimizer="adam"),
+        Workload("digits32", (64, 64, 10), "relu", 1797, "float64",
+                 target_floor_ratio=2.5, output="softmax", batch_size=32, optimizer="adam"),
+    )
+}
+
+#: Every workload by name: the full-batch steps, then the mini-batch epochs.
+ALL_WORKLOADS = {**WORKLOADS, **EPOCH_WORKLOADS}
+
+
 @dataclass
 class Problem:
     """Data and initial parameters of one workload, in its dtype."""
@@ -133,11 +160,17 @@ def make_problem(workload, seed=SEED):
     :func:`make_classification`. ``workload`` is a :class:`Workload` or a name.
     """
     if isinstance(workload, str):
-        workload = WORKLOADS[workload]
+        workload = ALL_WORKLOADS[workload]
     dims = list(workload.layer_dims)
     dtype = np.dtype(workload.dtype)
     if workload.name == "planar":
         X, Y = load_planar_dataset(m=workload.m, dtype=dtype)
+    elif workload.batch_size is not None:  # MNIST-shaped random data: pixels, 10 classes
+        generator = np.random.default_rng(seed)
+        X = generator.random((dims[0], workload.m), dtype=np.float32).astype(dtype)
+        Y = np.eye(dims[-1], dtype=dtype)[:, generator.integers(0, dims[-1], workload.m)]
+        return Problem(workload, X, Y, reference.initialize_parameters(
+            dims, init="he", seed=seed, dtype=dtype))
     else:
         X, Y = make_classification(dims[0], workload.m, n_y=dims[-1], seed=seed, dtype=dtype)
     if workload.output == "softmax":  # one class per column: the first label set, else the last
@@ -210,6 +243,26 @@ def time_per_call(run, repeats, min_time=MIN_TIME):
         run(k)
         times.append((time.perf_counter() - start) / k)
     return statistics.median(times)
+
+
+def epoch_time(backend, problem, repeats, min_time=MIN_TIME):
+    """Median seconds per epoch of ``backend``'s ``Trainer`` (``"numba"`` or ``"numpy"``) on an
+    epoch workload: ``run(k) / k``, after one epoch that compiles (numba)."""
+    from . import backends
+
+    w = problem.workload
+    trainer = backends.get(backend).Trainer(
+        problem.parameters, problem.X, problem.Y, w.hidden, ADAM_LEARNING_RATE, cost_every=1,
+        output_activation=w.output, optimizer=w.optimizer, batch_size=w.batch_size, seed=SEED)
+    trainer.run(1)
+
+    def run(k):
+        status = trainer.run(k)
+        if status != "ok":
+            raise RuntimeError(f"{w.name}: training stopped with status {status!r}; "
+                               "the timing is void")
+
+    return time_per_call(run, repeats, min_time)
 
 
 def reference_step_time(problem, repeats, min_time=MIN_TIME):
@@ -324,10 +377,12 @@ def caption(rates, repeats):
     parts = ", ".join(f"{np.dtype(d).name} {rate / 1e9:.1f} GFLOP/s" for d, rate in rates.items())
     return (
         "Seconds per full-batch gradient-descent step (forward, cost from ZL every step,\n"
-        "backward from dZ_L = A_L - Y, update); median of "
+        "backward from dZ_L = A_L - Y, update), or per epoch for the mini-batch workloads\n"
+        "(softmax, Adam, shuffled batches, the cost recorded every epoch); median of "
         f"{repeats} timing{'s' if repeats != 1 else ''}.\n"
         "reference: the NumPy step functions in a Python loop;\n"
         "kernels: kernels.Trainer(cost_every=1).run(k) / k;\n"
+        "(an epoch's reference and kernels: Trainer(...).run(k) / k of each backend);\n"
         "floor: the step's matrix-product FLOPs (W A_prev and dW for every layer, dA_prev\n"
         f"for layers 2..L) / the rate of a {GEMM_SIZE}x{GEMM_SIZE} GEMM "
         f"measured in this run:\n{parts}.\n"
@@ -357,9 +412,15 @@ def measure(workload, gemm_rates, repeats, min_time=MIN_TIME):
     """Time ``workload`` (a :class:`Workload`) with both backends: a :class:`Row`."""
     problem = make_problem(workload)
     time.sleep(SETTLE)
-    ref = reference_step_time(problem, repeats, min_time)
+    if workload.batch_size is None:
+        ref = reference_step_time(problem, repeats, min_time)
+    else:
+        ref = epoch_time("numpy", problem, max(1, min(repeats, 3)), min_time)
     time.sleep(SETTLE)
-    ker = kernels_step_time(problem, repeats, min_time)
+    if workload.batch_size is None:
+        ker = kernels_step_time(problem, repeats, min_time)
+    else:
+        ker = epoch_time("numba", problem, repeats, min_time)
     return Row(workload, ref, ker, step_flops(workload.layer_dims, workload.m),
                gemm_rates[np.dtype(workload.dtype).name])
 
@@ -373,7 +434,11 @@ def add_arguments(parser):
     """Add ``fastbackprop bench``'s options to ``parser`` (an ``argparse`` parser)."""
     parser.add_argument(
         "--workloads", default=",".join(WORKLOADS), metavar="NAMES",
-        help=f"comma-separated workloads to time (default: all of {','.join(WORKLOADS)})")
+        help=f"comma-separated workloads to time: full-batch steps {','.join(WORKLOADS)}; "
+             f"mini-batch epochs {','.join(EPOCH_WORKLOADS)} (default: the steps)")
+    parser.add_argument(
+        "--epochs", action="store_true",
+        help="time the mini-batch epoch workloads too (or name them in --workloads)")
     parser.add_argument(
         "--dtype", choices=["float32", "float64"], default=None,
         help="compute every workload in this dtype (default: each workload's own)")
@@ -392,19 +457,21 @@ def add_arguments(parser):
 def selected_workloads(names, dtype=None):
     """The :class:`Workload` list for a comma-separated ``names``; ``ValueError`` on unknown ones."""
     chosen = [n.strip() for n in names.split(",") if n.strip()]
-    unknown = [n for n in chosen if n not in WORKLOADS]
+    unknown = [n for n in chosen if n not in ALL_WORKLOADS]
     if unknown or not chosen:
         raise ValueError(f"--workloads must be a comma-separated subset of "
-                         f"{','.join(WORKLOADS)}; got {names!r}")
-    workloads = [WORKLOADS[n] for n in dict.fromkeys(chosen)]
+                         f"{','.join(ALL_WORKLOADS)}; got {names!r}")
+    workloads = [ALL_WORKLOADS[n] for n in dict.fromkeys(chosen)]
     return [w.with_dtype(dtype) for w in workloads] if dtype else workloads
 
 
 def run(args, out=None):
     """Run ``fastbackprop bench`` with parsed ``args``; print the table; return the exit status."""
     out = sys.stdout if out is None else out
+    names = args.workloads + ("," + ",".join(EPOCH_WORKLOADS) if getattr(args, "epochs", False)
+                              else "")
     try:
-        workloads = selected_workloads(args.workloads, args.dtype)
+        workloads = selected_workloads(names, args.dtype)
     except ValueError as error:
         print(f"fastbackprop bench: {error}", file=sys.stderr)
         return 2

@@ -9,6 +9,19 @@ batch's cost and ``t`` counting updates from 1::
     Adam      v, s as above (beta1, beta2);  v_hat = v / (1 - beta1^t);  s_hat = s / (1 - beta2^t)
               W := W - alpha v_hat / (sqrt(s_hat) + epsilon)
 
+scikit-learn's solvers (used by :mod:`fastbackprop.sklearn`), the same in its
+``_stochastic_optimizers.py``::
+
+    sgd_momentum  v := beta v - alpha dW;                 W := W + v
+    nesterov      v := beta v - alpha dW;                 W := W + beta v - alpha dW
+    adam_folded   v, s as Adam;  alpha_t = alpha sqrt(1 - beta2^t) / (1 - beta1^t)
+                  W := W - alpha_t v / (sqrt(s) + epsilon)
+
+The velocity of ``sgd_momentum`` and ``nesterov`` holds the learning rate
+(a changed ``alpha`` acts on new gradients only); ``adam_folded`` adds
+``epsilon`` to ``sqrt(s)`` rather than to ``sqrt(s_hat)``, which weighs it
+``sqrt(1 - beta2^t)`` times more in the early steps.
+
 The state of an optimiser is a dict of its slots (``spec.OPTIMIZERS[name].state``:
 ``"v"``, ``"s"``), each a dict ``{"dW1": ..., "db1": ...}`` of arrays shaped
 like the gradients and starting at zero, as in the course.
@@ -59,6 +72,23 @@ def _adam(theta, d, slots, t, alpha, hp):
     return theta - alpha * v_hat / (np.sqrt(s_hat) + hp.epsilon), {"v": v, "s": s}
 
 
+def _sgd_momentum(theta, d, slots, t, alpha, hp):
+    v = hp.beta * slots["v"] - alpha * d
+    return theta + v, {"v": v}
+
+
+def _nesterov(theta, d, slots, t, alpha, hp):
+    v = hp.beta * slots["v"] - alpha * d
+    return theta + (hp.beta * v - alpha * d), {"v": v}
+
+
+def _adam_folded(theta, d, slots, t, alpha, hp):
+    v = hp.beta1 * slots["v"] + (1 - hp.beta1) * d
+    s = hp.beta2 * slots["s"] + (1 - hp.beta2) * d * d
+    step = alpha * np.sqrt(1 - hp.beta2 ** t) / (1 - hp.beta1 ** t)
+    return theta - step * v / (np.sqrt(s) + hp.epsilon), {"v": v, "s": s}
+
+
 class Rule(NamedTuple):
     """One optimiser's update of one parameter: ``(theta, dtheta, slots, t, alpha, hp) -> (theta, slots)``."""
 
@@ -67,7 +97,8 @@ class Rule(NamedTuple):
 
 #: name -> the update rule; one entry per ``spec.OPTIMIZERS`` row.
 RULES = {"gd": Rule(_gd), "momentum": Rule(_momentum), "rmsprop": Rule(_rmsprop),
-         "adam": Rule(_adam)}
+         "adam": Rule(_adam), "sgd_momentum": Rule(_sgd_momentum), "nesterov": Rule(_nesterov),
+         "adam_folded": Rule(_adam_folded)}
 assert set(RULES) == set(spec.OPTIMIZERS)
 
 

@@ -79,6 +79,16 @@ OPTIMIZERS = {
     "adam": Optimizer(3, ("beta1", "beta2", "epsilon"), ("v", "s"),
                       "v, s as momentum and RMSprop (beta1, beta2); "
                       "W := W - alpha (v / (1 - beta1^t)) / (sqrt(s / (1 - beta2^t)) + epsilon)"),
+    # scikit-learn's solvers (``fastbackprop.sklearn``): the learning rate inside the
+    # velocity (Sutskever et al. 2013), and Adam with its bias corrections folded into
+    # the step (Kingma and Ba 2015, end of section 2), epsilon added to sqrt(s) itself.
+    "sgd_momentum": Optimizer(4, ("beta",), ("v",),
+                              "v := beta v - alpha dW;  W := W + v"),
+    "nesterov": Optimizer(5, ("beta",), ("v",),
+                          "v := beta v - alpha dW;  W := W + beta v - alpha dW"),
+    "adam_folded": Optimizer(6, ("beta1", "beta2", "epsilon"), ("v", "s"),
+                             "v, s as adam; W := W - (alpha sqrt(1 - beta2^t) / (1 - beta1^t)) "
+                             "v / (sqrt(s) + epsilon)"),
 }
 
 #: The optimisers' hyperparameters and their defaults (the course's).

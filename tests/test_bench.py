@@ -154,3 +154,29 @@ def test_bench_does_not_import_numba():
     code = "import sys, fastbackprop.bench; print('numba' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+def test_the_epoch_workloads_are_the_mini_batch_targets():
+    expected = {
+        "mnist128": ((784, 256, 128, 10), 128, "float32", 60000, 1.25),
+        "mnist64d": ((784, 256, 128, 10), 64, "float64", 60000, 1.3),
+        "wide1024": ((784, 1024, 1024, 10), 256, "float32", 20000, 1.1),
+        "digits32": ((64, 64, 10), 32, "float64", 1797, 2.5),
+    }
+    assert list(bench.EPOCH_WORKLOADS) == list(expected)
+    for name, (dims, batch, dtype, m, ratio) in expected.items():
+        w = bench.EPOCH_WORKLOADS[name]
+        assert (tuple(w.layer_dims), w.batch_size, w.dtype, w.m, w.target_floor_ratio,
+                w.output, w.optimizer, w.hidden) == (dims, batch, dtype, m, ratio, "softmax",
+                                                     "adam", "relu")
+    p = bench.make_problem("digits32")
+    assert p.X.shape == (64, 1797) and p.Y.shape == (10, 1797)
+    np.testing.assert_array_equal(p.Y.sum(axis=0), 1)
+
+
+def test_bench_times_an_epoch_workload(capsys):
+    assert bench.run(parse(["--workloads", "digits32", "--quick"])) == 0
+    out = capsys.readouterr().out
+    row = [line for line in out.splitlines() if line.startswith("digits32")]
+    assert len(row) == 1 and "<= 2.50x floor" in row[0]
+    assert "per epoch for the mini-batch workloads" in out

@@ -13,8 +13,11 @@ import numpy as np
 
 from fastbackprop import activations, backends, reference, spec
 from fastbackprop.bench import (
+    ADAM_LEARNING_RATE,
+    EPOCH_WORKLOADS,
     GEMM_SIZE,
     LEARNING_RATE,
+    SEED,
     SETTLE,
     WORKLOADS,
     gemm_rate,
@@ -182,6 +185,29 @@ class Fit(_Workload):
 
     def peakmem_fit(self, workload, backend):
         self._fit(FIT_ITERATIONS)
+
+
+class Epoch:
+    """One mini-batch epoch (softmax, Adam, shuffled) of the compiled trainer, per epoch
+    workload; the trainer and its buffers are built, and compiled, in ``setup``."""
+
+    params = (list(EPOCH_WORKLOADS),)
+    param_names = ["workload"]
+    repeat = (1, 5, 30.0)
+    warmup_time = 0.0
+    timeout = 300
+
+    def setup(self, workload):
+        p = make_problem(workload)
+        w = p.workload
+        self.trainer = backends.get("numba").Trainer(
+            p.parameters, p.X, p.Y, w.hidden, ADAM_LEARNING_RATE, cost_every=1,
+            output_activation=w.output, optimizer=w.optimizer, batch_size=w.batch_size, seed=SEED)
+        self.trainer.run(1)  # compile
+        settle("numba")
+
+    def time_epoch(self, workload):
+        self.trainer.run(1)
 
 
 class Gemm:

@@ -86,10 +86,67 @@ def adam(current, other, grad, inv_m, alpha, hyper, t):
     return total
 
 
+@jit
+def sgd_momentum(current, other, grad, inv_m, alpha, hyper, t):
+    """scikit-learn's momentum: ``v := beta v - alpha dW``; ``W := W + v``."""
+    n = grad.size
+    beta = hyper.beta
+    total = like(alpha, 0.0)
+    for i in range(n):
+        v = beta * current[n + i] - alpha * (grad[i] * inv_m)
+        other[n + i] = v
+        w = current[i] + v
+        other[i] = w
+        total += w
+    return total
+
+
+@jit
+def nesterov(current, other, grad, inv_m, alpha, hyper, t):
+    """scikit-learn's Nesterov momentum: ``v := beta v - alpha dW``;
+    ``W := W + beta v - alpha dW``."""
+    n = grad.size
+    beta = hyper.beta
+    total = like(alpha, 0.0)
+    for i in range(n):
+        step = alpha * (grad[i] * inv_m)
+        v = beta * current[n + i] - step
+        other[n + i] = v
+        w = current[i] + (beta * v - step)
+        other[i] = w
+        total += w
+    return total
+
+
+@jit
+def adam_folded(current, other, grad, inv_m, alpha, hyper, t):
+    """scikit-learn's Adam: ``v``, ``s`` as Adam;
+    ``W := W - (alpha sqrt(1 - beta2^t) / (1 - beta1^t)) v / (sqrt(s) + epsilon)``."""
+    n = grad.size
+    one = like(alpha, 1.0)
+    beta1, beta2, epsilon = hyper.beta1, hyper.beta2, hyper.epsilon
+    keep1, keep2 = one - beta1, one - beta2
+    step = alpha * np.sqrt(one - beta2 ** like(alpha, t)) / (one - beta1 ** like(alpha, t))
+    total = like(alpha, 0.0)
+    for i in range(n):
+        g = grad[i] * inv_m
+        v = beta1 * current[n + i] + keep1 * g
+        s = beta2 * current[2 * n + i] + keep2 * (g * g)
+        other[n + i] = v
+        other[2 * n + i] = s
+        w = current[i] - step * v / (np.sqrt(s) + epsilon)
+        other[i] = w
+        total += w
+    return total
+
+
 #: Optimiser code -> its fused update; one entry per ``spec.OPTIMIZERS`` row.
 OPTIMIZER_KERNELS = {spec.OPTIMIZERS[name].code: kernel
                      for name, kernel in (("gd", gd), ("momentum", momentum),
-                                          ("rmsprop", rmsprop), ("adam", adam))}
+                                          ("rmsprop", rmsprop), ("adam", adam),
+                                          ("sgd_momentum", sgd_momentum),
+                                          ("nesterov", nesterov),
+                                          ("adam_folded", adam_folded))}
 
 
 def optimizer_update(code, current, other, grad, inv_m, alpha, hyper, t):

@@ -57,12 +57,16 @@ class Trainer(TrainerBase):
             learning_rate = f(o.learning_rate)
         if not np.isfinite(learning_rate):
             raise ValueError(f"learning_rate {o.learning_rate:g} is not finite in {self.dtype}")
-        X = as_kernel_array(X, self.dtype)
-        n_x, m = X.shape
+        n_x, m = np.shape(X)
         w = (np.ones(m, dtype=self.dtype) if self._sample_weight is None
              else self._sample_weight.astype(self.dtype))
-        self._data = training.Data(X, as_kernel_array(Y, self.dtype), w)
         full = o.batch_size is None
+        if full:
+            X = as_kernel_array(X, self.dtype)
+            self._data = training.Data(X, as_kernel_array(Y, self.dtype), w)
+        else:  # examples as rows, gathered contiguously (no copy for an F-ordered X)
+            self._data = training.Data(as_kernel_array(np.transpose(X), self.dtype),
+                                       as_kernel_array(np.transpose(Y), self.dtype), w)
         width = m if full else min(o.batch_size, m)
         linear_update = (o.optimizer == spec.OPTIMIZERS["gd"].code and o.decay_rate == 0
                          and o.l2 == 0)

@@ -1,0 +1,823 @@
+"""scikit-learn's ``MLPClassifier`` and ``MLPRegressor``, trained by the compiled kernels.
+
+Switch one import::
+
+    from sklearn.neural_network import MLPClassifier      # before
+    from fastbackprop.sklearn import MLPClassifier        # after
+
+The classes take scikit-learn's constructor arguments with its defaults,
+follow its rules (Glorot-uniform initialisation from ``random_state``,
+``alpha`` divided by the batch's size, its Adam and its Nesterov momentum,
+its stopping rule on ``tol`` and ``n_iter_no_change``, its learning-rate
+schedules, ``early_stopping``), set the same fitted attributes and pass
+scikit-learn's estimator checks. Examples are **rows** here, as everywhere
+in scikit-learn: ``X`` is ``(n_samples, n_features)`` and ``coefs_[i]`` is
+``(n_in, n_out)``; inside, the data and the weights are transposed to the
+course's columns (``W{l} = coefs_[l-1].T``) and each epoch is one call of
+the Numba backend's :class:`~fastbackprop.kernels.Trainer`.
+
+What differs from scikit-learn, and what is not supported, is listed in
+each class's docstring and in ``docs/sklearn.md``. scikit-learn (>= 1.6) is
+an optional dependency: ``import fastbackprop`` does not import this module.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import numbers
+import warnings
+
+import numpy as np
+
+try:
+    from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.metrics import accuracy_score, r2_score
+    from sklearn.model_selection import train_test_split
+    from sklearn.preprocessing import LabelBinarizer
+    from sklearn.utils import check_random_state
+    from sklearn.utils._param_validation import Interval, Options, StrOptions
+    from sklearn.utils.class_weight import compute_sample_weight
+    from sklearn.utils.multiclass import check_classification_targets, type_of_target, unique_labels
+    from sklearn.utils.validation import (
+        _check_sample_weight,
+        check_is_fitted,
+        column_or_1d,
+        validate_data,
+    )
+except ImportError as error:  # pragma: no cover - depends on the environment
+    raise ImportError(
+        "fastbackprop.sklearn needs scikit-learn >= 1.6 (pip install 'scikit-learn>=1.6'); "
+        f"importing it failed: {error}") from error
+
+from . import activations, backends, outputs, spec
+
+__all__ = ["MLPClassifier", "MLPRegressor"]
+
+#: scikit-learn's names of the hidden activations -> the package's (``spec.ACTIVATIONS``).
+ACTIVATIONS = {"relu": "relu", "tanh": "tanh", "logistic": "sigmoid"}
+
+#: scikit-learn's names of the output layers -> the package's (``spec.OUTPUTS``).
+OUTPUTS = {"logistic": "sigmoid", "softmax": "softmax", "identity": "linear"}
+assert set(ACTIVATIONS.values()) <= set(spec.ACTIVATIONS)
+assert set(OUTPUTS.values()) <= set(spec.OUTPUTS)
+
+#: scikit-learn's batch size for ``batch_size="auto"``: ``min(AUTO_BATCH, n_samples)``.
+AUTO_BATCH = 200
+
+#: The smallest learning rate ``learning_rate="adaptive"`` divides before it stops.
+ADAPTIVE_FLOOR = 1e-6
+
+#: ``fit`` runs BLAS on one thread when every matrix product of a batch has fewer
+#: multiply-adds than this (``batch * n_in * n_out``). Products this small gain little
+#: from a second thread on an idle machine, and on a loaded one OpenBLAS's threads
+#: waiting for each other made digits' epochs 5x slower (docs/sklearn.md, measured).
+ONE_BLAS_THREAD_BELOW = 1 << 23
+
+_NONFINITE = ("Solver produced non-finite parameter weights. The input data may contain "
+              "large values and need to be preprocessed.")
+
+
+def _optimizer_name(solver, momentum, nesterovs_momentum):
+    """The ``spec.OPTIMIZERS`` entry that is scikit-learn's update for these arguments."""
+    if solver == "adam":
+        return "adam_folded"
+    if momentum == 0:
+        return "gd"  # v = -alpha dW, W += v: plain gradient descent, with or without Nesterov
+    return "nesterov" if nesterovs_momentum else "sgd_momentum"
+
+
+class _BaseMLP(BaseEstimator):
+    """What both estimators share: checks, initialisation, the epoch loop, the forward pass."""
+
+    _parameter_constraints: dict = {
+        "hidden_layer_sizes": ["array-like", Interval(numbers.Integral, 1, None, closed="left")],
+        "activation": [StrOptions({"identity", "logistic", "tanh", "relu"})],
+        "solver": [StrOptions({"lbfgs", "sgd", "adam"})],
+        "alpha": [Interval(numbers.Real, 0, None, closed="left")],
+        "batch_size": [StrOptions({"auto"}), Interval(numbers.Integral, 1, None, closed="left")],
+        "learning_rate": [StrOptions({"constant", "invscaling", "adaptive"})],
+        "learning_rate_init": [Interval(numbers.Real, 0, None, closed="neither")],
+        "power_t": [Interval(numbers.Real, 0, None, closed="left")],
+        "max_iter": [Interval(numbers.Integral, 1, None, closed="left")],
+        "shuffle": ["boolean"],
+        "random_state": ["random_state"],
+        "tol": [Interval(numbers.Real, 0, None, closed="left")],
+        "verbose": ["verbose"],
+        "warm_start": ["boolean"],
+        "momentum": [Interval(numbers.Real, 0, 1, closed="both")],
+        "nesterovs_momentum": ["boolean"],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(numbers.Real, 0, 1, closed="left")],
+        "beta_1": [Interval(numbers.Real, 0, 1, closed="left")],
+        "beta_2": [Interval(numbers.Real, 0, 1, closed="left")],
+        "epsilon": [Interval(numbers.Real, 0, None, closed="neither")],
+        "n_iter_no_change": [Interval(numbers.Integral, 1, None, closed="left"),
+                             Options(numbers.Real, {np.inf})],
+        "max_fun": [Interval(numbers.Integral, 1, None, closed="left")],
+    }
+
+    # -- checks ------------------------------------------------------------
+
+    def _check_supported(self):
+        """Refuse, with the reason, what scikit-learn accepts and this package cannot do."""
+        if self.solver == "lbfgs":
+            raise ValueError(
+                "solver='lbfgs' is not supported by fastbackprop.sklearn: the compiled "
+                "trainer runs stochastic epochs only. Use solver='adam' or 'sgd', or "
+                "sklearn.neural_network's classes for L-BFGS.")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(
+                f"activation={self.activation!r} is not supported by fastbackprop.sklearn "
+                f"(the package's hidden activations are {sorted(ACTIVATIONS)}); use one of "
+                "those, or sklearn.neural_network's classes for a linear hidden layer.")
+        if self.solver == "sgd" and self.momentum == 1:
+            raise ValueError("momentum=1 is not supported by fastbackprop.sklearn (the velocity "
+                             "would never decay); use a momentum in [0, 1).")
+
+    def _hidden_layer_sizes(self):
+        sizes = self.hidden_layer_sizes
+        sizes = list(sizes) if hasattr(sizes, "__iter__") else [sizes]
+        if np.any(np.array(sizes) <= 0):
+            raise ValueError(f"hidden_layer_sizes must be > 0, got {sizes}.")
+        return [int(n) for n in sizes]
+
+    def _validate_X(self, X, reset):
+        """``X`` as a dense float32/float64 ``(n_samples, n_features)`` array."""
+        X = validate_data(self, X, accept_sparse=["csr", "csc"], dtype=(np.float64, np.float32),
+                          reset=reset)
+        return _dense(X)
+
+    # -- fitting -------------------------------------------------------------
+
+    def fit(self, X, y, sample_weight=None):
+        """Fit the model to ``X`` ``(n_samples, n_features)`` and the targets ``y``.
+
+        ``sample_weight``: ``(n_samples,)`` non-negative weights (None: all 1),
+        as scikit-learn >= 1.7 takes them. Returns ``self``.
+        """
+        return self._fit(X, y, sample_weight=sample_weight, incremental=False)
+
+    def _fit(self, X, y, sample_weight=None, incremental=False):
+        self._validate_params()
+        self._check_supported()
+        hidden = self._hidden_layer_sizes()
+        first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
+        X, Y, y_labels = self._validate_input(X, y, incremental, reset=first_pass)
+        n_samples, n_features = X.shape
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X, dtype=X.dtype,
+                                                 ensure_non_negative=True)
+        train_weight = self._training_weights(sample_weight, y_labels, incremental, X.dtype)
+        layer_units = [n_features, *hidden, Y.shape[1]]
+        self._random_state = check_random_state(self.random_state)
+        if first_pass:
+            self._initialize(Y, layer_units, X.dtype)
+        else:
+            self._check_continuation(Y, layer_units)
+        self._fit_stochastic(X, Y, y_labels, sample_weight, train_weight, incremental)
+        return self
+
+    def _training_weights(self, sample_weight, y_labels, incremental, dtype):
+        """The per-sample weights of the training loss (the classifier adds its class weights)."""
+        return sample_weight
+
+    def _initialize(self, Y, layer_units, dtype):
+        """Fresh parameters and bookkeeping, as scikit-learn's ``_initialize``."""
+        self.n_iter_ = 0
+        self.t_ = 0
+        self.n_outputs_ = Y.shape[1]
+        self.n_layers_ = len(layer_units)
+        self.out_activation_ = self._output_activation()
+        self.coefs_, self.intercepts_ = [], []
+        for fan_in, fan_out in zip(layer_units[:-1], layer_units[1:]):
+            # Glorot-uniform, scikit-learn's draws in its order: weights, then biases
+            factor = 2.0 if self.activation == "logistic" else 6.0
+            bound = np.sqrt(factor / (fan_in + fan_out))
+            coef = self._random_state.uniform(-bound, bound, (fan_in, fan_out))
+            intercept = self._random_state.uniform(-bound, bound, fan_out)
+            self.coefs_.append(coef.astype(dtype, copy=False))
+            self.intercepts_.append(intercept.astype(dtype, copy=False))
+        self._best_coefs = [c.copy() for c in self.coefs_]
+        self._best_intercepts = [i.copy() for i in self.intercepts_]
+        self.loss_curve_ = []
+        self._no_improvement_count = 0
+        if self.early_stopping:
+            self.validation_scores_ = []
+            self.best_validation_score_ = -np.inf
+            self.best_loss_ = None
+        else:
+            self.best_loss_ = np.inf
+            self.validation_scores_ = None
+            self.best_validation_score_ = None
+        self.__dict__.pop("_solver_state", None)
+
+    def _check_continuation(self, Y, layer_units):
+        """A warm start or ``partial_fit`` continues a network of the same shape."""
+        have = [self.coefs_[0].shape[0]] + [c.shape[1] for c in self.coefs_]
+        if have != layer_units:
+            raise ValueError(
+                f"the fitted network has layer sizes {have}, but this call needs {layer_units} "
+                "(hidden_layer_sizes or the number of outputs changed); fit it afresh with "
+                "warm_start=False")
+
+    def _solver(self, incremental):
+        """The optimiser's state, kept between ``partial_fit`` calls (scikit-learn's
+        ``_optimizer``): a new one for every ``fit``, as in scikit-learn."""
+        name = _optimizer_name(self.solver, self.momentum, self.nesterovs_momentum)
+        state = getattr(self, "_solver_state", None)
+        if not incremental or state is None or state["optimizer"] != name:
+            state = {"optimizer": name, "learning_rate": float(self.learning_rate_init),
+                     "t": 0, "state": None}
+            self._solver_state = state
+        return state
+
+    def _fit_stochastic(self, X, Y, y_labels, sample_weight, train_weight, incremental):
+        solver = self._solver(incremental)
+        if self.early_stopping and incremental:
+            raise ValueError("partial_fit does not support early_stopping=True")
+        if self.early_stopping:
+            # scikit-learn's split, from the same random state at the same point
+            should_stratify = self._is_classifier() and self.n_outputs_ == 1
+            arrays = [X, Y, y_labels] + ([] if train_weight is None else [train_weight]) + (
+                [] if sample_weight is None else [sample_weight])
+            parts = train_test_split(*arrays, random_state=self._random_state,
+                                     test_size=self.validation_fraction,
+                                     stratify=Y if should_stratify else None)
+            X_train, X_val, Y_train, _, _, y_val = parts[:6]
+            rest = parts[6:]
+            w_train = None
+            if train_weight is not None:
+                w_train, rest = rest[0], rest[2:]
+            w_val = None if sample_weight is None else rest[1]
+            if X_val.shape[0] < 2:
+                raise ValueError("The validation set is too small. Increase "
+                                 "'validation_fraction' or the size of your dataset.")
+        else:
+            X_train, Y_train, w_train = X, Y, train_weight
+            X_val = y_val = w_val = None
+        n_samples = X_train.shape[0]
+        if self.batch_size == "auto":
+            batch_size = min(AUTO_BATCH, n_samples)
+        else:
+            if self.batch_size > n_samples:
+                warnings.warn("Got `batch_size` less than 1 or larger than sample size. It is "
+                              "going to be clipped")
+            batch_size = int(np.clip(self.batch_size, 1, n_samples))
+        trainer = self._trainer(X_train, Y_train, w_train, batch_size, solver)
+        units = [X_train.shape[1]] + [c.shape[1] for c in self.coefs_]
+        with _blas_threads(batch_size * max(a * b for a, b in zip(units[:-1], units[1:]))):
+            self._epochs(trainer, n_samples, X_val, y_val, w_val, solver, incremental)
+        solver["t"] = trainer.t
+        solver["state"] = trainer.optimizer_state
+        if self.early_stopping:
+            self.coefs_ = self._best_coefs
+            self.intercepts_ = self._best_intercepts
+
+    def _store(self, trainer):
+        """``coefs_`` and ``intercepts_`` from the trainer's parameters (scikit-learn's layout)."""
+        parameters = trainer.parameters
+        L = len(self.coefs_)
+        self.coefs_ = [np.ascontiguousarray(parameters[f"W{l}"].T) for l in range(1, L + 1)]
+        self.intercepts_ = [parameters[f"b{l}"].ravel() for l in range(1, L + 1)]
+
+    def _epochs(self, trainer, n_samples, X_val, y_val, w_val, solver, incremental):
+        """scikit-learn's epoch loop: one compiled epoch, then its bookkeeping in Python."""
+        store = lambda: self._store(trainer)  # noqa: E731
+        self.n_iter_ = 0
+        try:
+            for _ in range(self.max_iter):
+                status = trainer.run(1)
+                if status != "ok":
+                    store()
+                    raise ValueError(_NONFINITE)
+                self.n_iter_ += 1
+                self.loss_ = self._epoch_loss(trainer)
+                self.t_ += n_samples
+                self.loss_curve_.append(self.loss_)
+                if self.verbose:
+                    print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
+                if self.early_stopping:
+                    store()
+                self._update_no_improvement_count(X_val, y_val, w_val)
+                if self.solver == "sgd" and self.learning_rate == "invscaling":
+                    solver["learning_rate"] = (float(self.learning_rate_init)
+                                               / (self.t_ + 1) ** self.power_t)
+                    _set_learning_rate(trainer, solver["learning_rate"])
+                if self._no_improvement_count > self.n_iter_no_change:
+                    if self.early_stopping:
+                        msg = ("Validation score did not improve more than tol=%f for %d "
+                               "consecutive epochs." % (self.tol, self.n_iter_no_change))
+                    else:
+                        msg = ("Training loss did not improve more than tol=%f for %d "
+                               "consecutive epochs." % (self.tol, self.n_iter_no_change))
+                    if self._trigger_stopping(msg, solver, trainer):
+                        break
+                    self._no_improvement_count = 0
+                if incremental:
+                    break
+                if self.n_iter_ == self.max_iter:
+                    warnings.warn("Stochastic Optimizer: Maximum iterations (%d) reached and "
+                                  "the optimization hasn't converged yet." % self.max_iter,
+                                  ConvergenceWarning)
+        except KeyboardInterrupt:
+            warnings.warn("Training interrupted by user.")
+        store()
+
+    def _trainer(self, X, Y, weight, batch_size, solver):
+        """The compiled trainer for one ``fit`` or ``partial_fit``, set up as scikit-learn's rules.
+
+        scikit-learn divides ``alpha`` and the loss by the batch's sum of
+        sample weights; the trainer divides by its number of columns. The
+        weights are scaled to mean 1 (sum ``n``) and ``alpha`` by ``n / sum``, so
+        the two agree exactly for a full batch and on average for mini-batches.
+        """
+        n = X.shape[0]
+        l2 = float(self.alpha)
+        if weight is not None:
+            total = float(np.sum(weight, dtype=np.float64))
+            if not total > 0:
+                raise ValueError("Sample weights must contain at least one non-zero number "
+                                 "(after the class weights, if any).")
+            scale = n / total
+            weight = np.asarray(weight, dtype=np.float64) * scale
+            l2 *= scale
+            if np.all(weight == 1):
+                weight = None
+        dims = [X.shape[1]] + [c.shape[1] for c in self.coefs_]
+        dtype = X.dtype
+        parameters = {}
+        for l, (coef, intercept) in enumerate(zip(self.coefs_, self.intercepts_), start=1):
+            parameters[f"W{l}"] = np.asarray(coef, dtype=dtype).T
+            parameters[f"b{l}"] = np.asarray(intercept, dtype=dtype).reshape(-1, 1)
+        assert [parameters["W1"].shape[1]] + [parameters[f"W{l}"].shape[0]
+                                              for l in range(1, len(dims))] == dims
+        options = dict(
+            output_activation=OUTPUTS[self.out_activation_], optimizer=solver["optimizer"],
+            batch_size=None if batch_size >= n else batch_size, shuffle=bool(self.shuffle),
+            # the shuffles' seed, drawn after scikit-learn's draws (initialisation, split)
+            seed=int(self._random_state.randint(np.iinfo(np.int32).max)),
+            beta=float(self.momentum), beta1=float(self.beta_1), beta2=float(self.beta_2),
+            epsilon=float(self.epsilon), t=solver["t"], optimizer_state=solver["state"],
+            l2=l2, sample_weight=None if weight is None else weight.astype(dtype))
+        self._l2 = l2  # as passed: the multi-output regressor's loss_ reads it
+        Trainer = backends.get("numba").Trainer
+        return Trainer(parameters, X.T, np.asarray(Y, dtype=dtype).T,
+                       ACTIVATIONS[self.activation], solver["learning_rate"], 1, dtype,
+                       max_iterations=self.max_iter, **options)
+
+    def _epoch_loss(self, trainer):
+        """``loss_`` of the epoch just run: the trainer's cost (scikit-learn's for all but
+        the multi-output regressor, see :class:`MLPRegressor`)."""
+        return float(trainer.costs[-1])
+
+    def _trigger_stopping(self, msg, solver, trainer):
+        """scikit-learn's ``trigger_stopping``: stop, or for ``adaptive`` divide the rate by 5."""
+        if self.solver != "sgd" or self.learning_rate != "adaptive":
+            if self.verbose:
+                print(msg + " Stopping.")
+            return True
+        if solver["learning_rate"] <= ADAPTIVE_FLOOR:
+            if self.verbose:
+                print(msg + " Learning rate too small. Stopping.")
+            return True
+        solver["learning_rate"] /= 5.0
+        _set_learning_rate(trainer, solver["learning_rate"])
+        if self.verbose:
+            print(msg + " Setting learning rate to %f" % solver["learning_rate"])
+        return False
+
+    def _update_no_improvement_count(self, X_val, y_val, w_val):
+        """scikit-learn's rule, on the training loss or (``early_stopping``) the validation
+        score."""
+        if self.early_stopping:
+            score = self._score(X_val, y_val, w_val)
+            self.validation_scores_.append(score)
+            if self.verbose:
+                print("Validation score: %f" % score)
+            if score < self.best_validation_score_ + self.tol:
+                self._no_improvement_count += 1
+            else:
+                self._no_improvement_count = 0
+            if score > self.best_validation_score_:
+                self.best_validation_score_ = score
+                self._best_coefs = [c.copy() for c in self.coefs_]
+                self._best_intercepts = [i.copy() for i in self.intercepts_]
+        else:
+            if self.loss_curve_[-1] > self.best_loss_ - self.tol:
+                self._no_improvement_count += 1
+            else:
+                self._no_improvement_count = 0
+            if self.loss_curve_[-1] < self.best_loss_:
+                self.best_loss_ = self.loss_curve_[-1]
+
+    def _score_with_function(self, X, y, sample_weight, score_function):
+        y_pred = self._predict(X, check_input=False)
+        if np.issubdtype(y_pred.dtype, np.floating) and not np.isfinite(y_pred).all():
+            return np.nan
+        return score_function(y, y_pred, sample_weight=sample_weight)
+
+    # -- the forward pass ------------------------------------------------------
+
+    def _forward_pass_fast(self, X, check_input=True):
+        """The network's output ``(n_samples, n_outputs)`` in scikit-learn's layout."""
+        if check_input:
+            X = self._validate_X(X, reset=False)
+        hidden = ACTIVATIONS[self.activation]
+        last = len(self.coefs_) - 1
+        A = X
+        for i, (coef, intercept) in enumerate(zip(self.coefs_, self.intercepts_)):
+            Z = A @ coef
+            Z += intercept
+            A = activations.forward(Z, hidden) if i < last else Z
+        if self.out_activation_ == "logistic":
+            return activations.sigmoid(A)
+        if self.out_activation_ == "softmax":
+            return np.ascontiguousarray(outputs.softmax(A.T).T)
+        return A
+
+    def _is_classifier(self):
+        return isinstance(self, ClassifierMixin)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True  # accepted, and made dense: the kernels are dense
+        return tags
+
+
+def _dense(X):
+    """A sparse matrix or array as a dense one (the kernels work on dense arrays)."""
+    return X.toarray() if hasattr(X, "toarray") else X
+
+
+_CONTROLLER = []
+
+
+def _blas_threads(multiply_adds):
+    """One BLAS thread for small products (:data:`ONE_BLAS_THREAD_BELOW`), else as it is."""
+    if multiply_adds >= ONE_BLAS_THREAD_BELOW:
+        return contextlib.nullcontext()
+    if not _CONTROLLER:  # inspecting the loaded libraries takes milliseconds: once
+        import scipy.linalg.cython_blas  # noqa: F401 - the BLAS the kernels call, loaded
+        from threadpoolctl import ThreadpoolController
+
+        _CONTROLLER.append(ThreadpoolController())
+    return _CONTROLLER[0].limit(limits=1, user_api="blas")
+
+
+def _set_learning_rate(trainer, value):
+    if value > 0:  # an invscaling rate that underflowed to 0 keeps the last positive one
+        trainer.set_learning_rate(value)
+
+
+_PARAMETERS_DOC = """
+    Parameters: scikit-learn's, with its defaults (see its documentation), and
+    these notes:
+
+    hidden_layer_sizes : tuple, default=(100,)
+    activation : {'relu', 'tanh', 'logistic'}, default='relu'
+        'identity' (a linear hidden layer) is refused with a ValueError: the
+        package has no linear hidden activation yet.
+    solver : {'adam', 'sgd'}, default='adam'
+        'lbfgs' is refused with a ValueError (the trainer is stochastic only).
+    alpha : float, default=0.0001
+        L2 penalty, scikit-learn's: ``(alpha / (2 n_b)) sum ||W||^2`` added to
+        each batch's loss and ``(alpha / n_b) W`` to its gradient, ``n_b`` the
+        batch's size (its sum of sample weights, see ``sample_weight``).
+    batch_size : int or 'auto', default='auto'
+        ``'auto'`` is ``min(200, n_samples)``; a batch that holds all samples
+        is trained as one full batch.
+    learning_rate : {'constant', 'invscaling', 'adaptive'}, default='constant'
+        sgd only, as scikit-learn: 'invscaling' sets
+        ``learning_rate_init / (t_ + 1) ** power_t`` at the end of each epoch
+        (``t_`` the samples seen), 'adaptive' divides the rate by 5 when
+        ``n_iter_no_change`` epochs did not improve by ``tol`` (stopping below
+        1e-6). Exactly scikit-learn's schedules, which change the rate per epoch.
+    learning_rate_init, power_t, max_iter, shuffle, tol, verbose, warm_start,
+    early_stopping, validation_fraction, n_iter_no_change
+        scikit-learn's meaning. ``max_iter`` counts epochs.
+    random_state : int, RandomState or None
+        Draws the initial weights exactly as scikit-learn does (the same
+        ``random_state`` gives the same initial ``coefs_``) and the
+        ``early_stopping`` split; the shuffles come from a seed drawn from it
+        afterwards and the package's own permutation, so they differ from
+        scikit-learn's.
+    momentum : float in [0, 1), default=0.9
+        sgd only, scikit-learn's rule ``v = momentum v - lr g; W += v`` (the
+        package's ``"sgd_momentum"``), not the course's ``v = beta v + (1 -
+        beta) g``. ``momentum=1`` is refused.
+    nesterovs_momentum : bool, default=True
+        scikit-learn's Nesterov form ``W += momentum v - lr g`` (``"nesterov"``).
+    beta_1, beta_2, epsilon
+        Adam's, scikit-learn's form (``"adam_folded"``): the bias corrections
+        folded into the step, ``lr_t = lr sqrt(1 - beta_2^t) / (1 - beta_1^t)``,
+        ``W -= lr_t m / (sqrt(v) + epsilon)``, where the course's Adam adds
+        ``epsilon`` to ``sqrt(v_hat)``.
+    max_fun : int, default=15000
+        Accepted for compatibility; used by 'lbfgs' only, which is refused.
+"""
+
+_DIFFERENCES_DOC = """
+    Differences from scikit-learn's class:
+
+    * the arithmetic is the compiled kernels' (fused, vectorised, its own
+      exp/log), so results agree with scikit-learn's to rounding for the same
+      initial weights and batches, not bit for bit; the shuffles differ.
+    * sparse ``X`` is accepted and made dense before training (the kernels
+      are dense): the memory of a dense copy, transposed.
+    * ``sample_weight`` must be non-negative. scikit-learn divides each
+      batch's gradient by the batch's sum of weights; here the weights are
+      scaled to mean 1 and each batch divided by its size (``alpha`` scaled to
+      match), which is the same for a full batch and the same on average for
+      mini-batches.
+    * training stops with ValueError at the first non-finite loss or update
+      (scikit-learn finishes the epochs, then raises the same ValueError);
+      ``coefs_`` then hold the last finite weights.
+    * a warm start or ``partial_fit`` must keep the layer sizes (a clear
+      ValueError otherwise).
+    * ``fit`` runs BLAS on one thread when a batch's matrix products are small
+      (:data:`ONE_BLAS_THREAD_BELOW`).
+"""
+
+
+class MLPClassifier(ClassifierMixin, _BaseMLP):
+    __doc__ = """Multi-layer perceptron classifier: scikit-learn's, trained by fastbackprop's kernels.
+
+    A drop-in replacement for ``sklearn.neural_network.MLPClassifier``:
+    the same constructor arguments and defaults, fitted attributes and
+    methods; labels of any type scikit-learn accepts (binary, multi-class,
+    or a multi-label indicator matrix). The output layer is a softmax for
+    multi-class targets and a sigmoid (``'logistic'``) for binary and
+    multi-label ones, with the cross-entropy loss.
+    """ + _PARAMETERS_DOC + """    class_weight : None, 'balanced' or dict, default=None
+        Not in scikit-learn's class (an extension, as in its linear
+        classifiers): each sample's loss and gradient weighed by its class's
+        weight, times its ``sample_weight``. 'balanced' is
+        ``n_samples / (n_classes * bincount(y))`` (for a multi-label target,
+        the product over the labels); ``partial_fit`` refuses 'balanced' (one
+        batch cannot tell the classes' frequencies).
+
+    Attributes: ``classes_``, ``loss_``, ``best_loss_``, ``loss_curve_``,
+    ``validation_scores_``, ``best_validation_score_``, ``t_``, ``coefs_``
+    (``(n_in, n_out)`` arrays), ``intercepts_``, ``n_features_in_``,
+    ``feature_names_in_``, ``n_iter_``, ``n_layers_``, ``n_outputs_``,
+    ``out_activation_``, as scikit-learn's.
+    """ + _DIFFERENCES_DOC
+
+    _parameter_constraints: dict = {
+        **_BaseMLP._parameter_constraints,
+        "class_weight": [StrOptions({"balanced"}), dict, None],
+    }
+
+    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
+                 alpha=0.0001, batch_size="auto", learning_rate="constant",
+                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
+                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
+                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
+                 class_weight=None):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
+        self.class_weight = class_weight
+
+    def _output_activation(self):
+        return "softmax" if self._label_binarizer.y_type_ == "multiclass" else "logistic"
+
+    def _validate_input(self, X, y, incremental, reset):
+        """``X``, the binarised targets ``(n_samples, n_outputs)`` and the labels, as
+        scikit-learn's."""
+        X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
+                             dtype=(np.float64, np.float32), reset=reset)
+        X = _dense(X)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        check_classification_targets(y)
+        if not hasattr(self, "classes_") or (not self.warm_start and not incremental):
+            self._label_binarizer = LabelBinarizer()
+            self._label_binarizer.fit(y)
+            self.classes_ = self._label_binarizer.classes_
+        else:
+            classes = unique_labels(y)
+            if self.warm_start:
+                if set(classes) != set(self.classes_):
+                    raise ValueError(
+                        "warm_start can only be used where `y` has the same classes as in "
+                        f"the previous call to fit. Previously got {self.classes_}, `y` has "
+                        f"{classes}")
+            elif len(np.setdiff1d(classes, self.classes_, assume_unique=True)):
+                raise ValueError(f"`y` has classes not in `self.classes_`. `self.classes_` "
+                                 f"has {self.classes_}. 'y' has {classes}.")
+        Y = self._label_binarizer.transform(y).astype(bool)
+        if Y.ndim == 1:
+            Y = Y.reshape(-1, 1)
+        return X, Y, y
+
+    def _training_weights(self, sample_weight, y_labels, incremental, dtype):
+        if self.class_weight is None:
+            return sample_weight
+        if incremental and isinstance(self.class_weight, str):
+            raise ValueError("class_weight='balanced' is not supported by partial_fit (one "
+                             "batch cannot tell the classes' frequencies); pass a dict of "
+                             "class weights, or sample_weight")
+        weight = compute_sample_weight(self.class_weight, y_labels).astype(dtype)
+        return weight if sample_weight is None else weight * sample_weight
+
+    def _partial_fit_first_call(self, classes):
+        """scikit-learn's rule: ``classes`` is required on the first call only."""
+        if getattr(self, "classes_", None) is None and classes is None:
+            raise ValueError("classes must be passed on the first call to partial_fit.")
+        if classes is not None:
+            if getattr(self, "classes_", None) is not None:
+                if not np.array_equal(self.classes_, unique_labels(classes)):
+                    raise ValueError(f"`classes={classes!r}` is not the same as on last call "
+                                     f"to partial_fit, was: {self.classes_!r}")
+                return False
+            self.classes_ = unique_labels(classes)
+            return True
+        return False
+
+    def partial_fit(self, X, y, sample_weight=None, classes=None):
+        """One epoch over ``X``, ``y`` (``classes``, every label, on the first call); ``self``.
+
+        The optimiser's state (Adam's moments and ``t``, sgd's velocity and
+        learning rate) carries over between calls, as in scikit-learn.
+        """
+        self._validate_params()
+        if self._partial_fit_first_call(classes):
+            self._label_binarizer = LabelBinarizer()
+            if type_of_target(y).startswith("multilabel"):
+                self._label_binarizer.fit(y)
+            else:
+                self._label_binarizer.fit(classes)
+        return self._fit(X, y, sample_weight=sample_weight, incremental=True)
+
+    def predict(self, X):
+        """The predicted labels, ``(n_samples,)`` (or ``(n_samples, n_labels)`` multi-label)."""
+        check_is_fitted(self)
+        return self._predict(X)
+
+    def _predict(self, X, check_input=True):
+        y_pred = self._forward_pass_fast(X, check_input=check_input)
+        if self.n_outputs_ == 1:
+            y_pred = y_pred.ravel()
+        return self._label_binarizer.inverse_transform(y_pred)
+
+    def _score(self, X, y, sample_weight=None):
+        return self._score_with_function(X, y, sample_weight, accuracy_score)
+
+    def predict_proba(self, X):
+        """The classes' probabilities ``(n_samples, n_classes)``, in the order of ``classes_``."""
+        check_is_fitted(self)
+        y_pred = self._forward_pass_fast(X)
+        if self.n_outputs_ == 1:
+            y_pred = y_pred.ravel()
+        if y_pred.ndim == 1:
+            return np.vstack([1 - y_pred, y_pred]).T
+        return y_pred
+
+    def predict_log_proba(self, X):
+        """``log(predict_proba(X))``."""
+        y_prob = self.predict_proba(X)
+        return np.log(y_prob, out=y_prob)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True
+        return tags
+
+
+class MLPRegressor(RegressorMixin, _BaseMLP):
+    __doc__ = """Multi-layer perceptron regressor: scikit-learn's, trained by fastbackprop's kernels.
+
+    A drop-in replacement for ``sklearn.neural_network.MLPRegressor``: the
+    same constructor arguments and defaults, fitted attributes and methods;
+    1-D or 2-D targets. The output layer is linear (``'identity'``) with
+    the squared error ``(1/2) mean (y - p)^2``.
+    """ + _PARAMETERS_DOC + """    loss : {'squared_error'}, default='squared_error'
+        'poisson' is refused with a ValueError: the package has no
+        exponential output layer yet.
+
+    Attributes: ``loss_``, ``best_loss_``, ``loss_curve_``,
+    ``validation_scores_``, ``best_validation_score_``, ``t_``, ``coefs_``,
+    ``intercepts_``, ``n_features_in_``, ``feature_names_in_``, ``n_iter_``,
+    ``n_layers_``, ``n_outputs_``, ``out_activation_``, as scikit-learn's.
+    For several outputs scikit-learn's loss averages the outputs' squared
+    errors while its gradient sums them; the gradient here is the same, and
+    ``loss_`` divides the data term by ``n_outputs_`` as scikit-learn does.
+    """ + _DIFFERENCES_DOC
+
+    _parameter_constraints: dict = {
+        **_BaseMLP._parameter_constraints,
+        "loss": [StrOptions({"squared_error", "poisson"})],
+    }
+
+    def __init__(self, loss="squared_error", hidden_layer_sizes=(100,), activation="relu", *,
+                 solver="adam", alpha=0.0001, batch_size="auto", learning_rate="constant",
+                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
+                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
+                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000):
+        self.loss = loss
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
+
+    def _check_supported(self):
+        if self.loss == "poisson":
+            raise ValueError("loss='poisson' is not supported by fastbackprop.sklearn (the "
+                             "package has no exponential output layer); use "
+                             "loss='squared_error', or sklearn.neural_network.MLPRegressor.")
+        super()._check_supported()
+
+    def _output_activation(self):
+        return "identity"
+
+    def _validate_input(self, X, y, incremental, reset):
+        X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
+                             y_numeric=True, dtype=(np.float64, np.float32), reset=reset)
+        X = _dense(X)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        Y = y.reshape(-1, 1) if y.ndim == 1 else y
+        return X, Y, y
+
+    def _epoch_loss(self, trainer):
+        """scikit-learn's loss averages the outputs' halved squared errors (its gradient
+        sums them, as the trainer's cost does): the data term over ``n_outputs_``; the L2
+        term, summed over the batches before each update, estimated from the weights
+        after the epoch."""
+        loss = float(trainer.costs[-1])
+        if self.n_outputs_ == 1:
+            return loss
+        penalty = 0.0
+        if self._l2:
+            parameters = trainer.parameters
+            norms = sum(float(np.sum(parameters[f"W{l}"] ** 2))
+                        for l in range(1, len(self.coefs_) + 1))
+            penalty = 0.5 * self._l2 * trainer.n_batches * norms / trainer.m
+        return (loss - penalty) / self.n_outputs_ + penalty
+
+    def partial_fit(self, X, y, sample_weight=None):
+        """One epoch over ``X``, ``y``; the optimiser's state carries over; returns ``self``."""
+        self._validate_params()
+        return self._fit(X, y, sample_weight=sample_weight, incremental=True)
+
+    def predict(self, X):
+        """The predicted values, ``(n_samples,)`` or ``(n_samples, n_outputs)``."""
+        check_is_fitted(self)
+        return self._predict(X)
+
+    def _predict(self, X, check_input=True):
+        y_pred = self._forward_pass_fast(X, check_input=check_input)
+        if y_pred.shape[1] == 1:
+            return y_pred.ravel()
+        return y_pred
+
+    def _score(self, X, y, sample_weight=None):
+        return self._score_with_function(X, y, sample_weight, r2_score)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags

@@ -1,0 +1,456 @@
+"""fastbackprop.sklearn: scikit-learn's MLPClassifier and MLPRegressor on the compiled trainer.
+
+scikit-learn's own estimator checks; the same initial weights, updates and
+stopping as scikit-learn's classes (compared with them where the batches are
+the same, ``shuffle=False``); sample and class weights against calculus;
+labels of every type; pipelines, searches, pickling, pandas; and (slow) the
+test scores on digits and breast_cancer within 0.01 of scikit-learn's.
+"""
+
+import inspect
+import io
+import pickle
+import subprocess
+import sys
+import warnings
+from contextlib import redirect_stdout
+
+import numpy as np
+import pytest
+
+sklearn = pytest.importorskip("sklearn")
+
+from sklearn import neural_network as sk  # noqa: E402
+from sklearn.base import clone  # noqa: E402
+from sklearn.datasets import load_breast_cancer, load_digits, make_classification  # noqa: E402
+from sklearn.exceptions import ConvergenceWarning  # noqa: E402
+from sklearn.model_selection import GridSearchCV, cross_val_score, train_test_split  # noqa: E402
+from sklearn.pipeline import make_pipeline  # noqa: E402
+from sklearn.preprocessing import StandardScaler  # noqa: E402
+from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
+
+from fastbackprop import backends, reference as R  # noqa: E402
+from fastbackprop.sklearn import MLPClassifier, MLPRegressor  # noqa: E402
+
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+
+# ---------------------------------------------------------------------------
+# scikit-learn's estimator checks
+# ---------------------------------------------------------------------------
+
+
+#: Checks that may not pass, with the reason (none today; see docs/sklearn.md).
+EXPECTED_FAILED_CHECKS = {}
+
+
+@parametrize_with_checks([MLPClassifier(), MLPRegressor()],
+                         expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS)
+def test_scikit_learns_estimator_checks(estimator, check):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        check(estimator)
+
+
+def test_importing_fastbackprop_does_not_import_scikit_learn():
+    code = ("import sys, fastbackprop; fastbackprop.Model; fastbackprop.kernels; "
+            "assert 'sklearn' not in sys.modules, 'sklearn imported'")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr
+
+
+def test_the_constructors_take_scikit_learns_parameters_with_its_defaults():
+    for ours, theirs, extra in ((MLPClassifier, sk.MLPClassifier, {"class_weight": None}),
+                                (MLPRegressor, sk.MLPRegressor, {})):
+        mine = ours().get_params()
+        assert mine == {**theirs().get_params(), **extra}
+        ours_sig = list(inspect.signature(ours).parameters)
+        theirs_sig = list(inspect.signature(theirs).parameters)
+        assert ours_sig[:len(theirs_sig)] == theirs_sig
+        assert "Differences from scikit-learn's class" in ours.__doc__  # each one written down
+        assert "nesterovs_momentum" in ours.__doc__ and "beta_1" in ours.__doc__
+
+
+# ---------------------------------------------------------------------------
+# The same model as scikit-learn's
+# ---------------------------------------------------------------------------
+
+
+def _data(n=120, n_features=6, classes=3, seed=0):
+    X, y = make_classification(n_samples=n, n_features=n_features, n_informative=4,
+                               n_redundant=0, n_classes=classes, random_state=seed)
+    return StandardScaler().fit_transform(X), y
+
+
+def _assert_same_fit(ours, theirs, rtol=1e-9):
+    assert ours.n_iter_ == theirs.n_iter_ and ours.t_ == theirs.t_
+    assert ours.out_activation_ == theirs.out_activation_
+    for a, b in zip(ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_):
+        assert a.shape == b.shape and a.dtype == b.dtype
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * np.abs(b).max())
+    np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=rtol)
+    assert ours.loss_ == pytest.approx(theirs.loss_, rel=rtol)
+
+
+def test_the_initial_weights_are_scikit_learns_glorot_draws():
+    X, y = _data()
+    for activation in ("relu", "logistic"):
+        kw = dict(hidden_layer_sizes=(7, 5), activation=activation, random_state=3,
+                  max_iter=1, learning_rate_init=1e-300)
+        ours, theirs = MLPClassifier(**kw).fit(X, y), sk.MLPClassifier(**kw).fit(X, y)
+        for a, b in zip(ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_):
+            np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("solver,extra", [
+    ("adam", {}),
+    ("sgd", {}),                                   # Nesterov's momentum
+    ("sgd", {"nesterovs_momentum": False}),
+    ("sgd", {"learning_rate": "invscaling", "power_t": 0.3}),
+    ("sgd", {"learning_rate": "adaptive", "tol": 0.05, "n_iter_no_change": 2}),
+])
+def test_without_shuffling_the_updates_are_scikit_learns(solver, extra):
+    """The same batches in the same order (``shuffle=False``): the same weights, losses,
+    stopping epoch and ``t_`` as scikit-learn's classes, to rounding."""
+    X, y = _data(n=90)
+    kw = dict(hidden_layer_sizes=(8,), solver=solver, shuffle=False, batch_size=32,
+              max_iter=15, random_state=0, learning_rate_init=0.01, alpha=0.01, **extra)
+    _assert_same_fit(MLPClassifier(**kw).fit(X, y), sk.MLPClassifier(**kw).fit(X, y))
+
+
+def test_binary_multilabel_and_regression_updates_are_scikit_learns():
+    X, y = _data(n=70, classes=2)
+    kw = dict(hidden_layer_sizes=(6, 4), shuffle=False, batch_size=20,
+              max_iter=8, random_state=1, learning_rate_init=0.01, tol=0)
+    _assert_same_fit(MLPClassifier(**kw).fit(X, y), sk.MLPClassifier(**kw).fit(X, y))
+    Y = np.column_stack([y, 1 - y, X[:, 0] > 0])
+    _assert_same_fit(MLPClassifier(**kw).fit(X, Y), sk.MLPClassifier(**kw).fit(X, Y))
+    target = X[:, 0] - 2 * X[:, 1] ** 2
+    _assert_same_fit(MLPRegressor(**kw).fit(X, target), sk.MLPRegressor(**kw).fit(X, target))
+
+
+def test_early_stopping_splits_scores_and_restores_the_best_as_scikit_learn():
+    X, y = _data(n=200)
+    kw = dict(hidden_layer_sizes=(10,), shuffle=False, max_iter=30, random_state=0,
+              early_stopping=True, validation_fraction=0.2, n_iter_no_change=3, tol=0.01,
+              learning_rate_init=0.01)
+    ours, theirs = MLPClassifier(**kw).fit(X, y), sk.MLPClassifier(**kw).fit(X, y)
+    assert ours.best_loss_ is None and ours.validation_scores_ == pytest.approx(
+        theirs.validation_scores_)
+    assert ours.best_validation_score_ == theirs.best_validation_score_
+    assert ours.n_iter_ == theirs.n_iter_ < 30
+    for a, b in zip(ours.coefs_, theirs.coefs_):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+
+
+def test_partial_fit_carries_the_optimiser_as_scikit_learn():
+    """Three ``partial_fit`` calls equal scikit-learn's three, which keep Adam's moments."""
+    X, y = _data(n=60)
+    kw = dict(hidden_layer_sizes=(5,), shuffle=False, random_state=0, learning_rate_init=0.02)
+    ours, theirs = MLPClassifier(**kw), sk.MLPClassifier(**kw)
+    for _ in range(3):
+        ours.partial_fit(X, y, classes=[0, 1, 2])
+        theirs.partial_fit(X, y, classes=[0, 1, 2])
+    _assert_same_fit(ours, theirs)
+    with pytest.raises(ValueError, match="classes must be passed on the first call"):
+        MLPClassifier().partial_fit(X, y)
+    with pytest.raises(ValueError, match="partial_fit does not support early_stopping"):
+        MLPClassifier(early_stopping=True).partial_fit(X, y, classes=[0, 1, 2])
+
+
+def test_warm_start_continues_from_the_fitted_weights_with_a_new_optimiser():
+    X, y = _data(n=60)
+    kw = dict(hidden_layer_sizes=(5,), shuffle=False, random_state=0, max_iter=4, tol=0,
+              warm_start=True, learning_rate_init=0.02)
+    ours, theirs = MLPClassifier(**kw), sk.MLPClassifier(**kw)
+    for _ in range(2):
+        ours.fit(X, y)
+        theirs.fit(X, y)
+    _assert_same_fit(ours, theirs)
+    assert len(ours.loss_curve_) == 8
+    with pytest.raises(ValueError, match="warm_start can only be used where `y` has the same"):
+        ours.fit(X, np.where(y == 2, 1, y))
+
+
+# ---------------------------------------------------------------------------
+# Sample weights and class weights
+# ---------------------------------------------------------------------------
+
+
+def _weighted_cost(theta, X, Y, w, dims, hidden, output, l2):
+    """``(1/m) sum_j w_j L_j + (l2 / (2m)) sum ||W||^2`` by the reference's forward pass."""
+    parameters = R.vector_to_parameters(theta, dims)
+    AL, caches = R.L_model_forward(X, parameters, hidden, output)
+    A = np.clip(AL, 1e-300, 1 - 1e-16) if output != "linear" else AL
+    if output == "sigmoid":
+        per_column = -np.sum(Y * np.log(A) + (1 - Y) * np.log(1 - A), axis=0)
+    elif output == "softmax":
+        per_column = -np.sum(Y * np.log(A), axis=0)
+    else:
+        per_column = 0.5 * np.sum((A - Y) ** 2, axis=0)
+    m = X.shape[1]
+    norms = sum(np.sum(parameters[f"W{l}"] ** 2) for l in range(1, len(dims)))
+    return float(np.sum(w * per_column) / m + l2 / (2 * m) * norms)
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+@pytest.mark.parametrize("output", ["sigmoid", "softmax", "linear"])
+def test_per_column_weights_give_the_gradient_of_the_weighted_cost(backend, output):
+    """The trainer's step with weights: ``(theta_0 - theta_1) / alpha`` equals the centred
+    finite differences of ``(1/m) sum w_j L_j + (l2 / 2m) ||W||^2`` (a gradient check of
+    the weighted cost and gradient that the class weights ride on), in both backends.
+    (``sgd_momentum``'s first step from ``v = 0`` is ``-alpha dW``; relu and this optimiser
+    are what the estimators compile anyway.)"""
+    rng = np.random.default_rng(0)
+    dims, m = [4, 5, 3], 11
+    X = rng.standard_normal((4, m))
+    if output == "softmax":
+        Y = np.eye(3)[:, rng.integers(0, 3, m)]
+    elif output == "sigmoid":
+        Y = (rng.random((3, m)) > 0.5).astype(float)
+    else:
+        Y = rng.standard_normal((3, m))
+    w = rng.uniform(0, 3, m)
+    w[2] = 0.0
+    parameters = R.initialize_parameters(dims, "xavier", seed=1)
+    alpha, l2 = 1e-3, 0.3
+    trainer = backends.get(backend).Trainer(parameters, X, Y, "relu", alpha, 1,
+                                            output_activation=output, optimizer="sgd_momentum",
+                                            l2=l2, sample_weight=w)
+    trainer.run(1)
+    theta0 = R.parameters_to_vector(parameters).ravel()
+    step = (theta0 - R.parameters_to_vector(trainer.parameters).ravel()) / alpha
+    numeric = np.empty_like(theta0)
+    for i in range(theta0.size):
+        e = np.zeros_like(theta0)
+        e[i] = 1e-6
+        numeric[i] = (_weighted_cost(theta0 + e, X, Y, w, dims, "relu", output, l2)
+                      - _weighted_cost(theta0 - e, X, Y, w, dims, "relu", output, l2)) / 2e-6
+    assert np.linalg.norm(step - numeric) / np.linalg.norm(step + numeric) < 1e-7
+    assert trainer.costs[0] == pytest.approx(
+        _weighted_cost(theta0, X, Y, w, dims, "relu", output, l2), rel=1e-12)
+
+
+def test_sample_weights_are_scikit_learns_for_a_full_batch():
+    X, y = _data(n=80)
+    w = np.random.default_rng(0).integers(0, 4, 80).astype(float)
+    kw = dict(hidden_layer_sizes=(6,), random_state=0, max_iter=10, tol=0, alpha=0.1,
+              learning_rate_init=0.01)
+    ours = MLPClassifier(**kw).fit(X, y, sample_weight=w)
+    _assert_same_fit(ours, sk.MLPClassifier(**kw).fit(X, y, sample_weight=w))
+    # and integer weights are repeated rows
+    repeated = MLPClassifier(**kw).fit(np.repeat(X, w.astype(int), axis=0),
+                                       np.repeat(y, w.astype(int)))
+    np.testing.assert_allclose(ours.predict_proba(X), repeated.predict_proba(X), rtol=1e-9)
+
+
+def test_class_weights_are_per_sample_weights_and_balanced_helps_the_rare_class():
+    X, y = make_classification(n_samples=400, weights=[0.9, 0.1], random_state=0,
+                               n_features=5, n_informative=3)
+    X = StandardScaler().fit_transform(X)
+    kw = dict(hidden_layer_sizes=(8,), random_state=0, max_iter=30, tol=0)
+    by_class = MLPClassifier(class_weight={0: 1.0, 1: 4.0}, **kw).fit(X, y)
+    by_sample = MLPClassifier(**kw).fit(X, y, sample_weight=np.where(y == 1, 4.0, 1.0))
+    np.testing.assert_array_equal(by_class.coefs_[0], by_sample.coefs_[0])
+    plain = MLPClassifier(**kw).fit(X, y)
+    balanced = MLPClassifier(class_weight="balanced", **kw).fit(X, y)
+    recall = [np.mean(model.predict(X)[y == 1] == 1) for model in (plain, balanced)]
+    assert recall[1] > recall[0]
+    # scikit-learn's alpha is over the sum of the weights: doubling them all halves it
+    twice = MLPClassifier(class_weight="balanced", **kw).fit(X, y, sample_weight=np.full(400, 2.))
+    half = MLPClassifier(class_weight="balanced", **dict(kw, alpha=0.5e-4)).fit(X, y)
+    np.testing.assert_allclose(twice.coefs_[0], half.coefs_[0], rtol=1e-10)
+    with pytest.raises(ValueError, match="class_weight='balanced' is not supported by partial_fit"):
+        MLPClassifier(class_weight="balanced").partial_fit(X, y, classes=[0, 1])
+
+
+def test_bad_weights_are_refused():
+    X, y = _data(n=20)
+    with pytest.raises(ValueError, match="Negative values"):
+        MLPClassifier(max_iter=1).fit(X, y, sample_weight=-np.ones(20))
+    with pytest.raises(ValueError):
+        MLPClassifier(max_iter=1).fit(X, y, sample_weight=np.ones(19))
+    with pytest.raises(ValueError, match="class_weight"):
+        MLPClassifier(max_iter=1, class_weight="often").fit(X, y)
+
+
+# ---------------------------------------------------------------------------
+# Labels, targets, dtypes, refusals
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("labels", [
+    np.array(["cat", "dog", "emu"]), np.array([3, -1, 10]), np.array(["no", "yes"]),
+    np.array([False, True]), np.array([1.0, 2.0]),
+])
+def test_any_label_type_is_predicted_back(labels):
+    X, y = _data(n=90, classes=len(labels))
+    targets = labels[y]
+    model = MLPClassifier(hidden_layer_sizes=(10,), random_state=0, max_iter=60,
+                          learning_rate_init=0.02).fit(X, targets)
+    np.testing.assert_array_equal(model.classes_, np.unique(targets))
+    prediction = model.predict(X)
+    assert prediction.dtype == targets.dtype and set(prediction) <= set(labels)
+    assert model.score(X, targets) > 0.8
+    proba = model.predict_proba(X)
+    assert proba.shape == (90, len(labels))
+    np.testing.assert_allclose(proba.sum(axis=1), 1)
+    np.testing.assert_allclose(model.predict_log_proba(X), np.log(proba))
+    assert model.out_activation_ == ("softmax" if len(labels) > 2 else "logistic")
+    assert model.n_outputs_ == (len(labels) if len(labels) > 2 else 1)
+
+
+def test_multilabel_indicator_targets():
+    X, y = _data(n=100)
+    Y = np.column_stack([y == 0, y == 1, X[:, 0] > 0]).astype(int)
+    model = MLPClassifier(hidden_layer_sizes=(12,), random_state=0, max_iter=80,
+                          learning_rate_init=0.02).fit(X, Y)
+    assert model.predict(X).shape == (100, 3) and model.predict_proba(X).shape == (100, 3)
+    assert model.out_activation_ == "logistic" and model.n_outputs_ == 3
+    assert model.score(X, Y) > 0.6  # subset accuracy
+
+
+def test_one_and_two_dimensional_regression_targets():
+    rng = np.random.default_rng(0)
+    X = rng.uniform(-1, 1, (150, 3))
+    y = np.sin(2 * X[:, 0]) + X[:, 1] ** 2
+    one = MLPRegressor(hidden_layer_sizes=(20,), random_state=0, max_iter=200,
+                       learning_rate_init=0.01).fit(X, y)
+    assert one.predict(X).shape == (150,) and one.score(X, y) > 0.8
+    assert one.out_activation_ == "identity" and one.n_outputs_ == 1
+    Y = np.column_stack([y, -y, X[:, 2]])
+    two = MLPRegressor(hidden_layer_sizes=(20,), random_state=0, max_iter=200,
+                       learning_rate_init=0.01).fit(X, Y)
+    assert two.predict(X).shape == (150, 3) and two.score(X, Y) > 0.8
+
+
+def test_float32_data_trains_and_predicts_in_float32():
+    X, y = _data(n=60)
+    model = MLPClassifier(hidden_layer_sizes=(6,), random_state=0, max_iter=5).fit(
+        X.astype(np.float32), y)
+    assert all(c.dtype == np.float32 for c in model.coefs_ + model.intercepts_)
+    assert model.predict_proba(X.astype(np.float32)).dtype == np.float32
+
+
+def test_sparse_input_trains_as_the_dense_one():
+    from scipy import sparse
+
+    X, y = _data(n=60)
+    X[np.abs(X) < 0.5] = 0
+    kw = dict(hidden_layer_sizes=(6,), random_state=0, max_iter=5)
+    dense = MLPClassifier(**kw).fit(X, y)
+    thin = MLPClassifier(**kw).fit(sparse.csr_matrix(X), y)
+    np.testing.assert_array_equal(thin.coefs_[0], dense.coefs_[0])
+    np.testing.assert_array_equal(thin.predict_proba(sparse.csr_array(X)),
+                                  dense.predict_proba(X))
+
+
+@pytest.mark.parametrize("cls,kwargs,match", [
+    (MLPClassifier, dict(solver="lbfgs"), "solver='lbfgs' is not supported"),
+    (MLPClassifier, dict(activation="identity"), "activation='identity' is not supported"),
+    (MLPRegressor, dict(loss="poisson"), "loss='poisson' is not supported"),
+    (MLPRegressor, dict(solver="sgd", momentum=1.0), "momentum=1 is not supported"),
+    (MLPClassifier, dict(alpha=-1.0), "The 'alpha' parameter of MLPClassifier must be"),
+    (MLPClassifier, dict(hidden_layer_sizes=(3, 0)), "hidden_layer_sizes must be > 0"),
+])
+def test_what_the_package_cannot_do_is_refused_with_the_reason(cls, kwargs, match):
+    X, y = _data(n=20)
+    model = cls(**kwargs)  # the constructor accepts anything, as scikit-learn's
+    with pytest.raises(ValueError, match=match):
+        model.fit(X, y)
+
+
+def test_verbose_prints_scikit_learns_lines_and_divergence_raises_its_error():
+    X, y = _data(n=40)
+    out = io.StringIO()
+    with redirect_stdout(out):
+        MLPClassifier(hidden_layer_sizes=(4,), max_iter=2, verbose=True, random_state=0).fit(X, y)
+    assert out.getvalue().splitlines()[0].startswith("Iteration 1, loss = ")
+    with pytest.raises(ValueError, match="Solver produced non-finite parameter weights"):
+        MLPRegressor(learning_rate_init=1e150, max_iter=50, random_state=0).fit(X * 1e3,
+                                                                                 y * 1e3)
+
+
+# ---------------------------------------------------------------------------
+# Where scikit-learn estimators work
+# ---------------------------------------------------------------------------
+
+
+def test_pipeline_grid_search_cross_validation_and_clone():
+    X, y = _data(n=150)
+    pipe = make_pipeline(StandardScaler(), MLPClassifier(hidden_layer_sizes=(8,), max_iter=40,
+                                                         learning_rate_init=0.01,
+                                                         random_state=0))
+    scores = cross_val_score(pipe, X, y, cv=3)
+    assert scores.shape == (3,) and scores.mean() > 0.6  # scikit-learn's class: 0.71
+    search = GridSearchCV(pipe, {"mlpclassifier__alpha": [1e-4, 1e-1],
+                                 "mlpclassifier__solver": ["adam", "sgd"]}, cv=2).fit(X, y)
+    assert set(search.best_params_) == {"mlpclassifier__alpha", "mlpclassifier__solver"}
+    assert search.score(X, y) > 0.6
+    copy = clone(search.best_estimator_)
+    assert copy.get_params()["mlpclassifier__max_iter"] == 40
+    assert not hasattr(copy[-1], "coefs_")
+
+
+def test_a_pickled_fitted_model_predicts_the_same():
+    X, y = _data(n=80)
+    for model in (MLPClassifier(hidden_layer_sizes=(6,), max_iter=10, random_state=0).fit(X, y),
+                  MLPRegressor(hidden_layer_sizes=(6,), max_iter=10, random_state=0).fit(
+                      X, X[:, 0])):
+        again = pickle.loads(pickle.dumps(model))
+        np.testing.assert_array_equal(again.predict(X), model.predict(X))
+        assert again.get_params() == model.get_params()
+
+
+def test_pandas_in_feature_names_kept_and_set_output():
+    pd = pytest.importorskip("pandas")
+    X, y = _data(n=80)
+    frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(X.shape[1])])
+    target = pd.Series(np.array(["a", "b", "c"])[y], name="label")
+    model = MLPClassifier(hidden_layer_sizes=(6,), max_iter=20, random_state=0).fit(frame, target)
+    np.testing.assert_array_equal(model.feature_names_in_, frame.columns)
+    with pytest.warns(UserWarning, match="X does not have valid feature names"):
+        plain = model.predict(X)  # scikit-learn's warning: fitted with names, given none
+    np.testing.assert_array_equal(model.predict(frame), plain)
+    pipe = make_pipeline(StandardScaler(), MLPClassifier(hidden_layer_sizes=(6,), max_iter=20,
+                                                         random_state=0))
+    pipe.set_output(transform="pandas").fit(frame, target)
+    assert isinstance(pipe[0].transform(frame), pd.DataFrame)
+    np.testing.assert_array_equal(pipe[-1].feature_names_in_, frame.columns)
+    with pytest.raises(ValueError, match="feature names"):
+        model.predict(frame.rename(columns={"f0": "other"}))
+
+
+# ---------------------------------------------------------------------------
+# Test scores as scikit-learn's (slow: scikit-learn's own fits take seconds)
+# ---------------------------------------------------------------------------
+
+
+def _standardised(loader):
+    X, y = loader(return_X_y=True)
+    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.3, random_state=0,
+                                                        stratify=y)
+    scaler = StandardScaler().fit(X_train)
+    return scaler.transform(X_train), scaler.transform(X_test), y_train, y_test
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("loader", [load_digits, load_breast_cancer])
+@pytest.mark.parametrize("solver,batch_size", [("adam", "auto"), ("sgd", "auto"),
+                                               ("adam", 32), ("sgd", 32)])
+def test_test_scores_are_within_0_01_of_scikit_learns(loader, solver, batch_size):
+    X_train, X_test, y_train, y_test = _standardised(loader)
+    kw = dict(solver=solver, batch_size=batch_size, max_iter=100, tol=0, random_state=0)
+    ours = MLPClassifier(**kw).fit(X_train, y_train).score(X_test, y_test)
+    theirs = sk.MLPClassifier(**kw).fit(X_train, y_train).score(X_test, y_test)
+    assert abs(ours - theirs) <= 0.01, (ours, theirs)
+
+
+def test_test_score_on_breast_cancer_is_scikit_learns_quickly():
+    """The default run's version of the slow parity test: 30 epochs, one setting."""
+    X_train, X_test, y_train, y_test = _standardised(load_breast_cancer)
+    kw = dict(hidden_layer_sizes=(32,), max_iter=30, tol=0, random_state=0)
+    ours = MLPClassifier(**kw).fit(X_train, y_train).score(X_test, y_test)
+    theirs = sk.MLPClassifier(**kw).fit(X_train, y_train).score(X_test, y_test)
+    assert abs(ours - theirs) <= 0.01, (ours, theirs)
