@@ -21,7 +21,7 @@ distributed = pytest.importorskip("distributed")
 da = pytest.importorskip("dask.array")
 dask = pytest.importorskip("dask")
 
-from fastbackprop import Model, TrainingDivergedError, optimizers, rng  # noqa: E402
+from fastbackprop import Model, TrainingDivergedError, optimizers, rng, spec  # noqa: E402
 from fastbackprop import reference as R  # noqa: E402
 from fastbackprop import dask as fdask  # noqa: E402
 from fastbackprop.datasets import make_classification  # noqa: E402
@@ -111,7 +111,7 @@ def fitted_keys(client):
 
 
 @pytest.mark.parametrize("optimizer, decay_rate, l2", [
-    ("gd", 0.0, 0.0), ("momentum", 0.0, 0.0), ("rmsprop", 0.0, 0.0), ("adam", 0.5, 0.0),
+    *((name, 0.5 if name == "adam" else 0.0, 0.0) for name in spec.OPTIMIZERS),
     ("gd", 0.0, 3.0), ("adam", 0.0, 0.7)])
 def test_full_batch_equals_the_one_machine_fit(client, data, optimizer, decay_rate, l2):
     X, Y = data
