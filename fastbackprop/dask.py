@@ -256,7 +256,7 @@ class _Run:
         Raises the error of the first bad block (in block order).
         """
         X, Y = self.X, self.Y
-        workers = sorted(self.client.scheduler_info(n_workers=-1)["workers"]) or [None]
+        workers = sorted(self.client.nthreads()) or [None]
         tile = TILE if self.hp["batch_size"] is None else None
         xs = X.to_delayed().reshape(-1)
         ys = Y.to_delayed().reshape(-1)
