@@ -130,7 +130,8 @@ def fit(model, X, Y, parameters=None, callback=None, warm_start=False, client=No
     run = start_run(model, X, Y, parameters, warm_start, client)
     hp = run.hp
     if validation_data is not None:
-        if any(_model._is_dask(a) for a in validation_data):
+        if isinstance(validation_data, (tuple, list)) and any(
+                _model._is_dask(a) for a in validation_data):
             raise TypeError("validation_data must hold NumPy arrays (X_val, Y_val) for a "
                             "fit on Dask arrays: they are scored on the client")
         _, _, _, validation = _model._validation_split(None, None, None, validation_data, hp,
@@ -188,7 +189,7 @@ def start_run(model, X, Y, parameters=None, warm_start=False, client=None):
         seed = hp["seed"] if hp["seed"] is not None else _model._fresh_seed()
         start = {"parameters": _model._initial_parameters(parameters, hp, seed), "seed": seed,
                  "start_epoch": 0, "t": 0, "optimizer_state": None}
-    if hp["keep_prob"] != 1.0:
+    if np.any(np.asarray(hp["keep_prob"]) < 1):
         raise ValueError(f"keep_prob={hp['keep_prob']!r}: dropout is not supported for Dask "
                          "arrays yet (its masks are keyed to the batch's columns, which the "
                          "block kernels do not know); use keep_prob=1.0 or NumPy arrays")

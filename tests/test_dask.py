@@ -268,15 +268,26 @@ def test_validation_and_early_stopping_as_on_one_machine(client, data):
 
 @pytest.mark.parametrize("params, fit_kw, message", [
     ({"keep_prob": 0.8}, {}, "keep_prob=0.8: dropout is not supported for Dask arrays"),
+    ({"layer_dims": [N_X, 4, 4, 1], "keep_prob": [1.0, 0.5]}, {}, r"keep_prob=\[1.0, 0.5\]"),
+    ({}, {"validation_data": (da.ones((N_X, 5)), np.ones((1, 5)))}, None),
     ({}, {"sample_weight": np.ones(M)}, "sample_weight is not supported for Dask arrays"),
     ({"early_stopping": True}, {}, "early_stopping on Dask arrays needs validation_data"),
 ])
 def test_what_dask_fits_do_not_do_yet_is_refused(client, data, params, fit_kw, message):
     X, Y = data
-    model = Model([N_X, 4, 1], **params)
-    with pytest.raises(ValueError, match=message):
+    model = Model(**{"layer_dims": [N_X, 4, 1], **params})
+    with pytest.raises(TypeError if message is None else ValueError,
+                       match=message or "validation_data must hold NumPy arrays"):
         fdask.fit(model, *dask_pair(X, Y), client=client, **fit_kw)
     assert not hasattr(model, "parameters_")
+
+
+def test_keep_prob_one_for_every_layer_is_no_dropout(client, data):
+    X, Y = data
+    model = Model([N_X, 4, 4, 1], keep_prob=[1.0, 1.0], n_epochs=2, seed=0)
+    fitted = model.fit(*dask_pair(X, Y), client=client)
+    assert_same_fit(fitted, Model([N_X, 4, 4, 1], n_epochs=2, seed=0).fit(X, Y),
+                    AGREEMENT["float64"])
 
 
 # ---------------------------------------------------------------------------
