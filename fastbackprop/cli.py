@@ -199,6 +199,9 @@ def _add_train(commands):
                         "and keep the best epoch's model")
     p.add_argument("--patience", type=_positive_int, default=10, metavar="N",
                    help="epochs without improvement before early stopping (default: 10)")
+    p.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                   help="train on the Dask cluster whose scheduler is at ADDRESS, the data in "
+                        "one block per worker thread (needs the dask extra)")
     p.add_argument("--init", choices=INITS, default=DEFAULTS["init"],
                    help="initialisation of W (default: %(default)s)")
     p.add_argument("--seed", type=_seed, default=None,
@@ -359,7 +362,15 @@ def run_train(args):
     sys.stdout.flush()  # before the progress bar on stderr
     with _progress(args.epochs) as callback:
         started = time.perf_counter()
-        model.fit(X_fit, Y_fit, callback=callback, validation_data=validation)
+        if args.scheduler:
+            try:
+                from . import dask as fdask
+            except ImportError:
+                raise CommandError("--scheduler needs Dask: pip install 'fastbackprop[dask]'")
+            fdask.fit_with_scheduler(model, X_fit, Y_fit, args.scheduler, callback=callback,
+                                     validation_data=validation)
+        else:
+            model.fit(X_fit, Y_fit, callback=callback, validation_data=validation)
         elapsed = time.perf_counter() - started
     print(_score_line("training ", model, X_fit, Y_fit))
     if validation is not None:

@@ -299,7 +299,8 @@ class Model:
             from . import dask
 
             return dask.fit(self, X, Y, parameters=parameters, callback=callback,
-                            warm_start=warm_start, client=client)
+                            warm_start=warm_start, client=client,
+                            validation_data=validation_data, sample_weight=sample_weight)
         hp = self._hyperparameters()
         dims, dtype = hp["layer_dims"], np.dtype(hp["dtype"])
         X = check_X(X, n_x=dims[0], dtype=dtype)

@@ -46,8 +46,8 @@ def call_specialised(dispatcher, dtype, codes, *args):
     """
     key = (dispatcher, np.dtype(dtype).name, codes)
     entry = _ENTRY_POINTS.get(key)
-    if entry is not None:
-        return entry(*args)
+    if entry is not None and all(a.flags.c_contiguous for a in args if isinstance(a, np.ndarray)):
+        return entry(*args)  # the cached types hold: C-contiguous arrays of this dtype
     result = dispatcher(*args)
     from numba import typeof, types
 
