@@ -153,21 +153,7 @@ def fit(model, X, Y, parameters=None, callback=None, warm_start=False, client=No
         run.release()
     if status != "ok":
         raise _model._diverged(run, status, hp["learning_rate"])
-    costs = run.costs
-    if warm_start:
-        costs = np.concatenate([model.costs_, costs])
-    best = watch.best if watch is not None and hp["early_stopping"] else None
-    model.parameters_ = run.parameters if best is None else best["parameters"]
-    model.costs_ = costs
-    model.n_iter_ = run.n_iter
-    model.t_ = run.t if best is None else best["t"]
-    model.optimizer_state_ = run.optimizer_state if best is None else best["state"]
-    model.seed_ = run.seed
-    if watch is not None:
-        model.validation_costs_ = np.array(watch.costs, dtype=np.float64)
-        model.validation_scores_ = np.array(watch.scores, dtype=np.float64)
-        model.best_epoch_ = watch.best["epoch"]
-    return model
+    return model._adopt(run, watch, hp, warm_start, run.seed)
 
 
 def start_run(model, X, Y, parameters=None, warm_start=False, client=None):

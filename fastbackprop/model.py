@@ -39,7 +39,6 @@ from .validation import (
     check_keep_prob,
     check_labels,
     check_layer_dims,
-    check_learning_rate,
     check_parameters,
     check_positive_int,
     check_real,
@@ -335,16 +334,21 @@ class Model:
             status = watch.run(trainer, end, callback)
         if status != "ok":
             raise _diverged(trainer, status, hp["learning_rate"])
-        costs = trainer.costs
+        return self._adopt(trainer, watch, hp, warm_start, start["seed"])
+
+    def _adopt(self, run, watch, hp, warm_start, seed):
+        """Set the fitted state from a finished ``run`` (a trainer, or a Dask fit's driver)
+        and its validation ``watch`` (or None); with early stopping, the best epoch's."""
+        costs = run.costs
         if warm_start:
             costs = np.concatenate([self.costs_, costs])
         best = watch.best if watch is not None and hp["early_stopping"] else None
-        self.parameters_ = trainer.parameters if best is None else best["parameters"]
+        self.parameters_ = run.parameters if best is None else best["parameters"]
         self.costs_ = costs
-        self.n_iter_ = trainer.n_iter
-        self.t_ = trainer.t if best is None else best["t"]
-        self.optimizer_state_ = trainer.optimizer_state if best is None else best["state"]
-        self.seed_ = start["seed"]
+        self.n_iter_ = run.n_iter
+        self.t_ = run.t if best is None else best["t"]
+        self.optimizer_state_ = run.optimizer_state if best is None else best["state"]
+        self.seed_ = seed
         if watch is not None:
             self.validation_costs_ = np.array(watch.costs, dtype=np.float64)
             self.validation_scores_ = np.array(watch.scores, dtype=np.float64)

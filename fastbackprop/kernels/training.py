@@ -45,7 +45,6 @@ from .passes import (
     gemm,
     linear_activation,
     output_delta,
-    update,
 )
 from .scalar import like
 
