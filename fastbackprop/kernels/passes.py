@@ -31,15 +31,15 @@ def gemm(A, B, out, mode):
     inner loop is contiguous and vectorises (a BLAS call costs more than
     the work there); larger ones call BLAS through ``np.dot`` with ``out``,
     transposes passed as views, nothing copied. Each mode is its own kernel
-    (:data:`GEMM_KERNELS`), chosen while Numba types the call, so a call
-    compiles only its own mode. For use inside kernels; Python calls
+    (:data:`GEMM_KERNELS`), chosen while Numba types the call and compiled
+    as the call's implementation itself (no extra level of call), so a
+    call compiles only its own mode. For use inside kernels; Python calls
     :func:`gemm_pass`.
     """
     raise NotImplementedError("for use inside kernels only; call gemm_pass")
 
 
-@jit
-def _gemm_nn(A, B, out):
+def _gemm_nn(A, B, out, mode):
     """``out = A @ B``: ``out[i] = sum_p A[i, p] B[p]``, rows of ``B`` contiguous."""
     n, m = out.shape
     inner = B.shape[0]
@@ -56,8 +56,7 @@ def _gemm_nn(A, B, out):
                 out[i, j] += a * B[p, j]
 
 
-@jit
-def _gemm_nt(A, B, out):
+def _gemm_nt(A, B, out, mode):
     """``out = A @ B^T``: ``out[i, p] = sum_j A[i, j] B[p, j]``, contiguous dot products."""
     n, m = out.shape
     inner = B.shape[1]
@@ -73,8 +72,7 @@ def _gemm_nt(A, B, out):
             out[i, p] = s
 
 
-@jit
-def _gemm_tn(A, B, out):
+def _gemm_tn(A, B, out, mode):
     """``out = A^T @ B``: ``out[i] = sum_p A[p, i] B[p]``."""
     n, m = out.shape
     inner = A.shape[0]
@@ -91,14 +89,13 @@ def _gemm_tn(A, B, out):
                 out[i, j] += a * B[p, j]
 
 
-#: mode -> the kernel of :func:`gemm`.
+#: mode -> the implementation of :func:`gemm` (plain functions with its signature).
 GEMM_KERNELS = {NN: _gemm_nn, NT: _gemm_nt, TN: _gemm_tn}
 
 
 @overload_kernel(gemm)
 def _gemm(A, B, out, mode):
-    kernel = select(mode, GEMM_KERNELS, "gemm mode")
-    return lambda A, B, out, mode: kernel(A, B, out)
+    return select(mode, GEMM_KERNELS, "gemm mode")
 
 
 @jit(entry=True)

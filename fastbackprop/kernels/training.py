@@ -122,7 +122,10 @@ class Hyper(NamedTuple):
 @jit
 def capacity_of(work, dims):
     """The number of columns the ``acts``/``deltas`` slots hold."""
-    return work.acts.size // dims[1:].sum()
+    units = 0
+    for l in range(1, dims.size):  # a loop, not dims[1:].sum(): one kernel less to compile
+        units += dims[l]
+    return work.acts.size // units
 
 
 @jit
