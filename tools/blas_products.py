@@ -12,16 +12,26 @@ import sys
 import time
 
 import numpy as np
+from numba import literally
 
 from fastbackprop import bench
 from fastbackprop._jit import jit
 from fastbackprop.kernels import passes
+from fastbackprop.kernels.convert import call_specialised
 
 
-@jit
+@jit(entry=True)
 def _repeat(n, A, B, out, mode):
+    literally(mode)
     for _ in range(n):
-        passes.gemm_pass(A, B, out, mode)
+        passes.gemm(A, B, out, mode)
+
+
+def repeat(n, A, B, out, mode):
+    """``n`` products in one compiled call. (Called plainly from Python, a kernel compiled
+    for a constant ``mode`` takes Numba's slow dispatch path, about 10 ms a call, which
+    would be charged to the products.)"""
+    call_specialised(_repeat, A.dtype, mode, n, A, B, out, mode)
 
 
 def products(dims, m):
@@ -44,11 +54,11 @@ def main(name="small", calls=500):
     for label, a, b, o, mode in products(w.layer_dims, m):
         A, B = (rng.standard_normal(s).astype(dt) for s in (a, b))
         out = np.empty(o, dtype=dt)
-        _repeat(1, A, B, out, mode)
+        repeat(1, A, B, out, mode)
         times = []
         for _ in range(5):
             start = time.perf_counter()
-            _repeat(calls, A, B, out, mode)
+            repeat(calls, A, B, out, mode)
             times.append((time.perf_counter() - start) / calls)
         t = statistics.median(times)
         inner = a[1] if mode == passes.NN else (b[1] if mode == passes.NT else a[0])
