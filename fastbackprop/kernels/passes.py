@@ -125,7 +125,6 @@ def bias_activation(Z, b, code):
 @jit
 def _activation_row(Z, i, bi, code):
     """Row ``i``: ``Z[i] := g(Z[i] + bi)``; returns ``sum(Z[i] + bi)``. ``code`` a constant."""
-    literally(code)
     total = like(Z, 0.0)
     for j in range(Z.shape[1]):
         z = Z[i, j] + bi
@@ -157,7 +156,6 @@ def linear_activation(W, A_prev, b, code, A):
     the row's product, bias and activation done while the row sits in L1
     (30% faster than the product and the pass done apart, on the planar net).
     """
-    literally(code)
     n, k = W.shape
     m = A_prev.shape[1]
     if n * k * m > SMALL_GEMM:
@@ -203,7 +201,6 @@ def backward_delta(W, dZ, A_prev, code, dZ_prev, db_prev):
     unscaled. Above ``SMALL_GEMM``: BLAS, then the fused pointwise pass;
     below: one row of ``dZ_prev`` at a time.
     """
-    literally(code)
     n, k = W.shape
     m = dZ.shape[1]
     if n * k * m > SMALL_GEMM:
@@ -251,7 +248,6 @@ def backward_pointwise(dA, A, code, db):
 @jit
 def _derivative_row(dA, A, i, code):
     """Row ``i``: ``dA[i] := dA[i] * g'`` (g' from ``A[i]``); returns the row's sum."""
-    literally(code)
     s = like(dA, 0.0)
     for j in range(dA.shape[1]):
         d = dA[i, j] * derivative_from_output(code, A[i, j])
@@ -284,7 +280,6 @@ def dropout_backward(dA, A, code, db, keep, threshold, layer_key):
     ``g'`` is computed from ``A * keep`` where the unit was kept (dropped
     units give 0 whatever ``g'``); ``db`` receives the rows' sums, unscaled.
     """
-    literally(code)
     scale = like(A, 1.0) / like(A, keep)
     keep_ = like(A, keep)
     zero = like(A, 0.0)

@@ -13,7 +13,9 @@ iteration. The loop takes them as a few named tuples:
 :class:`~.gram.Gram`  Gram mode's state (see :mod:`.gram`).
 
 The hidden activation, the output layer and the optimiser are
-compile-time constants (``literally``), and the optional parts are
+compile-time constants (``literally`` in the entry points; Numba passes the
+constant types on to the kernels they call, which need no ``literally`` of
+their own and so are not compiled twice), and the optional parts are
 arguments that are ``None`` when unused (mini-batches, Gram mode, L2,
 dropout): Numba prunes ``if x is None`` branches before it types them, so
 a model compiles only the code it runs (a full-batch fit with neither L2
@@ -147,8 +149,6 @@ def forward(theta, X, Y, w, dims, offsets, hidden, output, acts, cols, cost, gra
     over hidden layers on purpose: with the cost's loop inside that loop,
     LLVM generated code 4x slower for it.)
     """
-    literally(hidden)
-    literally(output)
     L = dims.size - 1
     m = X.shape[1]
     A_prev = X
@@ -182,7 +182,6 @@ def backward(theta, X, Y, w, dims, offsets, hidden, acts, deltas, grad, gram, l2
     to each raw ``dW`` (``(l2 / m) W`` once divided by ``m``). In Gram mode ``dZ1`` is written
     to ``D``'s slot of ``grad`` and ``dW1`` is not computed (its slot stays 0).
     """
-    literally(hidden)
     L = dims.size - 1
     m = X.shape[1]
     if gram is not None and L == 1:
