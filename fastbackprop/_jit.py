@@ -178,8 +178,35 @@ def _kernel_cache_class():
             fingerprinted(caching.UserWideCacheLocator),
         ]
 
+    class TolerantCacheFile(caching.IndexDataCacheFile):
+        """Numba's index and data files, where an entry that cannot be read is a miss.
+
+        Numba unpickles an index before it compares its stamp, and the
+        pickle names the types of the cached signatures: after an upgrade
+        of the package that renamed or removed one of them, the old index
+        (left in ``__pycache__`` or the user-wide cache by the previous
+        version) would raise ``AttributeError`` on every call. Read as
+        empty instead, the kernel is compiled again and the index rewritten.
+        """
+
+        def _load_index(self):
+            try:
+                return super()._load_index()
+            except Exception:  # unpicklable: written by another version
+                return {}
+
+        def load(self, key):
+            try:
+                return super().load(key)
+            except Exception:  # a data file that cannot be unpickled
+                return None
+
     class KernelCache(caching.FunctionCache):
         _impl_class = Impl
+
+        def __init__(self, py_func):
+            super().__init__(py_func)
+            self._cache_file.__class__ = TolerantCacheFile
 
     return KernelCache
 

@@ -113,6 +113,30 @@ def test_an_edit_to_any_kernel_source_invalidates_dependent_caches(package_copy,
         "0", "1", "KernelCache"]
 
 
+def test_a_cache_another_version_wrote_is_compiled_again_not_an_error(package_copy, tmp_path):
+    """An upgrade leaves the previous version's cache behind. Its index may name types that
+    no longer exist (unpickling it raises AttributeError), its data may not load: both are
+    misses, the kernel compiles, and the rewritten cache is loaded next time."""
+    import numba
+    import pickle
+
+    cache = tmp_path / "numba-cache"
+    run(CACHED_KERNEL, package_copy, NUMBA_CACHE_DIR=str(cache))
+    removed_type = b"cfastbackprop.kernels.passes\nRemovedType\n."  # a pickle naming it
+    for index in cache.rglob("*.nbi"):
+        index.write_bytes(pickle.dumps(numba.__version__, protocol=-1) + removed_type)
+    assert run(CACHED_KERNEL, package_copy, NUMBA_CACHE_DIR=str(cache)).split() == [
+        "0", "1", "KernelCache"]
+    assert run(CACHED_KERNEL, package_copy, NUMBA_CACHE_DIR=str(cache)).split() == [
+        "1", "0", "KernelCache"]
+    for data in cache.rglob("*.nbc"):
+        data.write_bytes(b"not a pickle")
+    assert run(CACHED_KERNEL, package_copy, NUMBA_CACHE_DIR=str(cache)).split() == [
+        "0", "1", "KernelCache"]
+    assert run(CACHED_KERNEL, package_copy, NUMBA_CACHE_DIR=str(cache)).split() == [
+        "1", "0", "KernelCache"]
+
+
 def test_no_writable_cache_location_still_works_without_error(package_copy, tmp_path):
     """Read-only install, unwritable home, unusable NUMBA_CACHE_DIR: compile in memory, quietly.
 
