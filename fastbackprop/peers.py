@@ -117,7 +117,7 @@ def _check_problem(problem):
 
 def _labels(Y):
     """The class of each column of a one-hot ``Y`` ``(n_y, m)``."""
-    if not np.all(Y.sum(axis=0) == 1):
+    if not (np.all((Y == 0) | (Y == 1)) and np.all(Y.sum(axis=0) == 1)):
         raise ValueError("a softmax workload needs one class per column of Y")
     return np.argmax(Y, axis=0)
 
