@@ -513,7 +513,8 @@ def caption(peers, repeats):
     lines = [
         "Peers: the same workloads (shapes, dtype, data, initial parameters, loss) in",
         f"{names}, each in a process of its own; median of {repeats} "
-        f"timing{'s' if repeats != 1 else ''}; after each time, its ratio to the floor.",
+        f"timing{'s' if repeats != 1 else ''};",
+        "after each time, its ratio to the floor.",
     ]
     if "pytorch" in peers:
         lines.append("pytorch: eager autograd, k steps in a Python loop (epochs: torch.optim.Adam);")
