@@ -1,7 +1,7 @@
 """The one place where Numba options and kernel tunables are set.
 
 Every kernel is decorated with :func:`jit` (or, for the scalar maths that
-kernels inline, :func:`overload_scalar`); no kernel spells its own flags.
+kernels inline, :func:`overload_kernel`); no kernel spells its own flags.
 
 * ``fastmath`` is the subset ``{"reassoc", "contract", "arcp", "nsz"}``:
   it lets loops vectorise and sums reassociate, but keeps NaN and infinity
@@ -13,6 +13,15 @@ kernels inline, :func:`overload_scalar`); no kernel spells its own flags.
   them exact, and re-association would undo that.
 * ``error_model="numpy"``: division by zero gives inf/NaN, not an exception.
 * ``nogil=True``: kernels release the GIL.
+* no CPython or C wrapper for kernels that only kernels call (the
+  default; ``jit(entry=True)`` marks the ones Python calls) and for the
+  typed implementations of :func:`overload_kernel`. Numba builds both
+  wrappers, and emits their machine code, for every function it compiles;
+  skipping them takes a sizeable share off a cold first fit (measured by
+  ``tools/compile_time.py``). A call from Python to such a kernel (tests,
+  a debugging session) still works: it is forwarded to a second,
+  wrapped, uncached compilation of the same function
+  (:class:`KernelDispatcher`).
 * an on-disk cache (Numba's ``cache=True`` machinery, keyed to the hash of
   all kernel sources) when a cache location is writable and the environment
   does not say ``FASTBACKPROP_CACHE=0``; ``NUMBA_CACHE_DIR`` is honoured.
@@ -47,17 +56,27 @@ def cache_enabled():
     return value not in ("0", "false", "no", "off")
 
 
-def options(exact=False):
-    """The keyword options given to ``numba.njit`` (without ``cache``)."""
-    return {
+def options(exact=False, wrapped=True):
+    """The keyword options given to ``numba.njit`` (without ``cache``).
+
+    ``wrapped=False``: no CPython or C wrapper (a function only compiled code calls).
+    """
+    opts = {
         "nogil": True,
         "error_model": "numpy",
         "fastmath": set(EXACT_FASTMATH if exact else FASTMATH),
     }
+    if not wrapped:
+        opts.update(no_cpython_wrapper=True, no_cfunc_wrapper=True)
+    return opts
 
 
-def jit(func=None, *, exact=False):
+def jit(func=None, *, exact=False, entry=False):
     """``numba.njit`` with the package's options; compiles lazily on first call.
+
+    ``entry=True`` for a kernel that Python calls (the training loop, the
+    step kernels): it gets Numba's wrappers. Other kernels are compiled
+    without them, as a :class:`KernelDispatcher`.
 
     When :func:`cache_enabled`, compiled code is cached on disk (see
     :func:`_enable_cache`); when no cache location is writable the kernel
@@ -67,12 +86,45 @@ def jit(func=None, *, exact=False):
     def decorate(f):
         import numba
 
-        dispatcher = numba.njit(**options(exact))(f)
+        dispatcher = numba.njit(**options(exact, wrapped=entry))(f)
+        if not entry:
+            dispatcher.__class__ = _kernel_dispatcher_class()
+            dispatcher.exact = exact
         if cache_enabled():
             _enable_cache(dispatcher)
         return dispatcher
 
     return decorate if func is None else decorate(func)
+
+
+@functools.lru_cache(maxsize=None)
+def _kernel_dispatcher_class():
+    """:class:`KernelDispatcher`, defined on first use (it subclasses Numba's dispatcher)."""
+    from numba.core.registry import CPUDispatcher
+
+    class KernelDispatcher(CPUDispatcher):
+        """A dispatcher for kernels that only compiled code calls: no wrappers.
+
+        Its compilations have no CPython entry point, so none is registered
+        for calls from Python (calling one would crash the interpreter);
+        such a call reaches :meth:`_compile_for_args`, which hands it to a
+        wrapped twin compiled from the same function, in memory only (the
+        on-disk cache does not tell the two apart).
+        """
+
+        def add_overload(self, cres):
+            self.overloads[tuple(cres.signature.args)] = cres
+
+        def _compile_for_args(self, *args, **kws):
+            import numba
+
+            twin = self.__dict__.get("_python_twin")
+            if twin is None:
+                twin = numba.njit(**options(self.exact))(self.py_func)
+                self.__dict__["_python_twin"] = twin
+            return twin
+
+    return KernelDispatcher
 
 
 def _enable_cache(dispatcher):
@@ -132,13 +184,15 @@ def _kernel_cache_class():
     return KernelCache
 
 
-def overload_scalar(stub, exact=False):
+def overload_kernel(stub, exact=False):
     """Register a typed implementation of ``stub`` for use inside kernels.
 
     The decorated function receives Numba types and returns an
     implementation; this is how one generic body gets float32 or float64
-    constants, so float32 inputs are computed in float32.
+    constants, so float32 inputs are computed in float32, and how a
+    constant code selects one entry of a table. Only compiled code calls
+    these, so they get no wrappers.
     """
     from numba.extending import overload
 
-    return overload(stub, jit_options=options(exact))
+    return overload(stub, jit_options=options(exact, wrapped=False))

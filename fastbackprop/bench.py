@@ -143,6 +143,54 @@ EPOCH_WORKLOADS = {
 ALL_WORKLOADS = {**WORKLOADS, **EPOCH_WORKLOADS}
 
 
+#: Configurations whose cold first fit (compilation included) is tracked:
+#: name -> (data, ``Model`` keyword arguments). ``planar`` is the start-up
+#: figure's network (docs/startup.md); each other compiles another hidden
+#: activation, output layer and optimiser, some with mini-batches, L2 and
+#: dropout. Data: ``"planar"`` the flower, ``"digits"`` digits-shaped
+#: random data (64 features, 10 classes, 1797 examples), ``"regression"``
+#: 3 features, 500 examples, a smooth target.
+COLD_FITS = {
+    "planar": ("planar", dict(layer_dims=[2, 4, 1], hidden_activation="tanh", learning_rate=1.2,
+                              n_epochs=1000, init="scaled")),
+    "adam": ("digits", dict(layer_dims=[64, 32, 10], hidden_activation="relu",
+                            output_activation="softmax", optimizer="adam", batch_size=32,
+                            learning_rate=0.001, n_epochs=20)),
+    "rmsprop": ("regression", dict(layer_dims=[3, 16, 1], hidden_activation="sigmoid",
+                                   output_activation="linear", optimizer="rmsprop",
+                                   batch_size=16, learning_rate=0.001, n_epochs=20)),
+    "momentum": ("planar", dict(layer_dims=[2, 8, 1], hidden_activation="leaky_relu",
+                                optimizer="momentum", learning_rate=0.1, n_epochs=200)),
+    "regularised": ("digits", dict(layer_dims=[64, 32, 32, 10], hidden_activation="relu",
+                                   output_activation="softmax", optimizer="adam", batch_size=64,
+                                   learning_rate=0.001, n_epochs=10, l2=0.1, keep_prob=0.8)),
+}
+
+_COLD_FIT_DATA = """
+import numpy as np
+from fastbackprop import Model
+from fastbackprop.datasets import load_planar_dataset
+data = {data!r}
+if data == "planar":
+    X, Y = load_planar_dataset()
+elif data == "digits":
+    g = np.random.default_rng(0)
+    X = g.random((64, 1797)); Y = np.eye(10)[:, g.integers(0, 10, 1797)]
+else:
+    g = np.random.default_rng(0)
+    X = g.standard_normal((3, 500)); Y = np.sin(X[:1]) + X[1:2] ** 2
+"""
+
+
+def cold_fit_code(name):
+    """``(setup, fit)``: Python code that makes the data of ``COLD_FITS[name]``, and code
+    that fits its ``Model`` on the numba backend (only public API, so it runs against
+    any version of the package)."""
+    data, kwargs = COLD_FITS[name]
+    return (_COLD_FIT_DATA.format(data=data),
+            f"Model(seed=0, backend='numba', **{kwargs!r}).fit(X, Y)")
+
+
 @dataclass
 class Problem:
     """Data and initial parameters of one workload, in its dtype."""

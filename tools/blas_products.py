@@ -1,7 +1,7 @@
 """How long the matrix products of one training step take, one by one, through the kernels' gemm.
 
-``python tools/blas_products.py small`` (any workload of ``fastbackprop.bench``)
-times each product of a step (forward ``W A_prev``, ``dW = dZ A_prev^T``, and
+``python tools/blas_products.py small`` (any workload of ``fastbackprop.bench``;
+for an epoch workload, one batch's step) times each product of a step (forward ``W A_prev``, ``dW = dZ A_prev^T``, and
 ``dA_prev = W^T dZ`` for layers 2..L) back to back, prints its GFLOP/s, and
 their sum against the step's floor: the least time any code that calls BLAS
 for these products can take.
@@ -12,16 +12,26 @@ import sys
 import time
 
 import numpy as np
+from numba import literally
 
 from fastbackprop import bench
 from fastbackprop._jit import jit
 from fastbackprop.kernels import passes
+from fastbackprop.kernels.convert import call_specialised
 
 
-@jit
+@jit(entry=True)
 def _repeat(n, A, B, out, mode):
+    literally(mode)
     for _ in range(n):
         passes.gemm(A, B, out, mode)
+
+
+def repeat(n, A, B, out, mode):
+    """``n`` products in one compiled call. (Called plainly from Python, a kernel compiled
+    for a constant ``mode`` takes Numba's slow dispatch path, about 10 ms a call, which
+    would be charged to the products.)"""
+    call_specialised(_repeat, A.dtype, mode, n, A, B, out, mode)
 
 
 def products(dims, m):
@@ -35,26 +45,27 @@ def products(dims, m):
 
 
 def main(name="small", calls=500):
-    w = bench.WORKLOADS[name]
+    w = bench.ALL_WORKLOADS[name]
+    m = w.m if w.batch_size is None else w.batch_size
     dt = np.dtype(w.dtype)
     rng = np.random.default_rng(0)
     rate = bench.gemm_rate(dt)
     total = 0.0
-    for label, a, b, o, mode in products(w.layer_dims, w.m):
+    for label, a, b, o, mode in products(w.layer_dims, m):
         A, B = (rng.standard_normal(s).astype(dt) for s in (a, b))
         out = np.empty(o, dtype=dt)
-        _repeat(1, A, B, out, mode)
+        repeat(1, A, B, out, mode)
         times = []
         for _ in range(5):
             start = time.perf_counter()
-            _repeat(calls, A, B, out, mode)
+            repeat(calls, A, B, out, mode)
             times.append((time.perf_counter() - start) / calls)
         t = statistics.median(times)
         inner = a[1] if mode == passes.NN else (b[1] if mode == passes.NT else a[0])
         flops = 2 * o[0] * o[1] * inner
         total += t
         print(f"{label:22s} {o[0]:>5d} x {inner:>5d} x {o[1]:>5d}  {t * 1e6:9.1f} us  {flops / t / 1e9:6.1f} GFLOP/s")
-    floor = bench.step_flops(w.layer_dims, w.m) / rate
+    floor = bench.step_flops(w.layer_dims, m) / rate
     print(f"sum {total * 1e6:.1f} us; floor {floor * 1e6:.1f} us (2048^2 GEMM at {rate / 1e9:.0f} GFLOP/s); "
           f"sum/floor {total / floor:.2f}x")
 

@@ -14,12 +14,14 @@ import numpy as np
 from fastbackprop import activations, backends, reference, spec
 from fastbackprop.bench import (
     ADAM_LEARNING_RATE,
+    COLD_FITS,
     EPOCH_WORKLOADS,
     GEMM_SIZE,
     LEARNING_RATE,
     SEED,
     SETTLE,
     WORKLOADS,
+    cold_fit_code,
     gemm_rate,
     make_problem,
     step,
@@ -288,3 +290,22 @@ class FirstFit:
         environment = 'os.environ["FASTBACKPROP_CACHE"] = "0"' if backend == "numba-nocache" else ""
         code = _FIRST_FIT["numpy" if backend == "numpy" else "numba"]
         return code, _FIRST_FIT_SETUP.format(environment=environment)
+
+
+class ColdFit:
+    """The first fit of each configuration of ``COLD_FITS`` in a fresh process that
+    compiles every kernel it needs (``FASTBACKPROP_CACHE=0``): what a new user waits for.
+
+    Each configuration compiles only its own activation, output layer,
+    optimiser and optional parts (mini-batches, L2, dropout); issue 13's
+    target is that none takes more than 1.25x ``planar``.
+    """
+
+    params = (list(COLD_FITS),)
+    param_names = ["config"]
+    timeout = 300
+    repeat = (1, 3, 60.0)
+
+    def timeraw_first_fit(self, config):
+        setup, fit = cold_fit_code(config)
+        return fit, 'import os\nos.environ["FASTBACKPROP_CACHE"] = "0"\n' + setup

@@ -31,12 +31,11 @@ from .passes import NN, NT, add_matrix, gemm
 
 
 class Gram(NamedTuple):
-    """Gram mode's state: ``enabled``; ``G = X^T X`` ``(m, m)``; ``P0 = W1_0 X`` ``(n_1, m)``.
+    """Gram mode's state: ``G = X^T X`` ``(m, m)``; ``P0 = W1_0 X`` ``(n_1, m)``.
 
-    When not enabled, ``G`` and ``P0`` are empty ``(0, 0)`` arrays.
+    Without Gram mode the kernels receive ``None`` instead.
     """
 
-    enabled: bool
     G: np.ndarray
     P0: np.ndarray
 
@@ -58,11 +57,10 @@ def applies(dims, m, full_batch, linear_update, max_iterations=None):
 
 
 def make(enabled, X, n_1, dtype):
-    """A :class:`Gram` for data ``X`` ``(n_x, m)``: ``G`` computed now when ``enabled``."""
+    """A :class:`Gram` for data ``X`` ``(n_x, m)``, ``G`` computed now; ``None`` unless ``enabled``."""
     if not enabled:
-        empty = np.empty((0, 0), dtype=dtype)
-        return Gram(False, empty, empty)
-    return Gram(True, X.T @ X, np.empty((n_1, X.shape[1]), dtype=dtype))
+        return None
+    return Gram(X.T @ X, np.empty((n_1, X.shape[1]), dtype=dtype))
 
 
 @jit

@@ -56,7 +56,7 @@ def layer_offsets(dims, capacity):
     Row ``L`` (past the end) holds the total sizes.
     """
     L = dims.size - 1
-    offsets = np.zeros((L + 1, 3), dtype=np.int64)
+    offsets = np.empty((L + 1, 3), dtype=np.int64)  # every entry is set below
     w = 0
     a = 0
     for l in range(1, L + 1):

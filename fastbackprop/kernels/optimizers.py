@@ -17,10 +17,9 @@ parameter is.
 from __future__ import annotations
 
 import numpy as np
-from numba.extending import overload
 
 from .. import spec
-from .._jit import jit, options
+from .._jit import jit, overload_kernel
 from .passes import update
 from .scalar import like, select
 
@@ -154,7 +153,7 @@ def optimizer_update(code, current, other, grad, inv_m, alpha, hyper, t):
     raise NotImplementedError("for use inside kernels only")
 
 
-@overload(optimizer_update, jit_options=options())
+@overload_kernel(optimizer_update)
 def _optimizer_update(code, current, other, grad, inv_m, alpha, hyper, t):
     kernel = select(code, OPTIMIZER_KERNELS, "optimizer")
     return lambda code, current, other, grad, inv_m, alpha, hyper, t: kernel(

@@ -27,10 +27,9 @@ from __future__ import annotations
 
 import numpy as np
 from numba import literally
-from numba.extending import overload
 
 from .. import spec
-from .._jit import jit, options
+from .._jit import jit, overload_kernel
 from .passes import (
     NN,
     bias_activation,
@@ -204,33 +203,33 @@ def output_cost(code, AL, Y, w):
     raise NotImplementedError("for use inside kernels only")
 
 
-@overload(output_layer, jit_options=options())
+@overload_kernel(output_layer)
 def _output_layer(code, W, A_prev, b, Y, w, A, cost, cols):
     layer = select(code, OUTPUT_KERNELS, "output layer")[0]
     return lambda code, W, A_prev, b, Y, w, A, cost, cols: layer(W, A_prev, b, Y, w, A, cost,
                                                                  cols)
 
 
-@overload(output_apply, jit_options=options())
+@overload_kernel(output_apply)
 def _output_apply(code, A, b, Y, w, cost, cols):
     apply = select(code, OUTPUT_KERNELS, "output layer")[1]
     return lambda code, A, b, Y, w, cost, cols: apply(A, b, Y, w, cost, cols)
 
 
-@overload(output_cost, jit_options=options())
+@overload_kernel(output_cost)
 def _output_cost(code, AL, Y, w):
     cost = select(code, OUTPUT_KERNELS, "output layer")[2]
     return lambda code, AL, Y, w: cost(AL, Y, w)
 
 
-@jit
+@jit(entry=True)
 def apply_pass(code, A, b, Y, w, cost):
     """:func:`output_apply` reachable from Python (the step API); allocates its scratch."""
     literally(code)
     return output_apply(code, A, b, Y, w, cost, np.empty((4, A.shape[1]), dtype=A.dtype))
 
 
-@jit
+@jit(entry=True)
 def cost_pass(code, AL, Y, w):
     """:func:`output_cost` reachable from Python (the step API)."""
     literally(code)

@@ -16,53 +16,96 @@ from __future__ import annotations
 import numpy as np
 from numba import literally
 
-from .._jit import SMALL_GEMM, jit
+from .._jit import SMALL_GEMM, jit, overload_kernel
 from . import rng
-from .scalar import activation, derivative_from_output, exp, like, log1p_unit
+from .scalar import activation, derivative_from_output, exp, like, log1p_unit, select
 
 #: Modes of :func:`gemm`.
 NN, NT, TN = 0, 1, 2
 
 
-@jit
 def gemm(A, B, out, mode):
     """``out = A @ B`` (NN), ``A @ B^T`` (NT) or ``A^T @ B`` (TN); ``mode`` a constant.
 
     Products of at most ``SMALL_GEMM`` multiply-adds run as plain loops whose
     inner loop is contiguous and vectorises (a BLAS call costs more than
     the work there); larger ones call BLAS through ``np.dot`` with ``out``,
-    transposes passed as views, nothing copied.
+    transposes passed as views, nothing copied. Each mode is its own kernel
+    (:data:`GEMM_KERNELS`), chosen while Numba types the call and compiled
+    as the call's implementation itself (no extra level of call), so a
+    call compiles only its own mode. For use inside kernels; Python calls
+    :func:`gemm_pass`.
     """
-    literally(mode)
+    raise NotImplementedError("for use inside kernels only; call gemm_pass")
+
+
+def _gemm_nn(A, B, out, mode):
+    """``out = A @ B``: ``out[i] = sum_p A[i, p] B[p]``, rows of ``B`` contiguous."""
     n, m = out.shape
-    inner = B.shape[0] if mode == NN else (B.shape[1] if mode == NT else A.shape[0])
+    inner = B.shape[0]
     if n * m * inner > SMALL_GEMM:
-        if mode == NN:
-            np.dot(A, B, out)
-        elif mode == NT:
-            np.dot(A, B.T, out)
-        else:
-            np.dot(A.T, B, out)
+        np.dot(A, B, out)
         return
     zero = like(out, 0.0)
-    if mode == NT:  # out[i, p] = sum_j A[i, j] B[p, j]: contiguous dot products
-        for i in range(n):
-            for p in range(m):
-                s = zero
-                for j in range(inner):
-                    s += A[i, j] * B[p, j]
-                out[i, p] = s
-        return
-    for i in range(n):  # NN: out[i] = sum_p A[i, p] B[p];  TN: out[i] = sum_p A[p, i] B[p]
+    for i in range(n):
         for j in range(m):
             out[i, j] = zero
         for p in range(inner):
-            a = A[i, p] if mode == NN else A[p, i]
+            a = A[i, p]
             for j in range(m):
                 out[i, j] += a * B[p, j]
 
 
-@jit
+def _gemm_nt(A, B, out, mode):
+    """``out = A @ B^T``: ``out[i, p] = sum_j A[i, j] B[p, j]``, contiguous dot products."""
+    n, m = out.shape
+    inner = B.shape[1]
+    if n * m * inner > SMALL_GEMM:
+        np.dot(A, B.T, out)
+        return
+    zero = like(out, 0.0)
+    for i in range(n):
+        for p in range(m):
+            s = zero
+            for j in range(inner):
+                s += A[i, j] * B[p, j]
+            out[i, p] = s
+
+
+def _gemm_tn(A, B, out, mode):
+    """``out = A^T @ B``: ``out[i] = sum_p A[p, i] B[p]``."""
+    n, m = out.shape
+    inner = A.shape[0]
+    if n * m * inner > SMALL_GEMM:
+        np.dot(A.T, B, out)
+        return
+    zero = like(out, 0.0)
+    for i in range(n):
+        for j in range(m):
+            out[i, j] = zero
+        for p in range(inner):
+            a = A[p, i]
+            for j in range(m):
+                out[i, j] += a * B[p, j]
+
+
+#: mode -> the implementation of :func:`gemm` (plain functions with its signature).
+GEMM_KERNELS = {NN: _gemm_nn, NT: _gemm_nt, TN: _gemm_tn}
+
+
+@overload_kernel(gemm)
+def _gemm(A, B, out, mode):
+    return select(mode, GEMM_KERNELS, "gemm mode")
+
+
+@jit(entry=True)
+def gemm_pass(A, B, out, mode):
+    """:func:`gemm` reachable from Python (the step API); ``mode`` an int."""
+    literally(mode)
+    gemm(A, B, out, mode)
+
+
+@jit(entry=True)
 def bias_activation(Z, b, code):
     """``Z := g(Z + b)`` in place, in one pass; returns ``sum(Z + b)``. ``code`` a constant.
 
@@ -82,7 +125,6 @@ def bias_activation(Z, b, code):
 @jit
 def _activation_row(Z, i, bi, code):
     """Row ``i``: ``Z[i] := g(Z[i] + bi)``; returns ``sum(Z[i] + bi)``. ``code`` a constant."""
-    literally(code)
     total = like(Z, 0.0)
     for j in range(Z.shape[1]):
         z = Z[i, j] + bi
@@ -114,7 +156,6 @@ def linear_activation(W, A_prev, b, code, A):
     the row's product, bias and activation done while the row sits in L1
     (30% faster than the product and the pass done apart, on the planar net).
     """
-    literally(code)
     n, k = W.shape
     m = A_prev.shape[1]
     if n * k * m > SMALL_GEMM:
@@ -160,7 +201,6 @@ def backward_delta(W, dZ, A_prev, code, dZ_prev, db_prev):
     unscaled. Above ``SMALL_GEMM``: BLAS, then the fused pointwise pass;
     below: one row of ``dZ_prev`` at a time.
     """
-    literally(code)
     n, k = W.shape
     m = dZ.shape[1]
     if n * k * m > SMALL_GEMM:
@@ -196,7 +236,7 @@ def add_matrix(Z, P):
             Z[i, j] += P[i, j]
 
 
-@jit
+@jit(entry=True)
 def backward_pointwise(dA, A, code, db):
     """``dZ = dA * g'(Z)``, in place over ``dA``, with g' from ``A = g(Z)``, and
     ``db = sum(dZ, axis=1)``, unscaled, in one pass. ``code`` a constant."""
@@ -208,7 +248,6 @@ def backward_pointwise(dA, A, code, db):
 @jit
 def _derivative_row(dA, A, i, code):
     """Row ``i``: ``dA[i] := dA[i] * g'`` (g' from ``A[i]``); returns the row's sum."""
-    literally(code)
     s = like(dA, 0.0)
     for j in range(dA.shape[1]):
         d = dA[i, j] * derivative_from_output(code, A[i, j])
@@ -241,7 +280,6 @@ def dropout_backward(dA, A, code, db, keep, threshold, layer_key):
     ``g'`` is computed from ``A * keep`` where the unit was kept (dropped
     units give 0 whatever ``g'``); ``db`` receives the rows' sums, unscaled.
     """
-    literally(code)
     scale = like(A, 1.0) / like(A, keep)
     keep_ = like(A, keep)
     zero = like(A, 0.0)

@@ -17,7 +17,7 @@ the loops that call them:
 * ``sigmoid(z) = 1 / (1 + exp(-z))``, ``tanh(z) = -t / (2 + t)`` with
   ``t = expm1(-2|z|)``, sign restored: no cancellation near 0, no overflow.
 
-Each is a *stub* with typed implementations (:func:`~fastbackprop._jit.overload_scalar`)
+Each is a *stub* with typed implementations (:func:`~fastbackprop._jit.overload_kernel`)
 for float32 and float64 whose constants have the argument's type, so float32
 stays float32. NaN in gives NaN out.
 """
@@ -31,7 +31,7 @@ from numba import types
 from numba.extending import intrinsic
 
 from .. import activations
-from .._jit import overload_scalar
+from .._jit import overload_kernel
 
 SIGMOID, TANH, RELU, LEAKY_RELU = (
     activations.CODES[name] for name in ("sigmoid", "tanh", "relu", "leaky_relu"))
@@ -117,7 +117,7 @@ def like(x, value):
     raise NotImplementedError("for use inside kernels only")
 
 
-@overload_scalar(like)
+@overload_kernel(like)
 def _like(x, value):
     fty = _float_type(x)
     if fty is None:
@@ -134,7 +134,7 @@ def expm1_parts(x):
     raise NotImplementedError("for use inside kernels only")
 
 
-@overload_scalar(expm1_parts, exact=True)
+@overload_kernel(expm1_parts, exact=True)
 def _expm1_parts(x):
     c = _CONSTANTS.get(_float_type(x))
     if c is None:
@@ -160,7 +160,7 @@ def power_of_two_halves(k, like_x):
     raise NotImplementedError("for use inside kernels only")
 
 
-@overload_scalar(power_of_two_halves, exact=True)
+@overload_kernel(power_of_two_halves, exact=True)
 def _power_of_two_halves(k, like_x):
     c = _CONSTANTS.get(_float_type(like_x))
     if c is None:
@@ -182,7 +182,7 @@ def exp(x):
     raise NotImplementedError("for use inside kernels only")
 
 
-@overload_scalar(exp, exact=True)
+@overload_kernel(exp, exact=True)
 def _exp(x):
     c = _CONSTANTS.get(_float_type(x))
     if c is None:
@@ -203,7 +203,7 @@ def expm1(x):
     raise NotImplementedError("for use inside kernels only")
 
 
-@overload_scalar(expm1, exact=True)
+@overload_kernel(expm1, exact=True)
 def _expm1(x):
     c = _CONSTANTS.get(_float_type(x))
     if c is None:
@@ -228,7 +228,7 @@ def log1p_unit(e):
     raise NotImplementedError("for use inside kernels only")
 
 
-@overload_scalar(log1p_unit, exact=True)
+@overload_kernel(log1p_unit, exact=True)
 def _log1p_unit(e):
     c = _CONSTANTS.get(_float_type(e))
     if c is None:
@@ -259,7 +259,7 @@ def sigmoid(z):
     raise NotImplementedError("for use inside kernels only")
 
 
-@overload_scalar(sigmoid, exact=True)
+@overload_kernel(sigmoid, exact=True)
 def _sigmoid(z):
     c = _CONSTANTS.get(_float_type(z))
     if c is None:
@@ -286,7 +286,7 @@ def tanh(z):
     raise NotImplementedError("for use inside kernels only")
 
 
-@overload_scalar(tanh, exact=True)
+@overload_kernel(tanh, exact=True)
 def _tanh(z):
     c = _CONSTANTS.get(_float_type(z))
     if c is None:
@@ -397,7 +397,7 @@ def activation(code, z):
     raise NotImplementedError("for use inside kernels only")
 
 
-@overload_scalar(activation)
+@overload_kernel(activation)
 def _activation(code, z):
     fty = _float_type(z)
     if fty is None:
@@ -410,7 +410,7 @@ def derivative_from_output(code, a):
     raise NotImplementedError("for use inside kernels only")
 
 
-@overload_scalar(derivative_from_output)
+@overload_kernel(derivative_from_output)
 def _derivative_from_output(code, a):
     fty = _float_type(a)
     if fty is None:

@@ -33,7 +33,7 @@ from .passes import NN, NT, TN
 
 
 def _gemm(A, B, out, mode):
-    call_specialised(passes.gemm, A.dtype, mode, A, B, out, mode)
+    call_specialised(passes.gemm_pass, A.dtype, mode, A, B, out, mode)
 
 
 def _bias_activation(Z, b, code):

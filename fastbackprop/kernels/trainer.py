@@ -80,15 +80,16 @@ class Trainer(TrainerBase):
             learning_rate, o.cost_every, f(o.beta), f(o.beta1), f(o.beta2), f(o.epsilon),
             f(o.decay_rate), o.time_interval or 0, 0 if full else width, o.shuffle,
             np.uint64(o.seed))
-        self._batches = training.Batches(
-            np.empty(0 if full else n_x * width, dtype=self.dtype),
-            np.empty(0 if full else self.dims[-1] * width, dtype=self.dtype),
-            np.empty(0 if full else width, dtype=self.dtype),
-            np.arange(0 if full else m, dtype=np.int64))
-        self._reg = training.Regularise(
-            f(o.l2), np.array(self.keep_prob, dtype=self.dtype),
+        # Unused parts are None, so that their code is not compiled (training.train).
+        self._batches = None if full else training.Batches(
+            np.empty(n_x * width, dtype=self.dtype),
+            np.empty(self.dims[-1] * width, dtype=self.dtype),
+            np.empty(width, dtype=self.dtype), np.arange(m, dtype=np.int64))
+        self._l2 = f(o.l2) if o.l2 != 0 else None
+        self._dropout = None if all(k >= 1 for k in self.keep_prob) else training.Dropout(
+            np.array(self.keep_prob, dtype=self.dtype),
             np.array([rng.keep_threshold(k) for k in self.keep_prob], dtype=np.uint64),
-            np.uint64(o.seed), any(k < 1 for k in self.keep_prob))
+            np.uint64(o.seed))
         self._n_parameters = n_parameters(self.dims)
         n = self._n_parameters + (self.dims[1] * m if self.gram else 0)  # Gram mode's D
         self._current = np.zeros(n * (1 + len(self.slots)), dtype=self.dtype)
@@ -105,6 +106,9 @@ class Trainer(TrainerBase):
                                    np.empty((4, width), dtype=self.dtype))
         self._dims = np.asarray(self.dims, dtype=np.int64)
         self._codes = (o.hidden, o.output, o.optimizer)
+        # what call_specialised's cached entry point depends on besides the codes
+        self._variant = self._codes + tuple(
+            part is None for part in (self._batches, self._gram, self._l2, self._dropout))
         self._have_previous = False  # does self._other hold the previous parameters?
         if max_iterations is not None:
             self._reserve(self.n_iter + max_iterations)
@@ -119,7 +123,7 @@ class Trainer(TrainerBase):
     @property
     def gram(self):
         """Whether the first layer trains through the Gram matrix."""
-        return self._gram.enabled
+        return self._gram is not None
 
     def _reserve(self, n_epochs):
         costs = self._work.costs
@@ -132,9 +136,9 @@ class Trainer(TrainerBase):
     def _run(self, n_epochs):
         self._reserve(self.n_iter + n_epochs)
         status, _, updates, failed_at, in_other = call_specialised(
-            training.train, self.dtype, self._codes,
+            training.train, self.dtype, self._variant,
             self._current, self._other, self._data, self._batches, self._work, self._hyper,
-            self._gram, self._reg, self._dims, *self._codes, self.n_iter, n_epochs, self.t,
+            self._gram, self._l2, self._dropout, self._dims, *self._codes, self.n_iter, n_epochs, self.t,
             self._have_previous,
         )
         self._have_previous = self._have_previous or updates > 0

@@ -12,8 +12,15 @@ iteration. The loop takes them as a few named tuples:
 :class:`Hyper`    the learning rate (in the data's dtype) and ``cost_every``;
 :class:`~.gram.Gram`  Gram mode's state (see :mod:`.gram`).
 
-The hidden activation and the output layer are compile-time constants
-(``literally``): a model compiles only the ones it uses.
+The hidden activation, the output layer and the optimiser are
+compile-time constants (``literally`` in the entry points; Numba passes the
+constant types on to the kernels they call, which need no ``literally`` of
+their own and so are not compiled twice), and the optional parts are
+arguments that are ``None`` when unused (mini-batches, Gram mode, L2,
+dropout): Numba prunes ``if x is None`` branches before it types them, so
+a model compiles only the code it runs (a full-batch fit with neither L2
+nor dropout compiles none of them; the cold first fit is the first thing
+a new user waits for).
 
 Parameters alternate between two buffers (``current`` and ``other``): an
 update reads one and writes the other, so when a step goes wrong the
@@ -84,17 +91,14 @@ class Batches(NamedTuple):
     perm: np.ndarray
 
 
-class Regularise(NamedTuple):
-    """``l2`` (the course's lambda, the data's dtype) and inverted dropout on the hidden
-    layers: ``keep`` ``(L-1,)`` the keep probabilities, ``threshold`` ``(L-1,)`` uint64
-    their integer form (``fastbackprop.rng.keep_threshold``), ``seed`` (uint64) the
-    masks' seed, ``dropout`` whether any layer drops."""
+class Dropout(NamedTuple):
+    """Inverted dropout on the hidden layers: ``keep`` ``(L-1,)`` the keep probabilities,
+    ``threshold`` ``(L-1,)`` uint64 their integer form (``fastbackprop.rng.keep_threshold``),
+    ``seed`` (uint64) the masks' seed. Passed as ``None`` when no layer drops."""
 
-    l2: float
     keep: np.ndarray
     threshold: np.ndarray
     seed: np.uint64
-    dropout: bool
 
 
 class Hyper(NamedTuple):
@@ -120,54 +124,49 @@ class Hyper(NamedTuple):
 @jit
 def capacity_of(work, dims):
     """The number of columns the ``acts``/``deltas`` slots hold."""
-    return work.acts.size // dims[1:].sum()
+    units = 0
+    for l in range(1, dims.size):  # a loop, not dims[1:].sum(): one kernel less to compile
+        units += dims[l]
+    return work.acts.size // units
 
 
 @jit
-def no_regularisation(like_X):
-    """A :class:`Regularise` that does nothing (prediction, block sums)."""
-    return Regularise(like(like_X, 0.0), np.empty(0, dtype=like_X.dtype),
-                      np.empty(0, dtype=np.uint64), np.uint64(0), False)
+def drops(dropout, l):
+    """Whether hidden layer ``l`` (from 1) drops units (``dropout`` a :class:`Dropout`)."""
+    return dropout.keep[l - 1] < like(dropout.keep, 1.0)
 
 
 @jit
-def drops(reg, l):
-    """Whether hidden layer ``l`` (from 1) drops units."""
-    return reg.dropout and reg.keep[l - 1] < like(reg.keep, 1.0)
-
-
-@jit
-def forward(theta, X, Y, w, dims, offsets, hidden, output, acts, cols, cost, gram, reg, t):
+def forward(theta, X, Y, w, dims, offsets, hidden, output, acts, cols, cost, gram, dropout, t):
     """Forward pass: ``acts`` receives ``A1, ..., AL``; returns ``(sum(ZL), loss)``.
 
     ``sum(ZL)`` is finite exactly when the cost is. When ``cost`` the
     unscaled loss against ``Y`` (each column's times its weight ``w``) is
     computed in the output layer's pass from ``ZL``, else it is 0 and ``Y``,
-    ``w`` are not read. Hidden layers that drop units (``reg``) do so with
-    the masks of update ``t``. (The output layer stands outside the loop
+    ``w`` are not read. Hidden layers that drop units (``dropout``) do so
+    with the masks of update ``t``; ``gram``, ``dropout`` are ``None`` when
+    unused. (The output layer stands outside the loop
     over hidden layers on purpose: with the cost's loop inside that loop,
     LLVM generated code 4x slower for it.)
     """
-    literally(hidden)
-    literally(output)
     L = dims.size - 1
     m = X.shape[1]
     A_prev = X
     for l in range(1, L):
         A = layer_of(acts, dims, offsets, l, m)
         b = b_of(theta, dims, offsets, l)
-        if gram.enabled and l == 1:
+        if gram is not None and l == 1:
             gram_mode.W1X(theta, dims, offsets, gram, A)
             bias_activation(A, b, hidden)
         else:
             linear_activation(W_of(theta, dims, offsets, l), A_prev, b, hidden, A)
-        if drops(reg, l):
-            dropout_forward(A, reg.keep[l - 1], reg.threshold[l - 1],
-                            rng.layer_key(reg.seed, t, l))
+        if dropout is not None and drops(dropout, l):
+            dropout_forward(A, dropout.keep[l - 1], dropout.threshold[l - 1],
+                            rng.layer_key(dropout.seed, t, l))
         A_prev = A
     AL = layer_of(acts, dims, offsets, L, m)
     bL = b_of(theta, dims, offsets, L)
-    if gram.enabled and L == 1:
+    if gram is not None and L == 1:
         gram_mode.W1X(theta, dims, offsets, gram, AL)
         return output_apply(output, AL, bL, Y, w, cost, cols)
     return output_layer(output, W_of(theta, dims, offsets, L), A_prev, bL, Y, w, AL, cost,
@@ -175,40 +174,39 @@ def forward(theta, X, Y, w, dims, offsets, hidden, output, acts, cols, cost, gra
 
 
 @jit
-def backward(theta, X, Y, w, dims, offsets, hidden, acts, deltas, grad, gram, reg, t):
+def backward(theta, X, Y, w, dims, offsets, hidden, acts, deltas, grad, gram, l2, dropout, t):
     """Backward pass from ``dZ_L = (A_L - Y) * w``: raw ``dW``, ``db`` into ``grad``.
 
     Layers that dropped units in the forward pass (update ``t``) mask
-    ``dA`` with the same masks; ``l2`` adds ``l2 W`` to each raw ``dW``
-    (``(l2 / m) W`` once divided by ``m``). In Gram mode ``dZ1`` is written
+    ``dA`` with the same masks; ``l2`` (``None`` for none) adds ``l2 W``
+    to each raw ``dW`` (``(l2 / m) W`` once divided by ``m``). In Gram mode ``dZ1`` is written
     to ``D``'s slot of ``grad`` and ``dW1`` is not computed (its slot stays 0).
     """
-    literally(hidden)
     L = dims.size - 1
     m = X.shape[1]
-    if gram.enabled and L == 1:
+    if gram is not None and L == 1:
         dZ = gram_mode.D_of(grad, dims, offsets, m)
     else:
         dZ = layer_of(deltas, dims, offsets, L, m)
     output_delta(layer_of(acts, dims, offsets, L, m), Y, w, dZ, b_of(grad, dims, offsets, L))
     for l in range(L, 0, -1):
         A_prev = X if l == 1 else layer_of(acts, dims, offsets, l - 1, m)
-        if not (gram.enabled and l == 1):
+        if gram is None or l != 1:
             dW = W_of(grad, dims, offsets, l)
             gemm(dZ, A_prev, dW, NT)
-            if reg.l2 != 0:
-                add_scaled(dW, W_of(theta, dims, offsets, l), reg.l2)
+            if l2 is not None:
+                add_scaled(dW, W_of(theta, dims, offsets, l), l2)
         if l > 1:
-            if gram.enabled and l == 2:
+            if gram is not None and l == 2:
                 dZ_prev = gram_mode.D_of(grad, dims, offsets, m)
             else:
                 dZ_prev = layer_of(deltas, dims, offsets, l - 1, m)
             W = W_of(theta, dims, offsets, l)
             db_prev = b_of(grad, dims, offsets, l - 1)
-            if drops(reg, l - 1):
+            if dropout is not None and drops(dropout, l - 1):
                 gemm(W, dZ, dZ_prev, TN)
-                dropout_backward(dZ_prev, A_prev, hidden, db_prev, reg.keep[l - 2],
-                                 reg.threshold[l - 2], rng.layer_key(reg.seed, t, l - 1))
+                dropout_backward(dZ_prev, A_prev, hidden, db_prev, dropout.keep[l - 2],
+                                 dropout.threshold[l - 2], rng.layer_key(dropout.seed, t, l - 1))
             else:
                 backward_delta(W, dZ, A_prev, hidden, dZ_prev, db_prev)
             dZ = dZ_prev
@@ -254,21 +252,24 @@ def batch_view(buffer, rows, width):
     return buffer[:rows * width].reshape((rows, width))
 
 
-@jit
-def train(current, other, data, batches, work, hyper, gram, reg, dims, hidden, output,
+@jit(entry=True)
+def train(current, other, data, batches, work, hyper, gram, l2, dropout, dims, hidden, output,
           optimizer, start, n_epochs, t, have_previous):
     """Run epochs ``start, ..., start + n_epochs - 1``; ``t`` updates were made before.
 
     current: ``[theta | optimiser state]`` after ``t`` updates (and Gram
     mode's ``D`` after ``theta``); other: the previous ones when
     ``have_previous``, else scratch, same size; dims ``[n_x, ..., n_L]`` (int64); hidden,
-    output, optimizer: codes of ``spec``'s tables (constants).
+    output, optimizer: codes of ``spec``'s tables (constants). ``batches``
+    (:class:`Batches`), ``gram`` (:class:`~.gram.Gram`), ``l2`` (a float)
+    and ``dropout`` (:class:`Dropout`) are ``None`` when unused: full
+    batches, no Gram mode, no L2, no dropout; their code is then not compiled.
 
     Each epoch ``e`` takes the learning rate :func:`learning_rate_at`, puts
     the columns in the order of ``fastbackprop.rng.permutation(m, seed, e)``
     (unless ``shuffle`` is off), and cuts them in order into batches of
     ``batch_size`` columns (the last keeps the rest), each gathered into
-    ``batches``; with ``batch_size == 0`` an epoch is one full-batch step on
+    ``batches``; without ``batches`` an epoch is one full-batch step on
     ``X`` itself. Each batch: forward (dropout with the masks of the
     update's number), backward from ``dZ_L = (A_L - Y) * w`` (``l2``
     added to ``dW``), and the optimiser's fused update with the batch's
@@ -286,14 +287,13 @@ def train(current, other, data, batches, work, hyper, gram, reg, dims, hidden, o
     literally(output)
     literally(optimizer)
     X, Y = data.X, data.Y
-    full = hyper.batch_size == 0
     m = data.w.size
     n_x, n_L = dims[0], dims[dims.size - 1]
     offsets = layer_offsets(dims, capacity_of(work, dims))
-    width = m if full else hyper.batch_size
+    width = m if hyper.batch_size == 0 else hyper.batch_size
     n_batches = (m + width - 1) // width
     inv_m = like(hyper.learning_rate, 1.0) / like(hyper.learning_rate, m)
-    if gram.enabled:
+    if gram is not None:
         gram_mode.start(current, X, dims, offsets, gram, work.grad)
     status = OK
     done = 0
@@ -303,13 +303,13 @@ def train(current, other, data, batches, work, hyper, gram, reg, dims, hidden, o
     for e in range(start, start + n_epochs):
         alpha = learning_rate_at(hyper, e)
         record = e % hyper.cost_every == 0
-        if not full and hyper.shuffle:
+        if batches is not None and hyper.shuffle:
             rng.permute(batches.perm, hyper.seed, e)
         loss = like(alpha, 0.0)
         for k in range(n_batches):
             first = k * width
             m_b = min(width, m - first)
-            if full:
+            if batches is None:
                 X_b, Y_b, w_b = X, Y, data.w
             else:
                 X_b = batch_view(batches.X, n_x, m_b)
@@ -321,11 +321,11 @@ def train(current, other, data, batches, work, hyper, gram, reg, dims, hidden, o
                     w_b[j] = data.w[batches.perm[first + j]]
             update = t + done + 1
             ZL_sum, batch_loss = forward(current, X_b, Y_b, w_b, dims, offsets, hidden, output,
-                                         work.acts, work.cols, record, gram, reg, update)
+                                         work.acts, work.cols, record, gram, dropout, update)
             loss += batch_loss
-            if record and reg.l2 != 0:
+            if l2 is not None and record:
                 half = like(alpha, 0.5)
-                loss += half * reg.l2 * squared_norm_of_weights(current, dims, offsets)
+                loss += half * l2 * squared_norm_of_weights(current, dims, offsets)
             if not np.isfinite(ZL_sum):
                 status = NONFINITE_COST
                 if done > 0 or have_previous:
@@ -333,7 +333,7 @@ def train(current, other, data, batches, work, hyper, gram, reg, dims, hidden, o
                     stepped_back = True
                 break
             backward(current, X_b, Y_b, w_b, dims, offsets, hidden, work.acts, work.deltas,
-                     work.grad, gram, reg, update)
+                     work.grad, gram, l2, dropout, update)
             step = like(alpha, 1.0) / like(alpha, m_b)
             if not np.isfinite(optimizer_update(optimizer, current, other, work.grad, step,
                                                 alpha, hyper, update)):
@@ -347,12 +347,12 @@ def train(current, other, data, batches, work, hyper, gram, reg, dims, hidden, o
             failed_at = e
             break
         epochs += 1
-    if gram.enabled:
+    if gram is not None:
         gram_mode.finish(other if stepped_back else current, X, dims, offsets, work.grad)
     return status, epochs, done, failed_at, done % 2 != 0
 
 
-@jit
+@jit(entry=True)
 def gradient_sums(theta, X, Y, dims, hidden, output, acts, deltas, grad, cols):
     """One forward and backward pass over all columns of ``X``, ``Y``: raw sums, no update.
 
@@ -365,17 +365,14 @@ def gradient_sums(theta, X, Y, dims, hidden, output, acts, deltas, grad, cols):
     literally(hidden)
     literally(output)
     offsets = layer_offsets(dims, X.shape[1])
-    empty = np.empty((0, 0), dtype=X.dtype)
-    no_gram = gram_mode.Gram(False, empty, empty)
-    reg = no_regularisation(X)
     w = np.ones(X.shape[1], dtype=X.dtype)
     total, loss = forward(theta, X, Y, w, dims, offsets, hidden, output, acts, cols, True,
-                          no_gram, reg, 0)
-    backward(theta, X, Y, w, dims, offsets, hidden, acts, deltas, grad, no_gram, reg, 0)
+                          None, None, 0)
+    backward(theta, X, Y, w, dims, offsets, hidden, acts, deltas, grad, None, None, None, 0)
     return total, loss
 
 
-@jit
+@jit(entry=True)
 def predict(theta, X, dims, hidden, output, acts):
     """``A_L`` of the network on ``X`` ``(n_x, m)``, into ``acts``'s last slot; no cost.
 
@@ -385,7 +382,6 @@ def predict(theta, X, dims, hidden, output, acts):
     literally(output)
     m = X.shape[1]
     offsets = layer_offsets(dims, m)
-    empty = np.empty((0, 0), dtype=X.dtype)
     cols = np.empty((4, m), dtype=X.dtype)
     forward(theta, X, X, cols[0], dims, offsets, hidden, output, acts, cols, False,  # no Y, w
-            gram_mode.Gram(False, empty, empty), no_regularisation(X), 0)
+            None, None, 0)
