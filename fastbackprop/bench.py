@@ -498,7 +498,13 @@ def add_arguments(parser):
         help="one short timing per measurement: a rough table, fast")
     parser.add_argument(
         "--check", action="store_true",
-        help="exit with status 1 when a workload misses its target")
+        help="exit with status 1 when a workload misses its target (with --peers, "
+             "its target against JAX too)")
+    parser.add_argument(
+        "--peers", nargs="?", const="all", default=None, metavar="NAMES",
+        help="time the same workloads in PyTorch and JAX too, each in its own process, "
+             "and print them in a second table (or only the comma-separated NAMES: pytorch, "
+             "jax); a peer not installed is reported and skipped")
     return parser
 
 
@@ -527,17 +533,34 @@ def run(args, out=None):
     if repeats < 1:
         print(f"fastbackprop bench: --repeats must be at least 1; got {repeats}", file=sys.stderr)
         return 2
+    requested = getattr(args, "peers", None)
+    if requested is not None:
+        from . import peers  # imports neither PyTorch nor JAX: they run in their own processes
+
+        try:
+            requested = peers.selected(requested)
+        except ValueError as error:
+            print(f"fastbackprop bench: {error}", file=sys.stderr)
+            return 2
+        installed = peers.available()
+        timed_peers = [p for p in requested if p in installed]
     min_time = MIN_TIME / 4 if args.quick else MIN_TIME
     dtypes = list(dict.fromkeys(np.dtype(w.dtype).name for w in workloads))
     rates = {d: gemm_rate(d, repeats=max(repeats, 3)) for d in dtypes}
-    rows = []
+    rows, peer_rows = [], []
     for w in workloads:
         print(f"timing {w.name}: {w.label} ...", file=sys.stderr, flush=True)
         rows.append(measure(w, rates, repeats, min_time))
+        if requested is not None:
+            peer_rows.append(peers.measure_row(rows[-1], timed_peers, repeats, min_time))
     print(caption(rates, repeats), file=out)
     print(file=out)
     print(format_table(rows), file=out)
+    if requested is not None:
+        print(file=out)
+        print(peers.report(peer_rows, requested, installed, repeats), file=out)
     out.flush()
-    if args.check and not all(r.met for r in rows):
+    if args.check and (not all(r.met for r in rows)
+                       or any(pr.met is False for pr in peer_rows)):
         return 1
     return 0

@@ -48,6 +48,21 @@ def test_import_does_not_import_numba_or_the_kernels(package_copy):
     assert out.strip() == "True"  # the check above can see Numba when it is there
 
 
+def test_import_does_not_import_the_peers_or_their_frameworks(package_copy):
+    """bench --peers runs PyTorch and JAX in processes of their own: importing the package,
+    its bench module or even fastbackprop.peers imports neither (installed or not)."""
+    out = run("""
+        import sys
+        import fastbackprop, fastbackprop.bench
+        fastbackprop.bench.add_arguments
+        print(sorted(m for m in ("torch", "jax", "jaxlib", "fastbackprop.peers") if m in sys.modules))
+        import fastbackprop.peers
+        fastbackprop.peers.available()
+        print(sorted(m for m in ("torch", "jax", "jaxlib") if m in sys.modules))
+    """, package_copy)
+    assert out.split("\n")[:2] == ["[]", "[]"]
+
+
 def test_import_costs_little_after_numpy(package_copy):
     out = run("""
         import statistics, subprocess, sys
