@@ -32,32 +32,26 @@ from .. import spec
 from .._jit import jit, overload_kernel
 from .passes import (
     NN,
-    bias_activation,
     cost_from_probabilities,
     gemm,
-    linear_activation,
     linear_sigmoid_cost,
     sigmoid_cost,
 )
-from .scalar import SIGMOID, exp, like, select
+from .scalar import exp, like, select
 
-# -- sigmoid: the cost fused into the sigmoid pass, sharing exp(-|z|) -------
+# -- sigmoid: one pass, the cost fused in when wanted, sharing exp(-|z|) ----
 
 
 @jit
 def sigmoid_layer(W, A_prev, b, Y, w, A, cost, cols):
     """Sigmoid output from ``A_prev``; small products row by row (see ``linear_activation``)."""
-    if cost:
-        return linear_sigmoid_cost(W, A_prev, b, Y, w, A)
-    return linear_activation(W, A_prev, b, SIGMOID, A), like(A, 0.0)
+    return linear_sigmoid_cost(W, A_prev, b, Y, w, A, cost)
 
 
 @jit
 def sigmoid_apply(A, b, Y, w, cost, cols):
     """Sigmoid output on ``A = W A_prev``, in place."""
-    if cost:
-        return sigmoid_cost(A, b, Y, w)
-    return bias_activation(A, b, SIGMOID), like(A, 0.0)
+    return sigmoid_cost(A, b, Y, w, cost)
 
 
 # -- softmax: vectorised across the m columns, running max and sum per column

@@ -169,24 +169,24 @@ def linear_activation(W, A_prev, b, code, A):
 
 
 @jit
-def linear_sigmoid_cost(W, A_prev, b, Y, w, AL):
-    """The output step with the cost: ``AL = sigmoid(W A_prev + b)``.
+def linear_sigmoid_cost(W, A_prev, b, Y, w, AL, cost):
+    """The sigmoid output step: ``AL = sigmoid(W A_prev + b)``, and the cost when ``cost``.
 
-    Returns ``(sum(ZL), sum of the cross-entropy against Y)`` (unscaled), as
-    :func:`sigmoid_cost`, with the product done by BLAS or, when small, row
-    by row as in :func:`linear_activation`.
+    Returns ``(sum(ZL), sum of the cross-entropy against Y)`` (unscaled; 0
+    without ``cost``), as :func:`sigmoid_cost`, with the product done by
+    BLAS or, when small, row by row as in :func:`linear_activation`.
     """
     n, k = W.shape
     m = A_prev.shape[1]
     if n * k * m > SMALL_GEMM:
         gemm(W, A_prev, AL, NN)
-        return sigmoid_cost(AL, b, Y, w)
+        return sigmoid_cost(AL, b, Y, w, cost)
     zero = like(AL, 0.0)
     total = zero
     loss = zero
     for i in range(n):
         _row_product(W, A_prev, b, i, AL)
-        row_total, row_loss = _sigmoid_cost_row(AL, i, zero, Y, w)
+        row_total, row_loss = _sigmoid_cost_row(AL, i, zero, Y, w, cost)
         total += row_total
         loss += row_loss
     return total, loss
@@ -339,25 +339,27 @@ def scale(X, factor):
 
 
 @jit
-def sigmoid_cost(Z, b, Y, w):
-    """The output layer's pass when the cost is wanted: ``Z := sigmoid(Z + b)`` in place.
+def sigmoid_cost(Z, b, Y, w, cost):
+    """The sigmoid output layer's pass: ``Z := sigmoid(Z + b)`` in place, and the cost when ``cost``.
 
     Returns ``(sum(Z + b), sum of the cross-entropy against Y)``, unscaled,
-    each column's cost times its weight ``w[j]``. With ``e = exp(-|z|)`` shared: ``sigmoid = 1/(1+e)`` or ``e/(1+e)``,
+    each column's cost times its weight ``w[j]`` (0, and ``Y``, ``w`` not
+    read, without ``cost``). With ``e = exp(-|z|)`` shared: ``sigmoid = 1/(1+e)`` or ``e/(1+e)``,
     ``loss = max(z, 0) - z y + log1p(e)``; one exp for both, stable for any
-    finite ``z``.
+    finite ``z``. One kernel for both cases, so that a sigmoid output
+    compiles no separate sigmoid activation pass (the cold first fit).
     """
     total = like(Z, 0.0)
     loss = like(Z, 0.0)
     for i in range(Z.shape[0]):
-        row_total, row_loss = _sigmoid_cost_row(Z, i, b[i, 0], Y, w)
+        row_total, row_loss = _sigmoid_cost_row(Z, i, b[i, 0], Y, w, cost)
         total += row_total
         loss += row_loss
     return total, loss
 
 
 @jit
-def _sigmoid_cost_row(Z, i, bi, Y, w):
+def _sigmoid_cost_row(Z, i, bi, Y, w, cost):
     """:func:`sigmoid_cost` on row ``i`` with bias ``bi``."""
     zero = like(Z, 0.0)
     one = like(Z, 1.0)
@@ -369,7 +371,8 @@ def _sigmoid_cost_row(Z, i, bi, Y, w):
         e = exp(-abs(z))
         r = one / (one + e)
         Z[i, j] = r if z >= zero else e * r
-        loss += (max(z, zero) - z * Y[i, j] + log1p_unit(e)) * w[j]
+        if cost:
+            loss += (max(z, zero) - z * Y[i, j] + log1p_unit(e)) * w[j]
     return total, loss
 
 
