@@ -409,8 +409,13 @@ def format_table(rows):
             format_ratio(r.kernels_over_floor), format_ratio(r.speedup),
             r.workload.target, "yes" if r.met else "NO",
         ))
-    widths = [max(len(line[i]) for line in cells) for i in range(len(COLUMNS))]
-    left = {0, 1, 7, 8}  # text columns; numbers are right-aligned
+    return layout_table(cells, left={0, 1, 7, 8})  # text columns; numbers right-aligned
+
+
+def layout_table(cells, left):
+    """Rows of text cells (the first the header) as aligned columns under a rule of dashes;
+    the columns numbered in ``left`` are left-aligned, the others right-aligned."""
+    widths = [max(len(line[i]) for line in cells) for i in range(len(cells[0]))]
 
     def fmt(line):
         return "  ".join(c.ljust(w) if i in left else c.rjust(w)

@@ -495,15 +495,9 @@ def format_table(peer_rows, peers=tuple(PEERS)):
                         f"{'>' if target[1] else '>='} {bench.format_ratio(target[0])}")
             line.append({None: "-", True: "yes", False: "NO"}[pr.met])
         cells.append(line)
-    widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
-    left = {0} | ({len(columns) - 3, len(columns) - 2, len(columns) - 1} if with_jax else set())
-
-    def fmt(line):
-        return "  ".join(c.ljust(w) if i in left else c.rjust(w)
-                         for i, (c, w) in enumerate(zip(line, widths))).rstrip()
-
-    rule = "  ".join("-" * w for w in widths)
-    return "\n".join([fmt(cells[0]), rule] + [fmt(line) for line in cells[1:]])
+    n = len(columns)
+    left = {0} | ({n - 3, n - 2, n - 1} if with_jax else set())  # text columns
+    return bench.layout_table(cells, left)
 
 
 def caption(peers, repeats):
