@@ -208,6 +208,30 @@ def test_both_backends_agree_after_three_shuffled_epochs_with_a_partial_batch(op
         np.testing.assert_array_equal(numpy.parameters_[key], value)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("layer_dims", [[300, 20, 3], [300, 3]], ids=["L=2", "L=1"])
+def test_both_backends_agree_where_a_gathered_batch_goes_to_blas(layer_dims, dtype):
+    """A gathered batch holds its examples as rows, and the first layer's products with
+    it, ``W1 X_b^T`` and ``dZ1 X_b``, run in BLAS at these sizes (the short last batch
+    too): the compiled epochs still agree with the NumPy backend. With ``L = 1`` the
+    output layer is the first."""
+    from fastbackprop._jit import SMALL_GEMM
+
+    m, batch = 101, 64
+    assert layer_dims[0] * layer_dims[1] * (m - batch) > SMALL_GEMM  # BLAS, not the loops
+    X, Y = problem("softmax", n_x=layer_dims[0], m=m, n_L=layer_dims[-1], dtype=dtype)
+    kw = dict(output_activation="softmax", learning_rate=0.01, n_epochs=3, seed=2,
+              dtype=dtype, optimizer="adam", batch_size=batch, cost_every=1)
+    fits = {b: Model(layer_dims, "relu", backend=b, **kw).fit(X, Y) for b in spec.BACKENDS}
+    numba, numpy = fits["numba"], fits["numpy"]
+    assert numba.t_ == numpy.t_ == 6
+    for key, value in numpy.parameters_.items():
+        scale = float(np.max(np.abs(value)))
+        np.testing.assert_allclose(numba.parameters_[key], value, rtol=AGREEMENT[dtype],
+                                   atol=AGREEMENT[dtype] * scale, err_msg=key)
+    np.testing.assert_allclose(numba.costs_, numpy.costs_, rtol=AGREEMENT[dtype] * 10)
+
+
 @pytest.mark.parametrize("output", OUTPUTS)
 def test_adam_in_float32_agrees_across_backends(output):
     """The float32 row of the cross-product above that CI's default run keeps."""

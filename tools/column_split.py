@@ -41,9 +41,9 @@ def whole(n, theta, X, Y, w, dims, hidden, output, acts, deltas, grad, cols):
     offsets = layer_offsets(dims, X.shape[1])
     total = 0.0
     for _ in range(n):
-        s, loss = forward(theta, X, Y, w, dims, offsets, hidden, output, acts, cols, True,
+        s, loss = forward(theta, X, False, Y, w, dims, offsets, hidden, output, acts, cols, True,
                           None, None, 0)
-        backward(theta, X, Y, w, dims, offsets, hidden, acts, deltas, grad, None, None, None, 0)
+        backward(theta, X, False, Y, w, dims, offsets, hidden, acts, deltas, grad, None, None, None, 0)
         total += loss
     return total
 
@@ -59,9 +59,9 @@ def split(n, theta, Xs, Ys, ws, dims, hidden, output, acts, deltas, grads, cols,
     total = 0.0
     for _ in range(n):
         for p in prange(P):
-            forward(theta, Xs[p], Ys[p], ws[p], dims, offsets, hidden, output, acts[p], cols[p],
+            forward(theta, Xs[p], False, Ys[p], ws[p], dims, offsets, hidden, output, acts[p], cols[p],
                     True, None, None, 0)
-            backward(theta, Xs[p], Ys[p], ws[p], dims, offsets, hidden, acts[p], deltas[p],
+            backward(theta, Xs[p], False, Ys[p], ws[p], dims, offsets, hidden, acts[p], deltas[p],
                      grads[p], None, None, None, 0)
         for k in range(grad.size):
             g = grads[0, k]

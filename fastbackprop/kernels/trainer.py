@@ -60,7 +60,8 @@ class Trainer(TrainerBase):
         n_x, m = np.shape(X)
         w = (np.ones(m, dtype=self.dtype) if self._sample_weight is None
              else self._sample_weight.astype(self.dtype))
-        full = o.batch_size is None
+        # one batch of every column in order is the full batch: trained as one, no gather
+        full = o.batch_size is None or (o.batch_size >= m and not o.shuffle)
         if full:
             X = as_kernel_array(X, self.dtype)
             self._data = training.Data(X, as_kernel_array(Y, self.dtype), w)
