@@ -10,7 +10,7 @@ import pytest
 
 from conftest import allocation_counts, assert_close, backend
 
-from fastbackprop import Model, TrainingDivergedError, optimizers, reference as R, rng, spec
+from fastbackprop import Model, TrainingDivergedError, backends, optimizers, reference as R, rng, spec
 from fastbackprop.validation import check_labels
 
 K = backend("numba")
@@ -90,7 +90,6 @@ def test_first_three_updates_of_one_parameter_equal_the_hand_computed_values(opt
     slots = len(spec.OPTIMIZERS[optimizer].state)
     current = np.zeros(1 + slots)
     current[0] = 1.0
-    other = np.zeros_like(current)
     hyper = training.Hyper(0.1, 1, 0.9, 0.9, 0.999, 1e-8, 0.0, 0, 0, False, np.uint64(0))
     update = kernel_optimizers.OPTIMIZER_KERNELS[spec.OPTIMIZERS[optimizer].code]
     for t, (g, theta) in enumerate(zip(GRADIENTS, expected), start=1):
@@ -98,8 +97,7 @@ def test_first_three_updates_of_one_parameter_equal_the_hand_computed_values(opt
             parameters, {"dW1": np.full((1, 1), g)}, state, t, 0.1, optimizer)
         assert parameters["W1"][0, 0] == pytest.approx(theta, rel=1e-14)
         # raw gradient sum 2g over m = 2 columns: the kernel applies 1/m itself
-        update(current, other, np.array([2 * g]), 0.5, 0.1, hyper, t)
-        current, other = other, current
+        update(current, np.array([2 * g]), 0.5, 0.1, hyper, t)  # in place
         assert current[0] == pytest.approx(theta, rel=1e-14)
 
 
@@ -284,6 +282,48 @@ def test_divergence_with_adam_keeps_finite_parameters_and_state():
         assert not hasattr(model, "parameters_")
         assert all(np.all(np.isfinite(v)) for v in error.parameters.values())
         assert error.t < 4 * 20 and error.epoch < 20
+
+
+#: (optimizer, learning rate) -> where it fails, with 3 batches a call (``run(1)``, 53
+#: columns in batches of 20): every way back of the compiled loop, which updates in place.
+DIVERGING = {
+    ("momentum", 1e3): "a cost at the call's third step: back to the checkpoint, 1 update again",
+    ("gd", 1.0): "a cost at the call's second step: back to the checkpoint",
+    ("momentum", 1e9): "the call's first update: back to the checkpoint",
+    ("gd", 1e3): "the call's second update: back to the checkpoint, 1 update again",
+    ("momentum", 1e15): "a cost at the call's first step: the previous call's state",
+    ("momentum", 1e27): "the call's last update: the state before it",
+    ("momentum", 1e42): "a cost in the first call: back to the initial state, 1 update again",
+}
+
+
+@pytest.mark.parametrize("optimizer,learning_rate", list(DIVERGING), ids=list(DIVERGING.values()))
+def test_a_diverging_fit_keeps_the_same_state_in_both_backends(optimizer, learning_rate):
+    """The kept parameters and optimiser state, the update and epoch counts of a fit that
+    diverges, with mini-batches, dropout and L2: the compiled loop (in place, going back by
+    replaying from a checkpoint) against the NumPy trainer (which keeps the previous state)."""
+    rng_ = np.random.default_rng(0)
+    X = rng_.standard_normal((5, 53))
+    Y = check_labels(rng_.standard_normal((2, 53)), "linear", n_y=2, m=53, dtype=np.float64)
+    parameters = R.initialize_parameters([5, 6, 2], "he", 0)
+    trainers = {}
+    for name in spec.BACKENDS:
+        trainer = backends.get(name).Trainer(parameters, X, Y, "relu", learning_rate, 1,
+                                        output_activation="linear", optimizer=optimizer,
+                                        batch_size=20, keep_prob=0.8, l2=0.5, seed=1)
+        while trainer.status == "ok" and trainer.n_iter < 40:
+            trainer.run(1)
+        trainers[name] = trainer
+    numba, numpy = trainers["numba"], trainers["numpy"]
+    assert numba.status == numpy.status != "ok"
+    assert (numba.t, numba.n_iter, numba.failed_at) == (numpy.t, numpy.n_iter, numpy.failed_at)
+    state = [numba.parameters] + list(numba.optimizer_state.values())
+    expected = [numpy.parameters] + list(numpy.optimizer_state.values())
+    for ours, theirs in zip(state, expected):
+        for key, value in theirs.items():
+            assert np.all(np.isfinite(ours[key]))
+            np.testing.assert_allclose(ours[key], value, rtol=1e-10,
+                                       atol=1e-10 * float(np.max(np.abs(value))), err_msg=key)
 
 
 @pytest.mark.parametrize("kwargs,error,match", [

@@ -22,9 +22,8 @@ a model compiles only the code it runs (a full-batch fit with neither L2
 nor dropout compiles none of them; the cold first fit is the first thing
 a new user waits for).
 
-Parameters alternate between two buffers (``current`` and ``other``): an
-update reads one and writes the other, so when a step goes wrong the
-previous parameters are still intact.
+The updates are made in place in one buffer (``current``); a second
+(``other``) keeps the state a failed step goes back to (see :func:`train`).
 """
 
 from __future__ import annotations
@@ -304,14 +303,88 @@ def batch_view(buffer, rows, width):
     return buffer[:rows * width].reshape((rows, width))
 
 
+@jit
+def batching(data, hyper):
+    """``(width, n_batches, rows)``: the columns per batch, the batches per epoch, and whether
+    a batch holds its examples as rows (a gathered batch; see :func:`forward`)."""
+    m = data.w.size
+    width = m if hyper.batch_size == 0 else hyper.batch_size
+    return width, (m + width - 1) // width, hyper.batch_size != 0
+
+
+@jit
+def load_batch(data, batches, width, k):
+    """Batch ``k`` of the epoch, ``(X_b, Y_b, w_b)``: gathered into ``batches`` in the order
+    of ``batches.perm`` (``X_b`` as rows ``(m_b, n_x)``, ``Y_b`` ``(n_L, m_b)``), or the
+    data itself without ``batches``."""
+    if batches is None:
+        return data.X, data.Y, data.w
+    m = data.w.size
+    first = k * width
+    m_b = min(width, m - first)
+    X_b = batch_view(batches.X, m_b, data.X.shape[1])
+    Y_b = batch_view(batches.Y, data.Y.shape[1], m_b)
+    w_b = batches.w[:m_b]
+    gather_rows(data.X, batches.perm, first, X_b)
+    gather(data.Y, batches.perm, first, Y_b)
+    for j in range(m_b):
+        w_b[j] = data.w[batches.perm[first + j]]
+    return X_b, Y_b, w_b
+
+
+@jit
+def shuffle(batches, hyper, e):
+    """Put ``batches.perm`` in epoch ``e``'s order (``fastbackprop.rng.permutation``)."""
+    if batches is not None and hyper.shuffle:
+        rng.permute(batches.perm, hyper.seed, e)
+
+
+@jit
+def copy_into(out, source):
+    """``out[:] = source`` for two flat arrays of one size."""
+    for i in range(source.size):
+        out[i] = source[i]
+
+
+@jit
+def replay(current, checkpoint, data, batches, work, hyper, gram, l2, dropout, dims, offsets,
+           hidden, output, optimizer, start, t, n_updates):
+    """``current := checkpoint``, the state a call of :func:`train` started from (after
+    ``t`` updates, epoch ``start``), then that call's first ``n_updates`` updates again.
+
+    The same batches, masks and arithmetic as the first time (the shuffles and
+    the dropout masks are functions of the seed, the epoch and the update's
+    number), so the same state: how a failed step goes back to the last good
+    one when the updates are made in place.
+    """
+    copy_into(current, checkpoint)
+    width, n_batches, rows = batching(data, hyper)
+    done = 0
+    e = start
+    while done < n_updates:
+        alpha = learning_rate_at(hyper, e)
+        shuffle(batches, hyper, e)
+        for k in range(min(n_batches, n_updates - done)):
+            X_b, Y_b, w_b = load_batch(data, batches, width, k)
+            update = t + done + 1
+            forward(current, X_b, rows, Y_b, w_b, dims, offsets, hidden, output, work.acts,
+                    work.cols, False, gram, dropout, update)
+            backward(current, X_b, rows, Y_b, w_b, dims, offsets, hidden, work.acts, work.deltas,
+                     work.grad, gram, l2, dropout, update)
+            step = like(alpha, 1.0) / like(alpha, w_b.size)
+            optimizer_update(optimizer, current, work.grad, step, alpha, hyper, update)
+            done += 1
+        e += 1
+
+
 @jit(entry=True)
 def train(current, other, data, batches, work, hyper, gram, l2, dropout, dims, hidden, output,
           optimizer, start, n_epochs, t, have_previous):
     """Run epochs ``start, ..., start + n_epochs - 1``; ``t`` updates were made before.
 
     current: ``[theta | optimiser state]`` after ``t`` updates (and Gram
-    mode's ``D`` after ``theta``); other: the previous ones when
-    ``have_previous``, else scratch, same size; dims ``[n_x, ..., n_L]`` (int64); hidden,
+    mode's ``D`` after ``theta``); other: the state after ``t - 1`` updates
+    when ``have_previous``, else scratch, same size; dims ``[n_x, ..., n_L]`` (int64); hidden,
     output, optimizer: codes of ``spec``'s tables (constants). ``batches``
     (:class:`Batches`), ``gram`` (:class:`~.gram.Gram`), ``l2`` (a float)
     and ``dropout`` (:class:`Dropout`) are ``None`` when unused: full
@@ -329,6 +402,14 @@ def train(current, other, data, batches, work, hyper, gram, l2, dropout, dims, h
     with ``e % cost_every == 0``, the sum of the batches' losses (each
     before its update, with ``l2 / 2 sum ||W||^2`` each) over ``m``.
 
+    The updates are made in place in ``current``. ``other`` keeps what a
+    failure needs: until the first update, the previous state (a
+    non-finite cost of ``current`` steps back to it); then a copy of the
+    state the call started from (a later failure restores it and
+    :func:`replay` s the updates up to the last good state); and before the
+    call's last update, a copy of the state before it, which ``other``
+    holds after the call.
+
     Returns ``(status, epochs, updates, failed_at, in_other)``: ``epochs``
     completed; ``updates`` the net number of updates from ``current`` to
     the result (possibly -1: a non-finite cost steps back to the previous
@@ -338,40 +419,24 @@ def train(current, other, data, batches, work, hyper, gram, l2, dropout, dims, h
     literally(hidden)  # compile only the activation, output layer and optimiser in use
     literally(output)
     literally(optimizer)
-    X, Y = data.X, data.Y
-    m = data.w.size
-    n_x, n_L = dims[0], dims[dims.size - 1]
     offsets = layer_offsets(dims, capacity_of(work, dims))
-    width = m if hyper.batch_size == 0 else hyper.batch_size
-    n_batches = (m + width - 1) // width
-    rows = batches is not None  # a gathered batch holds its examples as rows
-    inv_m = like(hyper.learning_rate, 1.0) / like(hyper.learning_rate, m)
+    width, n_batches, rows = batching(data, hyper)
+    last = n_epochs * n_batches - 1  # the call's last update, counted from 0
+    inv_m = like(hyper.learning_rate, 1.0) / like(hyper.learning_rate, data.w.size)
     if gram is not None:
-        gram_mode.start(current, X, dims, offsets, gram, work.grad)
+        gram_mode.start(current, data.X, dims, offsets, gram, work.grad)
     status = OK
     done = 0
     epochs = 0
     failed_at = -1
-    stepped_back = False
+    in_other = False
     for e in range(start, start + n_epochs):
         alpha = learning_rate_at(hyper, e)
         record = e % hyper.cost_every == 0
-        if batches is not None and hyper.shuffle:
-            rng.permute(batches.perm, hyper.seed, e)
+        shuffle(batches, hyper, e)
         loss = like(alpha, 0.0)
         for k in range(n_batches):
-            first = k * width
-            m_b = min(width, m - first)
-            if batches is None:
-                X_b, Y_b, w_b = X, Y, data.w
-            else:
-                X_b = batch_view(batches.X, m_b, n_x)  # rows: see forward
-                Y_b = batch_view(batches.Y, n_L, m_b)
-                w_b = batches.w[:m_b]
-                gather_rows(X, batches.perm, first, X_b)
-                gather(Y, batches.perm, first, Y_b)
-                for j in range(m_b):
-                    w_b[j] = data.w[batches.perm[first + j]]
+            X_b, Y_b, w_b = load_batch(data, batches, width, k)
             update = t + done + 1
             ZL_sum, batch_loss = forward(current, X_b, rows, Y_b, w_b, dims, offsets, hidden,
                                          output, work.acts, work.cols, record, gram, dropout,
@@ -380,20 +445,30 @@ def train(current, other, data, batches, work, hyper, gram, l2, dropout, dims, h
             if l2 is not None and record:
                 half = like(alpha, 0.5)
                 loss += half * l2 * squared_norm_of_weights(current, dims, offsets)
-            if not np.isfinite(ZL_sum):
+            if not np.isfinite(ZL_sum):  # back to the last parameters with a finite cost
                 status = NONFINITE_COST
-                if done > 0 or have_previous:
-                    done -= 1  # back to the last parameters with a finite cost, in other
-                    stepped_back = True
+                if done > 0:
+                    done -= 1
+                    replay(current, other, data, batches, work, hyper, gram, l2, dropout, dims,
+                           offsets, hidden, output, optimizer, start, t, done)
+                elif have_previous:
+                    done = -1
+                    in_other = True
                 break
             backward(current, X_b, rows, Y_b, w_b, dims, offsets, hidden, work.acts, work.deltas,
                      work.grad, gram, l2, dropout, update)
-            step = like(alpha, 1.0) / like(alpha, m_b)
-            if not np.isfinite(optimizer_update(optimizer, current, other, work.grad, step,
-                                                alpha, hyper, update)):
-                status = NONFINITE_UPDATE
+            if done == 0 or done == last:  # the checkpoint; the state before the last update
+                copy_into(other, current)
+            step = like(alpha, 1.0) / like(alpha, w_b.size)
+            if not np.isfinite(optimizer_update(optimizer, current, work.grad, step, alpha,
+                                                hyper, update)):
+                status = NONFINITE_UPDATE  # back to the state before this update
+                if done == last:
+                    in_other = True
+                else:
+                    replay(current, other, data, batches, work, hyper, gram, l2, dropout, dims,
+                           offsets, hidden, output, optimizer, start, t, done)
                 break
-            current, other = other, current
             done += 1
         if record:
             work.costs[e // hyper.cost_every] = loss * inv_m
@@ -402,8 +477,8 @@ def train(current, other, data, batches, work, hyper, gram, l2, dropout, dims, h
             break
         epochs += 1
     if gram is not None:
-        gram_mode.finish(other if stepped_back else current, X, dims, offsets, work.grad)
-    return status, epochs, done, failed_at, done % 2 != 0
+        gram_mode.finish(other if in_other else current, data.X, dims, offsets, work.grad)
+    return status, epochs, done, failed_at, in_other
 
 
 @jit(entry=True)
