@@ -138,38 +138,16 @@ def drops(dropout, l):
 
 
 @jit
-def input_width(X, rows):
-    """The number of examples in ``X``: ``(n_x, m)`` columns, or ``(m, n_x)`` when ``rows``."""
-    return X.shape[0] if rows else X.shape[1]
-
-
-@jit
-def input_product(W, X, rows, Z):
-    """``Z = W X`` for ``X`` ``(n_x, m)``, or ``W X^T`` when ``X`` is ``(m, n_x)`` (``rows``)."""
-    if rows:
-        gemm(W, X, Z, NT)
-    else:
-        gemm(W, X, Z, NN)
-
-
-@jit
-def input_gradient(dZ, X, rows, dW):
-    """``dW = dZ X^T`` for ``X`` ``(n_x, m)``, or ``dZ X`` when ``X`` is ``(m, n_x)`` (``rows``)."""
-    if rows:
-        gemm(dZ, X, dW, NN)
-    else:
-        gemm(dZ, X, dW, NT)
-
-
-@jit
 def forward(theta, X, rows, Y, w, dims, offsets, hidden, output, acts, cols, cost, gram, dropout,
             t):
     """Forward pass: ``acts`` receives ``A1, ..., AL``; returns ``(sum(ZL), loss)``.
 
-    ``X`` holds the examples as columns ``(n_x, m)``, or as rows ``(m, n_x)``
-    when ``rows`` (a gathered mini-batch: copying whole rows is 3 to 5
-    times faster than gathering them into columns, and BLAS takes either
-    layout at the same speed). ``sum(ZL)`` is finite exactly when the cost is. When ``cost`` the
+    ``X`` holds the examples as columns ``(n_x, m)`` when ``rows`` is
+    ``None``, else as rows ``(m, n_x)`` (a gathered mini-batch; the loop
+    passes its :class:`Batches`): copying whole rows is 3 to 5 times faster
+    than gathering them into columns, and BLAS takes either layout at the
+    same speed. ``None``, so that a full-batch fit compiles none of it.
+    ``sum(ZL)`` is finite exactly when the cost is. When ``cost`` the
     unscaled loss against ``Y`` (each column's times its weight ``w``) is
     computed in the output layer's pass from ``ZL``, else it is 0 and ``Y``,
     ``w`` are not read. Hidden layers that drop units (``dropout``) do so
@@ -179,7 +157,7 @@ def forward(theta, X, rows, Y, w, dims, offsets, hidden, output, acts, cols, cos
     LLVM generated code 4x slower for it.)
     """
     L = dims.size - 1
-    m = input_width(X, rows)
+    m = X.shape[1] if rows is None else X.shape[0]
     A_prev = X
     for l in range(1, L):
         A = layer_of(acts, dims, offsets, l, m)
@@ -187,8 +165,8 @@ def forward(theta, X, rows, Y, w, dims, offsets, hidden, output, acts, cols, cos
         if gram is not None and l == 1:
             gram_mode.W1X(theta, dims, offsets, gram, A)
             bias_activation(A, b, hidden)
-        elif rows and l == 1:
-            input_product(W_of(theta, dims, offsets, l), X, rows, A)
+        elif rows is not None and l == 1:
+            gemm(W_of(theta, dims, offsets, l), X, A, NT)  # W1 X^T
             bias_activation(A, b, hidden)
         else:
             linear_activation(W_of(theta, dims, offsets, l), A_prev, b, hidden, A)
@@ -201,8 +179,8 @@ def forward(theta, X, rows, Y, w, dims, offsets, hidden, output, acts, cols, cos
     if gram is not None and L == 1:
         gram_mode.W1X(theta, dims, offsets, gram, AL)
         return output_apply(output, AL, bL, Y, w, cost, cols)
-    if rows and L == 1:
-        input_product(W_of(theta, dims, offsets, L), X, rows, AL)
+    if rows is not None and L == 1:
+        gemm(W_of(theta, dims, offsets, L), X, AL, NT)
         return output_apply(output, AL, bL, Y, w, cost, cols)
     return output_layer(output, W_of(theta, dims, offsets, L), A_prev, bL, Y, w, AL, cost,
                         cols)
@@ -220,7 +198,7 @@ def backward(theta, X, rows, Y, w, dims, offsets, hidden, acts, deltas, grad, gr
     to ``D``'s slot of ``grad`` and ``dW1`` is not computed (its slot stays 0).
     """
     L = dims.size - 1
-    m = input_width(X, rows)
+    m = X.shape[1] if rows is None else X.shape[0]
     if gram is not None and L == 1:
         dZ = gram_mode.D_of(grad, dims, offsets, m)
     else:
@@ -230,8 +208,8 @@ def backward(theta, X, rows, Y, w, dims, offsets, hidden, acts, deltas, grad, gr
         A_prev = X if l == 1 else layer_of(acts, dims, offsets, l - 1, m)
         if gram is None or l != 1:
             dW = W_of(grad, dims, offsets, l)
-            if l == 1:
-                input_gradient(dZ, X, rows, dW)
+            if rows is not None and l == 1:
+                gemm(dZ, X, dW, NN)  # dZ1 X, X as rows
             else:
                 gemm(dZ, A_prev, dW, NT)
             if l2 is not None:
@@ -304,77 +282,10 @@ def batch_view(buffer, rows, width):
 
 
 @jit
-def batching(data, hyper):
-    """``(width, n_batches, rows)``: the columns per batch, the batches per epoch, and whether
-    a batch holds its examples as rows (a gathered batch; see :func:`forward`)."""
-    m = data.w.size
-    width = m if hyper.batch_size == 0 else hyper.batch_size
-    return width, (m + width - 1) // width, hyper.batch_size != 0
-
-
-@jit
-def load_batch(data, batches, width, k):
-    """Batch ``k`` of the epoch, ``(X_b, Y_b, w_b)``: gathered into ``batches`` in the order
-    of ``batches.perm`` (``X_b`` as rows ``(m_b, n_x)``, ``Y_b`` ``(n_L, m_b)``), or the
-    data itself without ``batches``."""
-    if batches is None:
-        return data.X, data.Y, data.w
-    m = data.w.size
-    first = k * width
-    m_b = min(width, m - first)
-    X_b = batch_view(batches.X, m_b, data.X.shape[1])
-    Y_b = batch_view(batches.Y, data.Y.shape[1], m_b)
-    w_b = batches.w[:m_b]
-    gather_rows(data.X, batches.perm, first, X_b)
-    gather(data.Y, batches.perm, first, Y_b)
-    for j in range(m_b):
-        w_b[j] = data.w[batches.perm[first + j]]
-    return X_b, Y_b, w_b
-
-
-@jit
-def shuffle(batches, hyper, e):
-    """Put ``batches.perm`` in epoch ``e``'s order (``fastbackprop.rng.permutation``)."""
-    if batches is not None and hyper.shuffle:
-        rng.permute(batches.perm, hyper.seed, e)
-
-
-@jit
 def copy_into(out, source):
     """``out[:] = source`` for two flat arrays of one size."""
     for i in range(source.size):
         out[i] = source[i]
-
-
-@jit
-def replay(current, checkpoint, data, batches, work, hyper, gram, l2, dropout, dims, offsets,
-           hidden, output, optimizer, start, t, n_updates):
-    """``current := checkpoint``, the state a call of :func:`train` started from (after
-    ``t`` updates, epoch ``start``), then that call's first ``n_updates`` updates again.
-
-    The same batches, masks and arithmetic as the first time (the shuffles and
-    the dropout masks are functions of the seed, the epoch and the update's
-    number), so the same state: how a failed step goes back to the last good
-    one when the updates are made in place.
-    """
-    copy_into(current, checkpoint)
-    width, n_batches, rows = batching(data, hyper)
-    done = 0
-    e = start
-    while done < n_updates:
-        alpha = learning_rate_at(hyper, e)
-        shuffle(batches, hyper, e)
-        for k in range(min(n_batches, n_updates - done)):
-            X_b, Y_b, w_b = load_batch(data, batches, width, k)
-            update = t + done + 1
-            forward(current, X_b, rows, Y_b, w_b, dims, offsets, hidden, output, work.acts,
-                    work.cols, False, gram, dropout, update)
-            backward(current, X_b, rows, Y_b, w_b, dims, offsets, hidden, work.acts, work.deltas,
-                     work.grad, gram, l2, dropout, update)
-            step = like(alpha, 1.0) / like(alpha, w_b.size)
-            optimizer_update(optimizer, current, work.grad, step, alpha, hyper, update)
-            done += 1
-        e += 1
 
 
 @jit(entry=True)
@@ -405,10 +316,15 @@ def train(current, other, data, batches, work, hyper, gram, l2, dropout, dims, h
     The updates are made in place in ``current``. ``other`` keeps what a
     failure needs: until the first update, the previous state (a
     non-finite cost of ``current`` steps back to it); then a copy of the
-    state the call started from (a later failure restores it and
-    :func:`replay` s the updates up to the last good state); and before the
-    call's last update, a copy of the state before it, which ``other``
-    holds after the call.
+    state the call started from, the checkpoint; and from before the
+    call's last update, the state before it, which ``other`` holds after
+    the call. A failure after the first update restores the checkpoint and
+    runs the epochs again, replaying the updates up to the last good state
+    (the batches, the masks and the arithmetic are those of the first time,
+    so the states are too) with nothing recorded or copied. The replay goes
+    through the same loop, not a second copy of it: in Numba every level of
+    calls and every call site of a large kernel is compiled again, and
+    the cold first fit is the first thing a new user waits for.
 
     Returns ``(status, epochs, updates, failed_at, in_other)``: ``epochs``
     completed; ``updates`` the net number of updates from ``current`` to
@@ -419,65 +335,86 @@ def train(current, other, data, batches, work, hyper, gram, l2, dropout, dims, h
     literally(hidden)  # compile only the activation, output layer and optimiser in use
     literally(output)
     literally(optimizer)
+    X, Y = data.X, data.Y
+    m = data.w.size
     offsets = layer_offsets(dims, capacity_of(work, dims))
-    width, n_batches, rows = batching(data, hyper)
-    last = n_epochs * n_batches - 1  # the call's last update, counted from 0
-    inv_m = like(hyper.learning_rate, 1.0) / like(hyper.learning_rate, data.w.size)
+    width = m if batches is None else hyper.batch_size
+    n_batches = (m + width - 1) // width
+    inv_m = like(hyper.learning_rate, 1.0) / like(hyper.learning_rate, m)
+    planned = n_epochs * n_batches  # the call's updates
     if gram is not None:
-        gram_mode.start(current, data.X, dims, offsets, gram, work.grad)
-    status = OK
-    done = 0
-    epochs = 0
-    failed_at = -1
-    in_other = False
-    for e in range(start, start + n_epochs):
-        alpha = learning_rate_at(hyper, e)
-        record = e % hyper.cost_every == 0
-        shuffle(batches, hyper, e)
-        loss = like(alpha, 0.0)
-        for k in range(n_batches):
-            X_b, Y_b, w_b = load_batch(data, batches, width, k)
-            update = t + done + 1
-            ZL_sum, batch_loss = forward(current, X_b, rows, Y_b, w_b, dims, offsets, hidden,
-                                         output, work.acts, work.cols, record, gram, dropout,
-                                         update)
-            loss += batch_loss
-            if l2 is not None and record:
-                half = like(alpha, 0.5)
-                loss += half * l2 * squared_norm_of_weights(current, dims, offsets)
-            if not np.isfinite(ZL_sum):  # back to the last parameters with a finite cost
-                status = NONFINITE_COST
-                if done > 0:
-                    done -= 1
-                    replay(current, other, data, batches, work, hyper, gram, l2, dropout, dims,
-                           offsets, hidden, output, optimizer, start, t, done)
-                elif have_previous:
-                    done = -1
-                    in_other = True
+        gram_mode.start(current, X, dims, offsets, gram, work.grad)
+    status, epochs, failed_at, in_other = OK, 0, -1, False  # of the first attempt
+    limit = planned  # the updates to make: all, or those to replay
+    for attempt in range(2):  # the second only replays
+        replaying = attempt > 0
+        done = completed = 0
+        failed = OK
+        for e in range(start, start + n_epochs):
+            if done == limit:
                 break
-            backward(current, X_b, rows, Y_b, w_b, dims, offsets, hidden, work.acts, work.deltas,
-                     work.grad, gram, l2, dropout, update)
-            if done == 0 or done == last:  # the checkpoint; the state before the last update
-                copy_into(other, current)
-            step = like(alpha, 1.0) / like(alpha, w_b.size)
-            if not np.isfinite(optimizer_update(optimizer, current, work.grad, step, alpha,
-                                                hyper, update)):
-                status = NONFINITE_UPDATE  # back to the state before this update
-                if done == last:
-                    in_other = True
-                else:
-                    replay(current, other, data, batches, work, hyper, gram, l2, dropout, dims,
-                           offsets, hidden, output, optimizer, start, t, done)
+            alpha = learning_rate_at(hyper, e)
+            record = e % hyper.cost_every == 0 and not replaying
+            if batches is not None and hyper.shuffle:
+                rng.permute(batches.perm, hyper.seed, e)
+            loss = like(alpha, 0.0)
+            for k in range(min(n_batches, limit - done)):
+                if batches is None:
+                    X_b, Y_b, w_b = X, Y, data.w
+                else:  # X_b as rows (see forward), Y_b as columns
+                    first = k * width
+                    m_b = min(width, m - first)
+                    X_b = batch_view(batches.X, m_b, X.shape[1])
+                    Y_b = batch_view(batches.Y, Y.shape[1], m_b)
+                    w_b = batches.w[:m_b]
+                    gather_rows(X, batches.perm, first, X_b)
+                    gather(Y, batches.perm, first, Y_b)
+                    for j in range(m_b):
+                        w_b[j] = data.w[batches.perm[first + j]]
+                update = t + done + 1
+                ZL_sum, batch_loss = forward(current, X_b, batches, Y_b, w_b, dims, offsets,
+                                             hidden, output, work.acts, work.cols, record, gram,
+                                             dropout, update)
+                loss += batch_loss
+                if l2 is not None and record:
+                    half = like(alpha, 0.5)
+                    loss += half * l2 * squared_norm_of_weights(current, dims, offsets)
+                if not np.isfinite(ZL_sum):
+                    failed = NONFINITE_COST
+                    break
+                backward(current, X_b, batches, Y_b, w_b, dims, offsets, hidden, work.acts,
+                         work.deltas, work.grad, gram, l2, dropout, update)
+                if not replaying and (done == 0 or done == planned - 1):
+                    copy_into(other, current)  # the checkpoint; the state before the last
+                step = like(alpha, 1.0) / like(alpha, w_b.size)
+                if not np.isfinite(optimizer_update(optimizer, current, work.grad, step, alpha,
+                                                    hyper, update)):
+                    failed = NONFINITE_UPDATE
+                    break
+                done += 1
+            if record:
+                work.costs[e // hyper.cost_every] = loss * inv_m
+            if failed != OK:
                 break
-            done += 1
-        if record:
-            work.costs[e // hyper.cost_every] = loss * inv_m
-        if status != OK:
-            failed_at = e
+            completed += 1
+        if replaying:
             break
-        epochs += 1
+        status, epochs = failed, completed
+        failed_at = e if failed != OK else -1
+        limit = -1  # the updates to make again from the checkpoint, if any
+        if status == NONFINITE_COST and done > 0:
+            limit = done - 1  # the cost of the state after the last update
+        elif status == NONFINITE_COST and have_previous:
+            done, in_other = -1, True  # the call's first cost: the previous call's state
+        elif status == NONFINITE_UPDATE and done == planned - 1:
+            in_other = True  # the call's last update: other holds the state before it
+        elif status == NONFINITE_UPDATE:
+            limit = done
+        if limit < 0:
+            break
+        copy_into(current, other)
     if gram is not None:
-        gram_mode.finish(other if in_other else current, data.X, dims, offsets, work.grad)
+        gram_mode.finish(other if in_other else current, X, dims, offsets, work.grad)
     return status, epochs, done, failed_at, in_other
 
 
@@ -495,9 +432,9 @@ def gradient_sums(theta, X, Y, dims, hidden, output, acts, deltas, grad, cols):
     literally(output)
     offsets = layer_offsets(dims, X.shape[1])
     w = np.ones(X.shape[1], dtype=X.dtype)
-    total, loss = forward(theta, X, False, Y, w, dims, offsets, hidden, output, acts, cols, True,
+    total, loss = forward(theta, X, None, Y, w, dims, offsets, hidden, output, acts, cols, True,
                           None, None, 0)
-    backward(theta, X, False, Y, w, dims, offsets, hidden, acts, deltas, grad, None, None, None,
+    backward(theta, X, None, Y, w, dims, offsets, hidden, acts, deltas, grad, None, None, None,
              0)
     return total, loss
 
@@ -513,5 +450,5 @@ def predict(theta, X, dims, hidden, output, acts):
     m = X.shape[1]
     offsets = layer_offsets(dims, m)
     cols = np.empty((4, m), dtype=X.dtype)
-    forward(theta, X, False, X, cols[0], dims, offsets, hidden, output, acts, cols,
+    forward(theta, X, None, X, cols[0], dims, offsets, hidden, output, acts, cols,
             False, None, None, 0)  # no cost: Y, w (X and a row of cols here) are not read
