@@ -36,10 +36,10 @@ class Trainer(TrainerBase):
 
     The interface and arguments of :class:`fastbackprop.trainer_base.TrainerBase`.
     Each :meth:`run` performs any number of epochs in one compiled call,
-    allocating nothing: parameters and optimiser state alternate between
-    two flat buffers ``[theta | v | s]``, activations and gradients have
-    slots for one batch, and each mini-batch is gathered into a contiguous
-    buffer.
+    allocating nothing: parameters and optimiser state are updated in place
+    in one flat buffer ``[theta | v | s]`` (a second keeps what a failed step
+    goes back to), activations and gradients have slots for one batch, and
+    each mini-batch is gathered into a contiguous buffer, its examples as rows.
 
     ``gram``: train the first layer through the Gram matrix ``G = X^T X``
     (see :mod:`fastbackprop.kernels.gram`). Default (None): when
