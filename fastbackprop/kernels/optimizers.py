@@ -25,18 +25,14 @@ import numpy as np
 
 from .. import spec
 from .._jit import jit, overload_kernel
+from .passes import update
 from .scalar import like, select
 
 
 @jit
 def gd(current, grad, inv_m, alpha, hyper, t):
     """``W := W - alpha dW`` (over ``grad.size``: Gram mode's ``D`` included)."""
-    total = like(alpha, 0.0)
-    for i in range(grad.size):
-        w = current[i] - alpha * (grad[i] * inv_m)
-        current[i] = w
-        total += w
-    return total
+    return update(current[:grad.size], grad, inv_m, alpha)
 
 
 @jit

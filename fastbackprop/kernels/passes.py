@@ -393,18 +393,19 @@ def cost_from_probabilities(AL, Y, w):
 
 
 @jit
-def update(theta, grad, inv_m, learning_rate, out):
-    """``out = theta - alpha (grad / m)`` over flat arrays; returns ``sum(out)``.
+def update(theta, grad, inv_m, learning_rate):
+    """``theta := theta - alpha (grad / m)`` in place over flat arrays; returns ``sum(theta)``.
 
     ``grad`` holds raw sums over a batch's ``m`` columns and ``inv_m = 1/m``
     turns them into the course's gradients as they are read (1 for
-    gradients already averaged). ``out`` may be ``theta``. The sum is
-    finite exactly when every new parameter is.
+    gradients already averaged). In place, and ``theta`` the only array
+    written, so that the loop vectorises (see ``kernels/optimizers.py``).
+    The sum is finite exactly when every new parameter is.
     """
-    total = like(out, 0.0)
+    total = like(theta, 0.0)
     for i in range(theta.size):
         v = theta[i] - learning_rate * (grad[i] * inv_m)
-        out[i] = v
+        theta[i] = v
         total += v
     return total
 

@@ -314,10 +314,9 @@ def update_parameters(parameters, grads, learning_rate):
                 f"grads['d{key}'] must have the shape of {key}, {np.shape(value)}; got {np.shape(grad)}"
             )
         dt = common_dtype(**{key: value, f"d{key}": grad})
-        theta = as_kernel_array(value, dt).reshape(-1)
-        out = np.empty_like(theta)
-        passes.update(theta, as_kernel_array(grad, dt).reshape(-1), dt.type(1),
-                      dt.type(learning_rate), out)
+        out = np.array(value, dtype=dt).reshape(-1)  # a new array, updated in place
+        passes.update(out, as_kernel_array(grad, dt).reshape(-1), dt.type(1),
+                      dt.type(learning_rate))
         new[key] = out.reshape(np.shape(value))
     return new
 
