@@ -275,8 +275,9 @@ def gemm_rate(dtype, n=GEMM_SIZE, repeats=3):
     return 2.0 * n**3 / statistics.median(times)
 
 
-def time_per_call(run, repeats, min_time=MIN_TIME):
-    """Median seconds per unit of ``run(k)`` (which does ``k`` units of work).
+def timer(run, min_time=MIN_TIME):
+    """A function that times ``run(k)`` once (``run(k)`` does ``k`` units of work) and returns
+    the seconds per unit.
 
     ``run(1)`` is called once first (warm-up), and its time sets ``k`` so
     that one timing of ``run(k)`` lasts at least ``min_time``.
@@ -285,17 +286,25 @@ def time_per_call(run, repeats, min_time=MIN_TIME):
     run(1)
     once = time.perf_counter() - start
     k = max(1, math.ceil(min_time / max(once, 1e-9)))
-    times = []
-    for _ in range(max(1, int(repeats))):
+
+    def timing():
         start = time.perf_counter()
         run(k)
-        times.append((time.perf_counter() - start) / k)
-    return statistics.median(times)
+        return (time.perf_counter() - start) / k
+
+    return timing
 
 
-def epoch_time(backend, problem, repeats, min_time=MIN_TIME):
-    """Median seconds per epoch of ``backend``'s ``Trainer`` (``"numba"`` or ``"numpy"``) on an
-    epoch workload: ``run(k) / k``, after one epoch that compiles (numba)."""
+def time_per_call(run, repeats, min_time=MIN_TIME):
+    """Median seconds per unit of ``run(k)`` over ``repeats`` timings of a :func:`timer`."""
+    timing = timer(run, min_time)
+    return statistics.median(timing() for _ in range(max(1, int(repeats))))
+
+
+def epoch_timer(backend, problem, min_time=MIN_TIME):
+    """A :func:`timer` of ``backend``'s ``Trainer`` (``"numba"`` or ``"numpy"``) on an epoch
+    workload: each timing is ``run(k) / k`` seconds per epoch, after one epoch that compiles
+    (numba)."""
     from . import backends
 
     w = problem.workload
@@ -303,14 +312,25 @@ def epoch_time(backend, problem, repeats, min_time=MIN_TIME):
         problem.parameters, problem.X, problem.Y, w.hidden, ADAM_LEARNING_RATE, cost_every=1,
         output_activation=w.output, optimizer=w.optimizer, batch_size=w.batch_size, seed=SEED)
     trainer.run(1)
+    return timer(_checked(trainer, w), min_time)
+
+
+def epoch_time(backend, problem, repeats, min_time=MIN_TIME):
+    """Median seconds per epoch of :func:`epoch_timer` over ``repeats`` timings."""
+    timing = epoch_timer(backend, problem, min_time)
+    return statistics.median(timing() for _ in range(max(1, int(repeats))))
+
+
+def _checked(trainer, workload):
+    """``run(k)``: ``trainer.run(k)``, raising when training stopped (the timing is void)."""
 
     def run(k):
         status = trainer.run(k)
         if status != "ok":
-            raise RuntimeError(f"{w.name}: training stopped with status {status!r}; "
-                               "the timing is void")
+            raise RuntimeError(f"{workload.name}: training stopped with status {status!r} "
+                               f"at iteration {trainer.failed_at}; the timing is void")
 
-    return time_per_call(run, repeats, min_time)
+    return run
 
 
 def reference_step_time(problem, repeats, min_time=MIN_TIME):
@@ -326,8 +346,8 @@ def reference_step_time(problem, repeats, min_time=MIN_TIME):
     return time_per_call(run, repeats, min_time)
 
 
-def kernels_step_time(problem, repeats, min_time=MIN_TIME):
-    """Median seconds per step of ``kernels.Trainer(..., cost_every=1).run(k) / k``."""
+def kernels_step_timer(problem, min_time=MIN_TIME):
+    """A :func:`timer` of ``kernels.Trainer(..., cost_every=1).run(k) / k``: seconds per step."""
     from . import kernels  # imports Numba
 
     w = problem.workload
@@ -335,14 +355,13 @@ def kernels_step_time(problem, repeats, min_time=MIN_TIME):
                               hidden_activation=w.hidden, learning_rate=LEARNING_RATE,
                               cost_every=1, output_activation=w.output)
     trainer.run(2)  # compile (or load from the cache) before anything is timed
+    return timer(_checked(trainer, w), min_time)
 
-    def run(k):
-        status = trainer.run(k)
-        if status != "ok":
-            raise RuntimeError(f"{w.name}: training stopped with status {status!r} "
-                               f"at iteration {trainer.failed_at}; the timing is void")
 
-    return time_per_call(run, repeats, min_time)
+def kernels_step_time(problem, repeats, min_time=MIN_TIME):
+    """Median seconds per step of :func:`kernels_step_timer` over ``repeats`` timings."""
+    timing = kernels_step_timer(problem, min_time)
+    return statistics.median(timing() for _ in range(max(1, int(repeats))))
 
 
 # ---------------------------------------------------------------------------
@@ -461,20 +480,35 @@ def _cpu_count():
         return os.cpu_count()
 
 
-def measure(workload, gemm_rates, repeats, min_time=MIN_TIME):
-    """Time ``workload`` (a :class:`Workload`) with both backends: a :class:`Row`."""
+def measure(workload, gemm_rates, repeats, min_time=MIN_TIME, rivals=()):
+    """Time ``workload`` (a :class:`Workload`) with both backends: a :class:`Row`.
+
+    The reference is timed first. Then the kernels and each of ``rivals`` are
+    timed in rounds: in each of ``repeats`` rounds, one timing of the kernels,
+    then one of each rival, each after a :data:`SETTLE` pause. A rival is an
+    object whose ``timing()`` does one timing and keeps it (such as a
+    :class:`fastbackprop.peers.Worker`); it takes its own median. Timed in
+    turn, the kernels and the rivals share the machine's slow periods, which
+    last minutes on the development machine, instead of one of them timing
+    all its repeats in one.
+    """
     problem = make_problem(workload)
     time.sleep(SETTLE)
     if workload.batch_size is None:
         ref = reference_step_time(problem, repeats, min_time)
+        kernels_timing = kernels_step_timer(problem, min_time)
     else:
         ref = epoch_time("numpy", problem, max(1, min(repeats, 3)), min_time)
-    time.sleep(SETTLE)
-    if workload.batch_size is None:
-        ker = kernels_step_time(problem, repeats, min_time)
-    else:
-        ker = epoch_time("numba", problem, repeats, min_time)
-    return Row(workload, ref, ker, step_flops(workload.layer_dims, workload.m),
+        kernels_timing = epoch_timer("numba", problem, min_time)
+    times = []
+    for _ in range(max(1, int(repeats))):
+        time.sleep(SETTLE)
+        times.append(kernels_timing())
+        for rival in rivals:
+            time.sleep(SETTLE)
+            rival.timing()
+    return Row(workload, ref, statistics.median(times),
+               step_flops(workload.layer_dims, workload.m),
                gemm_rates[np.dtype(workload.dtype).name])
 
 
@@ -555,9 +589,12 @@ def run(args, out=None):
     rows, peer_rows = [], []
     for w in workloads:
         print(f"timing {w.name}: {w.label} ...", file=sys.stderr, flush=True)
-        rows.append(measure(w, rates, repeats, min_time))
-        if requested is not None:
-            peer_rows.append(peers.measure_row(rows[-1], timed_peers, repeats, min_time))
+        if requested is None:
+            rows.append(measure(w, rates, repeats, min_time))
+            continue
+        with peers.workers(timed_peers, w, min_time) as rivals:
+            rows.append(measure(w, rates, repeats, min_time, rivals))
+        peer_rows.append(peers.PeerRow.of(rows[-1], rivals))
     print(caption(rates, repeats), file=out)
     print(file=out)
     print(format_table(rows), file=out)

@@ -31,25 +31,33 @@ contiguous rows, and softmax reduces along the contiguous axis. ``W{l}``
 keeps the course's shape ``(n_l, n_{l-1})``; ``b{l}`` is a vector ``(n_l,)``.
 Each peer uses its framework's default threads, on the CPU.
 
-Times are seconds per step (or per epoch): :func:`bench.time_per_call`, the
-median of ``repeats`` timings each lasting at least ``min_time``, after a
-first call that compiles (JAX) or warms up (PyTorch).
+Times are seconds per step (or per epoch): each timing is one of
+:func:`bench.timer`, lasting at least ``min_time``, after a first call that
+compiles (JAX) or warms up (PyTorch).
 
-The worker, ``python -m fastbackprop.peers PEER WORKLOAD [--repeats N]
-[--min-time S] [--dtype D]``, prints one JSON line: ``{"seconds": ...}``,
-or ``{"error": "..."}`` (exit status 1). :func:`measure` runs it in a new
-process for ``fastbackprop bench``. Importing this module imports neither
+The worker, ``python -m fastbackprop.peers PEER WORKLOAD [--min-time S]
+[--dtype D]``, sets the peer up, prints ``{"ready": true}``, then answers
+each line ``time`` on its standard input with one timing,
+``{"seconds": ...}``, until its input ends; on failure it prints
+``{"error": "..."}`` and exits with status 1. Every answer is one JSON line.
+:class:`Worker` runs it: ``fastbackprop bench`` keeps one worker a peer
+open while it times a workload, and asks the kernels and each worker for a
+timing in turn (:func:`bench.measure`), so that all of them see the
+machine's slow periods alike. Importing this module imports neither
 PyTorch nor JAX, and ``import fastbackprop`` does not import this module.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import math
+import queue
+import statistics
 import subprocess
 import sys
-import time
+import threading
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -378,18 +386,30 @@ def make_peer(peer, problem):
     return RUNNERS[peer](problem)
 
 
-def time_peer(peer, problem, repeats, min_time=bench.MIN_TIME):
-    """Median seconds per step (or epoch) of ``peer`` on ``problem``, in this process.
+def peer_timer(peer, problem, min_time=bench.MIN_TIME):
+    """A :func:`bench.timer` of ``peer`` on ``problem``, in this process: each call does one
+    timing and returns seconds per step (or epoch), raising when the cost is no longer finite.
 
-    A first ``run(1)`` compiles (JAX) or warms up (PyTorch) outside the timing.
+    A first ``run(1)`` compiles (JAX) or warms up (PyTorch) outside the timings.
     """
     runner = make_peer(peer, problem)
     runner.run(1)
-    seconds = bench.time_per_call(runner.run, repeats, min_time)
-    if not math.isfinite(runner.cost):
-        raise RuntimeError(f"{problem.workload.name}: the cost became {runner.cost}; "
-                           "the timing is void")
-    return seconds
+    timing = bench.timer(runner.run, min_time)
+
+    def checked():
+        seconds = timing()
+        if not math.isfinite(runner.cost):
+            raise RuntimeError(f"{problem.workload.name}: the cost became {runner.cost}; "
+                               "the timing is void")
+        return seconds
+
+    return checked
+
+
+def time_peer(peer, problem, repeats, min_time=bench.MIN_TIME):
+    """Median seconds per step (or epoch) of ``repeats`` timings of :func:`peer_timer`."""
+    timing = peer_timer(peer, problem, min_time)
+    return statistics.median(timing() for _ in range(max(1, int(repeats))))
 
 
 # ---------------------------------------------------------------------------
@@ -433,6 +453,16 @@ class PeerRow:
     seconds: dict = field(default_factory=dict)
     reasons: dict = field(default_factory=dict)
 
+    @classmethod
+    def of(cls, row, workers):
+        """The row with each of ``workers``' (:class:`Worker`) median, or its reason."""
+        result = cls(row)
+        for worker in workers:
+            result.seconds[worker.peer] = worker.median
+            if worker.reason is not None:
+                result.reasons[worker.peer] = worker.reason
+        return result
+
     @property
     def jax_over_kernels(self):
         """JAX's time over the kernels': how many times faster the kernels are (None without JAX)."""
@@ -451,21 +481,6 @@ class PeerRow:
             return None
         bound, strict = target
         return ratio > bound if strict else ratio >= bound
-
-
-def measure_row(row, peers, repeats, min_time=bench.MIN_TIME, timeout=TIMEOUT, log=None):
-    """Time ``row``'s workload on each of ``peers`` (installed ones), each in a new process,
-    after a pause that lets this process's BLAS threads go quiet: a :class:`PeerRow`."""
-    log = sys.stderr if log is None else log
-    result = PeerRow(row)
-    for peer in peers:
-        print(f"timing {row.workload.name} with {peer} ...", file=log, flush=True)
-        time.sleep(bench.SETTLE)
-        seconds, reason = measure(peer, row.workload, repeats, min_time, timeout)
-        result.seconds[peer] = seconds
-        if reason is not None:
-            result.reasons[peer] = reason
-    return result
 
 
 def _cell(seconds, floor):
@@ -507,7 +522,8 @@ def caption(peers, repeats):
     lines = [
         "Peers: the same workloads (shapes, dtype, data, initial parameters, loss) in",
         f"{names}, each in a process of its own; median of {repeats} "
-        f"timing{'s' if repeats != 1 else ''};",
+        f"timing{'s' if repeats != 1 else ''},",
+        "taken in rounds with the kernels' (one timing of each in turn a round);",
         "after each time, its ratio to the floor.",
     ]
     if "pytorch" in peers:
@@ -540,46 +556,146 @@ def report(peer_rows, requested, installed, repeats):
 # ---------------------------------------------------------------------------
 
 
-def worker_command(peer, workload, repeats, min_time=bench.MIN_TIME, dtype=None):
+def worker_command(peer, workload, min_time=bench.MIN_TIME, dtype=None):
     """The command line of the worker (``python -m fastbackprop.peers ...``)."""
     name = workload.name if isinstance(workload, bench.Workload) else workload
     command = [sys.executable, "-m", "fastbackprop.peers", peer, name,
-               "--repeats", str(int(repeats)), "--min-time", repr(float(min_time))]
+               "--min-time", repr(float(min_time))]
     if dtype is not None:
         command += ["--dtype", np.dtype(dtype).name]
     return command
 
 
-def measure(peer, workload, repeats, min_time=bench.MIN_TIME, timeout=TIMEOUT):
-    """Run the worker for ``peer`` on ``workload`` (a :class:`bench.Workload` or a name) in a
-    new process: ``(seconds, None)``, or ``(None, reason)`` when it could not be timed."""
-    if isinstance(workload, str):
-        workload = bench.ALL_WORKLOADS[workload]
-    own = bench.ALL_WORKLOADS.get(workload.name)
-    dtype = None if own is not None and own.dtype == workload.dtype else workload.dtype
-    command = worker_command(peer, workload, repeats, min_time, dtype)
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
-                              stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired:
-        return None, f"timed out after {timeout:g} s"
-    return parse_result(done.returncode, done.stdout, done.stderr)
+class Worker:
+    """A worker process timing one workload on one peer, a timing at a time.
 
+    Entering starts ``python -m fastbackprop.peers`` and waits until it has
+    compiled and warmed up; each :meth:`timing` asks it for one timing and
+    keeps it in ``times``; leaving closes it. When it fails (it cannot start,
+    answers with an error, exits, or takes longer than ``timeout`` seconds
+    for one answer), ``reason`` says why, the process is stopped and further
+    timings are skipped. ``median`` is the median of ``times``, or None when
+    it failed.
+    """
 
-def parse_result(returncode, stdout, stderr):
-    """The worker's answer: ``(seconds, None)`` or ``(None, reason)``."""
-    for line in reversed(stdout.strip().splitlines()):
+    def __init__(self, peer, workload, min_time=bench.MIN_TIME, timeout=TIMEOUT):
+        if isinstance(workload, str):
+            workload = bench.ALL_WORKLOADS[workload]
+        own = bench.ALL_WORKLOADS.get(workload.name)
+        dtype = None if own is not None and own.dtype == workload.dtype else workload.dtype
+        self.peer, self.timeout = peer, timeout
+        self.command = worker_command(peer, workload, min_time, dtype)
+        self.times, self.reason, self.process = [], None, None
+
+    @property
+    def median(self):
+        return None if self.reason is not None or not self.times else statistics.median(self.times)
+
+    def __enter__(self):
+        import tempfile
+
+        self._stderr = tempfile.TemporaryFile(mode="w+")
+        self.process = subprocess.Popen(self.command, stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, stderr=self._stderr, text=True,
+                                        bufsize=1)
+        self._answers = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+        self._await("ready")
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+        return False
+
+    def _read(self):
+        """The reader thread: each JSON object the worker prints goes to ``_answers``;
+        None when its output ends."""
+        for line in self.process.stdout:
+            try:
+                answer = json.loads(line)
+            except ValueError:  # a framework's message on standard output
+                continue
+            if isinstance(answer, dict):
+                self._answers.put(answer)
+        self._answers.put(None)
+
+    def _await(self, key):
+        """The worker's next answer's ``key``, or None after recording why there is none."""
+        if self.reason is not None:
+            return None
         try:
-            answer = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(answer, dict):
-            if "seconds" in answer and returncode == 0:
-                return float(answer["seconds"]), None
-            if "error" in answer:
-                return None, str(answer["error"])
-    last = (stderr.strip().splitlines() or ["no output"])[-1]
-    return None, f"worker exited with status {returncode}: {last}"
+            answer = self._answers.get(timeout=self.timeout)
+        except queue.Empty:
+            return self._fail(f"timed out after {self.timeout:g} s")
+        if answer is None:
+            status = self.process.wait()
+            self._stderr.seek(0)
+            last = (self._stderr.read().strip().splitlines() or ["no output"])[-1]
+            return self._fail(f"worker exited with status {status}: {last}")
+        if "error" in answer:
+            return self._fail(str(answer["error"]))
+        if key not in answer:
+            return self._fail(f"worker answered {answer!r}, not {key!r}")
+        return answer[key]
+
+    def _fail(self, reason):
+        self.reason = reason
+        self.close(kill=True)
+        return None
+
+    def timing(self):
+        """One timing (seconds per step or epoch), kept in ``times``; None once failed."""
+        if self.reason is not None:
+            return None
+        try:
+            self.process.stdin.write("time\n")
+            self.process.stdin.flush()
+        except OSError:  # the worker has gone; _await reports how
+            pass
+        seconds = self._await("seconds")
+        if seconds is not None:
+            self.times.append(float(seconds))
+        return seconds
+
+    def close(self, kill=False):
+        """Stop the worker: end its input and let it exit, or kill it (at once when ``kill``,
+        else if it has not exited within 5 s)."""
+        process, self.process = self.process, None
+        if process is None:
+            return
+        if kill:
+            process.kill()
+        try:
+            process.stdin.close()
+        except OSError:
+            pass
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        self._stderr.close()
+
+
+@contextlib.contextmanager
+def workers(names, workload, min_time=bench.MIN_TIME, timeout=TIMEOUT, log=None):
+    """A started :class:`Worker` for each peer in ``names`` on ``workload``, closed on exit."""
+    log = sys.stderr if log is None else log
+    with contextlib.ExitStack() as stack:
+        started = []
+        for peer in names:
+            print(f"starting {peer} on {workload.name} ...", file=log, flush=True)
+            started.append(stack.enter_context(Worker(peer, workload, min_time, timeout)))
+        yield started
+
+
+def measure(peer, workload, repeats, min_time=bench.MIN_TIME, timeout=TIMEOUT):
+    """``repeats`` timings of ``peer`` on ``workload`` (a :class:`bench.Workload` or a name) in
+    one worker process: ``(median seconds, None)``, or ``(None, reason)``."""
+    with Worker(peer, workload, min_time, timeout) as worker:
+        for _ in range(max(1, int(repeats))):
+            worker.timing()
+    return worker.median, worker.reason
 
 
 def _parser():
@@ -587,33 +703,40 @@ def _parser():
 
     parser = argparse.ArgumentParser(
         prog="python -m fastbackprop.peers",
-        description="Time one workload of fastbackprop bench on a peer framework; "
-                    'print {"seconds": ...} (or {"error": ...}) as one JSON line.')
+        description="Time one workload of fastbackprop bench on a peer framework. Prints "
+                    '{"ready": true} once compiled, then {"seconds": ...} for each line "time" '
+                    'read from standard input, until it ends; {"error": ...} on failure. '
+                    "Every answer is one JSON line.")
     parser.add_argument("peer", choices=list(PEERS))
     parser.add_argument("workload", choices=list(bench.ALL_WORKLOADS))
-    parser.add_argument("--repeats", type=int, default=5, metavar="N")
     parser.add_argument("--min-time", type=float, default=bench.MIN_TIME, metavar="S")
     parser.add_argument("--dtype", choices=["float32", "float64"], default=None)
     return parser
 
 
-def main(argv=None):
-    """The worker: time one (peer, workload) and print the answer as one JSON line."""
+def main(argv=None, requests=None):
+    """The worker: set up one (peer, workload), then answer each ``"time"`` line of
+    ``requests`` (standard input) with one timing, as JSON lines."""
     args = _parser().parse_args(argv)
+    requests = sys.stdin if requests is None else requests
     workload = bench.ALL_WORKLOADS[args.workload]
     if args.dtype:
         workload = workload.with_dtype(args.dtype)
     if args.peer not in available():
         return _answer({"error": not_installed(args.peer)}, 1)
     try:
-        problem = bench.make_problem(workload)
-        seconds = time_peer(args.peer, problem, max(1, args.repeats), args.min_time)
+        timing = peer_timer(args.peer, bench.make_problem(workload), args.min_time)
+        _answer({"ready": True}, 0)
+        for request in requests:
+            if request.strip() != "time":
+                return _answer({"error": f"unknown request {request.strip()!r}"}, 1)
+            _answer({"seconds": timing()}, 0)
     except ImportError as error:
         return _answer({"error": f"cannot be imported ({error})"}, 1)
     except Exception as error:  # anything the framework raises: one line, not a traceback
         message = " ".join(str(error).split())[:300]
         return _answer({"error": f"{type(error).__name__}: {message}"}, 1)
-    return _answer({"seconds": seconds}, 0)
+    return 0
 
 
 def _answer(answer, status):

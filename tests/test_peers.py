@@ -47,20 +47,69 @@ def test_bench_peers_without_any_peer_says_so_and_prints_the_table(monkeypatch):
     assert "Peers: none timed." in text
 
 
+class FakeWorker:
+    """Stands in for :class:`peers.Worker`: each timing returns the next of ``answers`` (None
+    ends it with a reason), and every call is logged to ``log``."""
+
+    def __init__(self, peer, workload, answers, log):
+        self.peer, self.workload, self.answers, self.log = peer, workload, list(answers), log
+        self.times, self.reason = [], None
+
+    @property
+    def median(self):
+        return None if self.reason is not None else float(np.median(self.times))
+
+    def timing(self):
+        if self.reason is not None:  # as a Worker does once it has failed
+            return None
+        self.log.append(("timing", self.peer))
+        seconds = self.answers.pop(0)
+        if seconds is None:
+            self.reason = "worker exited with status -9: MemoryError"
+        else:
+            self.times.append(seconds)
+        return seconds
+
+
+def fake_workers(monkeypatch, answers):
+    """Replace the workers: ``answers[peer]`` are the timings each peer's worker returns. The
+    returned log holds ("start", peer, workload), ("timing", peer) and ("kernels",) in order."""
+    import contextlib
+
+    log = []
+
+    @contextlib.contextmanager
+    def workers(names, workload, min_time):
+        for peer in names:
+            log.append(("start", peer, workload.name))
+        yield [FakeWorker(peer, workload, answers[peer], log) for peer in names]
+        log.append(("closed",))
+
+    real_timer = bench.kernels_step_timer
+
+    def kernels_step_timer(problem, min_time):
+        timing = real_timer(problem, min_time)
+
+        def logged():
+            log.append(("kernels",))
+            return timing()
+
+        return logged
+
+    monkeypatch.setattr(peers, "workers", workers)
+    monkeypatch.setattr(bench, "kernels_step_timer", kernels_step_timer)
+    monkeypatch.setattr(bench, "SETTLE", 0.0)
+    return log
+
+
 def test_bench_peers_with_one_peer_missing_times_the_other(monkeypatch):
     """A peer that is there gets its column; the missing one a note. (The worker is replaced.)"""
     monkeypatch.setattr(peers, "available", lambda: ("jax",))
-    calls = []
-
-    def fake_measure(peer, workload, repeats, min_time, timeout):
-        calls.append((peer, workload.name, repeats))
-        return 1e-3, None
-
-    monkeypatch.setattr(peers, "measure", fake_measure)
+    log = fake_workers(monkeypatch, {"jax": [1e-3]})
     out = io.StringIO()
     assert bench.run(parse(["--workloads", "planar", "--quick", "--peers"]), out=out) == 0
     lines = out.getvalue().splitlines()
-    assert calls == [("jax", "planar", 1)]
+    assert log == [("start", "jax", "planar"), ("kernels",), ("timing", "jax"), ("closed",)]
     assert 'pytorch: not installed (pip install "fastbackprop[peers]")' in lines
     header = [line for line in lines if line.startswith("workload") and "jax/kernels" in line]
     assert header and header[0].split() == ["workload", "floor", "kernels", "jax", "jax/kernels",
@@ -68,6 +117,23 @@ def test_bench_peers_with_one_peer_missing_times_the_other(monkeypatch):
     row = [line for line in lines if line.startswith("planar ")][-1]
     # 1 ms for JAX is far slower than the kernels: the 2x target is met.
     assert "1.00 ms (" in row and row.split()[-4:] == ["yes", ">=", "2.00x", "yes"]
+
+
+def test_bench_times_the_kernels_and_the_peers_in_turn_and_takes_each_median(monkeypatch):
+    """Round after round, one kernels' timing then one of each peer; each peer's median is of
+    its own timings; a peer that fails mid-way is reported and not asked again."""
+    monkeypatch.setattr(peers, "available", lambda: ("pytorch", "jax"))
+    log = fake_workers(monkeypatch, {"pytorch": [3e-3, None], "jax": [5e-3, 1e-3, 2e-3]})
+    out = io.StringIO()
+    assert bench.run(parse(["--workloads", "planar", "--quick", "--repeats", "3", "--peers"]),
+                     out=out) == 0
+    rounds = [("kernels",), ("timing", "pytorch"), ("timing", "jax")]
+    assert log == ([("start", "pytorch", "planar"), ("start", "jax", "planar")]
+                   + rounds * 2 + [("kernels",), ("timing", "jax"), ("closed",)])
+    text = out.getvalue()
+    row = [line for line in text.splitlines() if line.startswith("planar ")][-1]
+    assert row.split()[6:9] == ["failed", "2.00", "ms"]  # JAX: the median of 5, 1 and 2 ms
+    assert "pytorch on planar: worker exited with status -9: MemoryError" in text.splitlines()
 
 
 def test_bench_rejects_an_unknown_peer(capsys):
@@ -123,7 +189,8 @@ def test_the_targets_against_jax():
 
 
 def test_worker_for_a_missing_peer_answers_with_a_reason(tmp_path):
-    """The worker in a process where torch and jax cannot be found: one JSON line, exit 1."""
+    """The worker in a process where torch and jax cannot be found: one JSON line, exit 1;
+    a :class:`peers.Worker` reports it as the reason."""
     (tmp_path / "sitecustomize.py").write_text(
         "import sys\nsys.modules['torch'] = sys.modules['jax'] = None\n")
     import os
@@ -131,46 +198,114 @@ def test_worker_for_a_missing_peer_answers_with_a_reason(tmp_path):
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(tmp_path)] + sys.path)
     for peer in ("pytorch", "jax"):
-        done = subprocess.run([sys.executable, "-m", "fastbackprop.peers", peer, "planar",
-                               "--repeats", "1"], capture_output=True, text=True, env=env,
-                              timeout=120)
+        done = subprocess.run([sys.executable, "-m", "fastbackprop.peers", peer, "planar"],
+                              capture_output=True, text=True, env=env, timeout=120,
+                              stdin=subprocess.DEVNULL)
         assert done.returncode == 1, done.stderr
         assert "Traceback" not in done.stdout + done.stderr
         answer = json.loads(done.stdout.strip().splitlines()[-1])
         assert answer == {"error": 'not installed (pip install "fastbackprop[peers]")'}
-        assert peers.parse_result(done.returncode, done.stdout, done.stderr) == (
+    import unittest.mock
+
+    with unittest.mock.patch.dict(os.environ, {"PYTHONPATH": env["PYTHONPATH"]}):
+        assert peers.measure("jax", "planar", 2, 0.01, timeout=120) == (
             None, 'not installed (pip install "fastbackprop[peers]")')
 
 
 def test_worker_in_process_for_a_missing_peer(monkeypatch, capsys):
     monkeypatch.setattr(peers, "available", lambda: ())
-    assert peers.main(["jax", "planar"]) == 1
+    assert peers.main(["jax", "planar"], requests=["time\n"]) == 1
     assert json.loads(capsys.readouterr().out) == {
         "error": 'not installed (pip install "fastbackprop[peers]")'}
 
 
-def test_parse_result():
-    assert peers.parse_result(0, 'a warning\n{"seconds": 0.5}\n', "") == (0.5, None)
-    assert peers.parse_result(1, '{"error": "float64 unsupported"}\n', "") == (
-        None, "float64 unsupported")
-    seconds, reason = peers.parse_result(-9, "", "Traceback ...\nMemoryError\n")
-    assert seconds is None and reason == "worker exited with status -9: MemoryError"
+class FakePeer:
+    """A peer whose epoch takes no time; its cost turns to nan after ``finite`` epochs."""
+
+    def __init__(self, finite=10**9):
+        self.epochs, self.finite = 0, finite
+
+    def run(self, k):
+        self.epochs += k
+
+    @property
+    def cost(self):
+        return 0.5 if self.epochs <= self.finite else float("nan")
 
 
-def test_measure_passes_the_dtype_and_reports_a_timeout(monkeypatch):
-    seen = []
+def test_worker_answers_ready_then_one_timing_a_request(monkeypatch, capsys):
+    monkeypatch.setattr(peers, "available", lambda: ("jax",))
+    monkeypatch.setattr(peers, "make_peer", lambda peer, problem: FakePeer())
+    assert peers.main(["jax", "planar", "--min-time", "0"], requests=["time\n"] * 3) == 0
+    answers = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert answers[0] == {"ready": True} and len(answers) == 4
+    assert all(set(a) == {"seconds"} and a["seconds"] >= 0 for a in answers[1:])
+    # A timing whose cost is no longer finite is an error, and the worker stops.
+    monkeypatch.setattr(peers, "make_peer", lambda peer, problem: FakePeer(finite=3))  # warm-up, k, one timing
+    assert peers.main(["jax", "planar", "--min-time", "0"], requests=["time\n"] * 3) == 1
+    answers = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert answers[0] == {"ready": True} and "seconds" in answers[1]
+    assert answers[-1] == {"error": "RuntimeError: planar: the cost became nan; "
+                                    "the timing is void"}
+    assert peers.main(["jax", "planar"], requests=["stop\n"]) == 1
+    assert json.loads(capsys.readouterr().out.splitlines()[-1]) == {
+        "error": "unknown request 'stop'"}
 
-    def fake_run(command, **kwargs):
-        seen.append(command)
-        raise subprocess.TimeoutExpired(command, kwargs["timeout"])
 
-    monkeypatch.setattr(subprocess, "run", fake_run)
+def script_worker(monkeypatch, script):
+    """Make every :class:`peers.Worker` run ``python -c script`` instead of the real worker."""
+    monkeypatch.setattr(peers, "worker_command",
+                        lambda *args, **kwargs: [sys.executable, "-c", script])
+
+
+def test_worker_reads_answers_past_other_output_and_takes_the_median(monkeypatch):
+    script_worker(monkeypatch, "\n".join([
+        "import sys, json",
+        "print('a framework says hello'); print(json.dumps({'ready': True}), flush=True)",
+        "for i, line in enumerate(sys.stdin):",
+        "    print(json.dumps({'seconds': [4.0, 1.0, 2.0][i]}), flush=True)",
+    ]))
+    with peers.Worker("jax", "planar", timeout=60) as worker:
+        assert [worker.timing() for _ in range(3)] == [4.0, 1.0, 2.0]
+    assert worker.median == 2.0 and worker.reason is None and worker.process is None
+
+
+@pytest.mark.parametrize("script, reason", [
+    ("import sys; sys.stderr.write('Traceback ...\\nMemoryError\\n'); sys.exit(3)",
+     "worker exited with status 3: MemoryError"),
+    ("import json; print(json.dumps({'error': 'float64 unsupported'}))", "float64 unsupported"),
+    ("import json; print(json.dumps({'seconds': 1.0}))",
+     "worker answered {'seconds': 1.0}, not 'ready'"),
+    ("import time; time.sleep(30)", "timed out after 0.5 s"),
+])
+def test_a_worker_that_fails_to_start_gives_its_reason(monkeypatch, script, reason):
+    script_worker(monkeypatch, script)
+    with peers.Worker("jax", "planar", timeout=0.5) as worker:
+        assert worker.timing() is None
+    assert worker.reason == reason and worker.median is None and worker.times == []
+    assert worker.process is None  # stopped, even the one that hung
+
+
+def test_a_worker_that_dies_mid_way_keeps_its_reason_and_is_not_asked_again(monkeypatch):
+    script_worker(monkeypatch, "\n".join([
+        "import sys, json",
+        "print(json.dumps({'ready': True}), flush=True)",
+        "sys.stdin.readline(); print(json.dumps({'seconds': 0.25}), flush=True)",
+        "sys.stdin.readline(); sys.exit(-9 % 256)",
+    ]))
+    with peers.Worker("jax", "planar", timeout=60) as worker:
+        assert worker.timing() == 0.25
+        assert worker.timing() is None
+        assert worker.timing() is None
+    assert worker.times == [0.25] and worker.median is None
+    assert worker.reason == "worker exited with status 247: no output"
+
+
+def test_worker_command_passes_the_dtype_only_when_it_is_not_the_workloads_own():
     w = bench.WORKLOADS["mlp"].with_dtype("float32")
-    assert peers.measure("jax", w, 3, 0.05, timeout=7) == (None, "timed out after 7 s")
-    assert seen[0][1:] == ["-m", "fastbackprop.peers", "jax", "mlp", "--repeats", "3",
-                           "--min-time", "0.05", "--dtype", "float32"]
-    peers.measure("jax", "mlp", 3, 0.05, timeout=7)
-    assert "--dtype" not in seen[1]
+    assert peers.Worker("jax", w, 0.05).command[1:] == [
+        "-m", "fastbackprop.peers", "jax", "mlp", "--min-time", "0.05", "--dtype", "float32"]
+    assert "--dtype" not in peers.Worker("jax", "mlp", 0.05).command
 
 
 # ---------------------------------------------------------------------------
