@@ -219,3 +219,76 @@ def test_kernels_only_kernels_call_are_compiled_without_wrappers_yet_callable_fr
     passes.row_sum(dZ, db)
     passes.row_sum(dZ, db)  # a second call: the twin's compiled code, not a crash
     np.testing.assert_array_equal(db, dZ.sum(axis=1, keepdims=True))
+
+
+LINKED_ENVIRONMENTS = """
+    import ctypes
+    from numba.core.environment import lookup_environment
+    from fastbackprop._jit import jit
+
+    @jit
+    def twice(x):
+        return 2.0 * x
+
+    @jit(entry=True)
+    def outer(x):
+        return twice(x) + 1.0
+
+    print(outer(1.5))
+    (inner,) = twice.overloads.values()
+    print(type(inner.library).__name__, inner.library.get_pointer_to_function(
+        inner.fndesc.llvm_func_name))
+    library = next(iter(outer.overloads.values())).library
+    engine = library.codegen._engine
+    names = [gv.name for gv in library._final_module.global_variables
+             if gv.name.startswith("_ZN08NumbaEnv")]
+    print(len(names), all(
+        ctypes.c_void_p.from_address(engine.get_global_value_address(name)).value
+        == id(lookup_environment(name)) for name in names))
+"""
+
+
+def test_internal_kernels_are_linked_as_ir_and_their_callers_set_their_environments(
+        package_copy):
+    """An internal kernel gets no module optimisation and no machine code of its own (its
+    callers optimise and emit its code where they link it); so each caller points the linked
+    copy of the callee's environment global at its environment, as Numba's cache does."""
+    out = run(LINKED_ENVIRONMENTS, package_copy).split()
+    assert out == ["4.0", "InternalLibrary", "0", "2", "True"], out
+
+
+PARTLY_CACHED_FIT = """
+    import numpy as np
+    from fastbackprop import Model
+    from fastbackprop.datasets import load_planar_dataset
+    from fastbackprop.kernels import training
+    X, Y = load_planar_dataset()
+    model = Model([2, 4, 1], hidden_activation="tanh", learning_rate=1.2, n_epochs=50,
+                  init="scaled", seed=0, backend="numba").fit(X, Y)
+    print(repr(float(model.costs_[-1])), sum(training.train.stats.cache_hits.values()))
+"""
+
+
+def test_only_entry_kernels_are_cached_and_a_loop_compiled_again_trains_the_same(
+        package_copy, tmp_path):
+    """The cache holds the kernels Python calls, which hold the code of those they call: a
+    process that finds the training loop's entry missing compiles it again, with everything
+    it calls, and trains to the same bits; the next process loads it."""
+    cache = tmp_path / "numba-cache"
+    cost, hits = run(PARTLY_CACHED_FIT, package_copy, NUMBA_CACHE_DIR=str(cache)).split()
+    assert hits == "0"
+    cached = {f.name.split("-")[0] for f in cache.rglob("*.nbi")}
+    assert "training.train" in cached and "training.forward" not in cached, cached
+    from fastbackprop import kernels  # noqa: F401 (the modules below)
+    import importlib
+
+    for name in cached:  # entry kernels only (bias_activation and two more: the step API's)
+        module, function = name.split(".")
+        kernel = getattr(importlib.import_module(f"fastbackprop.kernels.{module}"), function)
+        assert not kernel.targetoptions.get("no_cpython_wrapper"), name
+    for f in cache.rglob("*.nb*"):
+        f.unlink()
+    assert run(PARTLY_CACHED_FIT, package_copy, NUMBA_CACHE_DIR=str(cache)).split() == [
+        cost, "0"]
+    assert run(PARTLY_CACHED_FIT, package_copy, NUMBA_CACHE_DIR=str(cache)).split() == [
+        cost, "1"]
