@@ -110,8 +110,12 @@ def fitted_keys(client):
 # ---------------------------------------------------------------------------
 
 
+#: The default run keeps plain gradient descent and Adam (with decay, with L2); the other
+#: optimisers, whose updates test_optimizers.py holds against the reference, run with -m slow.
 @pytest.mark.parametrize("optimizer, decay_rate, l2", [
-    *((name, 0.5 if name == "adam" else 0.0, 0.0) for name in spec.OPTIMIZERS),
+    *(pytest.param(name, 0.5 if name == "adam" else 0.0, 0.0,
+                   marks=() if name in ("gd", "adam") else pytest.mark.slow)
+      for name in spec.OPTIMIZERS),
     ("gd", 0.0, 3.0), ("adam", 0.0, 0.7)])
 def test_full_batch_equals_the_one_machine_fit(client, data, optimizer, decay_rate, l2):
     X, Y = data
@@ -138,6 +142,7 @@ def test_other_output_layers_and_label_forms(client, output, hidden):
     assert_same_fit(Model(**params).fit(Xd, labels, client=client), one, AGREEMENT["float64"])
 
 
+@pytest.mark.slow
 def test_float32_and_many_blocks_with_a_worker_side_tree(client, data):
     X, Y = data
     chunks = (100,) * 10 + (200,)  # 11 blocks > FAN_IN: one level of the tree on the workers
