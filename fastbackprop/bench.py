@@ -295,10 +295,14 @@ def timer(run, min_time=MIN_TIME):
     return timing
 
 
+def median_timing(timing, repeats):
+    """The median of ``repeats`` (at least one) calls of ``timing``, a :func:`timer`."""
+    return statistics.median(timing() for _ in range(max(1, int(repeats))))
+
+
 def time_per_call(run, repeats, min_time=MIN_TIME):
     """Median seconds per unit of ``run(k)`` over ``repeats`` timings of a :func:`timer`."""
-    timing = timer(run, min_time)
-    return statistics.median(timing() for _ in range(max(1, int(repeats))))
+    return median_timing(timer(run, min_time), repeats)
 
 
 def epoch_timer(backend, problem, min_time=MIN_TIME):
@@ -317,8 +321,7 @@ def epoch_timer(backend, problem, min_time=MIN_TIME):
 
 def epoch_time(backend, problem, repeats, min_time=MIN_TIME):
     """Median seconds per epoch of :func:`epoch_timer` over ``repeats`` timings."""
-    timing = epoch_timer(backend, problem, min_time)
-    return statistics.median(timing() for _ in range(max(1, int(repeats))))
+    return median_timing(epoch_timer(backend, problem, min_time), repeats)
 
 
 def _checked(trainer, workload):
@@ -356,12 +359,6 @@ def kernels_step_timer(problem, min_time=MIN_TIME):
                               cost_every=1, output_activation=w.output)
     trainer.run(2)  # compile (or load from the cache) before anything is timed
     return timer(_checked(trainer, w), min_time)
-
-
-def kernels_step_time(problem, repeats, min_time=MIN_TIME):
-    """Median seconds per step of :func:`kernels_step_timer` over ``repeats`` timings."""
-    timing = kernels_step_timer(problem, min_time)
-    return statistics.median(timing() for _ in range(max(1, int(repeats))))
 
 
 # ---------------------------------------------------------------------------

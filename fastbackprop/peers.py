@@ -408,8 +408,7 @@ def peer_timer(peer, problem, min_time=bench.MIN_TIME):
 
 def time_peer(peer, problem, repeats, min_time=bench.MIN_TIME):
     """Median seconds per step (or epoch) of ``repeats`` timings of :func:`peer_timer`."""
-    timing = peer_timer(peer, problem, min_time)
-    return statistics.median(timing() for _ in range(max(1, int(repeats))))
+    return bench.median_timing(peer_timer(peer, problem, min_time), repeats)
 
 
 # ---------------------------------------------------------------------------
