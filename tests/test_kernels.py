@@ -90,6 +90,110 @@ def test_linear_backward(shape, dtype):
         assert_close(g, e, dtype, err_msg=name)
 
 
+@pytest.mark.parametrize("mode", ["NN", "NT", "TN"])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", LAYER_SHAPES + [(1, 700, 1), (700, 1, 1), (1, 1, 700)],
+                         ids=str)
+def test_gemm_every_mode_against_numpy(shape, dtype, mode):
+    """The training loop's products, on both sides of ``SMALL_GEMM``: ``out = op(A) op(B)``
+    of shape ``(n, m)``, inner ``k``; the operands stored as the loop stores them."""
+    from fastbackprop.kernels import passes
+
+    n, k, m = shape
+    rng = np.random.default_rng(3)
+    P = rng.standard_normal((n, k)).astype(dtype)
+    Q = rng.standard_normal((k, m)).astype(dtype)
+    A = np.ascontiguousarray(P.T) if mode == "TN" else P
+    B = np.ascontiguousarray(Q.T) if mode == "NT" else Q
+    out = np.full((n, m), np.nan, dtype=dtype)
+    passes.gemm_pass(A, B, out, getattr(passes, mode))
+    expected = P.astype(np.float64) @ Q.astype(np.float64)
+    assert_close(out, expected, dtype, scale=float(np.abs(P).max() * np.abs(Q).max() * k))
+
+
+@pytest.mark.parametrize("mode", ["NN", "NT", "TN"])
+def test_gemm_pass_refuses_shapes_that_do_not_agree(mode):
+    from fastbackprop.kernels import passes
+
+    A, B = np.ones((30, 40)), np.ones((40, 50))  # above SMALL_GEMM in every mode
+    A = A.T.copy() if mode == "TN" else A
+    B = B.T.copy() if mode == "NT" else B
+    out = np.empty((30, 50))
+    passes.gemm_pass(A, B, out, getattr(passes, mode))  # the shapes that agree
+    assert (out == 40).all()
+    for wrong_out in (np.empty((30, 49)), np.empty((31, 50))):
+        with pytest.raises(ValueError, match="shapes"):
+            passes.gemm_pass(A, B, wrong_out, getattr(passes, mode))
+    with pytest.raises(ValueError, match="shapes"):
+        passes.gemm_pass(A, np.ones((41, 50)) if mode != "NT" else np.ones((50, 41)), out,
+                         getattr(passes, mode))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dims,capacity", [([1, 1], 1), ([3, 1, 1], 5), ([5, 7, 3, 2], 37)],
+                         ids=str)
+def test_layout_views_are_the_slots_of_the_flat_buffers(dims, capacity, dtype):
+    """``W_of``, ``b_of``, ``layer_of`` (and so the training loop's every view) are views,
+    not copies, of exactly the entries ``pack`` and the slots of ``acts`` give them."""
+    from fastbackprop.kernels import layout
+
+    dims = np.array(dims, dtype=np.int64)
+    L = dims.size - 1
+    parameters = R.initialize_parameters(list(dims), "xavier", seed=0, dtype=dtype)
+    theta = layout.pack(parameters, list(dims), dtype)
+    offsets = layout.layer_offsets(dims, capacity)
+    acts = np.arange(sum(dims[1:]) * capacity, dtype=dtype)
+    slot = 0
+    for l in range(1, L + 1):
+        W, b = layout.W_of(theta, dims, offsets, l), layout.b_of(theta, dims, offsets, l)
+        assert W.shape == (dims[l], dims[l - 1]) and b.shape == (dims[l], 1)
+        np.testing.assert_array_equal(W, parameters[f"W{l}"])
+        np.testing.assert_array_equal(b, parameters[f"b{l}"])
+        for m in (1, capacity):
+            A = layout.layer_of(acts, dims, offsets, l, m)
+            np.testing.assert_array_equal(A, acts[slot:slot + dims[l] * m].reshape(dims[l], m))
+            A[...] = -1  # a view: the writes land in the buffer
+            assert (acts[slot:slot + dims[l] * m] == -1).all()
+        slot += dims[l] * capacity
+        W[...] = l
+        b[...] = -l
+    assert slot == acts.size
+    np.testing.assert_array_equal(theta, np.concatenate(
+        [np.concatenate([np.full(dims[l] * dims[l - 1], l), np.full(dims[l], -l)])
+         for l in range(1, L + 1)]).astype(dtype))
+
+
+def test_a_matrix_view_keeps_its_buffer_alive():
+    """A view of a buffer that nothing else holds keeps it alive (it takes a reference):
+    Numba's allocation statistics count the buffer live while the view is, freed after."""
+    script = """
+import gc
+import numpy as np
+from numba import njit
+from numba.core.runtime import rtsys
+from fastbackprop.kernels.layout import matrix_view
+
+@njit
+def view_of_a_temporary(n):
+    return matrix_view(np.arange(n, dtype=np.float64), 3, 4, 5)
+
+def live():
+    stats = rtsys.get_allocation_stats()
+    return stats.alloc - stats.free
+
+view_of_a_temporary(23)  # compile
+gc.collect()
+before = live()
+view = view_of_a_temporary(23)
+during = live()
+ok = (view == np.arange(3, 23, dtype=np.float64).reshape(4, 5)).all() and view.flags.c_contiguous
+del view
+gc.collect()
+print(during - before, live() - before, int(ok))
+"""
+    assert allocation_counts(script) == [(1, 0, 1)]
+
+
 ARCHITECTURES = [[2, 4, 1], [3, 1, 1], [5, 7, 3, 2], [20, 64, 64, 1], [6, 5, 4, 3, 2]]
 
 

@@ -26,7 +26,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .._jit import jit
-from .layout import W_of
+from .layout import W_of, matrix_view
 from .passes import NN, NT, add_matrix, gemm
 
 
@@ -66,8 +66,7 @@ def make(enabled, X, n_1, dtype):
 @jit
 def D_of(buffer, dims, offsets, m):
     """View of ``D`` ``(n_1, m)``, stored after the parameters in a parameter buffer."""
-    start = offsets[dims.size - 1, 0]
-    return buffer[start:start + dims[1] * m].reshape((dims[1], m))
+    return matrix_view(buffer, offsets[dims.size - 1, 0], dims[1], m)
 
 
 @jit

@@ -16,6 +16,8 @@ each number of layers):
 from __future__ import annotations
 
 import numpy as np
+from numba import types
+from numba.extending import intrinsic
 
 from .._jit import jit
 
@@ -71,22 +73,52 @@ def layer_offsets(dims, capacity):
     return offsets
 
 
+@intrinsic
+def matrix_view(typingctx, flat, start, rows, cols):
+    """``flat[start:start + rows * cols].reshape((rows, cols))``: a C-contiguous view.
+
+    ``flat`` a 1-D C-contiguous array holding at least ``start + rows * cols``
+    entries (not checked: the layouts here are right by construction, and
+    their tests cover every slot). What the slice and ``reshape`` make,
+    without them: Numba's ``reshape`` compiles a helper function for each
+    signature and calls its C routine for the strides at run time, every
+    time a layer's view is taken.
+    """
+    if not (isinstance(flat, types.Array) and flat.ndim == 1 and flat.layout == "C"
+            and all(isinstance(t, types.Integer) for t in (start, rows, cols))):
+        return None
+    view_type = flat.copy(ndim=2)
+
+    def codegen(context, builder, signature, args):
+        from numba.core.imputils import impl_ret_borrowed
+        from numba.np.arrayobj import populate_array
+
+        source = context.make_array(flat)(context, builder, args[0])
+        first, n_rows, n_cols = (context.cast(builder, v, t, types.intp)
+                                 for v, t in zip(args[1:], signature.args[1:]))
+        view = context.make_array(view_type)(context, builder)
+        itemsize = source.itemsize
+        populate_array(view, data=builder.gep(source.data, [first]), shape=[n_rows, n_cols],
+                       strides=[builder.mul(n_cols, itemsize), itemsize], itemsize=itemsize,
+                       meminfo=source.meminfo, parent=source.parent)
+        return impl_ret_borrowed(context, builder, view_type, view._getvalue())
+
+    return view_type(flat, start, rows, cols), codegen
+
+
 @jit
 def W_of(theta, dims, offsets, l):
     """View of ``W{l}``, ``(n_l, n_{l-1})``, in a flat parameter vector."""
-    start = offsets[l - 1, 0]
-    return theta[start:start + dims[l] * dims[l - 1]].reshape((dims[l], dims[l - 1]))
+    return matrix_view(theta, offsets[l - 1, 0], dims[l], dims[l - 1])
 
 
 @jit
 def b_of(theta, dims, offsets, l):
     """View of ``b{l}``, ``(n_l, 1)``, in a flat parameter vector."""
-    start = offsets[l - 1, 1]
-    return theta[start:start + dims[l]].reshape((dims[l], 1))
+    return matrix_view(theta, offsets[l - 1, 1], dims[l], 1)
 
 
 @jit
 def layer_of(buffer, dims, offsets, l, m):
     """View of layer ``l``'s ``(n_l, m)`` block in ``acts`` or ``deltas``."""
-    start = offsets[l - 1, 2]
-    return buffer[start:start + dims[l] * m].reshape((dims[l], m))
+    return matrix_view(buffer, offsets[l - 1, 2], dims[l], m)

@@ -18,10 +18,8 @@ from numba import literally
 
 from .._jit import SMALL_GEMM, jit, overload_kernel
 from . import rng
+from .blas import NN, NT, TN, blas_gemm
 from .scalar import activation, derivative_from_output, exp, like, log1p_unit, select
-
-#: Modes of :func:`gemm`.
-NN, NT, TN = 0, 1, 2
 
 
 def gemm(A, B, out, mode):
@@ -29,9 +27,9 @@ def gemm(A, B, out, mode):
 
     Products of at most ``SMALL_GEMM`` multiply-adds run as plain loops whose
     inner loop is contiguous and vectorises (a BLAS call costs more than
-    the work there); larger ones call BLAS through ``np.dot`` with ``out``,
-    transposes passed as views, nothing copied. Each mode is its own kernel
-    (:data:`GEMM_KERNELS`), chosen while Numba types the call and compiled
+    the work there); larger ones call BLAS (:func:`.blas.blas_gemm`: the call
+    ``np.dot`` makes, without its argument checks), nothing copied. Each mode
+    is its own kernel (:data:`GEMM_KERNELS`), chosen while Numba types the call and compiled
     as the call's implementation itself (no extra level of call), so a
     call compiles only its own mode. For use inside kernels; Python calls
     :func:`gemm_pass`.
@@ -44,7 +42,7 @@ def _gemm_nn(A, B, out, mode):
     n, m = out.shape
     inner = B.shape[0]
     if n * m * inner > SMALL_GEMM:
-        np.dot(A, B, out)
+        blas_gemm(A, B, out, NN)
         return
     zero = like(out, 0.0)
     for i in range(n):
@@ -61,7 +59,7 @@ def _gemm_nt(A, B, out, mode):
     n, m = out.shape
     inner = B.shape[1]
     if n * m * inner > SMALL_GEMM:
-        np.dot(A, B.T, out)
+        blas_gemm(A, B, out, NT)
         return
     zero = like(out, 0.0)
     for i in range(n):
@@ -77,7 +75,7 @@ def _gemm_tn(A, B, out, mode):
     n, m = out.shape
     inner = A.shape[0]
     if n * m * inner > SMALL_GEMM:
-        np.dot(A.T, B, out)
+        blas_gemm(A, B, out, TN)
         return
     zero = like(out, 0.0)
     for i in range(n):
@@ -100,8 +98,18 @@ def _gemm(A, B, out, mode):
 
 @jit(entry=True)
 def gemm_pass(A, B, out, mode):
-    """:func:`gemm` reachable from Python (the step API); ``mode`` an int."""
+    """:func:`gemm` reachable from Python (the step API); ``mode`` an int.
+
+    Raises ``ValueError`` when the shapes of ``op(A)``, ``op(B)`` and ``out``
+    do not agree (inside the kernels they agree by construction).
+    """
     literally(mode)
+    rows = A.shape[1] if mode == TN else A.shape[0]
+    inner = A.shape[0] if mode == TN else A.shape[1]
+    inner_B = B.shape[1] if mode == NT else B.shape[0]
+    cols = B.shape[0] if mode == NT else B.shape[1]
+    if inner != inner_B or out.shape[0] != rows or out.shape[1] != cols:
+        raise ValueError("gemm_pass: the shapes of op(A), op(B) and out do not agree")
     gemm(A, B, out, mode)
 
 
@@ -298,11 +306,11 @@ def dropout_backward(dA, A, code, db, keep, threshold, layer_key):
 
 @jit
 def add_scaled(out, X, factor):
-    """``out += factor * X`` for two arrays of one shape (the L2 term of ``dW``)."""
-    flat_out = out.reshape(out.size)
-    flat_X = X.reshape(X.size)
-    for k in range(flat_out.size):
-        flat_out[k] += factor * flat_X[k]
+    """``out += factor * X`` for two ``(n, k)`` arrays (the L2 term of ``dW``)."""
+    n, k = out.shape
+    for i in range(n):
+        for j in range(k):
+            out[i, j] += factor * X[i, j]
 
 
 @jit
@@ -332,10 +340,11 @@ def row_sum(dZ, db):
 
 @jit
 def scale(X, factor):
-    """``X *= factor`` in place."""
-    flat = X.reshape(X.size)
-    for i in range(flat.size):
-        flat[i] *= factor
+    """``X *= factor`` in place, ``X`` ``(n, k)``."""
+    n, k = X.shape
+    for i in range(n):
+        for j in range(k):
+            X[i, j] *= factor
 
 
 @jit

@@ -37,7 +37,7 @@ from .. import spec
 from .._jit import jit
 from . import gram as gram_mode
 from . import rng
-from .layout import W_of, b_of, layer_of, layer_offsets
+from .layout import W_of, b_of, layer_of, layer_offsets, matrix_view
 from .optimizers import optimizer_update
 from .outputs import output_apply, output_layer
 from .passes import (
@@ -278,7 +278,7 @@ def gather_rows(rows, perm, first, out):
 @jit
 def batch_view(buffer, rows, width):
     """The first ``rows x width`` entries of a flat buffer as a C-contiguous ``(rows, width)``."""
-    return buffer[:rows * width].reshape((rows, width))
+    return matrix_view(buffer, 0, rows, width)
 
 
 @jit
