@@ -504,6 +504,7 @@ def _tile_sums_function(config):
 
     from .kernels import training
     from .kernels.convert import as_kernel_array, call_specialised
+    from .kernels.layout import layer_offsets
 
     codes = (spec.code_of(spec.ACTIVATIONS, config.hidden_activation, "hidden_activation"),
              spec.code_of(spec.OUTPUTS, config.output_activation, "output_activation"))
@@ -514,8 +515,8 @@ def _tile_sums_function(config):
         # the entry point is typed for C-contiguous arrays: anything else must be copied
         X, Y = as_kernel_array(X, theta.dtype), as_kernel_array(Y, theta.dtype)
         total, loss = call_specialised(training.gradient_sums, theta.dtype, codes, theta, X, Y,
-                                       dims_array, *codes, work["acts"], work["deltas"],
-                                       work["grad"], work["cols"])
+                                       dims_array, layer_offsets(dims, X.shape[1]), *codes,
+                                       work["acts"], work["deltas"], work["grad"], work["cols"])
         out[:-1] += work["grad"]
         out[-1] += loss if np.isfinite(total) else np.nan
     return sums

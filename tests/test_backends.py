@@ -57,7 +57,7 @@ def test_an_unknown_code_fails_to_compile_instead_of_falling_through():
     Z = np.zeros((2, 3))
     b = np.zeros((2, 1))
     with pytest.raises(TypingError, match="no kernel for activation code 99"):
-        passes.bias_activation(Z, b, 99)
+        passes.bias_activation_pass(Z, b, 99)
 
 
 def test_block_gradient_sums_add_up_to_the_whole_batch_and_match_the_reference():

@@ -212,7 +212,7 @@ def test_kernels_only_kernels_call_are_compiled_without_wrappers_yet_callable_fr
     assert passes.row_sum.targetoptions.get("no_cpython_wrapper") is True
     assert training.forward.targetoptions.get("no_cpython_wrapper") is True
     for entry in (training.train, training.predict, training.gradient_sums, passes.gemm_pass,
-                  passes.bias_activation, passes.backward_pointwise):
+                  passes.bias_activation_pass, passes.backward_pointwise_pass):
         assert not entry.targetoptions.get("no_cpython_wrapper"), entry
     dZ = np.arange(12.0).reshape(3, 4)
     db = np.zeros((3, 1))
@@ -282,7 +282,7 @@ def test_only_entry_kernels_are_cached_and_a_loop_compiled_again_trains_the_same
     from fastbackprop import kernels  # noqa: F401 (the modules below)
     import importlib
 
-    for name in cached:  # entry kernels only (bias_activation and two more: the step API's)
+    for name in cached:  # entry kernels only (gemm_pass and two more: the step API's)
         module, function = name.split(".")
         kernel = getattr(importlib.import_module(f"fastbackprop.kernels.{module}"), function)
         assert not kernel.targetoptions.get("no_cpython_wrapper"), name

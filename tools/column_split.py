@@ -34,34 +34,32 @@ from fastbackprop.kernels.training import backward, forward
 
 
 @njit(**options())
-def whole(n, theta, X, Y, w, dims, hidden, output, acts, deltas, grad, cols):
+def whole(n, theta, X, Y, w, dims, offsets, hidden, output, acts, deltas, grad, cols):
     """``n`` forward and backward passes over all the columns of ``X``."""
     literally(hidden)
     literally(output)
-    offsets = layer_offsets(dims, X.shape[1])
     total = 0.0
     for _ in range(n):
-        s, loss = forward(theta, X, False, Y, w, dims, offsets, hidden, output, acts, cols, True,
+        s, loss = forward(theta, X, None, Y, w, dims, offsets, hidden, output, acts, cols, True,
                           None, None, 0)
-        backward(theta, X, False, Y, w, dims, offsets, hidden, acts, deltas, grad, None, None, None, 0)
+        backward(theta, X, None, Y, w, dims, offsets, hidden, acts, deltas, grad, None, None, None, 0)
         total += loss
     return total
 
 
 @njit(**options(), parallel=True)
-def split(n, theta, Xs, Ys, ws, dims, hidden, output, acts, deltas, grads, cols, grad):
+def split(n, theta, Xs, Ys, ws, dims, offsets, hidden, output, acts, deltas, grads, cols, grad):
     """``n`` steps of: forward and backward on block ``p`` (``Xs[p]`` ``(n_x, m / P)``) on
     core ``p``, raw gradients into ``grads[p]``, then ``grad = sum_p grads[p]``."""
     literally(hidden)
     literally(output)
     P = Xs.shape[0]
-    offsets = layer_offsets(dims, Xs.shape[2])
     total = 0.0
     for _ in range(n):
         for p in prange(P):
-            forward(theta, Xs[p], False, Ys[p], ws[p], dims, offsets, hidden, output, acts[p], cols[p],
+            forward(theta, Xs[p], None, Ys[p], ws[p], dims, offsets, hidden, output, acts[p], cols[p],
                     True, None, None, 0)
-            backward(theta, Xs[p], False, Ys[p], ws[p], dims, offsets, hidden, acts[p], deltas[p],
+            backward(theta, Xs[p], None, Ys[p], ws[p], dims, offsets, hidden, acts[p], deltas[p],
                      grads[p], None, None, None, 0)
         for k in range(grad.size):
             g = grads[0, k]
@@ -113,10 +111,10 @@ def main(name="small", steps=400):
     cols_p = np.empty((P, 4, mb), dtype=dt)
 
     def run_whole(n):
-        whole(n, theta, X, Y, w, dims, hidden, output, acts, deltas, grad, cols)
+        whole(n, theta, X, Y, w, dims, layer_offsets(dims, X.shape[1]), hidden, output, acts, deltas, grad, cols)
 
     def run_split(n):
-        split(n, theta, Xs, Ys, ws, dims, hidden, output, acts_p, deltas_p, grads, cols_p, grad)
+        split(n, theta, Xs, Ys, ws, dims, layer_offsets(dims, Xs.shape[2]), hidden, output, acts_p, deltas_p, grads, cols_p, grad)
 
     run_whole(1)
     whole_grad = grad.copy()

@@ -92,7 +92,7 @@ class BackwardPointwise(_Workload):
 
     numpy: ``dZ = dA * g'(Z)`` with ``activations.derivative``, then
     ``db = np.sum(dZ, axis=1, keepdims=True)``; numba: the fused kernel
-    ``passes.backward_pointwise`` (``g'`` from ``A``, ``dZ`` in place over a
+    ``passes.backward_pointwise_pass`` (``g'`` from ``A``, ``dZ`` in place over a
     copy of ``dA``, ``db`` in the same pass: the copy is timed with it, so
     that ``dA`` never shrinks into denormals over many calls). ``time_db``
     is the bias-gradient row sum alone.
@@ -114,6 +114,8 @@ class BackwardPointwise(_Workload):
 
             self.passes = passes
             self.call = convert.call_specialised
+            # the entry Python calls (backward_pointwise itself in earlier commits)
+            self.pointwise = getattr(passes, "backward_pointwise_pass", passes.backward_pointwise)
         self.time_dZ_db(workload, backend)
         self.time_db(workload, backend)
         settle(backend)
@@ -124,7 +126,7 @@ class BackwardPointwise(_Workload):
             np.sum(dZ, axis=1, keepdims=True)
         else:
             np.copyto(self.dZ, self.dA)
-            self.call(self.passes.backward_pointwise, self.dZ.dtype, self.code,
+            self.call(self.pointwise, self.dZ.dtype, self.code,
                       self.dZ, self.A, self.code, self.db)
 
     def time_db(self, workload, backend):

@@ -51,25 +51,22 @@ def unpack(theta, dims):
     return parameters
 
 
-@jit
 def layer_offsets(dims, capacity):
-    """Offsets ``(L + 1, 3)``: start of ``W{l}``, ``b{l}`` in ``theta`` and of ``A{l}``'s slot.
+    """Offsets ``(L + 1, 3)`` int64: start of ``W{l}``, ``b{l}`` in ``theta`` and of
+    ``A{l}``'s slot of ``capacity`` columns, in row ``l - 1``; row ``L`` (past the end)
+    holds the total sizes.
 
-    Row ``L`` (past the end) holds the total sizes.
+    Computed in Python, once per buffer, and passed to the kernels: an array
+    made inside the training loop compiles ``np.empty`` and its allocator
+    into every cold first fit.
     """
-    L = dims.size - 1
-    offsets = np.empty((L + 1, 3), dtype=np.int64)  # every entry is set below
-    w = 0
-    a = 0
-    for l in range(1, L + 1):
-        offsets[l - 1, 0] = w
-        offsets[l - 1, 1] = w + dims[l] * dims[l - 1]
-        offsets[l - 1, 2] = a
-        w += dims[l] * dims[l - 1] + dims[l]
-        a += dims[l] * capacity
-    offsets[L, 0] = w
-    offsets[L, 1] = w
-    offsets[L, 2] = a
+    dims = np.asarray(dims, dtype=np.int64)
+    n, n_prev = dims[1:], dims[:-1]
+    offsets = np.zeros((dims.size, 3), dtype=np.int64)
+    offsets[1:, 0] = np.cumsum(n * n_prev + n)
+    offsets[:-1, 1] = offsets[:-1, 0] + n * n_prev
+    offsets[-1, 1] = offsets[-1, 0]
+    offsets[1:, 2] = np.cumsum(n * capacity)
     return offsets
 
 

@@ -113,7 +113,7 @@ def gemm_pass(A, B, out, mode):
     gemm(A, B, out, mode)
 
 
-@jit(entry=True)
+@jit
 def bias_activation(Z, b, code):
     """``Z := g(Z + b)`` in place, in one pass; returns ``sum(Z + b)``. ``code`` a constant.
 
@@ -121,13 +121,24 @@ def bias_activation(Z, b, code):
     to be the same buffer, LLVM's runtime overlap check fails and the loop
     runs scalar (6x slower with tanh). The sum is finite exactly when every
     ``Z + b`` is, which is how training notices a diverging cost without
-    computing it.
+    computing it. For use inside kernels; Python calls :func:`bias_activation_pass`.
     """
-    literally(code)
     total = like(Z, 0.0)
     for i in range(Z.shape[0]):
         total += _activation_row(Z, i, b[i, 0], code)
     return total
+
+
+@jit(entry=True)
+def bias_activation_pass(Z, b, code):
+    """:func:`bias_activation` reachable from Python (the step API); ``code`` an int.
+
+    A kernel of its own, so that the training loop's calls compile the
+    pass without the wrappers, machine code and cache entry of a kernel
+    Python calls.
+    """
+    literally(code)
+    return bias_activation(Z, b, code)
 
 
 @jit
@@ -244,13 +255,20 @@ def add_matrix(Z, P):
             Z[i, j] += P[i, j]
 
 
-@jit(entry=True)
+@jit
 def backward_pointwise(dA, A, code, db):
     """``dZ = dA * g'(Z)``, in place over ``dA``, with g' from ``A = g(Z)``, and
-    ``db = sum(dZ, axis=1)``, unscaled, in one pass. ``code`` a constant."""
-    literally(code)
+    ``db = sum(dZ, axis=1)``, unscaled, in one pass. ``code`` a constant. For use inside
+    kernels; Python calls :func:`backward_pointwise_pass`."""
     for i in range(dA.shape[0]):
         db[i, 0] = _derivative_row(dA, A, i, code)
+
+
+@jit(entry=True)
+def backward_pointwise_pass(dA, A, code, db):
+    """:func:`backward_pointwise` reachable from Python (the step API); ``code`` an int."""
+    literally(code)
+    backward_pointwise(dA, A, code, db)
 
 
 @jit
@@ -423,5 +441,6 @@ __all__ = [
     "NN", "NT", "TN", "gemm", "linear_activation", "linear_sigmoid_cost", "backward_delta",
     "dropout_forward", "dropout_backward", "add_scaled",
     "add_bias", "add_matrix", "bias_activation", "backward_pointwise", "output_delta",
+    "gemm_pass", "bias_activation_pass", "backward_pointwise_pass",
     "row_sum", "sigmoid_cost", "scale", "cost_from_probabilities", "update",
 ]

@@ -28,7 +28,7 @@ from ..validation import (
 )
 from . import outputs, passes, training
 from .convert import as_kernel_array, call_specialised, common_dtype
-from .layout import pack
+from .layout import layer_offsets, pack
 from .passes import NN, NT, TN
 
 
@@ -37,11 +37,11 @@ def _gemm(A, B, out, mode):
 
 
 def _bias_activation(Z, b, code):
-    return call_specialised(passes.bias_activation, Z.dtype, code, Z, b, code)
+    return call_specialised(passes.bias_activation_pass, Z.dtype, code, Z, b, code)
 
 
 def _backward_pointwise(dA, A, code, db):
-    call_specialised(passes.backward_pointwise, dA.dtype, code, dA, A, code, db)
+    call_specialised(passes.backward_pointwise_pass, dA.dtype, code, dA, A, code, db)
 
 
 def _weights(sample_weight, m, dtype):
@@ -158,7 +158,7 @@ def probabilities(X, parameters, hidden_activation="relu", output_activation="si
     m = X.shape[1]
     acts = np.empty(sum(dims[1:]) * m, dtype=dtype)
     call_specialised(training.predict, dtype, (code, output), pack(parameters, dims, dtype), X,
-                     np.asarray(dims, dtype=np.int64), code, output, acts)
+                     np.asarray(dims, dtype=np.int64), layer_offsets(dims, m), code, output, acts)
     return acts[acts.size - dims[-1] * m:].reshape(dims[-1], m).copy()
 
 

@@ -10,7 +10,7 @@ from .. import rng, spec
 from ..trainer_base import TrainerBase
 from . import gram as gram_mode, training
 from .convert import as_kernel_array, call_specialised, common_dtype
-from .layout import n_parameters, pack, unpack
+from .layout import layer_offsets, n_parameters, pack, unpack
 
 
 class TrainResult(NamedTuple):
@@ -104,7 +104,8 @@ class Trainer(TrainerBase):
         acts = np.empty(sum(self.dims[1:]) * width, dtype=self.dtype)
         self._work = training.Work(acts, np.empty_like(acts), np.zeros(n, dtype=self.dtype),
                                    np.full(0, np.nan, dtype=self.dtype),
-                                   np.empty((4, width), dtype=self.dtype))
+                                   np.empty((4, width), dtype=self.dtype),
+                                   layer_offsets(self.dims, width))
         self._dims = np.asarray(self.dims, dtype=np.int64)
         self._codes = (o.hidden, o.output, o.optimizer)
         # what call_specialised's cached entry point depends on besides the codes
@@ -207,6 +208,6 @@ def gradient_sums(theta, X, Y, dims, hidden_activation="relu", output_activation
     acts = np.empty(int(dims[1:].sum()) * m, dtype=dtype)
     grad = np.zeros(theta.size, dtype=dtype)
     total, loss = call_specialised(training.gradient_sums, dtype, codes, theta, X, Y, dims,
-                                   *codes, acts, np.empty_like(acts), grad,
+                                   layer_offsets(dims, m), *codes, acts, np.empty_like(acts), grad,
                                    np.empty((4, m), dtype=dtype))
     return grad, float(loss) if np.isfinite(total) else float("nan")

@@ -37,7 +37,7 @@ from .. import spec
 from .._jit import jit
 from . import gram as gram_mode
 from . import rng
-from .layout import W_of, b_of, layer_of, layer_offsets, matrix_view
+from .layout import W_of, b_of, layer_of, matrix_view
 from .optimizers import optimizer_update
 from .outputs import output_apply, output_layer
 from .passes import (
@@ -71,13 +71,15 @@ class Data(NamedTuple):
 
 
 class Work(NamedTuple):
-    """The loop's buffers, allocated once (see :mod:`.layout`)."""
+    """The loop's buffers, allocated once, and ``offsets``, where each layer's part of
+    them lies (``layout.layer_offsets`` of their ``capacity`` columns; see :mod:`.layout`)."""
 
     acts: np.ndarray
     deltas: np.ndarray
     grad: np.ndarray
     costs: np.ndarray
     cols: np.ndarray
+    offsets: np.ndarray
 
 
 class Batches(NamedTuple):
@@ -120,15 +122,6 @@ class Hyper(NamedTuple):
     batch_size: int
     shuffle: bool
     seed: np.uint64
-
-
-@jit
-def capacity_of(work, dims):
-    """The number of columns the ``acts``/``deltas`` slots hold."""
-    units = 0
-    for l in range(1, dims.size):  # a loop, not dims[1:].sum(): one kernel less to compile
-        units += dims[l]
-    return work.acts.size // units
 
 
 @jit
@@ -337,7 +330,7 @@ def train(current, other, data, batches, work, hyper, gram, l2, dropout, dims, h
     literally(optimizer)
     X, Y = data.X, data.Y
     m = data.w.size
-    offsets = layer_offsets(dims, capacity_of(work, dims))
+    offsets = work.offsets
     width = m if batches is None else hyper.batch_size
     n_batches = (m + width - 1) // width
     inv_m = like(hyper.learning_rate, 1.0) / like(hyper.learning_rate, m)
@@ -419,18 +412,18 @@ def train(current, other, data, batches, work, hyper, gram, l2, dropout, dims, h
 
 
 @jit(entry=True)
-def gradient_sums(theta, X, Y, dims, hidden, output, acts, deltas, grad, cols):
+def gradient_sums(theta, X, Y, dims, offsets, hidden, output, acts, deltas, grad, cols):
     """One forward and backward pass over all columns of ``X``, ``Y``: raw sums, no update.
 
     ``grad`` (``theta``'s layout) receives ``dZ A_prev^T`` and ``sum(dZ)``
     summed over the columns (not divided by ``m``); returns ``(sum(ZL),
     loss)``, the loss summed over the columns. ``acts``, ``deltas`` hold
-    ``sum(n_l) m`` entries, ``cols`` ``(4, m)``. The block step of
+    ``sum(n_l) m`` entries, ``cols`` ``(4, m)``; ``offsets`` is
+    ``layout.layer_offsets(dims, m)``. The block step of
     data-parallel training: the sums of blocks add up to the whole batch's.
     """
     literally(hidden)
     literally(output)
-    offsets = layer_offsets(dims, X.shape[1])
     w = np.ones(X.shape[1], dtype=X.dtype)
     total, loss = forward(theta, X, None, Y, w, dims, offsets, hidden, output, acts, cols, True,
                           None, None, 0)
@@ -440,15 +433,14 @@ def gradient_sums(theta, X, Y, dims, hidden, output, acts, deltas, grad, cols):
 
 
 @jit(entry=True)
-def predict(theta, X, dims, hidden, output, acts):
+def predict(theta, X, dims, offsets, hidden, output, acts):
     """``A_L`` of the network on ``X`` ``(n_x, m)``, into ``acts``'s last slot; no cost.
 
-    ``acts`` holds ``sum(n_l) m`` entries.
+    ``acts`` holds ``sum(n_l) m`` entries; ``offsets`` is ``layout.layer_offsets(dims, m)``.
     """
     literally(hidden)
     literally(output)
     m = X.shape[1]
-    offsets = layer_offsets(dims, m)
     cols = np.empty((4, m), dtype=X.dtype)
     forward(theta, X, None, X, cols[0], dims, offsets, hidden, output, acts, cols,
             False, None, None, 0)  # no cost: Y, w (X and a row of cols here) are not read
