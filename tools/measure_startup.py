@@ -25,7 +25,7 @@ from fastbackprop import Model
 from fastbackprop.datasets import load_planar_dataset
 X, Y = load_planar_dataset()
 t1 = time.perf_counter()
-Model([2, 4, 1], hidden_activation="tanh", learning_rate=1.2, n_iterations=1000,
+Model([2, 4, 1], hidden_activation="tanh", learning_rate=1.2, n_epochs=1000,
       init="scaled", seed=0, backend="{backend}").fit(X, Y)
 print(json.dumps({{"first_fit": time.perf_counter() - t1}}))
 """
