@@ -42,7 +42,8 @@ def whole(n, theta, X, Y, w, dims, offsets, hidden, output, acts, deltas, grad, 
     for _ in range(n):
         s, loss = forward(theta, X, None, Y, w, dims, offsets, hidden, output, acts, cols, True,
                           None, None, 0)
-        backward(theta, X, None, Y, w, dims, offsets, hidden, acts, deltas, grad, None, None, None, 0)
+        backward(theta, X, None, Y, w, dims, offsets, hidden, acts, deltas, grad, None, None,
+                 None, 0)
         total += loss
     return total
 
@@ -57,8 +58,8 @@ def split(n, theta, Xs, Ys, ws, dims, offsets, hidden, output, acts, deltas, gra
     total = 0.0
     for _ in range(n):
         for p in prange(P):
-            forward(theta, Xs[p], None, Ys[p], ws[p], dims, offsets, hidden, output, acts[p], cols[p],
-                    True, None, None, 0)
+            forward(theta, Xs[p], None, Ys[p], ws[p], dims, offsets, hidden, output, acts[p],
+                    cols[p], True, None, None, 0)
             backward(theta, Xs[p], None, Ys[p], ws[p], dims, offsets, hidden, acts[p], deltas[p],
                      grads[p], None, None, None, 0)
         for k in range(grad.size):
@@ -111,10 +112,12 @@ def main(name="small", steps=400):
     cols_p = np.empty((P, 4, mb), dtype=dt)
 
     def run_whole(n):
-        whole(n, theta, X, Y, w, dims, layer_offsets(dims, X.shape[1]), hidden, output, acts, deltas, grad, cols)
+        whole(n, theta, X, Y, w, dims, layer_offsets(dims, X.shape[1]), hidden, output, acts,
+              deltas, grad, cols)
 
     def run_split(n):
-        split(n, theta, Xs, Ys, ws, dims, layer_offsets(dims, Xs.shape[2]), hidden, output, acts_p, deltas_p, grads, cols_p, grad)
+        split(n, theta, Xs, Ys, ws, dims, layer_offsets(dims, Xs.shape[2]), hidden, output,
+              acts_p, deltas_p, grads, cols_p, grad)
 
     run_whole(1)
     whole_grad = grad.copy()
