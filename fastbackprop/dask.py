@@ -514,8 +514,9 @@ def _tile_sums_function(config):
     def sums(theta, X, Y, out):
         # the entry point is typed for C-contiguous arrays: anything else must be copied
         X, Y = as_kernel_array(X, theta.dtype), as_kernel_array(Y, theta.dtype)
+        m = X.shape[1]
         total, loss = call_specialised(training.gradient_sums, theta.dtype, codes, theta, X, Y,
-                                       dims_array, layer_offsets(dims, X.shape[1]), *codes,
+                                       work["ones"][:m], dims_array, layer_offsets(dims, m), *codes,
                                        work["acts"], work["deltas"], work["grad"], work["cols"])
         out[:-1] += work["grad"]
         out[-1] += loss if np.isfinite(total) else np.nan
@@ -540,7 +541,8 @@ def _workspace(config):
         cache.clear()  # one network at a time
         cache[key] = {"dims": dims, "acts": acts, "deltas": np.empty_like(acts),
                       "grad": np.zeros(n_parameters(config.dims), dtype=dtype),
-                      "cols": np.empty((4, TILE), dtype=dtype)}
+                      "cols": np.empty((4, TILE), dtype=dtype),
+                      "ones": np.ones(TILE, dtype=dtype)}  # the columns' weights
     return cache[key]
 
 

@@ -158,7 +158,8 @@ def probabilities(X, parameters, hidden_activation="relu", output_activation="si
     m = X.shape[1]
     acts = np.empty(sum(dims[1:]) * m, dtype=dtype)
     call_specialised(training.predict, dtype, (code, output), pack(parameters, dims, dtype), X,
-                     np.asarray(dims, dtype=np.int64), layer_offsets(dims, m), code, output, acts)
+                     np.asarray(dims, dtype=np.int64), layer_offsets(dims, m), code, output, acts,
+                     np.empty((4, m), dtype=dtype))
     return acts[acts.size - dims[-1] * m:].reshape(dims[-1], m).copy()
 
 

@@ -412,19 +412,20 @@ def train(current, other, data, batches, work, hyper, gram, l2, dropout, dims, h
 
 
 @jit(entry=True)
-def gradient_sums(theta, X, Y, dims, offsets, hidden, output, acts, deltas, grad, cols):
+def gradient_sums(theta, X, Y, w, dims, offsets, hidden, output, acts, deltas, grad, cols):
     """One forward and backward pass over all columns of ``X``, ``Y``: raw sums, no update.
 
     ``grad`` (``theta``'s layout) receives ``dZ A_prev^T`` and ``sum(dZ)``
     summed over the columns (not divided by ``m``); returns ``(sum(ZL),
-    loss)``, the loss summed over the columns. ``acts``, ``deltas`` hold
-    ``sum(n_l) m`` entries, ``cols`` ``(4, m)``; ``offsets`` is
-    ``layout.layer_offsets(dims, m)``. The block step of
-    data-parallel training: the sums of blocks add up to the whole batch's.
+    loss)``, the loss summed over the columns, each column's times its weight
+    ``w`` ``(m,)``. ``acts``, ``deltas`` hold ``sum(n_l) m`` entries, ``cols``
+    ``(4, m)``; ``offsets`` is ``layout.layer_offsets(dims, m)``. (Every
+    array comes from Python: one made here would compile ``np.empty`` and
+    its allocator into the entry.) The block step of data-parallel
+    training: the sums of blocks add up to the whole batch's.
     """
     literally(hidden)
     literally(output)
-    w = np.ones(X.shape[1], dtype=X.dtype)
     total, loss = forward(theta, X, None, Y, w, dims, offsets, hidden, output, acts, cols, True,
                           None, None, 0)
     backward(theta, X, None, Y, w, dims, offsets, hidden, acts, deltas, grad, None, None, None,
@@ -433,14 +434,13 @@ def gradient_sums(theta, X, Y, dims, offsets, hidden, output, acts, deltas, grad
 
 
 @jit(entry=True)
-def predict(theta, X, dims, offsets, hidden, output, acts):
+def predict(theta, X, dims, offsets, hidden, output, acts, cols):
     """``A_L`` of the network on ``X`` ``(n_x, m)``, into ``acts``'s last slot; no cost.
 
-    ``acts`` holds ``sum(n_l) m`` entries; ``offsets`` is ``layout.layer_offsets(dims, m)``.
+    ``acts`` holds ``sum(n_l) m`` entries, ``cols`` ``(4, m)`` (scratch); ``offsets`` is
+    ``layout.layer_offsets(dims, m)``.
     """
     literally(hidden)
     literally(output)
-    m = X.shape[1]
-    cols = np.empty((4, m), dtype=X.dtype)
     forward(theta, X, None, X, cols[0], dims, offsets, hidden, output, acts, cols,
             False, None, None, 0)  # no cost: Y, w (X and a row of cols here) are not read
