@@ -60,24 +60,26 @@ def test_an_unknown_code_fails_to_compile_instead_of_falling_through():
         passes.bias_activation_pass(Z, b, 99)
 
 
-def test_block_gradient_sums_add_up_to_the_whole_batch_and_match_the_reference():
+@pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-12), (np.float32, 1e-5)])
+def test_block_gradient_sums_add_up_to_the_whole_batch_and_match_the_reference(dtype, tol):
     """The data-parallel step: raw sums of column blocks add to the sums of all columns."""
     from fastbackprop import reference as R
     from fastbackprop.kernels import pack
 
     rng = np.random.default_rng(0)
-    X = rng.standard_normal((5, 41))
-    Y = np.eye(3)[:, rng.integers(0, 3, 41)]
-    theta = pack(R.initialize_parameters([5, 7, 3], seed=0), [5, 7, 3], np.float64)
+    X = rng.standard_normal((5, 41)).astype(dtype)
+    Y = np.eye(3, dtype=dtype)[:, rng.integers(0, 3, 41)]
+    theta = pack(R.initialize_parameters([5, 7, 3], seed=0), [5, 7, 3], dtype)
     numba, numpy = (backends.get(name).gradient_sums for name in ("numba", "numpy"))
     whole, loss = numba(theta, X, Y, [5, 7, 3], "tanh", "softmax")
+    assert whole.dtype == dtype
     parts = [numba(theta, X[:, a:b], Y[:, a:b], [5, 7, 3], "tanh", "softmax")
              for a, b in ((0, 1), (1, 20), (20, 41))]
-    np.testing.assert_allclose(sum(p[0] for p in parts), whole, rtol=1e-12, atol=1e-12)
-    assert sum(p[1] for p in parts) == pytest.approx(loss, rel=1e-12)
+    np.testing.assert_allclose(sum(p[0] for p in parts), whole, rtol=tol, atol=tol)
+    assert sum(p[1] for p in parts) == pytest.approx(loss, rel=tol)
     expected, expected_loss = numpy(theta, X, Y, [5, 7, 3], "tanh", "softmax")
-    np.testing.assert_allclose(whole, expected, rtol=1e-12, atol=1e-12)
-    assert loss == pytest.approx(expected_loss, rel=1e-12)
+    np.testing.assert_allclose(whole, expected, rtol=tol, atol=tol)
+    assert loss == pytest.approx(expected_loss, rel=tol)
 
 
 @pytest.mark.parametrize("name", spec.BACKENDS)
