@@ -504,7 +504,6 @@ def _tile_sums_function(config):
 
     from .kernels import training
     from .kernels.convert import as_kernel_array, call_specialised
-    from .kernels.layout import layer_offsets
 
     codes = (spec.code_of(spec.ACTIVATIONS, config.hidden_activation, "hidden_activation"),
              spec.code_of(spec.OUTPUTS, config.output_activation, "output_activation"))
@@ -514,10 +513,10 @@ def _tile_sums_function(config):
     def sums(theta, X, Y, out):
         # the entry point is typed for C-contiguous arrays: anything else must be copied
         X, Y = as_kernel_array(X, theta.dtype), as_kernel_array(Y, theta.dtype)
-        m = X.shape[1]
         total, loss = call_specialised(training.gradient_sums, theta.dtype, codes, theta, X, Y,
-                                       work["ones"][:m], dims_array, layer_offsets(dims, m), *codes,
-                                       work["acts"], work["deltas"], work["grad"], work["cols"])
+                                       work["ones"][:X.shape[1]], dims_array, work["offsets"],
+                                       *codes, work["acts"], work["deltas"], work["grad"],
+                                       work["cols"])
         out[:-1] += work["grad"]
         out[-1] += loss if np.isfinite(total) else np.nan
     return sums
@@ -536,13 +535,14 @@ def _workspace(config):
         dims = np.asarray(config.dims, dtype=np.int64)
         dtype = np.dtype(config.dtype)
         acts = np.empty(int(dims[1:].sum()) * TILE, dtype=dtype)
-        from .kernels.layout import n_parameters
+        from .kernels.layout import layer_offsets, n_parameters
 
         cache.clear()  # one network at a time
         cache[key] = {"dims": dims, "acts": acts, "deltas": np.empty_like(acts),
                       "grad": np.zeros(n_parameters(config.dims), dtype=dtype),
                       "cols": np.empty((4, TILE), dtype=dtype),
-                      "ones": np.ones(TILE, dtype=dtype)}  # the columns' weights
+                      "ones": np.ones(TILE, dtype=dtype),  # the columns' weights
+                      "offsets": layer_offsets(dims, TILE)}  # slots of TILE columns
     return cache[key]
 
 

@@ -208,6 +208,6 @@ def gradient_sums(theta, X, Y, dims, hidden_activation="relu", output_activation
     acts = np.empty(int(dims[1:].sum()) * m, dtype=dtype)
     grad = np.zeros(theta.size, dtype=dtype)
     total, loss = call_specialised(training.gradient_sums, dtype, codes, theta, X, Y,
-                                   np.ones(m, dtype=dtype), dims, layer_offsets(dims, m), *codes, acts, np.empty_like(acts), grad,
-                                   np.empty((4, m), dtype=dtype))
+                                   np.ones(m, dtype=dtype), dims, layer_offsets(dims, m), *codes,
+                                   acts, np.empty_like(acts), grad, np.empty((4, m), dtype=dtype))
     return grad, float(loss) if np.isfinite(total) else float("nan")

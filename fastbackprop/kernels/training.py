@@ -418,10 +418,11 @@ def gradient_sums(theta, X, Y, w, dims, offsets, hidden, output, acts, deltas, g
     ``grad`` (``theta``'s layout) receives ``dZ A_prev^T`` and ``sum(dZ)``
     summed over the columns (not divided by ``m``); returns ``(sum(ZL),
     loss)``, the loss summed over the columns, each column's times its weight
-    ``w`` ``(m,)``. ``acts``, ``deltas`` hold ``sum(n_l) m`` entries, ``cols``
-    ``(4, m)``; ``offsets`` is ``layout.layer_offsets(dims, m)``. (Every
-    array comes from Python: one made here would compile ``np.empty`` and
-    its allocator into the entry.) The block step of data-parallel
+    ``w`` ``(m,)``. ``acts``, ``deltas`` hold slots of ``capacity >= m``
+    columns, ``sum(n_l) capacity`` entries, and ``offsets`` is
+    ``layout.layer_offsets(dims, capacity)``; ``cols`` is ``(4, >= m)``.
+    (Every array comes from Python: one made here would compile ``np.empty``
+    and its allocator into the entry.) The block step of data-parallel
     training: the sums of blocks add up to the whole batch's.
     """
     literally(hidden)
@@ -438,7 +439,7 @@ def predict(theta, X, dims, offsets, hidden, output, acts, cols):
     """``A_L`` of the network on ``X`` ``(n_x, m)``, into ``acts``'s last slot; no cost.
 
     ``acts`` holds ``sum(n_l) m`` entries, ``cols`` ``(4, m)`` (scratch); ``offsets`` is
-    ``layout.layer_offsets(dims, m)``.
+    ``layout.layer_offsets(dims, m)``, or of any capacity ``>= m`` that ``acts`` holds.
     """
     literally(hidden)
     literally(output)
