@@ -513,11 +513,10 @@ def _tile_sums_function(config):
     def sums(theta, X, Y, out):
         # the entry point is typed for C-contiguous arrays: anything else must be copied
         X, Y = as_kernel_array(X, theta.dtype), as_kernel_array(Y, theta.dtype)
-        total, loss = call_specialised(training.gradient_sums, theta.dtype, codes, theta, X, Y,
-                                       work["ones"][:X.shape[1]], dims_array, work["offsets"],
-                                       *codes, work["acts"], work["deltas"], work["grad"],
-                                       work["cols"])
-        out[:-1] += work["grad"]
+        total, loss = call_specialised(training.gradient_sums, theta, X, Y,
+                                       work["ones"][:X.shape[1]], dims_array, *codes,
+                                       work["work"])
+        out[:-1] += work["work"].grad
         out[-1] += loss if np.isfinite(total) else np.nan
     return sums
 
@@ -534,15 +533,11 @@ def _workspace(config):
     if key not in cache:
         dims = np.asarray(config.dims, dtype=np.int64)
         dtype = np.dtype(config.dtype)
-        acts = np.empty(int(dims[1:].sum()) * TILE, dtype=dtype)
-        from .kernels.layout import layer_offsets, n_parameters
+        from .kernels.training import workspace
 
         cache.clear()  # one network at a time
-        cache[key] = {"dims": dims, "acts": acts, "deltas": np.empty_like(acts),
-                      "grad": np.zeros(n_parameters(config.dims), dtype=dtype),
-                      "cols": np.empty((4, TILE), dtype=dtype),
-                      "ones": np.ones(TILE, dtype=dtype),  # the columns' weights
-                      "offsets": layer_offsets(dims, TILE)}  # slots of TILE columns
+        cache[key] = {"dims": dims, "work": workspace(dims, TILE, dtype),  # slots of TILE columns
+                      "ones": np.ones(TILE, dtype=dtype)}  # the columns' weights
     return cache[key]
 
 

@@ -30,21 +30,13 @@ import time
 
 import numpy as np
 
-from . import _files, backends, outputs, reference, spec
+from . import _files, backends, options, outputs, reference, spec
 from .validation import (
-    check_choice,
-    check_dtype,
     check_finite_parameters,
-    check_init,
     check_keep_prob,
     check_labels,
-    check_layer_dims,
     check_parameters,
-    check_positive_int,
-    check_real,
     check_sample_weight,
-    check_seed,
-    check_training,
     check_X,
 )
 
@@ -53,6 +45,9 @@ __all__ = ["Model", "NotFittedError", "TrainingDivergedError"]
 #: What ``Model.save`` writes and ``Model.load`` requires in the archive.
 FORMAT = "fastbackprop.Model"
 FORMAT_VERSION = 2  # 2: epochs, optimisers and their state (1 still loads)
+
+#: Model parameters checked by another entry of ``options.CONSTRAINTS`` than their own name.
+_CONSTRAINT = {"seed": "model_seed", "keep_prob": "keep_prob"}
 
 #: ``fit`` grows its chunks until one takes about this long (seconds): the
 #: longest wait for a progress update or for Ctrl-C to take effect.
@@ -190,49 +185,27 @@ class Model:
         return self
 
     def _hyperparameters(self):
-        """The hyperparameters validated and normalised to plain JSON-ready values."""
-        spec.code_of(spec.ACTIVATIONS, self.hidden_activation, "hidden_activation")
-        spec.code_of(spec.OUTPUTS, self.output_activation, "output_activation")
-        dims = check_layer_dims(self.layer_dims)
-        if self.output_activation == "softmax" and dims[-1] < 2:
+        """The hyperparameters validated and normalised to plain JSON-ready values.
+
+        Each is checked by its entry of :data:`fastbackprop.options.CONSTRAINTS`;
+        the trainer's share is :meth:`_training_options`.
+        """
+        hp = {name: options.check(_CONSTRAINT.get(name, name), getattr(self, name), name)
+              for name in self._parameter_names()}
+        dims = hp["layer_dims"]
+        if hp["output_activation"] == "softmax" and dims[-1] < 2:
             raise ValueError("a softmax output needs at least 2 classes: layer_dims[-1] must be "
                              f">= 2; got {dims[-1]} (use output_activation='sigmoid' for one label)")
-        o = check_training(self.hidden_activation, self.output_activation, self.learning_rate,
-                           self.cost_every, self.optimizer, self.batch_size, self.shuffle, 0,
-                           self.beta, self.beta1, self.beta2, self.epsilon, self.decay_rate,
-                           self.time_interval, self.l2)
         keep_prob = check_keep_prob(self.keep_prob, len(dims) - 2)
-        if not isinstance(self.early_stopping, (bool, np.bool_)):
-            raise TypeError(f"early_stopping must be True or False; got {self.early_stopping!r}")
-        return {
-            "layer_dims": dims,
-            "hidden_activation": self.hidden_activation,
-            "output_activation": self.output_activation,
-            "learning_rate": o.learning_rate,
-            "n_epochs": check_positive_int(self.n_epochs, "n_epochs"),
-            "init": check_init(self.init),
-            "seed": check_seed(self.seed),
-            "dtype": check_dtype(self.dtype).name,
-            "backend": check_choice(self.backend, spec.BACKENDS, "backend"),
-            "cost_every": o.cost_every,
-            "optimizer": self.optimizer,
-            "batch_size": o.batch_size,
-            "shuffle": o.shuffle,
-            "beta": o.beta,
-            "beta1": o.beta1,
-            "beta2": o.beta2,
-            "epsilon": o.epsilon,
-            "decay_rate": o.decay_rate,
-            "time_interval": o.time_interval,
-            "l2": o.l2,
-            "keep_prob": (keep_prob[0] if len(set(keep_prob)) == 1 and not _is_sequence(
-                self.keep_prob) else list(keep_prob)),
-            "early_stopping": bool(self.early_stopping),
-            "patience": check_positive_int(self.patience, "patience"),
-            "tol": check_real(self.tol, "tol", 0, None, "a finite number >= 0"),
-            "validation_fraction": check_real(self.validation_fraction, "validation_fraction",
-                                              0, 1, "a number in (0, 1)", low_open=True),
-        }
+        hp["keep_prob"] = (keep_prob[0] if len(set(keep_prob)) == 1
+                           and not _is_sequence(self.keep_prob) else list(keep_prob))
+        return hp
+
+    def _training_options(self, hp, seed):
+        """The :class:`~fastbackprop.options.TrainingOptions` of a fit with ``seed``."""
+        values = {name: hp[name] for name in options.FIELDS if name in hp and name != "seed"}
+        values["keep_prob"] = tuple(check_keep_prob(hp["keep_prob"], len(hp["layer_dims"]) - 2))
+        return options.TrainingOptions(**values, seed=seed)
 
     def __repr__(self):
         defaults = {
@@ -317,15 +290,10 @@ class Model:
                      "start_epoch": 0, "t": 0, "optimizer_state": None}
         X, Y, sample_weight, validation = _validation_split(
             X, Y, sample_weight, validation_data, hp, start["seed"])
-        options = {k: hp[k] for k in ("output_activation", "optimizer", "batch_size", "shuffle",
-                                      "beta", "beta1", "beta2", "epsilon", "decay_rate",
-                                      "time_interval", "l2", "keep_prob")}
         trainer = self._backend().Trainer(
-            start["parameters"], X, Y, hp["hidden_activation"], hp["learning_rate"],
-            hp["cost_every"], dtype, max_iterations=hp["n_epochs"], seed=start["seed"],
-            start_epoch=start["start_epoch"], t=start["t"],
-            optimizer_state=start["optimizer_state"], sample_weight=sample_weight, **options,
-        )
+            start["parameters"], X, Y, options=self._training_options(hp, start["seed"]),
+            dtype=dtype, max_epochs=hp["n_epochs"], start_epoch=start["start_epoch"],
+            t=start["t"], optimizer_state=start["optimizer_state"], sample_weight=sample_weight)
         end = start["start_epoch"] + hp["n_epochs"]
         if validation is None:
             status, watch = _run_in_chunks(trainer, end, callback), None

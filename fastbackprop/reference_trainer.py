@@ -31,7 +31,7 @@ class Trainer(TrainerBase):
     before it.
     """
 
-    def _setup(self, parameters, X, Y, dtype, max_iterations, optimizer_state, gram):
+    def _setup(self, parameters, X, Y, dtype, max_epochs, optimizer_state, gram):
         if gram:
             raise ValueError("gram: the numpy backend has no Gram mode; pass None or False")
         self.dtype = np.dtype(dtype) if dtype is not None else np.result_type(X, *parameters.values())

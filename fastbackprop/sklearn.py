@@ -51,6 +51,7 @@ except ImportError as error:  # pragma: no cover - depends on the environment
         f"importing it failed: {error}") from error
 
 from . import activations, backends, outputs, spec
+from .options import TrainingOptions
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
 
@@ -352,19 +353,21 @@ class _BaseMLP(BaseEstimator):
             parameters[f"b{l}"] = np.asarray(intercept, dtype=dtype).reshape(-1, 1)
         assert [parameters["W1"].shape[1]] + [parameters[f"W{l}"].shape[0]
                                               for l in range(1, len(dims))] == dims
-        options = dict(
+        options = TrainingOptions(
+            hidden_activation=ACTIVATIONS[self.activation],
             output_activation=OUTPUTS[self.out_activation_], optimizer=solver["optimizer"],
+            learning_rate=solver["learning_rate"], cost_every=1,
             batch_size=None if batch_size >= n else batch_size, shuffle=bool(self.shuffle),
             # the shuffles' seed, drawn after scikit-learn's draws (initialisation, split)
             seed=int(self._random_state.randint(np.iinfo(np.int32).max)),
             beta=float(self.momentum), beta1=float(self.beta_1), beta2=float(self.beta_2),
-            epsilon=float(self.epsilon), t=solver["t"], optimizer_state=solver["state"],
-            l2=l2, sample_weight=None if weight is None else weight.astype(dtype))
+            epsilon=float(self.epsilon), l2=l2)
         self._l2 = l2  # as passed: the multi-output regressor's loss_ reads it
         Trainer = backends.get("numba").Trainer
-        return Trainer(parameters, X.T, np.asarray(Y, dtype=dtype).T,
-                       ACTIVATIONS[self.activation], solver["learning_rate"], 1, dtype,
-                       max_iterations=self.max_iter, **options)
+        return Trainer(parameters, X.T, np.asarray(Y, dtype=dtype).T, options=options,
+                       dtype=dtype, max_epochs=self.max_iter, t=solver["t"],
+                       optimizer_state=solver["state"],
+                       sample_weight=None if weight is None else weight.astype(dtype))
 
     def _epoch_loss(self, trainer):
         """``loss_`` of the epoch just run: the trainer's cost (scikit-learn's for all but

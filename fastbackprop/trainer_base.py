@@ -13,15 +13,8 @@ from __future__ import annotations
 import numpy as np
 
 from . import spec
-from .validation import (
-    check_keep_prob,
-    check_learning_rate,
-    check_matrix,
-    check_parameters,
-    check_positive_int,
-    check_sample_weight,
-    check_training,
-)
+from .options import TrainingOptions
+from .validation import check_matrix, check_parameters, check_positive_int, check_sample_weight
 
 
 class TrainerBase:
@@ -30,21 +23,17 @@ class TrainerBase:
     parameters: the initial dict (copied, never modified); X ``(n_x, m)``;
     Y ``(n_L, m)`` of labels the caller has checked (``Model.fit`` does).
 
-    ``hidden_activation``, ``output_activation``, ``optimizer``: names in
-    ``spec``'s tables. ``learning_rate``: alpha0, decayed per epoch by
-    ``decay_rate`` and ``time_interval`` (``optimizers.learning_rate_at``).
-    ``batch_size``: None for full-batch steps (one per epoch), else the
-    columns per batch, cut from the epoch's shuffled order
-    (``rng.permutation(m, seed, epoch)``, or in order without ``shuffle``).
-    ``beta``, ``beta1``, ``beta2``, ``epsilon``: the optimisers'. The cost
-    of every epoch ``e`` with ``e % cost_every == 0`` is recorded.
-    ``l2``: the course's lambda (``dW += (l2 / m_b) W``, the cost gains
-    ``(l2 / (2 m_b)) sum ||W||^2``). ``keep_prob``: inverted dropout on the
-    hidden layers, one number or one per hidden layer, with the masks of
-    ``rng.dropout_mask(seed, t, layer, ...)``. ``sample_weight``: None or
-    ``(m,)`` weights >= 0 of the columns in the cost and the gradient.
-    ``dtype``: default the common dtype of the parameters and ``X``.
-    ``max_iterations``: the epochs the caller plans (sizes buffers; Gram mode's choice).
+    ``options``: a :class:`fastbackprop.options.TrainingOptions` (the
+    activations, the optimiser and its hyperparameters, the batches, the
+    schedule, L2, dropout; see there). For a call by hand the same fields
+    may be given as keywords instead (``hidden_activation``,
+    ``learning_rate`` and ``cost_every`` also by position), which builds
+    the object. The cost of every epoch ``e`` with ``e % cost_every == 0``
+    is recorded. Dropout's masks are ``rng.dropout_mask(seed, t, layer,
+    ...)``. ``sample_weight``: None or ``(m,)`` weights >= 0 of the columns
+    in the cost and the gradient. ``dtype``: default the common dtype of the
+    parameters and ``X``. ``max_epochs``: the epochs the caller plans
+    (sizes buffers; Gram mode's choice); ``max_iterations`` is its old name.
 
     To continue a fit: ``start_epoch`` epochs and ``t`` updates were made
     before, and ``optimizer_state`` (``{"v": {"dW1": ...}, ...}``, as
@@ -55,34 +44,34 @@ class TrainerBase:
     accepts only None or False.
     """
 
-    def __init__(self, parameters, X, Y, hidden_activation="relu", learning_rate=0.0075,
-                 cost_every=100, dtype=None, max_iterations=None, *,
-                 output_activation="sigmoid", optimizer="gd", batch_size=None, shuffle=True,
-                 seed=0, beta=0.9, beta1=0.9, beta2=0.999, epsilon=1e-8, decay_rate=0.0,
-                 time_interval=None, l2=0.0, keep_prob=1.0, sample_weight=None, start_epoch=0,
-                 t=0, optimizer_state=None, gram=None):
-        self.options = check_training(
-            hidden_activation, output_activation, learning_rate, cost_every, optimizer,
-            batch_size, shuffle, seed, beta, beta1, beta2, epsilon, decay_rate, time_interval,
-            l2)
-        self.hidden_activation = hidden_activation
-        self.output_activation = output_activation
-        self.optimizer = optimizer
-        self.cost_every = self.options.cost_every
+    def __init__(self, parameters, X, Y, hidden_activation=None, learning_rate=None,
+                 cost_every=None, dtype=None, max_epochs=None, *, options=None,
+                 sample_weight=None, start_epoch=0, t=0, optimizer_state=None, gram=None,
+                 max_iterations=None, **option_values):
+        self.options = _options(options, hidden_activation=hidden_activation,
+                                learning_rate=learning_rate, cost_every=cost_every,
+                                **option_values)
+        o = self.options
+        self.hidden_activation = o.hidden_activation
+        self.output_activation = o.output_activation
+        self.optimizer = o.optimizer
+        self.cost_every = o.cost_every
         self.dims = check_parameters(parameters)
         check_matrix(X, "X", rows=self.dims[0], row_name="n_x")
         check_matrix(Y, "Y", rows=self.dims[-1], cols=np.shape(X)[1], row_name="n_y")
         self.m = np.shape(X)[1]
         #: Dropout's keep probability per hidden layer.
-        self.keep_prob = check_keep_prob(keep_prob, len(self.dims) - 2)
+        self.keep_prob = o.keep_probs(len(self.dims) - 2)
         self._sample_weight = check_sample_weight(sample_weight, self.m)
         #: Steps per epoch.
-        self.n_batches = 1 if batch_size is None else -(-self.m // self.options.batch_size)
-        if max_iterations is not None:
-            max_iterations = check_positive_int(max_iterations, "max_iterations")
+        self.n_batches = 1 if o.batch_size is None else -(-self.m // o.batch_size)
+        if max_epochs is None:
+            max_epochs = max_iterations
+        if max_epochs is not None:
+            max_epochs = check_positive_int(max_epochs, "max_epochs")
         start_epoch = _check_count(start_epoch, "start_epoch")
         t = _check_count(t, "t")
-        self.slots = spec.OPTIMIZERS[optimizer].state
+        self.slots = o.slots
         _check_state(optimizer_state, self.slots, parameters, t)
         #: Epochs that produced :attr:`parameters`.
         self.n_iter = start_epoch
@@ -93,21 +82,21 @@ class TrainerBase:
         #: The epoch whose cost or update went non-finite, else None.
         self.failed_at = None
         self._start_epoch, self._start_t = start_epoch, t
-        self._setup(parameters, X, Y, dtype, max_iterations, optimizer_state, gram)
+        self._setup(parameters, X, Y, dtype, max_epochs, optimizer_state, gram)
 
-    def run(self, n_iterations):
-        """Run ``n_iterations`` more epochs (stops early on a non-finite cost or update).
+    def run(self, n_epochs):
+        """Run ``n_epochs`` more epochs (stops early on a non-finite cost or update).
 
         Returns the status string; after a failure, further calls do nothing.
         """
-        n_iterations = check_positive_int(n_iterations, "n_iterations")
+        n_epochs = check_positive_int(n_epochs, "n_epochs")
         if self.status != "ok":
             return self.status
-        status, failed_at, t = self._run(n_iterations)
+        status, failed_at, t = self._run(n_epochs)
         self.status = spec.STATUSES[status] if not isinstance(status, str) else status
         self.t = t
         if self.status == "ok":
-            self.n_iter += n_iterations
+            self.n_iter += n_epochs
         else:
             self.failed_at = failed_at
             # the epochs completed by the parameters kept (the last with a finite cost)
@@ -121,8 +110,7 @@ class TrainerBase:
 
     def set_learning_rate(self, learning_rate):
         """Change alpha0 for the epochs still to run (a schedule driven from outside)."""
-        learning_rate = check_learning_rate(learning_rate)
-        self.options = self.options._replace(learning_rate=learning_rate)
+        self.options = self.options.replace(learning_rate=learning_rate)
         self._learning_rate_changed()
 
     def _learning_rate_changed(self):
@@ -154,3 +142,17 @@ def _check_state(state, slots, parameters, t):
             if got != np.shape(value):
                 raise ValueError(f"optimizer_state['{slot}']['d{key}'] must have the shape of "
                                  f"{key}, {np.shape(value)}; got {got}")
+
+
+def _options(options, **values):
+    """``options``, or a :class:`TrainingOptions` built from the keyword ``values`` (those that
+    are None take their defaults); not both."""
+    given = {name: value for name, value in values.items() if value is not None}
+    if options is None:
+        return TrainingOptions(**given)
+    if not isinstance(options, TrainingOptions):
+        raise TypeError(f"options must be a TrainingOptions; got {type(options).__name__}")
+    if given:
+        raise TypeError(f"pass the options either as options=TrainingOptions(...) or as "
+                        f"keywords, not both; got options and {sorted(given)}")
+    return options

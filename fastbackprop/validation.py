@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import numbers
 import operator
-from typing import NamedTuple
-
 import numpy as np
 
 from . import spec
@@ -259,14 +257,21 @@ def check_keep_prob(keep_prob, n_hidden, argument="keep_prob"):
     if isinstance(keep_prob, numbers.Real) and not isinstance(keep_prob, (bool, np.bool_)):
         values = [keep_prob] * n_hidden
     else:
-        try:
-            values = list(keep_prob)
-        except TypeError:
-            raise TypeError(f"{argument} must be a number in (0, 1] or one per hidden layer; "
-                            f"got {keep_prob!r}") from None
+        values = check_keep_prob_values(keep_prob, argument)
         if len(values) != n_hidden:
             raise ValueError(f"{argument} must be a number in (0, 1] or one per hidden layer "
                              f"({n_hidden}); got {len(values)} values")
+    return tuple(check_real(v, argument, 0, 1, "a number in (0, 1]", low_open=True,
+                            high_open=False) for v in values)
+
+
+def check_keep_prob_values(keep_prob, argument="keep_prob"):
+    """A sequence of keep probabilities, each in (0, 1], as a tuple of floats (any length)."""
+    try:
+        values = list(keep_prob)
+    except TypeError:
+        raise TypeError(f"{argument} must be a number in (0, 1] or one per hidden layer; "
+                        f"got {keep_prob!r}") from None
     return tuple(check_real(v, argument, 0, 1, "a number in (0, 1]", low_open=True,
                             high_open=False) for v in values)
 
@@ -402,52 +407,3 @@ def check_real(value, argument, low, high, expected, low_open=False, high_open=T
             or (high is not None and (x > high or (high_open and x == high)))):
         raise ValueError(f"{argument} must be {expected}; got {value!r}")
     return x
-
-
-class TrainingOptions(NamedTuple):
-    """What both backends' trainers read, checked: ``spec``'s codes and the numbers."""
-
-    hidden: int
-    output: int
-    optimizer: int
-    learning_rate: float
-    cost_every: int
-    batch_size: int | None
-    shuffle: bool
-    seed: int
-    beta: float
-    beta1: float
-    beta2: float
-    epsilon: float
-    decay_rate: float
-    time_interval: int | None
-    l2: float = 0.0
-
-
-def check_training(hidden_activation="relu", output_activation="sigmoid", learning_rate=0.0075,
-                   cost_every=100, optimizer="gd", batch_size=None, shuffle=True, seed=0,
-                   beta=0.9, beta1=0.9, beta2=0.999, epsilon=1e-8, decay_rate=0.0,
-                   time_interval=None, l2=0.0):
-    """Check a trainer's options, each naming its argument; returns :class:`TrainingOptions`."""
-    if not isinstance(shuffle, (bool, np.bool_)):
-        raise TypeError(f"shuffle must be True or False; got {shuffle!r}")
-    unit = "a number in [0, 1)"
-    return TrainingOptions(
-        hidden=spec.code_of(spec.ACTIVATIONS, hidden_activation, "hidden_activation"),
-        output=spec.code_of(spec.OUTPUTS, output_activation, "output_activation"),
-        optimizer=spec.code_of(spec.OPTIMIZERS, optimizer, "optimizer"),
-        learning_rate=check_learning_rate(learning_rate),
-        cost_every=check_positive_int(cost_every, "cost_every"),
-        batch_size=None if batch_size is None else check_int(
-            batch_size, "batch_size", 1, "None or an integer >= 1"),
-        shuffle=bool(shuffle),
-        seed=check_int(seed, "seed", 0, "an integer >= 0"),
-        beta=check_real(beta, "beta", 0, 1, unit),
-        beta1=check_real(beta1, "beta1", 0, 1, unit),
-        beta2=check_real(beta2, "beta2", 0, 1, unit),
-        epsilon=check_real(epsilon, "epsilon", 0, None, "a finite number > 0", low_open=True),
-        decay_rate=check_real(decay_rate, "decay_rate", 0, None, "a finite number >= 0"),
-        time_interval=None if time_interval is None else check_positive_int(
-            time_interval, "time_interval"),
-        l2=check_real(l2, "l2", 0, None, "a finite number >= 0"),
-    )

@@ -38,7 +38,7 @@ def repeat(n, A, B, out, mode):
     """``n`` products in one compiled call. (Called plainly from Python, a kernel compiled
     for a constant ``mode`` takes Numba's slow dispatch path, about 10 ms a call, which
     would be charged to the products.)"""
-    call_specialised(_repeat, A.dtype, mode, n, A, B, out, mode)
+    call_specialised(_repeat, n, A, B, out, mode)
 
 
 @jit(entry=True)
@@ -62,7 +62,7 @@ def update_time(w, m, calls):
     d = spec.OPTIMIZER_DEFAULTS
     hyper = training.Hyper(f(0.001), 1, f(d["beta"]), f(d["beta1"]), f(d["beta2"]),
                            f(d["epsilon"]), f(0.0), 0, m, True, np.uint64(0))
-    run = lambda k: call_specialised(_updates, dt, optimizer.code, k, current, grad, hyper,
+    run = lambda k: call_specialised(_updates, k, current, grad, hyper,
                                      optimizer.code, m)
     run(1)
     times = []

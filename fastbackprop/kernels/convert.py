@@ -33,30 +33,67 @@ def as_kernel_array(a, dtype):
 
 _ENTRY_POINTS = {}
 
+#: dispatcher -> the positions of its arguments that it compiles as literal values.
+_LITERAL_POSITIONS = {}
 
-def call_specialised(dispatcher, dtype, codes, *args):
-    """``dispatcher(*args)`` for a kernel compiled per constant code(s) (literals).
 
-    Numba compiles such a kernel for ``Literal[int](code)``, but a call from
-    Python types the int as ``int64``, misses, and goes through the compiler's
-    slow path on every call (about 10 ms). After the first call this looks up
-    the compiled entry point for (``dtype``, ``codes``) and calls it directly
-    (about 3 us). Every array argument must be C-contiguous and writeable
-    (``as_kernel_array`` ensures it), so dtype and codes determine the types.
+def call_specialised(dispatcher, *args):
+    """``dispatcher(*args)``, through the compiled entry point of exactly these argument types.
+
+    A kernel compiled per constant code (``literally``) is typed by Numba for
+    ``Literal[int](code)``, but a call from Python types the int as ``int64``,
+    misses, and goes through the compiler's slow path on every call (about
+    10 ms). This looks the compiled entry point up by a key derived from the
+    arguments themselves (:func:`type_key`: each array's dtype, dimensions,
+    layout and flags, which arguments are None, the named tuples' classes and
+    their fields, and the values of the literal arguments) and calls it
+    directly (a few microseconds). A call whose arguments differ in any of
+    these from the compiled entry's has another key, and goes to the
+    dispatcher, which compiles or finds the right machine code: no call can
+    reach code compiled for other types.
     """
-    key = (dispatcher, np.dtype(dtype).name, codes)
-    entry = _ENTRY_POINTS.get(key)
-    if entry is not None and all(a.flags.c_contiguous for a in args if isinstance(a, np.ndarray)):
-        return entry(*args)  # the cached types hold: C-contiguous arrays of this dtype
+    literals = _LITERAL_POSITIONS.get(dispatcher)
+    if literals is not None:
+        entry = _ENTRY_POINTS.get((dispatcher, type_key(args, literals)))
+        if entry is not None:
+            return entry(*args)
     result = dispatcher(*args)
+    _remember(dispatcher, args)
+    return result
+
+
+def type_key(args, literals):
+    """What Numba's types of ``args`` depend on, as a hashable tuple (values at ``literals``)."""
+    return tuple(args[i] if i in literals else _type_key(a) for i, a in enumerate(args))
+
+
+def _type_key(a):
+    if isinstance(a, np.ndarray):
+        flags = a.flags
+        layout = "C" if flags.c_contiguous else "F" if flags.f_contiguous else "A"
+        return (a.dtype, a.ndim, layout, flags.writeable, flags.aligned)
+    if a is None:
+        return None
+    if isinstance(a, tuple):
+        return (type(a), *map(_type_key, a))
+    if isinstance(a, (bool, int, float, np.generic)):
+        return type(a)
+    from numba import typeof
+
+    return typeof(a)
+
+
+def _remember(dispatcher, args):
+    """Record the entry point of the overload that ``args`` were just compiled or dispatched to."""
     from numba import typeof, types
 
     for signature, compiled in dispatcher.overloads.items():
-        if all(
+        if len(signature) == len(args) and all(
             (isinstance(t, types.Literal) and t.literal_value == a)
             or (not isinstance(t, types.Literal) and typeof(a) == t)
             for t, a in zip(signature, args)
         ):
-            _ENTRY_POINTS[key] = compiled.entry_point
-            break
-    return result
+            literals = frozenset(i for i, t in enumerate(signature) if isinstance(t, types.Literal))
+            _LITERAL_POSITIONS[dispatcher] = literals
+            _ENTRY_POINTS[(dispatcher, type_key(args, literals))] = compiled.entry_point
+            return

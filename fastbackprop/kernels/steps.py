@@ -28,20 +28,20 @@ from ..validation import (
 )
 from . import outputs, passes, training
 from .convert import as_kernel_array, call_specialised, common_dtype
-from .layout import layer_offsets, pack
+from .layout import pack
 from .passes import NN, NT, TN
 
 
 def _gemm(A, B, out, mode):
-    call_specialised(passes.gemm_pass, A.dtype, mode, A, B, out, mode)
+    call_specialised(passes.gemm_pass, A, B, out, mode)
 
 
 def _bias_activation(Z, b, code):
-    return call_specialised(passes.bias_activation_pass, Z.dtype, code, Z, b, code)
+    return call_specialised(passes.bias_activation_pass, Z, b, code)
 
 
 def _backward_pointwise(dA, A, code, db):
-    call_specialised(passes.backward_pointwise_pass, dA.dtype, code, dA, A, code, db)
+    call_specialised(passes.backward_pointwise_pass, dA, A, code, db)
 
 
 def _weights(sample_weight, m, dtype):
@@ -54,7 +54,7 @@ def _output_apply(A, b, Y, output, cost, w=None):
     """The training loop's output pass on ``A = W A_prev`` in place: ``(sum(Z), loss)``."""
     code = spec.OUTPUTS[output].code
     w = np.ones(A.shape[1], dtype=A.dtype) if w is None else w
-    return call_specialised(outputs.apply_pass, A.dtype, code, code, A, b, Y, w, cost)
+    return call_specialised(outputs.apply_pass, code, A, b, Y, w, cost)
 
 
 def _activate(Z, b, activation):
@@ -156,10 +156,10 @@ def probabilities(X, parameters, hidden_activation="relu", output_activation="si
     dtype = np.dtype(dtype)
     X = as_kernel_array(X, dtype)
     m = X.shape[1]
-    acts = np.empty(sum(dims[1:]) * m, dtype=dtype)
-    call_specialised(training.predict, dtype, (code, output), pack(parameters, dims, dtype), X,
-                     np.asarray(dims, dtype=np.int64), layer_offsets(dims, m), code, output, acts,
-                     np.empty((4, m), dtype=dtype))
+    work = training.workspace(dims, m, dtype, 0)
+    call_specialised(training.predict, pack(parameters, dims, dtype), X,
+                     np.asarray(dims, dtype=np.int64), code, output, work)
+    acts = work.acts
     return acts[acts.size - dims[-1] * m:].reshape(dims[-1], m).copy()
 
 
@@ -183,7 +183,7 @@ def compute_cost(AL, Y, output_activation="sigmoid", sample_weight=None):
     code = numpy_outputs.check_output_name(output_activation)
     AL, Y = _check_pair(AL, Y, "AL")
     w = _weights(sample_weight, AL.shape[1], AL.dtype)
-    return float(call_specialised(outputs.cost_pass, AL.dtype, code, code, AL, Y, w)
+    return float(call_specialised(outputs.cost_pass, code, AL, Y, w)
                  / AL.shape[1])
 
 

@@ -10,7 +10,7 @@ from .. import rng, spec
 from ..trainer_base import TrainerBase
 from . import gram as gram_mode, training
 from .convert import as_kernel_array, call_specialised, common_dtype
-from .layout import layer_offsets, n_parameters, pack, unpack
+from .layout import n_parameters, pack, unpack
 
 
 class TrainResult(NamedTuple):
@@ -47,16 +47,13 @@ class Trainer(TrainerBase):
     ``n_x >= m`` and a long enough run).
     """
 
-    def _setup(self, parameters, X, Y, dtype, max_iterations, optimizer_state, gram):
+    def _setup(self, parameters, X, Y, dtype, max_epochs, optimizer_state, gram):
         o = self.options
         if dtype is None:
             dtype = common_dtype(X=X, **parameters)
         self.dtype = np.dtype(dtype)
         f = self.dtype.type
-        with np.errstate(over="ignore"):
-            learning_rate = f(o.learning_rate)
-        if not np.isfinite(learning_rate):
-            raise ValueError(f"learning_rate {o.learning_rate:g} is not finite in {self.dtype}")
+        learning_rate = _learning_rate(o.learning_rate, self.dtype)
         n_x, m = np.shape(X)
         w = (np.ones(m, dtype=self.dtype) if self._sample_weight is None
              else self._sample_weight.astype(self.dtype))
@@ -69,28 +66,28 @@ class Trainer(TrainerBase):
             self._data = training.Data(as_kernel_array(np.transpose(X), self.dtype),
                                        as_kernel_array(np.transpose(Y), self.dtype), w)
         width = m if full else min(o.batch_size, m)
-        linear_update = (o.optimizer == spec.OPTIMIZERS["gd"].code and o.decay_rate == 0
-                         and o.l2 == 0)
+        linear_update = o.optimizer == "gd" and o.decay_rate == 0 and o.l2 == 0
         if gram is None:
-            gram = gram_mode.applies(self.dims, m, full, linear_update, max_iterations)
+            gram = gram_mode.applies(self.dims, m, full, linear_update, max_epochs)
         elif gram and not (full and linear_update):
             raise ValueError("gram=True needs full batches (batch_size=None) and plain gradient "
                              "descent (optimizer='gd', decay_rate=0, l2=0)")
-        self._gram = gram_mode.make(bool(gram), X, self.dims[1], self.dtype)
         self._hyper = training.Hyper(
             learning_rate, o.cost_every, f(o.beta), f(o.beta1), f(o.beta2), f(o.epsilon),
             f(o.decay_rate), o.time_interval or 0, 0 if full else width, o.shuffle,
             np.uint64(o.seed))
         # Unused parts are None, so that their code is not compiled (training.train).
-        self._batches = None if full else training.Batches(
-            np.empty(n_x * width, dtype=self.dtype),
-            np.empty(self.dims[-1] * width, dtype=self.dtype),
-            np.empty(width, dtype=self.dtype), np.arange(m, dtype=np.int64))
-        self._l2 = f(o.l2) if o.l2 != 0 else None
-        self._dropout = None if all(k >= 1 for k in self.keep_prob) else training.Dropout(
-            np.array(self.keep_prob, dtype=self.dtype),
-            np.array([rng.keep_threshold(k) for k in self.keep_prob], dtype=np.uint64),
-            np.uint64(o.seed))
+        self._parts = training.Parts(
+            batches=None if full else training.Batches(
+                np.empty(n_x * width, dtype=self.dtype),
+                np.empty(self.dims[-1] * width, dtype=self.dtype),
+                np.empty(width, dtype=self.dtype), np.arange(m, dtype=np.int64)),
+            gram=gram_mode.make(bool(gram), X, self.dims[1], self.dtype),
+            l2=f(o.l2) if o.l2 != 0 else None,
+            dropout=None if all(k >= 1 for k in self.keep_prob) else training.Dropout(
+                np.array(self.keep_prob, dtype=self.dtype),
+                np.array([rng.keep_threshold(k) for k in self.keep_prob], dtype=np.uint64),
+                np.uint64(o.seed)))
         self._n_parameters = n_parameters(self.dims)
         n = self._n_parameters + (self.dims[1] * m if self.gram else 0)  # Gram mode's D
         self._current = np.zeros(n * (1 + len(self.slots)), dtype=self.dtype)
@@ -101,31 +98,21 @@ class Trainer(TrainerBase):
                 self._current[(k + 1) * n:(k + 1) * n + self._n_parameters] = pack(
                     state, self.dims, self.dtype)
         self._other = np.zeros_like(self._current)
-        acts = np.empty(sum(self.dims[1:]) * width, dtype=self.dtype)
-        self._work = training.Work(acts, np.empty_like(acts), np.zeros(n, dtype=self.dtype),
-                                   np.full(0, np.nan, dtype=self.dtype),
-                                   np.empty((4, width), dtype=self.dtype),
-                                   layer_offsets(self.dims, width))
+        self._work = training.workspace(self.dims, width, self.dtype, n)
         self._dims = np.asarray(self.dims, dtype=np.int64)
-        self._codes = (o.hidden, o.output, o.optimizer)
-        # what call_specialised's cached entry point depends on besides the codes
-        self._variant = self._codes + tuple(
-            part is None for part in (self._batches, self._gram, self._l2, self._dropout))
+        self._codes = o.codes
         self._have_previous = False  # does self._other hold the previous parameters?
-        if max_iterations is not None:
-            self._reserve(self.n_iter + max_iterations)
+        if max_epochs is not None:
+            self._reserve(self.n_iter + max_epochs)
 
     def _learning_rate_changed(self):
-        learning_rate = self.dtype.type(self.options.learning_rate)
-        if not np.isfinite(learning_rate):
-            raise ValueError(f"learning_rate {self.options.learning_rate:g} is not finite "
-                             f"in {self.dtype}")
-        self._hyper = self._hyper._replace(learning_rate=learning_rate)
+        self._hyper = self._hyper._replace(
+            learning_rate=_learning_rate(self.options.learning_rate, self.dtype))
 
     @property
     def gram(self):
         """Whether the first layer trains through the Gram matrix."""
-        return self._gram is not None
+        return self._parts.gram is not None
 
     def _reserve(self, n_epochs):
         costs = self._work.costs
@@ -137,12 +124,10 @@ class Trainer(TrainerBase):
 
     def _run(self, n_epochs):
         self._reserve(self.n_iter + n_epochs)
+        run = training.Run(self.n_iter, n_epochs, self.t, self._have_previous)
         status, _, updates, failed_at, in_other = call_specialised(
-            training.train, self.dtype, self._variant,
-            self._current, self._other, self._data, self._batches, self._work, self._hyper,
-            self._gram, self._l2, self._dropout, self._dims, *self._codes, self.n_iter, n_epochs, self.t,
-            self._have_previous,
-        )
+            training.train, self._current, self._other, self._data, self._work, self._hyper,
+            self._parts, self._dims, *self._codes, run)
         self._have_previous = self._have_previous or updates > 0
         if in_other:
             self._current, self._other = self._other, self._current
@@ -172,18 +157,25 @@ class Trainer(TrainerBase):
 
 
 def train(parameters, X, Y, hidden_activation="relu", learning_rate=0.0075,
-          n_iterations=3000, cost_every=100, dtype=None, gram=None, **options):
-    """``n_iterations`` epochs of training, all in one compiled call.
+          n_epochs=None, cost_every=100, dtype=None, gram=None, *, n_iterations=None,
+          **options):
+    """``n_epochs`` epochs of training (default 3000), all in one compiled call.
 
     parameters: the initial dict (not modified); X ``(n_x, m)``; Y
     ``(n_L, m)`` of labels; ``options``: the keyword arguments of
     :class:`Trainer` (``output_activation``, ``optimizer``, ``batch_size``,
     ...). Equals ``reference.L_layer_model`` with the same arguments to
-    rounding. Returns a :class:`TrainResult` (``n_iter`` counts epochs).
+    rounding (``n_iterations``, the course's name there, is accepted for
+    ``n_epochs``: with full batches an iteration is an epoch). Returns a
+    :class:`TrainResult` (``n_iter`` counts epochs).
     """
+    if n_epochs is None:
+        n_epochs = 3000 if n_iterations is None else n_iterations
+    elif n_iterations is not None:
+        raise TypeError("train: pass n_epochs or its old name n_iterations, not both")
     trainer = Trainer(parameters, X, Y, hidden_activation, learning_rate, cost_every, dtype,
-                      max_iterations=n_iterations, gram=gram, **options)
-    trainer.run(n_iterations)
+                      max_epochs=n_epochs, gram=gram, **options)
+    trainer.run(n_epochs)
     return TrainResult(trainer.parameters, trainer.costs, trainer.n_iter, trainer.status,
                        trainer.failed_at)
 
@@ -205,9 +197,16 @@ def gradient_sums(theta, X, Y, dims, hidden_activation="relu", output_activation
     X, Y = as_kernel_array(X, dtype), as_kernel_array(Y, dtype)
     dims = np.asarray(dims, dtype=np.int64)
     m = X.shape[1]
-    acts = np.empty(int(dims[1:].sum()) * m, dtype=dtype)
-    grad = np.zeros(theta.size, dtype=dtype)
-    total, loss = call_specialised(training.gradient_sums, dtype, codes, theta, X, Y,
-                                   np.ones(m, dtype=dtype), dims, layer_offsets(dims, m), *codes,
-                                   acts, np.empty_like(acts), grad, np.empty((4, m), dtype=dtype))
-    return grad, float(loss) if np.isfinite(total) else float("nan")
+    work = training.workspace(dims, m, dtype, theta.size)
+    total, loss = call_specialised(training.gradient_sums, theta, X, Y, np.ones(m, dtype=dtype),
+                                   dims, *codes, work)
+    return work.grad, float(loss) if np.isfinite(total) else float("nan")
+
+
+def _learning_rate(learning_rate, dtype):
+    """The learning rate in ``dtype``; ``ValueError`` when it is not finite there."""
+    with np.errstate(over="ignore"):
+        value = dtype.type(learning_rate)
+    if not np.isfinite(value):
+        raise ValueError(f"learning_rate {learning_rate:g} is not finite in {dtype}")
+    return value

@@ -1,26 +1,33 @@
-"""The whole training loop in one compiled call.
+"""The whole training loop in one compiled call, split by job.
 
 State lives in flat, preallocated buffers (see :mod:`.layout`), so one
 compiled function serves every depth and nothing is allocated per
-iteration. The loop takes them as a few named tuples:
+iteration. The jobs, each a kernel of its own taking a few named tuples:
 
-:class:`Data`     ``X`` ``(n_x, m)`` and ``Y`` ``(n_L, m)``;
-:class:`Work`     ``acts`` and ``deltas`` (slots of ``n_l x capacity``),
-                  ``grad`` (raw gradients ``dZ A_prev^T``, ``sum(dZ)`` in
-                  ``theta``'s layout), ``costs`` and ``cols`` (per-column
-                  scratch of the output pass, ``(4, capacity)``);
-:class:`Hyper`    the learning rate (in the data's dtype) and ``cost_every``;
-:class:`~.gram.Gram`  Gram mode's state (see :mod:`.gram`).
+:func:`gather_batch`  the next batch: its first-layer input (one of
+                      :mod:`.first_layer`'s forms), labels and weights;
+:func:`forward`, :func:`backward`  the passes over one batch;
+:func:`step`          forward, cost, backward and the optimiser's update of
+                      one batch; returns its status and loss;
+:func:`train`         the epoch driver: the schedule, the shuffles, the
+                      cost record, the checkpoint and the replay after a
+                      failure (Python calls it).
+
+The named tuples: :class:`Data` (the examples), :class:`Work` (the
+buffers), :class:`Hyper` (the numbers), :class:`Parts` (the optional
+parts: mini-batches, Gram mode, L2, dropout), :class:`Run` (the epochs to
+make and the counters) and :class:`Batch` (one batch, made inside).
 
 The hidden activation, the output layer and the optimiser are
 compile-time constants (``literally`` in the entry points; Numba passes the
 constant types on to the kernels they call, which need no ``literally`` of
 their own and so are not compiled twice), and the optional parts are
-arguments that are ``None`` when unused (mini-batches, Gram mode, L2,
-dropout): Numba prunes ``if x is None`` branches before it types them, so
-a model compiles only the code it runs (a full-batch fit with neither L2
-nor dropout compiles none of them; the cold first fit is the first thing
-a new user waits for).
+``None`` when unused: a kernel that takes one as an argument tests it with
+``is None``, which Numba prunes before it types the branch, so a model
+compiles only the code it runs (a full-batch fit with neither L2 nor
+dropout compiles none of them; the cold first fit is the first thing a new
+user waits for). Only kernels that take a part as an argument of their own
+test it (a test on a field of :class:`Parts` would not be pruned).
 
 The updates are made in place in one buffer (``current``); a second
 (``other``) keeps the state a failed step goes back to (see :func:`train`).
@@ -34,19 +41,18 @@ import numpy as np
 from numba import literally
 
 from .. import spec
-from .._jit import jit
+from .._jit import jit, overload_kernel
+from . import first_layer
 from . import gram as gram_mode
 from . import rng
-from .layout import W_of, b_of, layer_of, matrix_view
+from .layout import W_of, b_of, layer_of, layer_offsets, matrix_view, n_parameters
 from .optimizers import optimizer_update
-from .outputs import output_apply, output_layer
+from .outputs import output_layer
 from .passes import (
-    NN,
     NT,
     TN,
     add_scaled,
     backward_delta,
-    bias_activation,
     dropout_backward,
     dropout_forward,
     gemm,
@@ -71,8 +77,11 @@ class Data(NamedTuple):
 
 
 class Work(NamedTuple):
-    """The loop's buffers, allocated once, and ``offsets``, where each layer's part of
-    them lies (``layout.layer_offsets`` of their ``capacity`` columns; see :mod:`.layout`)."""
+    """The loop's buffers, allocated once: ``acts`` and ``deltas`` (slots of ``n_l x
+    capacity``), ``grad`` (raw gradients ``dZ A_prev^T``, ``sum(dZ)`` in ``theta``'s
+    layout), ``costs`` (one per recorded epoch), ``cols`` (per-column scratch of the output
+    pass, ``(4, capacity)``), and ``offsets``, where each layer's part of them lies
+    (``layout.layer_offsets`` of their ``capacity`` columns; see :mod:`.layout`)."""
 
     acts: np.ndarray
     deltas: np.ndarray
@@ -86,7 +95,7 @@ class Batches(NamedTuple):
     """Mini-batch buffers: ``X``, ``Y`` flat, for ``capacity x n_x`` and ``n_L x capacity``
     entries, ``w`` ``(capacity,)`` (each batch is gathered there, contiguous: ``X`` as
     rows ``(m_b, n_x)``, ``Y`` as columns ``(n_L, m_b)``), and ``perm`` ``(m,)`` int64, the
-    epoch's column order. Passed as ``None`` for full-batch training."""
+    epoch's column order. ``None`` for full-batch training."""
 
     X: np.ndarray
     Y: np.ndarray
@@ -97,7 +106,7 @@ class Batches(NamedTuple):
 class Dropout(NamedTuple):
     """Inverted dropout on the hidden layers: ``keep`` ``(L-1,)`` the keep probabilities,
     ``threshold`` ``(L-1,)`` uint64 their integer form (``fastbackprop.rng.keep_threshold``),
-    ``seed`` (uint64) the masks' seed. Passed as ``None`` when no layer drops."""
+    ``seed`` (uint64) the masks' seed. ``None`` when no layer drops."""
 
     keep: np.ndarray
     threshold: np.ndarray
@@ -124,6 +133,52 @@ class Hyper(NamedTuple):
     seed: np.uint64
 
 
+class Parts(NamedTuple):
+    """The optional parts, each ``None`` when unused: ``batches`` (:class:`Batches`),
+    ``gram`` (:class:`~.gram.Gram`), ``l2`` (a float of the data's dtype), ``dropout``
+    (:class:`Dropout`)."""
+
+    batches: object
+    gram: object
+    l2: object
+    dropout: object
+
+
+class Run(NamedTuple):
+    """What one call of :func:`train` does: epochs ``start, ..., start + n_epochs - 1``
+    after ``t`` updates; ``have_previous``: ``other`` holds the state before update ``t``."""
+
+    start: int
+    n_epochs: int
+    t: int
+    have_previous: bool
+
+
+class Batch(NamedTuple):
+    """One batch: ``input``, its examples in a form of :mod:`.first_layer`; ``Y`` ``(n_L,
+    m_b)`` its labels (columns); ``w`` ``(m_b,)`` their weights."""
+
+    input: object
+    Y: np.ndarray
+    w: np.ndarray
+
+
+def workspace(dims, capacity, dtype, n_grad=None):
+    """A :class:`Work` for batches of up to ``capacity`` columns of the network
+    ``dims``: activation and delta slots, a gradient of ``n_grad`` entries (default the
+    parameters'), ``(4, capacity)`` column scratch, the layer offsets, and no costs yet."""
+    acts = np.empty(int(np.sum(dims[1:])) * capacity, dtype=dtype)
+    n_grad = n_parameters(dims) if n_grad is None else n_grad
+    return Work(acts, np.empty_like(acts), np.zeros(n_grad, dtype=dtype),
+                np.full(0, np.nan, dtype=dtype), np.empty((4, capacity), dtype=dtype),
+                layer_offsets(dims, capacity))
+
+
+# ---------------------------------------------------------------------------
+# The passes over one batch
+# ---------------------------------------------------------------------------
+
+
 @jit
 def drops(dropout, l):
     """Whether hidden layer ``l`` (from 1) drops units (``dropout`` a :class:`Dropout`)."""
@@ -131,96 +186,99 @@ def drops(dropout, l):
 
 
 @jit
-def forward(theta, X, rows, Y, w, dims, offsets, hidden, output, acts, cols, cost, gram, dropout,
-            t):
-    """Forward pass: ``acts`` receives ``A1, ..., AL``; returns ``(sum(ZL), loss)``.
-
-    ``X`` holds the examples as columns ``(n_x, m)`` when ``rows`` is
-    ``None``, else as rows ``(m, n_x)`` (a gathered mini-batch; the loop
-    passes its :class:`Batches`): copying whole rows is 3 to 5 times faster
-    than gathering them into columns, and BLAS takes either layout at the
-    same speed. ``None``, so that a full-batch fit compiles none of it.
-    ``sum(ZL)`` is finite exactly when the cost is. When ``cost`` the
-    unscaled loss against ``Y`` (each column's times its weight ``w``) is
-    computed in the output layer's pass from ``ZL``, else it is 0 and ``Y``,
-    ``w`` are not read. Hidden layers that drop units (``dropout``) do so
-    with the masks of update ``t``; ``gram``, ``dropout`` are ``None`` when
-    unused. (The output layer stands outside the loop
-    over hidden layers on purpose: with the cost's loop inside that loop,
-    LLVM generated code 4x slower for it.)
-    """
-    L = dims.size - 1
-    m = X.shape[1] if rows is None else X.shape[0]
-    A_prev = X
-    for l in range(1, L):
-        A = layer_of(acts, dims, offsets, l, m)
-        b = b_of(theta, dims, offsets, l)
-        if gram is not None and l == 1:
-            gram_mode.W1X(theta, dims, offsets, gram, A)
-            bias_activation(A, b, hidden)
-        elif rows is not None and l == 1:
-            gemm(W_of(theta, dims, offsets, l), X, A, NT)  # W1 X^T
-            bias_activation(A, b, hidden)
-        else:
-            linear_activation(W_of(theta, dims, offsets, l), A_prev, b, hidden, A)
-        if dropout is not None and drops(dropout, l):
-            dropout_forward(A, dropout.keep[l - 1], dropout.threshold[l - 1],
-                            rng.layer_key(dropout.seed, t, l))
-        A_prev = A
-    AL = layer_of(acts, dims, offsets, L, m)
-    bL = b_of(theta, dims, offsets, L)
-    if gram is not None and L == 1:
-        gram_mode.W1X(theta, dims, offsets, gram, AL)
-        return output_apply(output, AL, bL, Y, w, cost, cols)
-    if rows is not None and L == 1:
-        gemm(W_of(theta, dims, offsets, L), X, AL, NT)
-        return output_apply(output, AL, bL, Y, w, cost, cols)
-    return output_layer(output, W_of(theta, dims, offsets, L), A_prev, bL, Y, w, AL, cost,
-                        cols)
+def drop_forward(dropout, A, l, t):
+    """Dropout on hidden layer ``l``'s ``A`` with the masks of update ``t``; nothing when
+    ``dropout`` is None or the layer keeps every unit."""
+    if dropout is not None and drops(dropout, l):
+        dropout_forward(A, dropout.keep[l - 1], dropout.threshold[l - 1],
+                        rng.layer_key(dropout.seed, t, l))
 
 
 @jit
-def backward(theta, X, rows, Y, w, dims, offsets, hidden, acts, deltas, grad, gram, l2, dropout,
-             t):
-    """Backward pass from ``dZ_L = (A_L - Y) * w``: raw ``dW``, ``db`` into ``grad``.
-
-    ``X``, ``rows`` as in :func:`forward`.
-    Layers that dropped units in the forward pass (update ``t``) mask
-    ``dA`` with the same masks; ``l2`` (``None`` for none) adds ``l2 W``
-    to each raw ``dW`` (``(l2 / m) W`` once divided by ``m``). In Gram mode ``dZ1`` is written
-    to ``D``'s slot of ``grad`` and ``dW1`` is not computed (its slot stays 0).
-    """
-    L = dims.size - 1
-    m = X.shape[1] if rows is None else X.shape[0]
-    if gram is not None and L == 1:
-        dZ = gram_mode.D_of(grad, dims, offsets, m)
+def back_through_hidden(dropout, W, dZ, A_prev, code, dZ_prev, db_prev, l, t):
+    """From layer ``l + 1``'s ``dZ`` to hidden layer ``l``'s: ``dZ_prev = (W^T dZ) * D / keep *
+    g'``, and its row sums ``db_prev``; the mask ``D`` only where layer ``l`` dropped units."""
+    if dropout is not None and drops(dropout, l):
+        gemm(W, dZ, dZ_prev, TN)
+        dropout_backward(dZ_prev, A_prev, code, db_prev, dropout.keep[l - 1],
+                         dropout.threshold[l - 1], rng.layer_key(dropout.seed, t, l))
     else:
-        dZ = layer_of(deltas, dims, offsets, L, m)
-    output_delta(layer_of(acts, dims, offsets, L, m), Y, w, dZ, b_of(grad, dims, offsets, L))
-    for l in range(L, 0, -1):
-        A_prev = X if l == 1 else layer_of(acts, dims, offsets, l - 1, m)
-        if gram is None or l != 1:
-            dW = W_of(grad, dims, offsets, l)
-            if rows is not None and l == 1:
-                gemm(dZ, X, dW, NN)  # dZ1 X, X as rows
-            else:
-                gemm(dZ, A_prev, dW, NT)
-            if l2 is not None:
-                add_scaled(dW, W_of(theta, dims, offsets, l), l2)
-        if l > 1:
-            if gram is not None and l == 2:
-                dZ_prev = gram_mode.D_of(grad, dims, offsets, m)
-            else:
-                dZ_prev = layer_of(deltas, dims, offsets, l - 1, m)
-            W = W_of(theta, dims, offsets, l)
-            db_prev = b_of(grad, dims, offsets, l - 1)
-            if dropout is not None and drops(dropout, l - 1):
-                gemm(W, dZ, dZ_prev, TN)
-                dropout_backward(dZ_prev, A_prev, hidden, db_prev, dropout.keep[l - 2],
-                                 dropout.threshold[l - 2], rng.layer_key(dropout.seed, t, l - 1))
-            else:
-                backward_delta(W, dZ, A_prev, hidden, dZ_prev, db_prev)
-            dZ = dZ_prev
+        backward_delta(W, dZ, A_prev, code, dZ_prev, db_prev)
+
+
+@jit
+def add_l2(l2, dW, W):
+    """``dW += l2 W`` (the raw L2 term), unless ``l2`` is None."""
+    if l2 is not None:
+        add_scaled(dW, W, l2)
+
+
+@jit
+def forward(theta, batch, dims, work, hidden, output, cost, dropout, t):
+    """Forward pass: ``work.acts`` receives ``A1, ..., AL``; returns ``(sum(ZL), loss)``.
+
+    ``sum(ZL)`` is finite exactly when the cost is. When ``cost`` the
+    unscaled loss against ``batch.Y`` (each column's times its weight
+    ``batch.w``) is computed in the output layer's pass from ``ZL``, else it
+    is 0 and ``Y``, ``w`` are not read. Hidden layers that drop units
+    (``dropout``) do so with the masks of update ``t``. (The output layer
+    stands outside the loop over hidden layers on purpose: with the cost's
+    loop inside that loop, LLVM generated code 4x slower for it.)
+    """
+    offsets = work.offsets
+    L = dims.size - 1
+    inp = batch.input
+    m = first_layer.n_columns(inp)
+    AL = layer_of(work.acts, dims, offsets, L, m)
+    if L == 1:
+        return first_layer.output(inp, theta, dims, offsets, output, batch.Y, batch.w, AL, cost,
+                                  work.cols)
+    A_prev = layer_of(work.acts, dims, offsets, 1, m)
+    first_layer.hidden(inp, theta, dims, offsets, hidden, A_prev)
+    drop_forward(dropout, A_prev, 1, t)
+    for l in range(2, L):
+        A = layer_of(work.acts, dims, offsets, l, m)
+        linear_activation(W_of(theta, dims, offsets, l), A_prev, b_of(theta, dims, offsets, l),
+                          hidden, A)
+        drop_forward(dropout, A, l, t)
+        A_prev = A
+    return output_layer(output, W_of(theta, dims, offsets, L), A_prev,
+                        b_of(theta, dims, offsets, L), batch.Y, batch.w, AL, cost, work.cols)
+
+
+@jit
+def backward(theta, batch, dims, work, hidden, l2, dropout, t):
+    """Backward pass from ``dZ_L = (A_L - Y) * w``: raw ``dW``, ``db`` into ``work.grad``.
+
+    Layers that dropped units in the forward pass (update ``t``) mask
+    ``dA`` with the same masks; ``l2`` (``None`` for none) adds ``l2 W`` to
+    each raw ``dW`` (``(l2 / m) W`` once divided by ``m``). The first
+    layer's gradient is :mod:`.first_layer`'s (in Gram mode ``dZ1`` is
+    ``D``'s gradient and ``dW1`` is not formed: its slot stays 0).
+    """
+    offsets, grad = work.offsets, work.grad
+    L = dims.size - 1
+    inp = batch.input
+    m = first_layer.n_columns(inp)
+    if L == 1:
+        dZ = first_layer.delta(inp, work.deltas, grad, dims, offsets, m)
+    else:
+        dZ = layer_of(work.deltas, dims, offsets, L, m)
+    output_delta(layer_of(work.acts, dims, offsets, L, m), batch.Y, batch.w, dZ,
+                 b_of(grad, dims, offsets, L))
+    for l in range(L, 1, -1):
+        A_prev = layer_of(work.acts, dims, offsets, l - 1, m)
+        dW = W_of(grad, dims, offsets, l)
+        gemm(dZ, A_prev, dW, NT)
+        add_l2(l2, dW, W_of(theta, dims, offsets, l))
+        if l == 2:
+            dZ_prev = first_layer.delta(inp, work.deltas, grad, dims, offsets, m)
+        else:
+            dZ_prev = layer_of(work.deltas, dims, offsets, l - 1, m)
+        back_through_hidden(dropout, W_of(theta, dims, offsets, l), dZ, A_prev, hidden, dZ_prev,
+                            b_of(grad, dims, offsets, l - 1), l - 1, t)
+        dZ = dZ_prev
+    first_layer.weight_gradient(inp, dZ, theta, grad, dims, offsets, l2)
 
 
 @jit
@@ -235,11 +293,60 @@ def squared_norm_of_weights(theta, dims, offsets):
 
 
 @jit
+def l2_loss(l2, theta, dims, offsets):
+    """``(l2 / 2) sum ||W||^2``, or 0 when ``l2`` is None."""
+    if l2 is None:
+        return like(theta, 0.0)
+    return like(theta, 0.5) * l2 * squared_norm_of_weights(theta, dims, offsets)
+
+
+@jit
+def step(current, other, batch, dims, work, hyper, l2, dropout, hidden, output, optimizer, alpha,
+         t, cost, checkpoint):
+    """One update from one batch: forward, cost, backward, the optimiser's fused update.
+
+    ``current`` ``[theta | optimiser state]`` is updated in place; when
+    ``checkpoint``, ``other`` receives a copy of it first (after the passes,
+    before the update). ``t`` is this update's number (dropout's masks,
+    Adam's corrections). The gradient is divided by the batch's own number
+    of columns. Returns ``(status, loss)``: the batch's unscaled loss (with
+    ``(l2 / 2) sum ||W||^2`` when ``cost``); status ``NONFINITE_COST`` when
+    the cost of ``current`` is not finite (nothing changed), ``NONFINITE_UPDATE``
+    when the update made it so (``current`` then holds it).
+    """
+    ZL_sum, loss = forward(current, batch, dims, work, hidden, output, cost, dropout, t)
+    if cost:
+        loss += l2_loss(l2, current, dims, work.offsets)
+    if not np.isfinite(ZL_sum):
+        return NONFINITE_COST, loss
+    backward(current, batch, dims, work, hidden, l2, dropout, t)
+    if checkpoint:
+        copy_into(other, current)
+    inv_m = like(alpha, 1.0) / like(alpha, batch.w.size)
+    if not np.isfinite(optimizer_update(optimizer, current, work.grad, inv_m, alpha, hyper, t)):
+        return NONFINITE_UPDATE, loss
+    return OK, loss
+
+
+# ---------------------------------------------------------------------------
+# Batches
+# ---------------------------------------------------------------------------
+
+
+@jit
 def learning_rate_at(hyper, epoch):
     """``alpha0 / (1 + decay_rate * k)``, ``k`` the epoch or ``floor(epoch / time_interval)``."""
     k = epoch if hyper.time_interval == 0 else epoch // hyper.time_interval
     one = like(hyper.learning_rate, 1.0)
     return hyper.learning_rate / (one + hyper.decay_rate * like(hyper.learning_rate, k))
+
+
+@jit
+def shuffle(batches, hyper, epoch):
+    """Put the columns in the order of ``rng.permutation(m, seed, epoch)`` for the epoch's
+    batches (nothing for full batches or without ``shuffle``)."""
+    if batches is not None and hyper.shuffle:
+        rng.permute(batches.perm, hyper.seed, epoch)
 
 
 @jit
@@ -274,6 +381,39 @@ def batch_view(buffer, rows, width):
     return matrix_view(buffer, 0, rows, width)
 
 
+def gather_batch(data, batches, gram, first, m_b):
+    """The batch of columns ``first, ..., first + m_b - 1`` of the epoch's order, a :class:`Batch`.
+
+    Full batches (``batches`` None): the data themselves, as
+    :class:`.first_layer.Columns` (or Gram mode's input when ``gram`` is
+    set). Mini-batches: gathered into ``batches``' buffers, ``X`` as
+    :class:`.first_layer.Rows`, ``Y`` as columns.
+    """
+    raise NotImplementedError("for use inside kernels only")
+
+
+@overload_kernel(gather_batch)
+def _gather_batch(data, batches, gram, first, m_b):
+    from numba import types
+
+    if isinstance(batches, types.NoneType):
+        if isinstance(gram, types.NoneType):
+            return lambda data, batches, gram, first, m_b: Batch(
+                first_layer.Columns(data.X), data.Y, data.w)
+        return lambda data, batches, gram, first, m_b: Batch(gram, data.Y, data.w)
+
+    def gathered(data, batches, gram, first, m_b):
+        X_b = batch_view(batches.X, m_b, data.X.shape[1])
+        Y_b = batch_view(batches.Y, data.Y.shape[1], m_b)
+        w_b = batches.w[:m_b]
+        gather_rows(data.X, batches.perm, first, X_b)
+        gather(data.Y, batches.perm, first, Y_b)
+        for j in range(m_b):
+            w_b[j] = data.w[batches.perm[first + j]]
+        return Batch(first_layer.Rows(X_b), Y_b, w_b)
+    return gathered
+
+
 @jit
 def copy_into(out, source):
     """``out[:] = source`` for two flat arrays of one size."""
@@ -281,30 +421,46 @@ def copy_into(out, source):
         out[i] = source[i]
 
 
-@jit(entry=True)
-def train(current, other, data, batches, work, hyper, gram, l2, dropout, dims, hidden, output,
-          optimizer, start, n_epochs, t, have_previous):
-    """Run epochs ``start, ..., start + n_epochs - 1``; ``t`` updates were made before.
+# ---------------------------------------------------------------------------
+# The epoch driver
+# ---------------------------------------------------------------------------
 
-    current: ``[theta | optimiser state]`` after ``t`` updates (and Gram
-    mode's ``D`` after ``theta``); other: the state after ``t - 1`` updates
-    when ``have_previous``, else scratch, same size; dims ``[n_x, ..., n_L]`` (int64); hidden,
-    output, optimizer: codes of ``spec``'s tables (constants). ``batches``
-    (:class:`Batches`), ``gram`` (:class:`~.gram.Gram`), ``l2`` (a float)
-    and ``dropout`` (:class:`Dropout`) are ``None`` when unused: full
-    batches, no Gram mode, no L2, no dropout; their code is then not compiled.
+
+@jit
+def start_run(gram, current, data, dims, work):
+    """Before a run: Gram mode's ``P0`` (nothing without Gram mode)."""
+    if gram is not None:
+        gram_mode.start(current, data.X, dims, work.offsets, gram, work.grad)
+
+
+@jit
+def finish_run(gram, theta, data, dims, work):
+    """After a run: Gram mode's ``W1 := W1 + D X^T`` (nothing without Gram mode)."""
+    if gram is not None:
+        gram_mode.finish(theta, data.X, dims, work.offsets, work.grad)
+
+
+@jit(entry=True)
+def train(current, other, data, work, hyper, parts, dims, hidden, output, optimizer, run):
+    """Run epochs ``run.start, ..., run.start + run.n_epochs - 1``; ``run.t`` updates were
+    made before.
+
+    current: ``[theta | optimiser state]`` after ``run.t`` updates (and Gram
+    mode's ``D`` after ``theta``); other: the state after ``run.t - 1``
+    updates when ``run.have_previous``, else scratch, same size; dims ``[n_x,
+    ..., n_L]`` (int64); hidden, output, optimizer: codes of ``spec``'s
+    tables (constants); ``parts``: the optional parts (:class:`Parts`),
+    whose code is compiled only when present.
 
     Each epoch ``e`` takes the learning rate :func:`learning_rate_at`, puts
     the columns in the order of ``fastbackprop.rng.permutation(m, seed, e)``
-    (unless ``shuffle`` is off), and cuts them in order into batches of
-    ``batch_size`` columns (the last keeps the rest), each gathered into
-    ``batches``; without ``batches`` an epoch is one full-batch step on
-    ``X`` itself. Each batch: forward (dropout with the masks of the
-    update's number), backward from ``dZ_L = (A_L - Y) * w`` (``l2``
-    added to ``dW``), and the optimiser's fused update with the batch's
-    own ``1/m_b``. ``work.costs[e // cost_every]`` receives, for epochs
-    with ``e % cost_every == 0``, the sum of the batches' losses (each
-    before its update, with ``l2 / 2 sum ||W||^2`` each) over ``m``.
+    (mini-batches with ``shuffle``), and cuts them in order into batches of
+    ``batch_size`` columns (the last keeps the rest), each gathered by
+    :func:`gather_batch`; without mini-batches an epoch is one full-batch
+    step on ``X`` itself. Each batch is one :func:`step` with the batch's own
+    ``1/m_b``. ``work.costs[e // cost_every]`` receives, for epochs with
+    ``e % cost_every == 0``, the sum of the batches' losses (each before its
+    update, with ``l2 / 2 sum ||W||^2`` each) over ``m``.
 
     The updates are made in place in ``current``. ``other`` keeps what a
     failure needs: until the first update, the previous state (a
@@ -328,61 +484,35 @@ def train(current, other, data, batches, work, hyper, gram, l2, dropout, dims, h
     literally(hidden)  # compile only the activation, output layer and optimiser in use
     literally(output)
     literally(optimizer)
-    X, Y = data.X, data.Y
     m = data.w.size
-    offsets = work.offsets
-    width = m if batches is None else hyper.batch_size
+    width = m if hyper.batch_size == 0 else hyper.batch_size
     n_batches = (m + width - 1) // width
     inv_m = like(hyper.learning_rate, 1.0) / like(hyper.learning_rate, m)
-    planned = n_epochs * n_batches  # the call's updates
-    if gram is not None:
-        gram_mode.start(current, X, dims, offsets, gram, work.grad)
+    planned = run.n_epochs * n_batches  # the call's updates
+    start_run(parts.gram, current, data, dims, work)
     status, epochs, failed_at, in_other = OK, 0, -1, False  # of the first attempt
     limit = planned  # the updates to make: all, or those to replay
     for attempt in range(2):  # the second only replays
         replaying = attempt > 0
         done = completed = 0
         failed = OK
-        for e in range(start, start + n_epochs):
+        for e in range(run.start, run.start + run.n_epochs):
             if done == limit:
                 break
             alpha = learning_rate_at(hyper, e)
             record = e % hyper.cost_every == 0 and not replaying
-            if batches is not None and hyper.shuffle:
-                rng.permute(batches.perm, hyper.seed, e)
+            shuffle(parts.batches, hyper, e)
             loss = like(alpha, 0.0)
             for k in range(min(n_batches, limit - done)):
-                if batches is None:
-                    X_b, Y_b, w_b = X, Y, data.w
-                else:  # X_b as rows (see forward), Y_b as columns
-                    first = k * width
-                    m_b = min(width, m - first)
-                    X_b = batch_view(batches.X, m_b, X.shape[1])
-                    Y_b = batch_view(batches.Y, Y.shape[1], m_b)
-                    w_b = batches.w[:m_b]
-                    gather_rows(X, batches.perm, first, X_b)
-                    gather(Y, batches.perm, first, Y_b)
-                    for j in range(m_b):
-                        w_b[j] = data.w[batches.perm[first + j]]
-                update = t + done + 1
-                ZL_sum, batch_loss = forward(current, X_b, batches, Y_b, w_b, dims, offsets,
-                                             hidden, output, work.acts, work.cols, record, gram,
-                                             dropout, update)
+                first = k * width
+                batch = gather_batch(data, parts.batches, parts.gram, first,
+                                     min(width, m - first))
+                checkpoint = not replaying and (done == 0 or done == planned - 1)
+                failed, batch_loss = step(current, other, batch, dims, work, hyper, parts.l2,
+                                          parts.dropout, hidden, output, optimizer, alpha,
+                                          run.t + done + 1, record, checkpoint)
                 loss += batch_loss
-                if l2 is not None and record:
-                    half = like(alpha, 0.5)
-                    loss += half * l2 * squared_norm_of_weights(current, dims, offsets)
-                if not np.isfinite(ZL_sum):
-                    failed = NONFINITE_COST
-                    break
-                backward(current, X_b, batches, Y_b, w_b, dims, offsets, hidden, work.acts,
-                         work.deltas, work.grad, gram, l2, dropout, update)
-                if not replaying and (done == 0 or done == planned - 1):
-                    copy_into(other, current)  # the checkpoint; the state before the last
-                step = like(alpha, 1.0) / like(alpha, w_b.size)
-                if not np.isfinite(optimizer_update(optimizer, current, work.grad, step, alpha,
-                                                    hyper, update)):
-                    failed = NONFINITE_UPDATE
+                if failed != OK:
                     break
                 done += 1
             if record:
@@ -397,7 +527,7 @@ def train(current, other, data, batches, work, hyper, gram, l2, dropout, dims, h
         limit = -1  # the updates to make again from the checkpoint, if any
         if status == NONFINITE_COST and done > 0:
             limit = done - 1  # the cost of the state after the last update
-        elif status == NONFINITE_COST and have_previous:
+        elif status == NONFINITE_COST and run.have_previous:
             done, in_other = -1, True  # the call's first cost: the previous call's state
         elif status == NONFINITE_UPDATE and done == planned - 1:
             in_other = True  # the call's last update: other holds the state before it
@@ -406,42 +536,39 @@ def train(current, other, data, batches, work, hyper, gram, l2, dropout, dims, h
         if limit < 0:
             break
         copy_into(current, other)
-    if gram is not None:
-        gram_mode.finish(other if in_other else current, X, dims, offsets, work.grad)
+    finish_run(parts.gram, other if in_other else current, data, dims, work)
     return status, epochs, done, failed_at, in_other
 
 
 @jit(entry=True)
-def gradient_sums(theta, X, Y, w, dims, offsets, hidden, output, acts, deltas, grad, cols):
+def gradient_sums(theta, X, Y, w, dims, hidden, output, work):
     """One forward and backward pass over all columns of ``X``, ``Y``: raw sums, no update.
 
-    ``grad`` (``theta``'s layout) receives ``dZ A_prev^T`` and ``sum(dZ)``
-    summed over the columns (not divided by ``m``); returns ``(sum(ZL),
-    loss)``, the loss summed over the columns, each column's times its weight
-    ``w`` ``(m,)``. ``acts``, ``deltas`` hold slots of ``capacity >= m``
-    columns, ``sum(n_l) capacity`` entries, and ``offsets`` is
-    ``layout.layer_offsets(dims, capacity)``; ``cols`` is ``(4, >= m)``.
-    (Every array comes from Python: one made here would compile ``np.empty``
-    and its allocator into the entry.) The block step of data-parallel
-    training: the sums of blocks add up to the whole batch's.
+    ``work.grad`` (``theta``'s layout) receives ``dZ A_prev^T`` and
+    ``sum(dZ)`` summed over the columns (not divided by ``m``); returns
+    ``(sum(ZL), loss)``, the loss summed over the columns, each column's
+    times its weight ``w`` ``(m,)``. ``work`` (:class:`Work`; ``costs`` is
+    not used) holds slots of ``capacity >= m`` columns. (Every array comes
+    from Python: one made here would compile ``np.empty`` and its allocator
+    into the entry.) The block step of data-parallel training: the sums of
+    blocks add up to the whole batch's.
     """
     literally(hidden)
     literally(output)
-    total, loss = forward(theta, X, None, Y, w, dims, offsets, hidden, output, acts, cols, True,
-                          None, None, 0)
-    backward(theta, X, None, Y, w, dims, offsets, hidden, acts, deltas, grad, None, None, None,
-             0)
+    batch = Batch(first_layer.Columns(X), Y, w)
+    total, loss = forward(theta, batch, dims, work, hidden, output, True, None, 0)
+    backward(theta, batch, dims, work, hidden, None, None, 0)
     return total, loss
 
 
 @jit(entry=True)
-def predict(theta, X, dims, offsets, hidden, output, acts, cols):
-    """``A_L`` of the network on ``X`` ``(n_x, m)``, into ``acts``'s last slot; no cost.
+def predict(theta, X, dims, hidden, output, work):
+    """``A_L`` of the network on ``X`` ``(n_x, m)``, into ``work.acts``'s last slot; no cost.
 
-    ``acts`` holds ``sum(n_l) m`` entries, ``cols`` ``(4, m)`` (scratch); ``offsets`` is
-    ``layout.layer_offsets(dims, m)``, or of any capacity ``>= m`` that ``acts`` holds.
+    ``work`` (:class:`Work`; only ``acts``, ``cols`` ``(4, >= m)`` and
+    ``offsets`` are used) holds slots of ``capacity >= m`` columns.
     """
     literally(hidden)
     literally(output)
-    forward(theta, X, None, X, cols[0], dims, offsets, hidden, output, acts, cols,
-            False, None, None, 0)  # no cost: Y, w (X and a row of cols here) are not read
+    batch = Batch(first_layer.Columns(X), X, work.cols[0])  # no cost: Y, w are not read
+    forward(theta, batch, dims, work, hidden, output, False, None, 0)

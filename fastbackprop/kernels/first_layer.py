@@ -1,0 +1,154 @@
+"""The first layer's products with the data, in one place: one dispatch on how the batch is held.
+
+The first layer is the only one that reads the data, and the data come in
+several forms; every other layer reads activations, which are always
+``(n_l, m)`` arrays. A batch's first-layer input is one of:
+
+:class:`Columns`  ``X`` ``(n_x, m)``, examples as columns (full-batch fits);
+:class:`Rows`     ``X`` ``(m, n_x)``, examples as rows (a gathered mini-batch:
+                  copying whole rows is 3 to 5 times faster than gathering
+                  them into columns, and BLAS takes either layout at the
+                  same speed);
+:class:`~.gram.Gram`  Gram mode (see :mod:`.gram`): ``W1 X = P0 + D G``, and
+                  ``dZ1`` is ``D``'s gradient, so ``dW1`` is never formed.
+
+The functions here are the first layer's jobs: :func:`n_columns`,
+:func:`hidden` (``A1 = g(W1 X + b1)``), :func:`output` (the same when the
+first layer is the output layer), :func:`delta` (where ``dZ1`` goes) and
+:func:`weight_gradient` (``dW1 = dZ1 X^T``, plus the L2 term). Each
+chooses its implementation from the input's type while Numba types the
+call, so a fit compiles only the form it uses, and a new form (sparse
+rows, say) is one more class and one more branch per job, here.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+from numba import types
+
+from .._jit import overload_kernel
+from . import gram as gram_mode
+from .blas import NN, NT
+from .layout import W_of, b_of, layer_of
+from .outputs import output_apply, output_layer
+from .passes import add_scaled, bias_activation, gemm, linear_activation
+
+
+class Columns(NamedTuple):
+    """A batch held as columns: ``X`` ``(n_x, m)``, C-contiguous."""
+
+    X: np.ndarray
+
+
+class Rows(NamedTuple):
+    """A batch held as rows: ``X`` ``(m, n_x)``, C-contiguous."""
+
+    X: np.ndarray
+
+
+def _form(inp):
+    """The class of the first-layer input type ``inp`` (a Numba named-tuple type)."""
+    if isinstance(inp, types.BaseNamedTuple):
+        for form in (Columns, Rows, gram_mode.Gram):
+            if inp.instance_class is form:
+                return form
+    raise TypeError(f"not a first-layer input: {inp}")
+
+
+def n_columns(inp):
+    """The batch's number of examples ``m``."""
+    raise NotImplementedError("for use inside kernels only")
+
+
+def hidden(inp, theta, dims, offsets, code, A):
+    """``A = g(W1 X + b1)`` into ``A`` ``(n_1, m)``, ``code`` the hidden activation."""
+    raise NotImplementedError("for use inside kernels only")
+
+
+def output(inp, theta, dims, offsets, code, Y, w, A, cost, cols):
+    """The output layer's step when it is the first (``L = 1``); returns ``(sum(Z_L), loss)``."""
+    raise NotImplementedError("for use inside kernels only")
+
+
+def delta(inp, deltas, grad, dims, offsets, m):
+    """Where ``dZ1`` ``(n_1, m)`` is written: its slot of ``deltas`` (Gram mode: ``D``'s of ``grad``)."""
+    raise NotImplementedError("for use inside kernels only")
+
+
+def weight_gradient(inp, dZ, theta, grad, dims, offsets, l2):
+    """``dW1 = dZ1 X^T`` (raw), plus ``l2 W1`` unless ``l2`` is None; nothing in Gram mode."""
+    raise NotImplementedError("for use inside kernels only")
+
+
+@overload_kernel(n_columns)
+def _n_columns(inp):
+    form = _form(inp)
+    if form is Columns:
+        return lambda inp: inp.X.shape[1]
+    if form is Rows:
+        return lambda inp: inp.X.shape[0]
+    return lambda inp: inp.G.shape[0]
+
+
+@overload_kernel(hidden)
+def _hidden(inp, theta, dims, offsets, code, A):
+    form = _form(inp)
+    if form is Columns:
+        def columns(inp, theta, dims, offsets, code, A):
+            return linear_activation(W_of(theta, dims, offsets, 1), inp.X,
+                                     b_of(theta, dims, offsets, 1), code, A)
+        return columns
+    if form is Rows:
+        def rows(inp, theta, dims, offsets, code, A):
+            gemm(W_of(theta, dims, offsets, 1), inp.X, A, NT)  # W1 X^T, X as rows
+            return bias_activation(A, b_of(theta, dims, offsets, 1), code)
+        return rows
+
+    def gram(inp, theta, dims, offsets, code, A):
+        gram_mode.W1X(theta, dims, offsets, inp, A)
+        return bias_activation(A, b_of(theta, dims, offsets, 1), code)
+    return gram
+
+
+@overload_kernel(output)
+def _output(inp, theta, dims, offsets, code, Y, w, A, cost, cols):
+    form = _form(inp)
+    if form is Columns:
+        def columns(inp, theta, dims, offsets, code, Y, w, A, cost, cols):
+            return output_layer(code, W_of(theta, dims, offsets, 1), inp.X,
+                                b_of(theta, dims, offsets, 1), Y, w, A, cost, cols)
+        return columns
+    if form is Rows:
+        def rows(inp, theta, dims, offsets, code, Y, w, A, cost, cols):
+            gemm(W_of(theta, dims, offsets, 1), inp.X, A, NT)
+            return output_apply(code, A, b_of(theta, dims, offsets, 1), Y, w, cost, cols)
+        return rows
+
+    def gram(inp, theta, dims, offsets, code, Y, w, A, cost, cols):
+        gram_mode.W1X(theta, dims, offsets, inp, A)
+        return output_apply(code, A, b_of(theta, dims, offsets, 1), Y, w, cost, cols)
+    return gram
+
+
+@overload_kernel(delta)
+def _delta(inp, deltas, grad, dims, offsets, m):
+    if _form(inp) is gram_mode.Gram:
+        return lambda inp, deltas, grad, dims, offsets, m: gram_mode.D_of(grad, dims, offsets, m)
+    return lambda inp, deltas, grad, dims, offsets, m: layer_of(deltas, dims, offsets, 1, m)
+
+
+@overload_kernel(weight_gradient)
+def _weight_gradient(inp, dZ, theta, grad, dims, offsets, l2):
+    form = _form(inp)
+    if form is gram_mode.Gram:
+        return lambda inp, dZ, theta, grad, dims, offsets, l2: None  # D's gradient is dZ1
+    mode = NT if form is Columns else NN  # dZ1 X^T: X as columns, or X as rows
+
+    def product(inp, dZ, theta, grad, dims, offsets, l2):
+        dW = W_of(grad, dims, offsets, 1)
+        gemm(dZ, inp.X, dW, mode)
+        if l2 is not None:
+            add_scaled(dW, W_of(theta, dims, offsets, 1), l2)
+    return product
