@@ -30,7 +30,8 @@ from threadpoolctl import threadpool_limits
 from fastbackprop import bench, spec
 from fastbackprop._jit import options
 from fastbackprop.kernels.layout import layer_offsets, n_parameters
-from fastbackprop.kernels.training import backward, forward
+from fastbackprop.kernels.first_layer import Columns
+from fastbackprop.kernels.training import Batch, Work, backward, forward
 
 
 @njit(**options())
@@ -39,11 +40,11 @@ def whole(n, theta, X, Y, w, dims, offsets, hidden, output, acts, deltas, grad, 
     literally(hidden)
     literally(output)
     total = 0.0
+    batch = Batch(Columns(X), Y, w)
+    work = Work(acts, deltas, grad, cols[0], cols, offsets)
     for _ in range(n):
-        s, loss = forward(theta, X, None, Y, w, dims, offsets, hidden, output, acts, cols, True,
-                          None, None, 0)
-        backward(theta, X, None, Y, w, dims, offsets, hidden, acts, deltas, grad, None, None,
-                 None, 0)
+        s, loss = forward(theta, batch, dims, work, hidden, output, True, None, 0)
+        backward(theta, batch, dims, work, hidden, None, None, 0)
         total += loss
     return total
 
@@ -58,10 +59,10 @@ def split(n, theta, Xs, Ys, ws, dims, offsets, hidden, output, acts, deltas, gra
     total = 0.0
     for _ in range(n):
         for p in prange(P):
-            forward(theta, Xs[p], None, Ys[p], ws[p], dims, offsets, hidden, output, acts[p],
-                    cols[p], True, None, None, 0)
-            backward(theta, Xs[p], None, Ys[p], ws[p], dims, offsets, hidden, acts[p], deltas[p],
-                     grads[p], None, None, None, 0)
+            batch = Batch(Columns(Xs[p]), Ys[p], ws[p])
+            work = Work(acts[p], deltas[p], grads[p], ws[p], cols[p], offsets)
+            forward(theta, batch, dims, work, hidden, output, True, None, 0)
+            backward(theta, batch, dims, work, hidden, None, None, 0)
         for k in range(grad.size):
             g = grads[0, k]
             for p in range(1, P):

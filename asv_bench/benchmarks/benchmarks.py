@@ -9,6 +9,8 @@ Only :class:`Startup` times compilation, in fresh processes.
 
 import time
 
+import inspect
+
 import numpy as np
 
 from fastbackprop import activations, backends, reference, spec
@@ -114,6 +116,9 @@ class BackwardPointwise(_Workload):
 
             self.passes = passes
             self.call = convert.call_specialised
+            # earlier commits' call_specialised took (dispatcher, dtype, codes, *args)
+            old = "dtype" in inspect.signature(convert.call_specialised).parameters
+            self.key = (self.dZ.dtype, self.code) if old else ()
             # the entry Python calls (backward_pointwise itself in earlier commits)
             self.pointwise = getattr(passes, "backward_pointwise_pass", passes.backward_pointwise)
         self.time_dZ_db(workload, backend)
@@ -126,8 +131,7 @@ class BackwardPointwise(_Workload):
             np.sum(dZ, axis=1, keepdims=True)
         else:
             np.copyto(self.dZ, self.dA)
-            self.call(self.pointwise, self.dZ.dtype, self.code,
-                      self.dZ, self.A, self.code, self.db)
+            self.call(self.pointwise, *self.key, self.dZ, self.A, self.code, self.db)
 
     def time_db(self, workload, backend):
         if backend == "numpy":
