@@ -398,21 +398,6 @@ def _rank1_columns(A, B, out, j, stop, width, mode, R, R_TAIL, V):
 
 
 @jit
-def _rank1_product(A, B, out, mode):
-    """``out = op(A) B``: blocks of ``NN_VECTORS`` vectors of columns; a last block of at most
-    one vector takes ``NN_ROWS_NARROW`` rows (as many accumulators)."""
-    m = out.shape[1]
-    L = lanes(out)
-    W = NN_VECTORS * L
-    full = m - m % W
-    _rank1_columns(A, B, out, 0, full, W, mode, NN_ROWS, NN_ROWS_TAIL, NN_VECTORS)
-    if m - full > L:
-        _rank1_columns(A, B, out, full, m, m - full, mode, NN_ROWS, NN_ROWS_TAIL, NN_VECTORS)
-    elif m > full:
-        _rank1_columns(A, B, out, full, m, m - full, mode, NN_ROWS_NARROW, NN_ROWS_TAIL, 1)
-
-
-@jit
 def _dot_product(A, B, out, R, S):
     """``out = A B^T`` as dot products: tiles of ``R`` rows by ``S`` columns (the last
     tile's extra rows and columns clamped, not stored), the inner dimension in
@@ -436,12 +421,26 @@ def _dot_product(A, B, out, R, S):
                 dot_store(out, acc, i, j, ncols, R, min(R, n - i), c > 0)
 
 
-def _micro_nn(A, B, out, mode):
-    _rank1_product(A, B, out, NN)
+def _rank1_product(mode_value):
+    """The implementation of :func:`micro_gemm` for NN or TN: ``out = op(A) B`` in blocks
+    of ``NN_VECTORS`` vectors of columns; a last block of at most one vector takes
+    ``NN_ROWS_NARROW`` rows (as many accumulators). It is the call's own
+    implementation, so a product costs two calls, not three."""
 
+    def rank1_product(A, B, out, mode):
+        m = out.shape[1]
+        L = lanes(out)
+        W = NN_VECTORS * L
+        full = m - m % W
+        if full > 0:
+            _rank1_columns(A, B, out, 0, full, W, mode_value, NN_ROWS, NN_ROWS_TAIL, NN_VECTORS)
+        if m - full > L:
+            _rank1_columns(A, B, out, full, m, m - full, mode_value, NN_ROWS, NN_ROWS_TAIL,
+                           NN_VECTORS)
+        elif m > full:
+            _rank1_columns(A, B, out, full, m, m - full, mode_value, NN_ROWS_NARROW, NN_ROWS_TAIL, 1)
 
-def _micro_tn(A, B, out, mode):
-    _rank1_product(A, B, out, TN)
+    return rank1_product
 
 
 def _micro_nt(A, B, out, mode):
@@ -452,7 +451,7 @@ def _micro_nt(A, B, out, mode):
 
 
 #: mode -> the implementation of :func:`micro_gemm`.
-MICRO_GEMM_KERNELS = {NN: _micro_nn, NT: _micro_nt, TN: _micro_tn}
+MICRO_GEMM_KERNELS = {NN: _rank1_product(NN), NT: _micro_nt, TN: _rank1_product(TN)}
 
 
 def micro_gemm(A, B, out, mode):
