@@ -15,6 +15,9 @@ import numpy as np
 import pytest
 
 from conftest import DTYPES, assert_close
+from numba import literally
+
+from fastbackprop._jit import jit
 from fastbackprop.kernels import microgemm
 from fastbackprop.kernels.blas import NN, NT, TN
 
@@ -106,3 +109,34 @@ def test_nonfinite_propagates():
         out = np.empty((9, 21))
         microgemm.micro_gemm_pass(A, B, out, mode)
         assert not np.isfinite(out).all()
+
+
+@jit(entry=True)
+def _thread_gemm(A, B, out, mode):
+    literally(mode)
+    microgemm.thread_gemm(A, B, out, mode)
+
+
+@jit(entry=True)
+def _wins(mode, n, k, m):
+    literally(mode)
+    return microgemm.micro_wins(mode, n, k, m)
+
+
+@pytest.mark.parametrize("mode", [NN, NT, TN])
+def test_thread_gemm_either_side_of_the_rule(mode):
+    """Shapes on both sides of the size rule, each computed right."""
+    shapes = [(10, 64, 16), (64, 64, 128), (64, 4, 40), (1, 3000, 4), (128, 32, 64), (3, 0, 2)]
+    sides = set()
+    for n, k, m in shapes:
+        sides.add(bool(_wins(mode, n, k, m)))
+        for dtype in DTYPES:
+            rng = np.random.default_rng(4)
+            A, B = operands(mode, n, k, m, dtype, rng)
+            out = np.full((n, m), np.nan, dtype=dtype)
+            _thread_gemm(A, B, out, mode)
+            if k == 0:
+                np.testing.assert_array_equal(out, 0)
+            else:
+                assert_close(out, reference(A, B, mode), np.dtype(dtype))
+    assert sides == {True, False}

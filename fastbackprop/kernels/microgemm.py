@@ -51,7 +51,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic, models, register_model
 
 from .._jit import jit, overload_kernel
-from .blas import NN, NT, TN
+from .blas import NN, NT, TN, blas_gemm
 from .scalar import select
 
 #: Bytes in a :class:`Vector`: one AVX-512 register.
@@ -484,3 +484,58 @@ def micro_gemm_pass(A, B, out, mode):
     if inner != inner_B or out.shape[0] != rows or out.shape[1] != cols:
         raise ValueError("micro_gemm_pass: the shapes of op(A), op(B) and out do not agree")
     micro_gemm(A, B, out, mode)
+
+
+# -- the size rule: micro_gemm or OpenBLAS, per product ------------------------------------
+
+#: Where :func:`micro_gemm` beat SciPy's OpenBLAS held to one thread (``tools/small_gemm.py``
+#: on the 2-core AVX-512 Xeon, OpenBLAS 0.3.30): NN and TN when ``out`` has at least
+#: ``MICRO_MIN_ROWS`` rows and the inner dimension is at least ``MICRO_MIN_INNER`` (by 1.0
+#: to 2.6x; OpenBLAS by 1.1 to 1.4x on the 10-row output layers and on inner dimensions of
+#: 1 to 10); NT when ``out`` has at most ``MICRO_NT_MAX_OUT`` entries or the inner
+#: dimension is at least ``MICRO_NT_MIN_INNER`` (by 1.0 to 2.1x; OpenBLAS by 1.05 to 1.35x
+#: on wider ``dW`` with inner dimensions of 32 to 784).
+MICRO_MIN_ROWS = 16
+MICRO_MIN_INNER = 16
+MICRO_NT_MAX_OUT = 2048
+MICRO_NT_MIN_INNER = 2048
+
+
+@jit
+def micro_wins(mode, n, k, m):
+    """True when :func:`micro_gemm` is the faster for an ``n x k x m`` product of ``mode``
+    (``out`` ``n x m``, inner dimension ``k``); also for empty products (BLAS needs 1)."""
+    if n == 0 or k == 0 or m == 0:
+        return True
+    if mode == NT:
+        return n * m <= MICRO_NT_MAX_OUT or k >= MICRO_NT_MIN_INNER
+    return n >= MICRO_MIN_ROWS and k >= MICRO_MIN_INNER
+
+
+def thread_gemm(A, B, out, mode):
+    """``out = op(A) op(B)`` as :func:`micro_gemm`, by it or by BLAS as :func:`micro_wins` says.
+
+    For the products of one thread of a data-parallel step: BLAS must then be
+    held to one thread (``tools/blas_two_threads.py``). For use inside kernels.
+    """
+    raise NotImplementedError("for use inside kernels only")
+
+
+def _thread_gemm(mode_value):
+    def thread_gemm_impl(A, B, out, mode):
+        inner = A.shape[0] if mode_value == TN else A.shape[1]
+        if micro_wins(mode_value, out.shape[0], inner, out.shape[1]):
+            micro_gemm(A, B, out, mode_value)
+        else:
+            blas_gemm(A, B, out, mode_value)
+
+    return thread_gemm_impl
+
+
+#: mode -> the implementation of :func:`thread_gemm`.
+THREAD_GEMM_KERNELS = {mode: _thread_gemm(mode) for mode in (NN, NT, TN)}
+
+
+@overload_kernel(thread_gemm)
+def _thread_gemm_overload(A, B, out, mode):
+    return select(mode, THREAD_GEMM_KERNELS, "gemm mode")
