@@ -16,6 +16,8 @@ no allocation per step. The package, by job:
 ``steps``     the step-function API;
 ``scalar``    exp, sigmoid, tanh and the activation selector;
 ``passes``    matrix products and the fused element-wise passes;
+``microgemm`` register-blocked small products (AVX-512 vectors, no BLAS);
+``sync``      a spin barrier and atomics for persistent nogil threads;
 ``outputs``   the output layers' passes, one entry per ``spec.OUTPUTS`` row;
 ``gram``      Gram mode for wide first layers, with its preconditions;
 ``training``  the compiled loop; ``trainer`` its Python driver.

@@ -1,0 +1,541 @@
+"""Register-blocked small matrix products, for the products one thread of a step computes.
+
+:func:`micro_gemm` computes ``out = A @ B`` (NN), ``A @ B^T`` (NT) or
+``A^T @ B`` (TN), ``mode`` a compile-time constant, for C-contiguous 2-D
+float32 or float64 arrays, as ``passes.gemm`` does, but with no BLAS call:
+a block of ``out`` is kept in vector registers across the whole inner
+dimension, and written once.
+
+Why intrinsics. Numba has no vector type, and the loops it compiles are
+vectorised by LLVM's loop vectoriser, which on this CPU family prefers
+256-bit vectors (``ymm``) and keeps the accumulators of a loop that updates
+``out`` in memory: the package's hand loops (``passes.gemm`` below
+``SMALL_GEMM``) load and store ``out`` around every multiply-add. So this
+module adds a type, :class:`Vector` (an LLVM ``<L x double>`` or
+``<L x float>`` of 64 bytes: one AVX-512 register, two AVX2 ones), and a
+few intrinsics that update a whole tile of accumulators, held as a tuple of
+vectors, in one step of the inner dimension. The loops stay in Numba; the
+tuple lives in registers (LLVM's SROA splits it), and the machine code is
+packed FMAs on ``zmm`` registers (``tools/small_gemm.py --asm`` counts them).
+
+Two tile shapes, one per access pattern:
+
+* **NN and TN** (``rank1_update``): ``out[i:i+R, j:j+V*L] += a b^T``, the
+  column ``a`` of ``op(A)`` broadcast one element at a time (an FMA with a
+  broadcast memory operand), ``b`` the row ``p`` of ``B`` (contiguous),
+  ``V`` vectors of it. ``R x V`` accumulators; the block of columns is
+  swept over every row block while ``B``'s panel stays in L1.
+* **NT** (``dot_update``): every ``out[i, j]`` is a dot product of two
+  contiguous rows, ``A[i]`` and ``B[j]``. The tile is ``R`` rows by 8
+  columns, each accumulator a vector of partial sums along the inner
+  dimension, reduced at the end by ``tile_sums`` to one vector of 8 sums
+  per row (a butterfly of shuffles and adds: 7 adds for 8 outputs in
+  float64, not 8 horizontal reductions).
+
+Edges are exact: columns past the end are masked off (AVX-512 masked loads
+and stores; a masked-off lane is neither read nor written), rows past the
+end of an ``R``-row block are done by a one-row tile, and NT's inner
+dimension ends with a masked step (the missing lanes read as 0). Sums are
+associated differently from BLAS's (per-lane partial sums in NT), which is
+within the kernels' tolerances: 1e-12 (float64), 1e-5 (float32) norm-wise.
+
+The tile sizes (:data:`NN_ROWS`, :data:`NN_VECTORS`, :data:`NT_ROWS`) were
+chosen by ``tools/small_gemm.py`` on the development machine.
+"""
+
+from __future__ import annotations
+
+from llvmlite import ir
+from numba import literally, types
+from numba.core import cgutils
+from numba.extending import intrinsic, models, register_model
+
+from .._jit import jit, overload_kernel
+from .blas import NN, NT, TN, blas_gemm
+from .scalar import select
+
+#: Bytes in a :class:`Vector`: one AVX-512 register.
+VECTOR_BYTES = 64
+
+#: NN/TN tile: rows of ``out`` times vectors of columns (8 x 2 x 8 float64 = 8 x 16); the
+#: rows of the tile at the bottom edge when at most ``NN_ROWS_TAIL`` rows are left; the
+#: rows of the tile for a last block of at most one vector.
+NN_ROWS, NN_VECTORS = 8, 2
+NN_ROWS_TAIL = 4
+NN_ROWS_NARROW = 8
+
+#: NT tile: rows by columns of ``out``, each entry a vector of partial sums along the inner
+#: dimension; for ``out`` of at most ``NT_COLS_NARROW`` columns, the narrow tile.
+NT_ROWS, NT_COLS = 2, 8
+NT_ROWS_NARROW, NT_COLS_NARROW = 4, 4
+
+#: NT: the inner dimension is done in chunks of this many bytes of each row.
+NT_CHUNK_BYTES = 2048
+
+
+class Vector(types.Type):
+    """An LLVM vector of ``VECTOR_BYTES`` bytes of ``dtype`` (8 float64 or 16 float32)."""
+
+    def __init__(self, dtype):
+        self.dtype = dtype
+        self.lanes = VECTOR_BYTES * 8 // dtype.bitwidth
+        super().__init__(name=f"Vector({dtype} x {self.lanes})")
+
+
+@register_model(Vector)
+class _VectorModel(models.PrimitiveModel):
+    def __init__(self, dmm, fe_type):
+        element = dmm.lookup(fe_type.dtype).get_value_type()
+        super().__init__(dmm, fe_type, ir.VectorType(element, fe_type.lanes))
+
+
+# -- code generation helpers ------------------------------------------------------------
+
+_I32 = ir.IntType(32)
+_I64 = ir.IntType(64)
+
+
+def _float_array(a):
+    return (isinstance(a, types.Array) and a.ndim == 2 and a.layout == "C"
+            and a.dtype in (types.float32, types.float64))
+
+
+def _literal_int(x):
+    return isinstance(x, types.IntegerLiteral)
+
+
+def _element_pointer(context, builder, aty, aval, i, j):
+    """Pointer to ``a[i, j]`` (C layout; no bounds check)."""
+    a = context.make_array(aty)(context, builder, aval)
+    shape = cgutils.unpack_tuple(builder, a.shape)
+    strides = cgutils.unpack_tuple(builder, a.strides)
+    return cgutils.get_item_pointer2(context, builder, a.data, shape, strides, "C", [i, j])
+
+
+def _as_i64(builder, x):
+    return builder.sext(x, _I64) if x.type.width < 64 else x
+
+
+def _lane_mask(builder, lanes, count):
+    """``<lanes x i1>``: lane ``x`` is on when ``x < count`` (count an i64, any value)."""
+    vty = ir.VectorType(_I64, lanes)
+    splat = builder.insert_element(ir.Constant(vty, None), count, ir.Constant(_I32, 0))
+    splat = builder.shuffle_vector(splat, splat, ir.Constant(ir.VectorType(_I32, lanes), [0] * lanes))
+    return builder.icmp_signed("<", ir.Constant(vty, list(range(lanes))), splat)
+
+
+def _vector_suffix(vty):
+    bits = 32 if isinstance(vty.element, ir.FloatType) else 64
+    return f"v{vty.count}f{bits}"
+
+
+def _masked_load(builder, ptr, vty, mask, align):
+    fnty = ir.FunctionType(vty, [ptr.type, _I32, mask.type, vty])
+    fn = cgutils.get_or_insert_function(builder.module, fnty,
+                                        f"llvm.masked.load.{_vector_suffix(vty)}.p0")
+    return builder.call(fn, [ptr, ir.Constant(_I32, align), mask, ir.Constant(vty, None)])
+
+
+def _masked_store(builder, value, ptr, mask, align):
+    fnty = ir.FunctionType(ir.VoidType(), [value.type, ptr.type, _I32, mask.type])
+    fn = cgutils.get_or_insert_function(builder.module, fnty,
+                                        f"llvm.masked.store.{_vector_suffix(value.type)}.p0")
+    builder.call(fn, [value, ptr, ir.Constant(_I32, align), mask])
+
+
+def _fma(builder, a, b, c):
+    """``a * b + c``, lane by lane, one rounding."""
+    fnty = ir.FunctionType(a.type, [a.type] * 3)
+    fn = cgutils.get_or_insert_function(builder.module, fnty, f"llvm.fma.{_vector_suffix(a.type)}")
+    return builder.call(fn, [a, b, c])
+
+
+def _splat(builder, x, vty):
+    v = builder.insert_element(ir.Constant(vty, None), x, ir.Constant(_I32, 0))
+    return builder.shuffle_vector(v, v, ir.Constant(ir.VectorType(_I32, vty.count), [0] * vty.count))
+
+
+def _clamp_count(builder, width, start, lanes):
+    """``min(max(width - start, 0), lanes)``: the live lanes of the vector at column ``start``."""
+    c = builder.sub(width, ir.Constant(_I64, start))
+    c = builder.select(builder.icmp_signed("<", c, ir.Constant(_I64, 0)), ir.Constant(_I64, 0), c)
+    return builder.select(builder.icmp_signed(">", c, ir.Constant(_I64, lanes)),
+                          ir.Constant(_I64, lanes), c)
+
+
+# -- intrinsics ---------------------------------------------------------------------------
+
+
+@intrinsic
+def lanes(typingctx, a):
+    """The number of lanes of a :class:`Vector` of ``a``'s dtype (a constant: 8 or 16)."""
+    if not _float_array(a):
+        return None
+    n = Vector(a.dtype).lanes
+
+    def codegen(context, builder, signature, args):
+        return ir.Constant(_I64, n)
+
+    return types.int64(a), codegen
+
+
+@intrinsic
+def zeros(typingctx, a, rows, vectors):
+    """A tile of ``rows * vectors`` zero :class:`Vector`\\ s of ``a``'s dtype (a tuple)."""
+    if not (_float_array(a) and _literal_int(rows) and _literal_int(vectors)):
+        return None
+    tile = types.UniTuple(Vector(a.dtype), rows.literal_value * vectors.literal_value)
+
+    def codegen(context, builder, signature, args):
+        zero = ir.Constant(context.get_value_type(tile.dtype), None)
+        return context.make_tuple(builder, tile, [zero] * tile.count)
+
+    return tile(a, rows, vectors), codegen
+
+
+def _clamped(builder, index, last):
+    """``min(index, last)`` (i64)."""
+    return builder.select(builder.icmp_signed(">", index, last), last, index)
+
+
+def _tile_ok(acc, rows, dtype):
+    return (isinstance(acc, types.UniTuple) and isinstance(acc.dtype, Vector)
+            and acc.dtype.dtype == dtype and _literal_int(rows)
+            and acc.count % rows.literal_value == 0)
+
+
+@intrinsic
+def rank1_update(typingctx, A, B, acc, i, j, p, width, rows, mode, last):
+    """NN/TN step: ``acc[r, v] += op(A)[min(i + r, last), p] * B[p, j + v L : j + (v + 1) L]``.
+
+    ``acc`` is a tile from :func:`zeros` (``rows`` literal, ``vectors`` =
+    ``len(acc) // rows``); only the first ``width`` columns from ``j`` are
+    read (the rest of the last vectors is masked off and reads as 0). Rows
+    past ``last`` repeat row ``last`` (the tile at the bottom edge; not stored).
+    ``op(A)`` is ``A`` for ``mode`` NN, ``A^T`` for TN.
+    """
+    if not (_float_array(A) and _float_array(B) and A.dtype == B.dtype
+            and _tile_ok(acc, rows, A.dtype) and _literal_int(mode)
+            and mode.literal_value in (NN, TN)):
+        return None
+    R = rows.literal_value
+    V = acc.count // R
+    L = acc.dtype.lanes
+    transposed = mode.literal_value == TN
+    align = A.dtype.bitwidth // 8
+
+    def codegen(context, builder, signature, args):
+        a, b, tile, i_, j_, p_, w_, _, _, last_ = args
+        i_, j_, p_, w_, last_ = (_as_i64(builder, x) for x in (i_, j_, p_, w_, last_))
+        vty = context.get_value_type(acc.dtype)
+        accs = cgutils.unpack_tuple(builder, tile, acc.count)
+        row = []
+        for v in range(V):
+            ptr = _element_pointer(context, builder, B, b, p_, builder.add(j_, ir.Constant(_I64, v * L)))
+            mask = _lane_mask(builder, L, _clamp_count(builder, w_, v * L, L))
+            row.append(_masked_load(builder, ptr, vty, mask, align))
+        out = []
+        for r in range(R):
+            ir_ = _clamped(builder, builder.add(i_, ir.Constant(_I64, r)), last_)
+            index = (p_, ir_) if transposed else (ir_, p_)
+            x = builder.load(_element_pointer(context, builder, A, a, *index))
+            x = _splat(builder, x, vty)
+            out.extend(_fma(builder, x, row[v], accs[r * V + v]) for v in range(V))
+        return context.make_tuple(builder, acc, out)
+
+    return acc(A, B, acc, i, j, p, width, rows, mode, last), codegen
+
+
+@intrinsic
+def tile_store(typingctx, out, acc, i, j, width, rows, nrows):
+    """``out[i + r, j + v L ...] = acc[r, v]`` for the first ``width`` columns from ``j``
+    and the first ``nrows`` rows of the tile."""
+    if not (_float_array(out) and _tile_ok(acc, rows, out.dtype)):
+        return None
+    R = rows.literal_value
+    V = acc.count // R
+    L = acc.dtype.lanes
+    align = out.dtype.bitwidth // 8
+
+    def codegen(context, builder, signature, args):
+        o, tile, i_, j_, w_, _, n_ = args
+        i_, j_, w_, n_ = (_as_i64(builder, x) for x in (i_, j_, w_, n_))
+        accs = cgutils.unpack_tuple(builder, tile, acc.count)
+        for r in range(R):
+            live = builder.icmp_signed("<", ir.Constant(_I64, r), n_)
+            with builder.if_then(live, likely=True):
+                for v in range(V):
+                    ptr = _element_pointer(context, builder, out, o, builder.add(i_, ir.Constant(_I64, r)),
+                                           builder.add(j_, ir.Constant(_I64, v * L)))
+                    mask = _lane_mask(builder, L, _clamp_count(builder, w_, v * L, L))
+                    _masked_store(builder, accs[r * V + v], ptr, mask, align)
+        return context.get_dummy_value()
+
+    return types.none(out, acc, i, j, width, rows, nrows), codegen
+
+
+@intrinsic
+def dot_update(typingctx, A, B, acc, i, j, p, count, rows, last_i, last_j):
+    """NT step: ``acc[r, s] += A[min(i + r, last_i), p : p + L] * B[min(j + s, last_j), p : p + L]``.
+
+    ``acc`` holds ``rows`` x ``S`` vectors (``S = len(acc) // rows`` columns
+    of ``out``). Lanes from ``count`` on read as 0 (the end of the inner
+    dimension). Clamped rows repeat the last (their sums are not stored), so
+    the tile never reads outside ``A`` or ``B``.
+    """
+    if not (_float_array(A) and _float_array(B) and A.dtype == B.dtype
+            and _tile_ok(acc, rows, A.dtype)):
+        return None
+    R = rows.literal_value
+    S = acc.count // R
+    align = A.dtype.bitwidth // 8
+    L = acc.dtype.lanes
+
+    def codegen(context, builder, signature, args):
+        a, b, tile, i_, j_, p_, c_, _, li_, lj_ = args
+        i_, j_, p_, c_, li_, lj_ = (_as_i64(builder, x) for x in (i_, j_, p_, c_, li_, lj_))
+        vty = context.get_value_type(acc.dtype)
+        mask = _lane_mask(builder, L, c_)
+        accs = cgutils.unpack_tuple(builder, tile, acc.count)
+
+        def row(x, aty, index, last, k):
+            index = _clamped(builder, builder.add(index, ir.Constant(_I64, k)), last)
+            return _masked_load(builder, _element_pointer(context, builder, aty, x, index, p_),
+                                vty, mask, align)
+
+        arow = [row(a, A, i_, li_, r) for r in range(R)]
+        brow = [row(b, B, j_, lj_, s) for s in range(S)]
+        out = [_fma(builder, arow[r], brow[s], accs[r * S + s]) for r in range(R) for s in range(S)]
+        return context.make_tuple(builder, acc, out)
+
+    return acc(A, B, acc, i, j, p, count, rows, last_i, last_j), codegen
+
+
+def _fold(builder, x, y, h, lanes):
+    """Pairwise sums of blocks of ``h`` lanes: lanes that held partial sums of ``x``'s and
+    ``y``'s outputs ``t`` and ``t + h`` now hold sums of outputs ``t`` (from x) and ``t + h`` (y)."""
+    lo, hi = [], []
+    for q in range(0, lanes, 2 * h):
+        lo += list(range(q, q + h)) + list(range(lanes + q, lanes + q + h))
+        hi += list(range(q + h, q + 2 * h)) + list(range(lanes + q + h, lanes + q + 2 * h))
+    mask = lambda idx: ir.Constant(ir.VectorType(_I32, lanes), idx)
+    return builder.fadd(builder.shuffle_vector(x, y, mask(lo)), builder.shuffle_vector(x, y, mask(hi)),
+                        flags=("reassoc",))
+
+
+@intrinsic
+def dot_store(typingctx, out, acc, i, j, ncols, rows, nrows, accumulate):
+    """``out[i + r, j + s] = sum(acc[r, s])`` (``+=`` when ``accumulate``) for ``s < ncols``,
+    ``r < nrows``; the tile has ``S = len(acc) // rows`` columns, a power of 2 up to ``L``."""
+    if not (_float_array(out) and _tile_ok(acc, rows, out.dtype)
+            and isinstance(accumulate, types.Boolean)):
+        return None
+    R = rows.literal_value
+    S = acc.count // R
+    L = acc.dtype.lanes
+    if S & (S - 1) or S > L:
+        return None
+    align = out.dtype.bitwidth // 8
+
+    def codegen(context, builder, signature, args):
+        o, tile, i_, j_, c_, _, n_, add = args
+        i_, j_, c_, n_ = (_as_i64(builder, x) for x in (i_, j_, c_, n_))
+        vty = context.get_value_type(acc.dtype)
+        accs = cgutils.unpack_tuple(builder, tile, acc.count)
+        mask = _lane_mask(builder, L, c_)
+        for r in range(R):
+            vs, h = list(accs[r * S:(r + 1) * S]), 1
+            while len(vs) > 1:  # S vectors -> S/2 -> ... -> 1; lane x holds output x mod S
+                vs = [_fold(builder, vs[q], vs[q + 1], h, L) for q in range(0, len(vs), 2)]
+                h *= 2
+            w = vs[0]
+            while h < L:  # add the upper lanes onto the lower until each output has one lane
+                rot = ir.Constant(ir.VectorType(_I32, L), [(x + h) % L for x in range(L)])
+                w = builder.fadd(w, builder.shuffle_vector(w, w, rot), flags=("reassoc",))
+                h *= 2
+            live = builder.icmp_signed("<", ir.Constant(_I64, r), n_)
+            with builder.if_then(live, likely=True):
+                ptr = _element_pointer(context, builder, out, o, builder.add(i_, ir.Constant(_I64, r)), j_)
+                with builder.if_then(add):
+                    old = _masked_load(builder, ptr, vty, mask, align)
+                    _masked_store(builder, builder.fadd(w, old), ptr, mask, align)
+                with builder.if_then(builder.not_(add)):
+                    _masked_store(builder, w, ptr, mask, align)
+        return context.get_dummy_value()
+
+    return types.none(out, acc, i, j, ncols, rows, nrows, accumulate), codegen
+
+
+# -- the products -------------------------------------------------------------------------
+
+
+@jit
+def _rank1_columns(A, B, out, j, stop, width, mode, R, R_TAIL, V):
+    """Blocks of ``width`` columns of ``out = op(A) B`` (NN/TN) from ``j`` while ``j < stop``,
+    each by ``R``-row tiles of ``V`` vectors, the last rows by one tile of ``R`` or,
+    when at most ``R_TAIL`` are left, of ``R_TAIL`` rows (its extra rows clamped,
+    not stored). ``width`` columns are written per block (the last vector masked
+    when ``width < V L``).
+
+    One call does many tiles: a call per tile, with its reference counting,
+    costs as much as a small tile's arithmetic."""
+    n = out.shape[0]
+    k = B.shape[0]
+    while j < stop:
+        i = 0
+        while n - i > R_TAIL:
+            acc = zeros(out, R, V)
+            for p in range(k):
+                acc = rank1_update(A, B, acc, i, j, p, width, R, mode, n - 1)
+            tile_store(out, acc, i, j, width, R, min(R, n - i))
+            i += R
+        if i < n:
+            tail = zeros(out, R_TAIL, V)
+            for p in range(k):
+                tail = rank1_update(A, B, tail, i, j, p, width, R_TAIL, mode, n - 1)
+            tile_store(out, tail, i, j, width, R_TAIL, n - i)
+        j += width
+
+
+@jit
+def _dot_product(A, B, out, R, S):
+    """``out = A B^T`` as dot products: tiles of ``R`` rows by ``S`` columns (the last
+    tile's extra rows and columns clamped, not stored), the inner dimension in
+    chunks of ``NT_CHUNK_BYTES`` per row so that a tile's rows of ``B`` stay in L1
+    while every row of ``A`` passes (the sums of each chunk added to ``out``)."""
+    n, m = out.shape
+    k = A.shape[1]
+    L = lanes(out)
+    chunk = max(L, NT_CHUNK_BYTES // out.itemsize)
+    for c in range(0, max(k, 1), chunk):
+        stop = min(c + chunk, k)
+        full = stop - (stop - c) % L
+        for j in range(0, m, S):
+            ncols = min(S, m - j)
+            for i in range(0, n, R):
+                acc = zeros(out, R, S)
+                for p in range(c, full, L):
+                    acc = dot_update(A, B, acc, i, j, p, L, R, n - 1, m - 1)
+                if full < stop:
+                    acc = dot_update(A, B, acc, i, j, full, stop - full, R, n - 1, m - 1)
+                dot_store(out, acc, i, j, ncols, R, min(R, n - i), c > 0)
+
+
+def _rank1_product(mode_value):
+    """The implementation of :func:`micro_gemm` for NN or TN: ``out = op(A) B`` in blocks
+    of ``NN_VECTORS`` vectors of columns; a last block of at most one vector takes
+    ``NN_ROWS_NARROW`` rows (as many accumulators). It is the call's own
+    implementation, so a product costs two calls, not three."""
+
+    def rank1_product(A, B, out, mode):
+        m = out.shape[1]
+        L = lanes(out)
+        W = NN_VECTORS * L
+        full = m - m % W
+        if full > 0:
+            _rank1_columns(A, B, out, 0, full, W, mode_value, NN_ROWS, NN_ROWS_TAIL, NN_VECTORS)
+        if m - full > L:
+            _rank1_columns(A, B, out, full, m, m - full, mode_value, NN_ROWS, NN_ROWS_TAIL,
+                           NN_VECTORS)
+        elif m > full:
+            _rank1_columns(A, B, out, full, m, m - full, mode_value, NN_ROWS_NARROW, NN_ROWS_TAIL, 1)
+
+    return rank1_product
+
+
+def _micro_nt(A, B, out, mode):
+    if out.shape[1] <= NT_COLS_NARROW:
+        _dot_product(A, B, out, NT_ROWS_NARROW, NT_COLS_NARROW)
+    else:
+        _dot_product(A, B, out, NT_ROWS, NT_COLS)
+
+
+#: mode -> the implementation of :func:`micro_gemm`.
+MICRO_GEMM_KERNELS = {NN: _rank1_product(NN), NT: _micro_nt, TN: _rank1_product(TN)}
+
+
+def micro_gemm(A, B, out, mode):
+    """``out = A @ B`` (NN), ``A @ B^T`` (NT) or ``A^T @ B`` (TN) by register-blocked loops.
+
+    ``mode`` a compile-time constant; ``A``, ``B``, ``out`` C-contiguous, 2-D,
+    one float dtype, with shapes that agree (not checked here: inside the
+    kernels they agree by construction; :func:`micro_gemm_pass` checks).
+    Nothing is allocated; BLAS is not called. For use inside kernels.
+    """
+    raise NotImplementedError("for use inside kernels only; call micro_gemm_pass")
+
+
+@overload_kernel(micro_gemm)
+def _micro_gemm(A, B, out, mode):
+    return select(mode, MICRO_GEMM_KERNELS, "gemm mode")
+
+
+@jit(entry=True)
+def micro_gemm_pass(A, B, out, mode):
+    """:func:`micro_gemm` reachable from Python; ``mode`` an int.
+
+    Raises ``ValueError`` when the shapes of ``op(A)``, ``op(B)`` and ``out`` do not agree.
+    """
+    literally(mode)
+    rows = A.shape[1] if mode == TN else A.shape[0]
+    inner = A.shape[0] if mode == TN else A.shape[1]
+    inner_B = B.shape[1] if mode == NT else B.shape[0]
+    cols = B.shape[0] if mode == NT else B.shape[1]
+    if inner != inner_B or out.shape[0] != rows or out.shape[1] != cols:
+        raise ValueError("micro_gemm_pass: the shapes of op(A), op(B) and out do not agree")
+    micro_gemm(A, B, out, mode)
+
+
+# -- the size rule: micro_gemm or OpenBLAS, per product ------------------------------------
+
+#: Where :func:`micro_gemm` beat SciPy's OpenBLAS held to one thread (``tools/small_gemm.py``
+#: on the 2-core AVX-512 Xeon, OpenBLAS 0.3.30): NN and TN when ``out`` has at least
+#: ``MICRO_MIN_ROWS`` rows and the inner dimension is at least ``MICRO_MIN_INNER`` (by 1.0
+#: to 2.6x; OpenBLAS by 1.1 to 1.4x on the 10-row output layers and on inner dimensions of
+#: 1 to 10); NT when ``out`` has at most ``MICRO_NT_MAX_OUT`` entries or the inner
+#: dimension is at least ``MICRO_NT_MIN_INNER`` (by 1.0 to 2.1x; OpenBLAS by 1.05 to 1.35x
+#: on wider ``dW`` with inner dimensions of 32 to 784).
+MICRO_MIN_ROWS = 16
+MICRO_MIN_INNER = 16
+MICRO_NT_MAX_OUT = 2048
+MICRO_NT_MIN_INNER = 2048
+
+
+@jit
+def micro_wins(mode, n, k, m):
+    """True when :func:`micro_gemm` is the faster for an ``n x k x m`` product of ``mode``
+    (``out`` ``n x m``, inner dimension ``k``); also for empty products (BLAS needs 1)."""
+    if n == 0 or k == 0 or m == 0:
+        return True
+    if mode == NT:
+        return n * m <= MICRO_NT_MAX_OUT or k >= MICRO_NT_MIN_INNER
+    return n >= MICRO_MIN_ROWS and k >= MICRO_MIN_INNER
+
+
+def thread_gemm(A, B, out, mode):
+    """``out = op(A) op(B)`` as :func:`micro_gemm`, by it or by BLAS as :func:`micro_wins` says.
+
+    For the products of one thread of a data-parallel step: BLAS must then be
+    held to one thread (``tools/blas_two_threads.py``). For use inside kernels.
+    """
+    raise NotImplementedError("for use inside kernels only")
+
+
+def _thread_gemm(mode_value):
+    def thread_gemm_impl(A, B, out, mode):
+        inner = A.shape[0] if mode_value == TN else A.shape[1]
+        if micro_wins(mode_value, out.shape[0], inner, out.shape[1]):
+            micro_gemm(A, B, out, mode_value)
+        else:
+            blas_gemm(A, B, out, mode_value)
+
+    return thread_gemm_impl
+
+
+#: mode -> the implementation of :func:`thread_gemm`.
+THREAD_GEMM_KERNELS = {mode: _thread_gemm(mode) for mode in (NN, NT, TN)}
+
+
+@overload_kernel(thread_gemm)
+def _thread_gemm_overload(A, B, out, mode):
+    return select(mode, THREAD_GEMM_KERNELS, "gemm mode")

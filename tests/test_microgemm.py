@@ -1,0 +1,142 @@
+"""The register-blocked products (``kernels/microgemm.py``) against NumPy, every mode and dtype.
+
+Each shape is chosen to hit one path: sizes of 1; sizes just below, at and
+above the tile sizes (8 and 16 columns, 4 and 8 rows, 2-row and 4-column NT
+tiles); inner dimensions that are not a multiple of a vector and that span
+several of the NT chunks; the shapes a thread gets in the workloads of
+``tools/small_gemm.py``. The reference is the float64 product of the same
+inputs; the tolerance is the kernels' (1e-12 in float64, 1e-5 in float32),
+norm-wise. Every entry of ``out`` starts as NaN, so an entry the kernel
+does not write fails; and a guard row and column around ``out`` (a view
+into a larger array) must stay untouched.
+"""
+
+import numpy as np
+import pytest
+
+from conftest import DTYPES, assert_close
+from numba import literally
+
+from fastbackprop._jit import jit
+from fastbackprop.kernels import microgemm
+from fastbackprop.kernels.blas import NN, NT, TN
+
+SIZES = [
+    (1, 1, 1), (1, 7, 1), (2, 3, 5), (3, 1, 9), (4, 8, 16), (5, 7, 3), (7, 9, 15),
+    (8, 16, 17), (9, 17, 31), (10, 64, 16), (12, 5, 33), (17, 33, 25), (1, 128, 64),
+    (64, 1, 128), (3, 100, 4), (33, 300, 7), (6, 1100, 3), (64, 64, 16), (100, 64, 100),
+    (31, 259, 40), (2, 0, 3),
+]
+
+THREAD_SHAPES = [  # n, k, m of the products of tools/small_gemm.py (one thread's)
+    (64, 64, 16), (64, 16, 64), (10, 64, 16), (10, 16, 64), (64, 10, 16),
+    (32, 4, 500), (32, 500, 4), (4, 500, 16), (256, 784, 32), (256, 32, 784),
+]
+
+
+def operands(mode, n, k, m, dtype, rng):
+    a = (k, n) if mode == TN else (n, k)
+    b = (m, k) if mode == NT else (k, m)
+    return rng.standard_normal(a).astype(dtype), rng.standard_normal(b).astype(dtype)
+
+
+def reference(A, B, mode):
+    A, B = A.astype(np.float64), B.astype(np.float64)
+    if mode == NN:
+        return A @ B
+    return A @ B.T if mode == NT else A.T @ B
+
+
+def check(mode, n, k, m, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    A, B = operands(mode, n, k, m, dtype, rng)
+    out = np.full((n, m), np.nan, dtype=dtype)
+    microgemm.micro_gemm_pass(A, B, out, mode)
+    expected = reference(A, B, mode)
+    if k == 0:
+        np.testing.assert_array_equal(out, 0)
+    else:
+        assert_close(out, expected, np.dtype(dtype), err_msg=f"mode {mode} {n}x{k}x{m}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("mode", [NN, NT, TN])
+@pytest.mark.parametrize("n, k, m", SIZES + THREAD_SHAPES)
+def test_micro_gemm_matches_numpy(mode, n, k, m, dtype):
+    check(mode, n, k, m, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("mode", [NN, NT, TN])
+def test_micro_gemm_writes_out_only(mode, dtype):
+    """``out`` a C-contiguous block of rows of a larger array: the rows around it stay."""
+    rng = np.random.default_rng(1)
+    n, k, m = 11, 13, 21
+    A, B = operands(mode, n, k, m, dtype, rng)
+    big = np.full((n + 2, m), 7.0, dtype=dtype)
+    out = big[1:-1]
+    assert out.flags.c_contiguous
+    microgemm.micro_gemm_pass(A, B, out, mode)
+    np.testing.assert_array_equal(big[0], 7.0)
+    np.testing.assert_array_equal(big[-1], 7.0)
+    assert_close(out, reference(A, B, mode), np.dtype(dtype))
+
+
+@pytest.mark.parametrize("mode", [NN, NT, TN])
+def test_micro_gemm_random_shapes(mode):
+    """Many random small shapes, both dtypes."""
+    rng = np.random.default_rng(2)
+    for trial in range(40):
+        n, k, m = (int(x) for x in rng.integers(1, 70, size=3))
+        for dtype in DTYPES:
+            check(mode, n, k, m, dtype, seed=trial)
+
+
+def test_micro_gemm_pass_checks_shapes():
+    A = np.ones((3, 4))
+    with pytest.raises(ValueError):
+        microgemm.micro_gemm_pass(A, np.ones((5, 2)), np.empty((3, 2)), NN)
+    with pytest.raises(ValueError):
+        microgemm.micro_gemm_pass(A, np.ones((2, 4)), np.empty((3, 3)), NT)
+
+
+def test_nonfinite_propagates():
+    """A NaN or an infinity in an operand gives a non-finite result, as BLAS does."""
+    for mode in (NN, NT, TN):
+        rng = np.random.default_rng(3)
+        A, B = operands(mode, 9, 19, 21, np.float64, rng)
+        A.flat[5] = np.nan
+        out = np.empty((9, 21))
+        microgemm.micro_gemm_pass(A, B, out, mode)
+        assert not np.isfinite(out).all()
+
+
+@jit(entry=True)
+def _thread_gemm(A, B, out, mode):
+    literally(mode)
+    microgemm.thread_gemm(A, B, out, mode)
+
+
+@jit(entry=True)
+def _wins(mode, n, k, m):
+    literally(mode)
+    return microgemm.micro_wins(mode, n, k, m)
+
+
+@pytest.mark.parametrize("mode", [NN, NT, TN])
+def test_thread_gemm_either_side_of_the_rule(mode):
+    """Shapes on both sides of the size rule, each computed right."""
+    shapes = [(10, 64, 16), (64, 64, 128), (64, 4, 40), (1, 3000, 4), (128, 32, 64), (3, 0, 2)]
+    sides = set()
+    for n, k, m in shapes:
+        sides.add(bool(_wins(mode, n, k, m)))
+        for dtype in DTYPES:
+            rng = np.random.default_rng(4)
+            A, B = operands(mode, n, k, m, dtype, rng)
+            out = np.full((n, m), np.nan, dtype=dtype)
+            _thread_gemm(A, B, out, mode)
+            if k == 0:
+                np.testing.assert_array_equal(out, 0)
+            else:
+                assert_close(out, reference(A, B, mode), np.dtype(dtype))
+    assert sides == {True, False}
