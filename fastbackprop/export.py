@@ -424,7 +424,8 @@ def _text(c):
 SKL2ONNX_ALIASES = {"MLPClassifier": "FastbackpropMLPClassifier",
                     "MLPRegressor": "FastbackpropMLPRegressor"}
 
-#: skl2onnx's classifier options (its parser reads them; ``zipmap`` is its default output).
+#: skl2onnx's classifier options: ``zipmap`` (its default output: a dict per example),
+#: ``output_class_labels``, and ``nocl`` (labels and ZipMap keys are class indices).
 CLASSIFIER_OPTIONS = {"zipmap": [True, False, "columns"], "output_class_labels": [False, True],
                       "nocl": [True, False]}
 
@@ -535,7 +536,9 @@ def _convert_classifier(scope, operator, container):
 
     Binary: ``[1 - p, p]`` and the class of the larger (the first on a tie,
     as ``p > 0.5``); multi-class: the softmax and the class of its
-    ``ArgMax``; multi-label: the sigmoids and ``p > 0.5`` as int64 0/1.
+    ``ArgMax``; multi-label: the sigmoids and ``p > 0.5`` as int64 0/1. With
+    skl2onnx's option ``nocl``, labels are the classes' indices (skl2onnx
+    refuses ``nocl`` for a multi-label target itself).
     """
     estimator = operator.raw_operator
     graph, p = _sklearn_forward(scope, operator, container)
@@ -551,7 +554,10 @@ def _convert_classifier(scope, operator, container):
     else:
         graph.node("Identity", [p], output=probabilities)
     index = graph.node("ArgMax", [probabilities], axis=1, keepdims=0)
-    classes = _class_labels(estimator.classes_)
+    if scope.get_options(estimator, dict(nocl=False))["nocl"]:
+        classes = np.arange(len(estimator.classes_), dtype=np.int64)
+    else:
+        classes = _class_labels(estimator.classes_)
     graph.node("Gather", [graph.constant("classes", classes, classes.dtype), index],
                output=label)
 

@@ -478,6 +478,29 @@ def test_skl2onnx_converts_the_regressor(kind, dtype, pipeline):
         assert_agrees(values, expected.reshape(values.shape), dtype)
 
 
+def test_skl2onnx_options_nocl_output_class_labels_and_target_opset():
+    pytest.importorskip("skl2onnx")
+    from skl2onnx import to_onnx
+
+    from fastbackprop.sklearn import MLPClassifier
+
+    estimator = sklearn_fitted("strings", "float32", True)
+    X, _ = sklearn_data("strings", "float32")
+    indices = np.searchsorted(estimator.classes_, estimator.predict(X))
+    label, probabilities = run(to_onnx(estimator, X[:1], options={
+        MLPClassifier: {"zipmap": False, "nocl": True}}), X)
+    np.testing.assert_array_equal(label, indices)
+    label, _, class_labels = run(to_onnx(estimator, X[:1], options={
+        MLPClassifier: {"zipmap": False, "output_class_labels": True}}), X)
+    np.testing.assert_array_equal(label, estimator.predict(X))
+    np.testing.assert_array_equal(class_labels, estimator.classes_)
+    proto = to_onnx(estimator, X[:1], target_opset=13, options={MLPClassifier: {"zipmap": False}})
+    assert max(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")) == 13
+    label, probabilities = run(proto, X)
+    np.testing.assert_array_equal(label, estimator.predict(X))
+    assert_agrees(probabilities, estimator.predict_proba(X), "float32")
+
+
 @pytest.mark.parametrize("labels", [[0.0, 2.0], [False, True]], ids=["floats", "booleans"])
 def test_float_and_boolean_classes_come_out_as_int64_labels(labels):
     pytest.importorskip("skl2onnx")
