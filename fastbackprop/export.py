@@ -150,7 +150,7 @@ def _check_layers(layers):
                         f"got {layers!r}")
     checked = []
     for l, layer in enumerate(layers, start=1):
-        if not isinstance(layer, tuple) or len(layer) != 3:
+        if not isinstance(layer, (tuple, list)) or len(layer) != 3:
             raise TypeError(f"layers[{l - 1}] must be a (W, b, activation) triple; got {layer!r}")
         W, b, activation = (np.asarray(layer[0]), np.asarray(layer[1]), layer[2])
         where = f"layers[{l - 1}]"
@@ -166,9 +166,9 @@ def _check_layers(layers):
         if checked and W.shape[1] != checked[-1].W.shape[0]:
             raise ValueError(f"{where}.W has {W.shape[1]} columns; the layer before has "
                              f"{checked[-1].W.shape[0]} units")
-        table, what = (OUTPUT, "an output layer") if l == len(layers) else (HIDDEN, "a hidden "
-                                                                                   "activation")
-        if activation not in table:
+        last = l == len(layers)
+        table, what = (OUTPUT, "an output layer") if last else (HIDDEN, "a hidden activation")
+        if not isinstance(activation, str) or activation not in table:
             raise ValueError(f"{where}.activation must be {what}, one of {list(table)}; "
                              f"got {activation!r}")
         checked.append(Layer(W, b.reshape(-1, 1), activation))
