@@ -11,6 +11,7 @@
     fastbackprop train --data iris.csv --output softmax --save iris.npz   # class names
     fastbackprop train --data prices.csv --output linear                  # regression
     fastbackprop predict --model model.npz --data new.csv --out predictions.csv
+    fastbackprop export --model model.npz --onnx model.onnx   # for onnxruntime (serving)
     fastbackprop bench ...                   # timings (fastbackprop.bench)
     fastbackprop warmup                      # compile the kernels into Numba's cache
 
@@ -124,6 +125,7 @@ def build_parser(argv=()):
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_train(commands)
     _add_predict(commands)
+    _add_export(commands)
     _add_bench(commands, load=_command(argv) == "bench")
     _add_warmup(commands)
     return parser
@@ -242,6 +244,26 @@ def _add_predict(commands):
     p.add_argument("--out", metavar="PREDICTIONS.csv",
                    help="write the predictions here (default: print them)")
     p.set_defaults(run=run_predict)
+
+
+def _add_export(commands):
+    p = commands.add_parser(
+        "export", help="write a saved model as an ONNX file, to serve with onnxruntime",
+        description="Write the network of a model saved by 'fastbackprop train --save' as an "
+                    "ONNX file (needs the onnx extra): input X, output A_L (the probabilities, "
+                    "or a linear output's values). See docs/serving.md.",
+    )
+    p.add_argument("--model", required=True, metavar="MODEL.npz",
+                   help="a model written by 'fastbackprop train --save'")
+    p.add_argument("--onnx", required=True, metavar="MODEL.onnx",
+                   help="the ONNX file to write (replaced atomically if it exists)")
+    p.add_argument("--dtype", choices=("float32", "float64"), default=None,
+                   help="the graph's dtype (default: the model's)")
+    p.add_argument("--layout", choices=("columns", "rows"), default="columns",
+                   help="columns: X (n_x, m) -> A_L (n_y, m), one example per column, the "
+                        "course's; rows: X (m, n_x) -> A_L (m, n_y), one example per row "
+                        "(default: %(default)s)")
+    p.set_defaults(run=run_export)
 
 
 def _add_bench(commands, load):
@@ -653,6 +675,31 @@ def run_warmup(args):
                      output_activations=args.output or ("sigmoid",))
     for key, seconds in timings.items():
         print(f"{' '.join(key)}: {_duration(seconds)}")
+    return 0
+
+
+# ---------------------------------------------------------------------------
+# fastbackprop export
+# ---------------------------------------------------------------------------
+
+
+def run_export(args):
+    """``fastbackprop export``: the saved model as an ONNX file (fastbackprop.export)."""
+    from .model import Model
+
+    _check_output_directory("--onnx", args.onnx)
+    try:
+        import onnx  # noqa: F401 - only to say what is missing before any work
+    except ImportError:
+        raise CommandError("export needs onnx, which is not installed: "
+                           "pip install 'fastbackprop[onnx]'", EXIT_FAILED) from None
+    model = Model.load(args.model)
+    model.to_onnx(args.onnx, dtype=args.dtype, layout=args.layout)
+    n_x, n_y = model.layer_dims[0], model.layer_dims[-1]
+    shapes = ((f"({n_x}, m)", f"({n_y}, m)") if args.layout == "columns"
+              else (f"(m, {n_x})", f"(m, {n_y})"))
+    print(f"wrote {args.onnx}: input X {shapes[0]} -> output A_L {shapes[1]}, "
+          f"{args.dtype or model.parameters_['W1'].dtype.name}, {args.layout} layout")
     return 0
 
 

@@ -453,6 +453,24 @@ class Model:
             arrays["classes_"] = classes.astype(str) if classes.dtype == object else classes
         _files.write_atomically(path, lambda f: np.savez(f, **arrays))
 
+    def to_onnx(self, path=None, dtype=None, layout="columns"):
+        """The fitted network as an ONNX model (``onnx.ModelProto``), also written to ``path``.
+
+        layout : ``"columns"``, the course's: input ``X`` ``(n_x, m)``, output
+            ``A_L`` ``(n_y, m)``, what :meth:`predict_proba` takes and gives;
+            ``"rows"``: ``X`` ``(m, n_x)`` -> ``A_L`` ``(m, n_y)``, one example
+            per row. ``m`` is any batch size.
+        dtype : None (the parameters' dtype), ``"float32"`` or ``"float64"``.
+        path : None, or a file to write, atomically (never half-written).
+
+        ``A_L`` is what :meth:`predict_proba` returns (a linear output's
+        values, what :meth:`predict` returns). Needs the ``onnx`` extra; see
+        :func:`fastbackprop.export.model_to_onnx` and ``docs/serving.md``.
+        """
+        from . import export
+
+        return export.model_to_onnx(self, path, dtype=dtype, layout=layout)
+
     @classmethod
     def load(cls, path):
         """A fitted model read from a file written by :meth:`save`.

@@ -50,7 +50,7 @@ except ImportError as error:  # pragma: no cover - depends on the environment
         "fastbackprop.sklearn needs scikit-learn >= 1.6 (pip install 'scikit-learn>=1.6'); "
         f"importing it failed: {error}") from error
 
-from . import activations, backends, outputs, spec
+from . import _post_import, activations, backends, outputs, spec
 from .options import TrainingOptions
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
@@ -824,3 +824,22 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         tags = super().__sklearn_tags__()
         tags.target_tags.multi_output = True
         return tags
+
+
+def _register_with_skl2onnx(skl2onnx):
+    """Let ``skl2onnx.to_onnx`` convert these classes
+    (:func:`fastbackprop.export.register_skl2onnx`); a failure warns rather than break the
+    user's import of skl2onnx."""
+    try:
+        from .export import register_skl2onnx
+
+        register_skl2onnx()
+    except Exception as error:  # noqa: BLE001 - an old or broken skl2onnx or onnx
+        warnings.warn(f"fastbackprop.sklearn could not register its estimators with skl2onnx "
+                      f"{getattr(skl2onnx, '__version__', '')}: {error}; skl2onnx.to_onnx will "
+                      "not convert them", RuntimeWarning, stacklevel=2)
+
+
+# skl2onnx converts these classes as it does scikit-learn's once both are imported, in either
+# order; neither module imports the other (docs/serving.md).
+_post_import.when_imported("skl2onnx", _register_with_skl2onnx)

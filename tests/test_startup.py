@@ -63,6 +63,35 @@ def test_import_does_not_import_the_peers_or_their_frameworks(package_copy):
     assert out.split("\n")[:2] == ["[]", "[]"]
 
 
+def test_import_does_not_import_onnx_onnxruntime_or_skl2onnx(package_copy):
+    """ONNX export is an extra: neither the package, nor a Model, nor fastbackprop.sklearn
+    imports onnx, onnxruntime or skl2onnx (installed or not); to_onnx imports onnx only."""
+    out = run("""
+        import sys
+        extras = ("onnx", "onnxruntime", "skl2onnx", "fastbackprop.export")
+        import fastbackprop
+        from fastbackprop import Model
+        Model([2, 3, 1]).fit
+        print(sorted(m for m in extras if m in sys.modules))
+        try:
+            import sklearn
+        except ImportError:
+            print([])
+        else:
+            import fastbackprop.sklearn
+            print(sorted(m for m in extras if m in sys.modules))
+        import importlib.util
+        if importlib.util.find_spec("onnx") is None:
+            print(["fastbackprop.export", "onnx"])
+        else:
+            from fastbackprop.datasets import load_planar_dataset
+            X, Y = load_planar_dataset(m=20)
+            Model([2, 3, 1], n_epochs=1, backend="numpy").fit(X, Y).to_onnx()
+            print(sorted(m for m in extras if m in sys.modules))
+    """, package_copy)
+    assert out.split("\n")[:3] == ["[]", "[]", "['fastbackprop.export', 'onnx']"]
+
+
 def test_import_costs_little_after_numpy(package_copy):
     out = run("""
         import statistics, subprocess, sys
