@@ -38,7 +38,9 @@ try:
     from sklearn.utils import check_random_state
     from sklearn.utils._param_validation import Interval, Options, StrOptions
     from sklearn.utils.class_weight import compute_sample_weight
+    from sklearn.utils.metaestimators import available_if
     from sklearn.utils.multiclass import check_classification_targets, type_of_target, unique_labels
+    from sklearn.utils.optimize import _check_optimize_result
     from sklearn.utils.validation import (
         _check_sample_weight,
         check_is_fitted,
@@ -55,7 +57,7 @@ from . import activations, backends, outputs, spec
 __all__ = ["MLPClassifier", "MLPRegressor"]
 
 #: scikit-learn's names of the hidden activations -> the package's (``spec.ACTIVATIONS``).
-ACTIVATIONS = {"relu": "relu", "tanh": "tanh", "logistic": "sigmoid"}
+ACTIVATIONS = {"relu": "relu", "tanh": "tanh", "logistic": "sigmoid", "identity": "identity"}
 
 #: scikit-learn's names of the output layers -> the package's (``spec.OUTPUTS``).
 OUTPUTS = {"logistic": "sigmoid", "softmax": "softmax", "identity": "linear"}
@@ -121,16 +123,6 @@ class _BaseMLP(BaseEstimator):
 
     def _check_supported(self):
         """Refuse, with the reason, what scikit-learn accepts and this package cannot do."""
-        if self.solver == "lbfgs":
-            raise ValueError(
-                "solver='lbfgs' is not supported by fastbackprop.sklearn: the compiled "
-                "trainer runs stochastic epochs only. Use solver='adam' or 'sgd', or "
-                "sklearn.neural_network's classes for L-BFGS.")
-        if self.activation not in ACTIVATIONS:
-            raise ValueError(
-                f"activation={self.activation!r} is not supported by fastbackprop.sklearn "
-                f"(the package's hidden activations are {sorted(ACTIVATIONS)}); use one of "
-                "those, or sklearn.neural_network's classes for a linear hidden layer.")
         if self.solver == "sgd" and self.momentum == 1:
             raise ValueError("momentum=1 is not supported by fastbackprop.sklearn (the velocity "
                              "would never decay); use a momentum in [0, 1).")
@@ -175,7 +167,10 @@ class _BaseMLP(BaseEstimator):
             self._initialize(Y, layer_units, X.dtype)
         else:
             self._check_continuation(Y, layer_units)
-        self._fit_stochastic(X, Y, y_labels, sample_weight, train_weight, incremental)
+        if self.solver == "lbfgs":
+            self._fit_lbfgs(X, Y, train_weight)
+        else:
+            self._fit_stochastic(X, Y, y_labels, sample_weight, train_weight, incremental)
         return self
 
     def _training_weights(self, sample_weight, y_labels, incremental, dtype):
@@ -200,6 +195,9 @@ class _BaseMLP(BaseEstimator):
             self.intercepts_.append(intercept.astype(dtype, copy=False))
         self._best_coefs = [c.copy() for c in self.coefs_]
         self._best_intercepts = [i.copy() for i in self.intercepts_]
+        self.__dict__.pop("_solver_state", None)
+        if self.solver == "lbfgs":
+            return  # scikit-learn sets no loss curve, best loss or validation scores for it
         self.loss_curve_ = []
         self._no_improvement_count = 0
         if self.early_stopping:
@@ -210,7 +208,6 @@ class _BaseMLP(BaseEstimator):
             self.best_loss_ = np.inf
             self.validation_scores_ = None
             self.best_validation_score_ = None
-        self.__dict__.pop("_solver_state", None)
 
     def _check_continuation(self, Y, layer_units):
         """A warm start or ``partial_fit`` continues a network of the same shape."""
@@ -231,6 +228,58 @@ class _BaseMLP(BaseEstimator):
                      "t": 0, "state": None}
             self._solver_state = state
         return state
+
+    def _fit_lbfgs(self, X, Y, weight):
+        """scikit-learn's ``_fit_lbfgs``: scipy's L-BFGS-B on the loss and gradient over all
+        the samples, each evaluation one compiled pass (:mod:`fastbackprop.lbfgs`).
+
+        As scikit-learn: the parameters in its packed order, ``max_iter``, ``max_fun`` and
+        ``tol`` as scipy's ``maxiter``, ``maxfun`` and ``gtol``, ``n_iter_`` scipy's
+        iterations, ``loss_`` the last loss, a ``ConvergenceWarning`` when scipy did not
+        converge; ``early_stopping`` is not used. With float32 ``X`` the passes run in
+        float32 at the float32-rounded iterate, scipy's state stays float64 and ``coefs_``
+        end float64, as in scikit-learn (scipy evaluates a float32 ``x0``'s function at
+        float32 points).
+        """
+        from . import lbfgs
+
+        n = X.shape[0]
+        if weight is None:
+            weight_sum = float(n)
+        else:
+            weight_sum = float(np.sum(weight))  # in X's dtype, as scikit-learn sums them
+            if not weight_sum > 0:
+                raise ValueError("Sample weights must contain at least one non-zero number "
+                                 "(after the class weights, if any).")
+        units = [X.shape[1]] + [c.shape[1] for c in self.coefs_]
+        layout = lbfgs.Layout(units)
+        engine = lbfgs.CompiledPass(X.T, np.asarray(Y).T, units, ACTIVATIONS[self.activation],
+                                    OUTPUTS[self.out_activation_], weight, X.dtype)
+        output = OUTPUTS[self.out_activation_]
+        clip = None if output == "linear" else lbfgs.LogLossClip(engine.Y, weight, output,
+                                                                 X.dtype)
+        objective = lbfgs.Objective(engine, layout, self.alpha, weight_sum,
+                                    self._lbfgs_loss_divisor(), clip)
+        with _blas_threads(n * max(a * b for a, b in zip(units[:-1], units[1:]))):
+            result = lbfgs.minimize(objective, layout.pack(self.coefs_, self.intercepts_),
+                                    self.max_iter, self.max_fun, self.tol, self.verbose)
+        self.n_iter_ = _check_optimize_result("lbfgs", result, self.max_iter)
+        self.loss_ = result.fun
+        self.coefs_, self.intercepts_ = layout.unpack(result.x)
+        if not all(np.isfinite(p).all() for p in self.coefs_ + self.intercepts_):
+            raise ValueError(_NONFINITE)
+
+    def _lbfgs_loss_divisor(self):
+        """What scikit-learn's loss divides the summed per-sample losses by, beyond the sum of
+        the weights: 1 for the cross-entropies (see :class:`MLPRegressor`)."""
+        return 1
+
+    def _check_solver(self):
+        """scikit-learn's condition for ``partial_fit``: a stochastic solver."""
+        if self.solver not in ("sgd", "adam"):
+            raise AttributeError("partial_fit is only available for stochastic optimizers. "
+                                 "%s is not stochastic." % self.solver)
+        return True
 
     def _fit_stochastic(self, X, Y, y_labels, sample_weight, train_weight, incremental):
         solver = self._solver(incremental)
@@ -657,6 +706,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             return True
         return False
 
+    @available_if(lambda est: est._check_solver())
     def partial_fit(self, X, y, sample_weight=None, classes=None):
         """One epoch over ``X``, ``y`` (``classes``, every label, on the first call); ``self``.
 
@@ -782,6 +832,10 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         Y = y.reshape(-1, 1) if y.ndim == 1 else y
         return X, Y, y
 
+    def _lbfgs_loss_divisor(self):
+        """scikit-learn's squared loss averages the outputs (its gradient sums them)."""
+        return self.n_outputs_
+
     def _epoch_loss(self, trainer):
         """scikit-learn's loss averages the outputs' halved squared errors (its gradient
         sums them, as the trainer's cost does): the data term over ``n_outputs_``; the L2
@@ -799,7 +853,13 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         return (loss - penalty) / self.n_outputs_ + penalty
 
     def partial_fit(self, X, y, sample_weight=None):
-        """One epoch over ``X``, ``y``; the optimiser's state carries over; returns ``self``."""
+        """One epoch over ``X``, ``y``; the optimiser's state carries over; returns ``self``.
+
+        With ``solver='lbfgs'``: an L-BFGS fit of up to ``max_iter`` iterations from the
+        current weights, as scikit-learn 1.9's regressor does (its ``available_if``
+        condition, ``lambda est: est._check_solver``, never calls the check, so unlike
+        its classifier's the method exists for every solver).
+        """
         self._validate_params()
         return self._fit(X, y, sample_weight=sample_weight, incremental=True)
 
