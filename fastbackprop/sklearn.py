@@ -14,7 +14,9 @@ scikit-learn's estimator checks. Examples are **rows** here, as everywhere
 in scikit-learn: ``X`` is ``(n_samples, n_features)`` and ``coefs_[i]`` is
 ``(n_in, n_out)``; inside, the data and the weights are transposed to the
 course's columns (``W{l} = coefs_[l-1].T``) and each epoch is one call of
-the Numba backend's :class:`~fastbackprop.kernels.Trainer`.
+the Numba backend's :class:`~fastbackprop.kernels.Trainer`; with
+``solver="lbfgs"``, scipy's L-BFGS-B calls one compiled pass over all the
+samples per evaluation (:mod:`fastbackprop.lbfgs`).
 
 What differs from scikit-learn, and what is not supported, is listed in
 each class's docstring and in ``docs/sklearn.md``. scikit-learn (>= 1.6) is
@@ -524,15 +526,23 @@ _PARAMETERS_DOC = """
     these notes:
 
     hidden_layer_sizes : tuple, default=(100,)
-    activation : {'relu', 'tanh', 'logistic'}, default='relu'
-        'identity' (a linear hidden layer) is refused with a ValueError: the
-        package has no linear hidden activation yet.
-    solver : {'adam', 'sgd'}, default='adam'
-        'lbfgs' is refused with a ValueError (the trainer is stochastic only).
+    activation : {'identity', 'logistic', 'tanh', 'relu'}, default='relu'
+        The hidden layers' g, scikit-learn's; 'identity' is a linear hidden
+        layer (``g(Z) = Z``, the package's ``"identity"``), 'logistic' the
+        sigmoid.
+    solver : {'lbfgs', 'sgd', 'adam'}, default='adam'
+        'adam' and 'sgd' train epochs of mini-batches on the compiled trainer.
+        'lbfgs' runs ``scipy.optimize.minimize(method="L-BFGS-B")`` on the loss
+        and gradient over all samples, as scikit-learn does, each evaluation one
+        compiled forward and backward pass (``fastbackprop.lbfgs``): the same
+        ``max_iter`` (iterations), ``max_fun``, ``tol`` (scipy's ``gtol``),
+        ``n_iter_`` and ``loss_``, scikit-learn's ``ConvergenceWarning``, and no
+        ``loss_curve_``, ``best_loss_`` or validation scores.
     alpha : float, default=0.0001
         L2 penalty, scikit-learn's: ``(alpha / (2 n_b)) sum ||W||^2`` added to
         each batch's loss and ``(alpha / n_b) W`` to its gradient, ``n_b`` the
-        batch's size (its sum of sample weights, see ``sample_weight``).
+        batch's size (its sum of sample weights, see ``sample_weight``); for
+        'lbfgs' the batch is every sample.
     batch_size : int or 'auto', default='auto'
         ``'auto'`` is ``min(200, n_samples)``; a batch that holds all samples
         is trained as one full batch.
@@ -544,7 +554,9 @@ _PARAMETERS_DOC = """
         1e-6). Exactly scikit-learn's schedules, which change the rate per epoch.
     learning_rate_init, power_t, max_iter, shuffle, tol, verbose, warm_start,
     early_stopping, validation_fraction, n_iter_no_change
-        scikit-learn's meaning. ``max_iter`` counts epochs.
+        scikit-learn's meaning. ``max_iter`` counts epochs ('lbfgs': scipy's
+        iterations). 'lbfgs' does not use ``early_stopping``, and with SciPy >=
+        1.15 its ``verbose`` prints nothing, as scikit-learn's.
     random_state : int, RandomState or None
         Draws the initial weights exactly as scikit-learn does (the same
         ``random_state`` gives the same initial ``coefs_``) and the
@@ -563,7 +575,7 @@ _PARAMETERS_DOC = """
         ``W -= lr_t m / (sqrt(v) + epsilon)``, where the course's Adam adds
         ``epsilon`` to ``sqrt(v_hat)``.
     max_fun : int, default=15000
-        Accepted for compatibility; used by 'lbfgs' only, which is refused.
+        'lbfgs' only: the most loss evaluations, scipy's ``maxfun``.
 """
 
 _DIFFERENCES_DOC = """
@@ -578,10 +590,15 @@ _DIFFERENCES_DOC = """
       batch's gradient by the batch's sum of weights; here the weights are
       scaled to mean 1 and each batch divided by its size (``alpha`` scaled to
       match), which is the same for a full batch and the same on average for
-      mini-batches.
+      mini-batches ('lbfgs' divides by the sum of weights, as scikit-learn).
     * training stops with ValueError at the first non-finite loss or update
       (scikit-learn finishes the epochs, then raises the same ValueError);
-      ``coefs_`` then hold the last finite weights.
+      ``coefs_`` then hold the last finite weights. ('lbfgs' raises it, as
+      scikit-learn, when scipy's final weights are not finite.)
+    * 'lbfgs' follows scikit-learn's iterates to rounding, and L-BFGS on a
+      non-convex loss amplifies rounding: the weights agree to 1e-8 for tens
+      of iterations, then drift as scikit-learn's own do when its loss is
+      perturbed by one ulp (docs/sklearn.md, "L-BFGS").
     * a warm start or ``partial_fit`` must keep the layer sizes (a clear
       ValueError otherwise).
     * ``fit`` runs BLAS on one thread when a batch's matrix products are small
@@ -610,7 +627,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     ``validation_scores_``, ``best_validation_score_``, ``t_``, ``coefs_``
     (``(n_in, n_out)`` arrays), ``intercepts_``, ``n_features_in_``,
     ``feature_names_in_``, ``n_iter_``, ``n_layers_``, ``n_outputs_``,
-    ``out_activation_``, as scikit-learn's.
+    ``out_activation_``, as scikit-learn's (with 'lbfgs', as there, no
+    ``loss_curve_``, ``best_loss_`` or validation scores, and no
+    ``partial_fit``).
     """ + _DIFFERENCES_DOC
 
     _parameter_constraints: dict = {
@@ -771,7 +790,9 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     Attributes: ``loss_``, ``best_loss_``, ``loss_curve_``,
     ``validation_scores_``, ``best_validation_score_``, ``t_``, ``coefs_``,
     ``intercepts_``, ``n_features_in_``, ``feature_names_in_``, ``n_iter_``,
-    ``n_layers_``, ``n_outputs_``, ``out_activation_``, as scikit-learn's.
+    ``n_layers_``, ``n_outputs_``, ``out_activation_``, as scikit-learn's (with
+    'lbfgs', as there, no ``loss_curve_``, ``best_loss_`` or validation
+    scores; ``partial_fit`` then runs L-BFGS from the current weights).
     For several outputs scikit-learn's loss averages the outputs' squared
     errors while its gradient sums them; the gradient here is the same, and
     ``loss_`` divides the data term by ``n_outputs_`` as scikit-learn does.
