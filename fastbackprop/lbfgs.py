@@ -2,7 +2,7 @@
 
 scikit-learn's MLP with ``solver="lbfgs"`` hands ``scipy.optimize.minimize(method="L-BFGS-B",
 jac=True)`` one vector of every parameter and a function returning the loss over all the
-examples and its gradient. This module is that, in three parts:
+examples and its gradient. This module is that, in four parts:
 
 :class:`Layout`
     the permutation between scikit-learn's packed vector (every ``coefs_[i]`` ``(n_in,
@@ -111,9 +111,10 @@ class CompiledPass:
     arrays of ``dtype`` (float64 or float32: the pass computes in it); ``dims`` ``[n_x,
     ..., n_L]``; ``sample_weight`` ``(m,)`` or None (all 1). Calling it with ``theta``
     (the kernels' flat layout, of ``dtype``) returns ``(grad, loss)``: ``grad`` holds
-    ``dZ A_prev^T`` and ``sum(dZ)`` summed over the examples, ``dZ_L = w_j (A_L - Y)``, in ``theta``'s layout (a buffer of the engine, overwritten
-    by the next call: copy what you keep); ``loss`` is ``sum_j w_j L_j`` (NaN when the
-    pass is not finite). Nothing is allocated per call.
+    ``dZ A_prev^T`` and ``sum(dZ)`` summed over the examples, ``dZ_L = w_j (A_L - Y)``,
+    in ``theta``'s layout (a buffer of the engine, overwritten by the next call: copy
+    what you keep); ``loss`` is ``sum_j w_j L_j`` (NaN when the pass is not finite).
+    Nothing is allocated per call.
     """
 
     def __init__(self, X, Y, dims, hidden_activation, output_activation, sample_weight=None,
