@@ -324,6 +324,7 @@ def test_lbfgs_convergence_max_iter_and_max_fun_as_scikit_learn():
         _assert_same_lbfgs_fit(ours, theirs)
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # scikit-learn's overflowing products
 def test_lbfgs_on_overflowing_data_ends_as_scikit_learns():
     """A loss that is not finite at the start: scipy stops at once, in both (no error,
     ``n_iter_`` 0, ``loss_`` NaN, the initial weights)."""
