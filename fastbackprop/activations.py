@@ -85,12 +85,23 @@ def leaky_relu_backward_factor(Z):
     return np.where(Z > 0, Z.dtype.type(1), Z.dtype.type(LEAKY_SLOPE))
 
 
+def identity(Z):
+    """identity(Z) = Z, as a new array (the reference's caches keep Z and A apart)."""
+    return np.array(Z)
+
+
+def identity_backward_factor(Z):
+    """identity'(Z) = 1."""
+    return np.ones_like(Z)
+
+
 #: Name -> (g, g') in NumPy.
 FUNCTIONS = {
     "sigmoid": (sigmoid, sigmoid_backward_factor),
     "tanh": (tanh, tanh_backward_factor),
     "relu": (relu, relu_backward_factor),
     "leaky_relu": (leaky_relu, leaky_relu_backward_factor),
+    "identity": (identity, identity_backward_factor),
 }
 
 

@@ -14,7 +14,9 @@ scikit-learn's estimator checks. Examples are **rows** here, as everywhere
 in scikit-learn: ``X`` is ``(n_samples, n_features)`` and ``coefs_[i]`` is
 ``(n_in, n_out)``; inside, the data and the weights are transposed to the
 course's columns (``W{l} = coefs_[l-1].T``) and each epoch is one call of
-the Numba backend's :class:`~fastbackprop.kernels.Trainer`.
+the Numba backend's :class:`~fastbackprop.kernels.Trainer`; with
+``solver="lbfgs"``, scipy's L-BFGS-B calls one compiled pass over all the
+samples per evaluation (:mod:`fastbackprop.lbfgs`).
 
 What differs from scikit-learn, and what is not supported, is listed in
 each class's docstring and in ``docs/sklearn.md``. scikit-learn (>= 1.6) is
@@ -38,7 +40,9 @@ try:
     from sklearn.utils import check_random_state
     from sklearn.utils._param_validation import Interval, Options, StrOptions
     from sklearn.utils.class_weight import compute_sample_weight
+    from sklearn.utils.metaestimators import available_if
     from sklearn.utils.multiclass import check_classification_targets, type_of_target, unique_labels
+    from sklearn.utils.optimize import _check_optimize_result
     from sklearn.utils.validation import (
         _check_sample_weight,
         check_is_fitted,
@@ -56,7 +60,7 @@ from .options import TrainingOptions
 __all__ = ["MLPClassifier", "MLPRegressor"]
 
 #: scikit-learn's names of the hidden activations -> the package's (``spec.ACTIVATIONS``).
-ACTIVATIONS = {"relu": "relu", "tanh": "tanh", "logistic": "sigmoid"}
+ACTIVATIONS = {"relu": "relu", "tanh": "tanh", "logistic": "sigmoid", "identity": "identity"}
 
 #: scikit-learn's names of the output layers -> the package's (``spec.OUTPUTS``).
 OUTPUTS = {"logistic": "sigmoid", "softmax": "softmax", "identity": "linear"}
@@ -122,16 +126,6 @@ class _BaseMLP(BaseEstimator):
 
     def _check_supported(self):
         """Refuse, with the reason, what scikit-learn accepts and this package cannot do."""
-        if self.solver == "lbfgs":
-            raise ValueError(
-                "solver='lbfgs' is not supported by fastbackprop.sklearn: the compiled "
-                "trainer runs stochastic epochs only. Use solver='adam' or 'sgd', or "
-                "sklearn.neural_network's classes for L-BFGS.")
-        if self.activation not in ACTIVATIONS:
-            raise ValueError(
-                f"activation={self.activation!r} is not supported by fastbackprop.sklearn "
-                f"(the package's hidden activations are {sorted(ACTIVATIONS)}); use one of "
-                "those, or sklearn.neural_network's classes for a linear hidden layer.")
         if self.solver == "sgd" and self.momentum == 1:
             raise ValueError("momentum=1 is not supported by fastbackprop.sklearn (the velocity "
                              "would never decay); use a momentum in [0, 1).")
@@ -176,7 +170,10 @@ class _BaseMLP(BaseEstimator):
             self._initialize(Y, layer_units, X.dtype)
         else:
             self._check_continuation(Y, layer_units)
-        self._fit_stochastic(X, Y, y_labels, sample_weight, train_weight, incremental)
+        if self.solver == "lbfgs":
+            self._fit_lbfgs(X, Y, train_weight)
+        else:
+            self._fit_stochastic(X, Y, y_labels, sample_weight, train_weight, incremental)
         return self
 
     def _training_weights(self, sample_weight, y_labels, incremental, dtype):
@@ -201,6 +198,9 @@ class _BaseMLP(BaseEstimator):
             self.intercepts_.append(intercept.astype(dtype, copy=False))
         self._best_coefs = [c.copy() for c in self.coefs_]
         self._best_intercepts = [i.copy() for i in self.intercepts_]
+        self.__dict__.pop("_solver_state", None)
+        if self.solver == "lbfgs":
+            return  # scikit-learn sets no loss curve, best loss or validation scores for it
         self.loss_curve_ = []
         self._no_improvement_count = 0
         if self.early_stopping:
@@ -211,7 +211,6 @@ class _BaseMLP(BaseEstimator):
             self.best_loss_ = np.inf
             self.validation_scores_ = None
             self.best_validation_score_ = None
-        self.__dict__.pop("_solver_state", None)
 
     def _check_continuation(self, Y, layer_units):
         """A warm start or ``partial_fit`` continues a network of the same shape."""
@@ -232,6 +231,58 @@ class _BaseMLP(BaseEstimator):
                      "t": 0, "state": None}
             self._solver_state = state
         return state
+
+    def _fit_lbfgs(self, X, Y, weight):
+        """scikit-learn's ``_fit_lbfgs``: scipy's L-BFGS-B on the loss and gradient over all
+        the samples, each evaluation one compiled pass (:mod:`fastbackprop.lbfgs`).
+
+        As scikit-learn: the parameters in its packed order, ``max_iter``, ``max_fun`` and
+        ``tol`` as scipy's ``maxiter``, ``maxfun`` and ``gtol``, ``n_iter_`` scipy's
+        iterations, ``loss_`` the last loss, a ``ConvergenceWarning`` when scipy did not
+        converge; ``early_stopping`` is not used. With float32 ``X`` the passes run in
+        float32 at the float32-rounded iterate, scipy's state stays float64 and ``coefs_``
+        end float64, as in scikit-learn (scipy evaluates a float32 ``x0``'s function at
+        float32 points).
+        """
+        from . import lbfgs
+
+        n = X.shape[0]
+        if weight is None:
+            weight_sum = float(n)
+        else:
+            weight_sum = float(np.sum(weight))  # in X's dtype, as scikit-learn sums them
+            if not weight_sum > 0:
+                raise ValueError("Sample weights must contain at least one non-zero number "
+                                 "(after the class weights, if any).")
+        units = [X.shape[1]] + [c.shape[1] for c in self.coefs_]
+        layout = lbfgs.Layout(units)
+        engine = lbfgs.CompiledPass(X.T, np.asarray(Y).T, units, ACTIVATIONS[self.activation],
+                                    OUTPUTS[self.out_activation_], weight, X.dtype)
+        output = OUTPUTS[self.out_activation_]
+        clip = None if output == "linear" else lbfgs.LogLossClip(engine.Y, weight, output,
+                                                                 X.dtype)
+        objective = lbfgs.Objective(engine, layout, self.alpha, weight_sum,
+                                    self._lbfgs_loss_divisor(), clip)
+        with _blas_threads(n * max(a * b for a, b in zip(units[:-1], units[1:]))):
+            result = lbfgs.minimize(objective, layout.pack(self.coefs_, self.intercepts_),
+                                    self.max_iter, self.max_fun, self.tol, self.verbose)
+        self.n_iter_ = _check_optimize_result("lbfgs", result, self.max_iter)
+        self.loss_ = result.fun
+        self.coefs_, self.intercepts_ = layout.unpack(result.x)
+        if not all(np.isfinite(p).all() for p in self.coefs_ + self.intercepts_):
+            raise ValueError(_NONFINITE)
+
+    def _lbfgs_loss_divisor(self):
+        """What scikit-learn's loss divides the summed per-sample losses by, beyond the sum of
+        the weights: 1 for the cross-entropies (see :class:`MLPRegressor`)."""
+        return 1
+
+    def _check_solver(self):
+        """scikit-learn's condition for ``partial_fit``: a stochastic solver."""
+        if self.solver not in ("sgd", "adam"):
+            raise AttributeError("partial_fit is only available for stochastic optimizers. "
+                                 "%s is not stochastic." % self.solver)
+        return True
 
     def _fit_stochastic(self, X, Y, y_labels, sample_weight, train_weight, incremental):
         solver = self._solver(incremental)
@@ -478,15 +529,23 @@ _PARAMETERS_DOC = """
     these notes:
 
     hidden_layer_sizes : tuple, default=(100,)
-    activation : {'relu', 'tanh', 'logistic'}, default='relu'
-        'identity' (a linear hidden layer) is refused with a ValueError: the
-        package has no linear hidden activation yet.
-    solver : {'adam', 'sgd'}, default='adam'
-        'lbfgs' is refused with a ValueError (the trainer is stochastic only).
+    activation : {'identity', 'logistic', 'tanh', 'relu'}, default='relu'
+        The hidden layers' g, scikit-learn's; 'identity' is a linear hidden
+        layer (``g(Z) = Z``, the package's ``"identity"``), 'logistic' the
+        sigmoid.
+    solver : {'lbfgs', 'sgd', 'adam'}, default='adam'
+        'adam' and 'sgd' train epochs of mini-batches on the compiled trainer.
+        'lbfgs' runs ``scipy.optimize.minimize(method="L-BFGS-B")`` on the loss
+        and gradient over all samples, as scikit-learn does, each evaluation one
+        compiled forward and backward pass (``fastbackprop.lbfgs``): the same
+        ``max_iter`` (iterations), ``max_fun``, ``tol`` (scipy's ``gtol``),
+        ``n_iter_`` and ``loss_``, scikit-learn's ``ConvergenceWarning``, and no
+        ``loss_curve_``, ``best_loss_`` or validation scores.
     alpha : float, default=0.0001
         L2 penalty, scikit-learn's: ``(alpha / (2 n_b)) sum ||W||^2`` added to
         each batch's loss and ``(alpha / n_b) W`` to its gradient, ``n_b`` the
-        batch's size (its sum of sample weights, see ``sample_weight``).
+        batch's size (its sum of sample weights, see ``sample_weight``); for
+        'lbfgs' the batch is every sample.
     batch_size : int or 'auto', default='auto'
         ``'auto'`` is ``min(200, n_samples)``; a batch that holds all samples
         is trained as one full batch.
@@ -498,7 +557,9 @@ _PARAMETERS_DOC = """
         1e-6). Exactly scikit-learn's schedules, which change the rate per epoch.
     learning_rate_init, power_t, max_iter, shuffle, tol, verbose, warm_start,
     early_stopping, validation_fraction, n_iter_no_change
-        scikit-learn's meaning. ``max_iter`` counts epochs.
+        scikit-learn's meaning. ``max_iter`` counts epochs ('lbfgs': scipy's
+        iterations). 'lbfgs' does not use ``early_stopping``, and with SciPy >=
+        1.15 its ``verbose`` prints nothing, as scikit-learn's.
     random_state : int, RandomState or None
         Draws the initial weights exactly as scikit-learn does (the same
         ``random_state`` gives the same initial ``coefs_``) and the
@@ -517,7 +578,7 @@ _PARAMETERS_DOC = """
         ``W -= lr_t m / (sqrt(v) + epsilon)``, where the course's Adam adds
         ``epsilon`` to ``sqrt(v_hat)``.
     max_fun : int, default=15000
-        Accepted for compatibility; used by 'lbfgs' only, which is refused.
+        'lbfgs' only: the most loss evaluations, scipy's ``maxfun``.
 """
 
 _DIFFERENCES_DOC = """
@@ -532,10 +593,15 @@ _DIFFERENCES_DOC = """
       batch's gradient by the batch's sum of weights; here the weights are
       scaled to mean 1 and each batch divided by its size (``alpha`` scaled to
       match), which is the same for a full batch and the same on average for
-      mini-batches.
+      mini-batches ('lbfgs' divides by the sum of weights, as scikit-learn).
     * training stops with ValueError at the first non-finite loss or update
       (scikit-learn finishes the epochs, then raises the same ValueError);
-      ``coefs_`` then hold the last finite weights.
+      ``coefs_`` then hold the last finite weights. ('lbfgs' raises it, as
+      scikit-learn, when scipy's final weights are not finite.)
+    * 'lbfgs' follows scikit-learn's iterates to rounding, and L-BFGS on a
+      non-convex loss amplifies rounding: the weights agree to 1e-8 for tens
+      of iterations, then drift as scikit-learn's own do when its loss is
+      perturbed by one ulp (docs/sklearn.md, "L-BFGS").
     * a warm start or ``partial_fit`` must keep the layer sizes (a clear
       ValueError otherwise).
     * ``fit`` runs BLAS on one thread when a batch's matrix products are small
@@ -564,7 +630,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     ``validation_scores_``, ``best_validation_score_``, ``t_``, ``coefs_``
     (``(n_in, n_out)`` arrays), ``intercepts_``, ``n_features_in_``,
     ``feature_names_in_``, ``n_iter_``, ``n_layers_``, ``n_outputs_``,
-    ``out_activation_``, as scikit-learn's.
+    ``out_activation_``, as scikit-learn's (with 'lbfgs', as there, no
+    ``loss_curve_``, ``best_loss_`` or validation scores, and no
+    ``partial_fit``).
     """ + _DIFFERENCES_DOC
 
     _parameter_constraints: dict = {
@@ -660,6 +728,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             return True
         return False
 
+    @available_if(lambda est: est._check_solver())
     def partial_fit(self, X, y, sample_weight=None, classes=None):
         """One epoch over ``X``, ``y`` (``classes``, every label, on the first call); ``self``.
 
@@ -724,7 +793,9 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     Attributes: ``loss_``, ``best_loss_``, ``loss_curve_``,
     ``validation_scores_``, ``best_validation_score_``, ``t_``, ``coefs_``,
     ``intercepts_``, ``n_features_in_``, ``feature_names_in_``, ``n_iter_``,
-    ``n_layers_``, ``n_outputs_``, ``out_activation_``, as scikit-learn's.
+    ``n_layers_``, ``n_outputs_``, ``out_activation_``, as scikit-learn's (with
+    'lbfgs', as there, no ``loss_curve_``, ``best_loss_`` or validation
+    scores; ``partial_fit`` then runs L-BFGS from the current weights).
     For several outputs scikit-learn's loss averages the outputs' squared
     errors while its gradient sums them; the gradient here is the same, and
     ``loss_`` divides the data term by ``n_outputs_`` as scikit-learn does.
@@ -785,6 +856,10 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         Y = y.reshape(-1, 1) if y.ndim == 1 else y
         return X, Y, y
 
+    def _lbfgs_loss_divisor(self):
+        """scikit-learn's squared loss averages the outputs (its gradient sums them)."""
+        return self.n_outputs_
+
     def _epoch_loss(self, trainer):
         """scikit-learn's loss averages the outputs' halved squared errors (its gradient
         sums them, as the trainer's cost does): the data term over ``n_outputs_``; the L2
@@ -802,7 +877,13 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         return (loss - penalty) / self.n_outputs_ + penalty
 
     def partial_fit(self, X, y, sample_weight=None):
-        """One epoch over ``X``, ``y``; the optimiser's state carries over; returns ``self``."""
+        """One epoch over ``X``, ``y``; the optimiser's state carries over; returns ``self``.
+
+        With ``solver='lbfgs'``: an L-BFGS fit of up to ``max_iter`` iterations from the
+        current weights, as scikit-learn 1.9's regressor does (its ``available_if``
+        condition, ``lambda est: est._check_solver``, never calls the check, so unlike
+        its classifier's the method exists for every solver).
+        """
         self._validate_params()
         return self._fit(X, y, sample_weight=sample_weight, incremental=True)
 

@@ -56,6 +56,8 @@ ACTIVATIONS = {
     "tanh": Activation(1, "tanh(Z)", "1 - A^2"),
     "relu": Activation(2, "max(Z, 0)", "1 where A > 0, else 0"),
     "leaky_relu": Activation(3, "Z where Z >= 0, else 0.01 Z", "1 where A > 0, else 0.01"),
+    # a linear hidden layer (scikit-learn's activation="identity": a linear bottleneck)
+    "identity": Activation(4, "Z", "1"),
 }
 
 #: Output layers, name -> :class:`Output`.

@@ -10,7 +10,7 @@ import pytest
 
 from conftest import DTYPES, assert_close, backend
 
-from fastbackprop import Model, activations, outputs, reference as R, spec
+from fastbackprop import Model, activations, backends, outputs, reference as R, spec
 from fastbackprop.validation import check_labels
 
 K = backend("numba")
@@ -59,6 +59,61 @@ def test_gradient_check_passes_for_every_output_layer(output, hidden, activation
         difference = R.gradient_check(parameters, X, Y, activation, output_start=output_start,
                                       output_activation=output)
         assert difference < 1e-7, (n_L, difference)
+
+
+def kernels_gradient_check(theta, X, Y, dims, activation, output, epsilon=1e-6):
+    """:func:`R.gradient_check` for the kernels' compiled pass (``gradient_sums``, what the
+    training loop and scikit-learn's L-BFGS evaluate): its gradient against centred
+    differences of its own cost, both divided by ``m``."""
+    gradient_sums = backends.get("numba").gradient_sums
+    grad, _ = gradient_sums(theta, X, Y, dims, activation, output)
+    numeric = np.empty_like(theta)
+    for i in range(theta.size):
+        e = np.zeros_like(theta)
+        e[i] = epsilon
+        numeric[i] = (gradient_sums(theta + e, X, Y, dims, activation, output)[1]
+                      - gradient_sums(theta - e, X, Y, dims, activation, output)[1]) / (2 * epsilon)
+    return float(np.linalg.norm(grad - numeric) / (np.linalg.norm(grad) + np.linalg.norm(numeric)))
+
+
+@pytest.mark.parametrize("activation", HIDDEN)
+@pytest.mark.parametrize("output", OUTPUTS)
+def test_the_kernels_gradient_check_passes_for_every_output_layer(output, activation):
+    from fastbackprop.kernels import pack
+
+    for dims, m in (([3, 4, WIDTHS[output][0]], 1), ([5, 4, 3, WIDTHS[output][1]], 7)):
+        parameters, X, Y = network(dims, m, output, seed=1)
+        theta = pack(parameters, dims, np.float64)
+        difference = kernels_gradient_check(theta, X, Y, dims, activation, output)
+        assert difference < 1e-7, (dims, difference)
+
+
+@pytest.mark.slow
+def test_the_kernels_gradient_check_catches_a_wrong_derivative():
+    """Not vacuous: with identity's g' doubled in the kernels, the compiled pass fails the
+    check. (Slow: the patched table needs a fresh process and a cold compile, no cache.)"""
+    script = (
+        "import numpy as np\n"
+        "from fastbackprop.kernels import scalar\n"
+        "def doubled(fty):\n"
+        "    g, _ = scalar._identity_kernels(fty)\n"
+        "    two = fty(2.0)\n"
+        "    return g, lambda code, a: two\n"
+        "scalar.ACTIVATION_KERNELS[scalar.IDENTITY] = doubled\n"
+        "import sys; sys.path.insert(0, 'tests')\n"
+        "from test_outputs import network, kernels_gradient_check\n"
+        "from fastbackprop.kernels import pack\n"
+        "parameters, X, Y = network([5, 4, 3, 2], 7, 'linear', seed=1)\n"
+        "theta = pack(parameters, [5, 4, 3, 2], np.float64)\n"
+        "print(kernels_gradient_check(theta, X, Y, [5, 4, 3, 2], 'identity', 'linear'))\n")
+    import os
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=600, env=dict(os.environ, FASTBACKPROP_CACHE="0"))
+    assert out.returncode == 0, out.stderr
+    assert float(out.stdout.split()[-1]) > 1e-3
 
 
 @pytest.mark.parametrize("output", OUTPUTS)

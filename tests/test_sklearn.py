@@ -40,16 +40,42 @@ pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceW
 # ---------------------------------------------------------------------------
 
 
-#: Checks that may not pass, with the reason (none today; see docs/sklearn.md).
-EXPECTED_FAILED_CHECKS = {}
+#: Checks that may not pass, with the reason, per solver (see docs/sklearn.md).
+EXPECTED_FAILED_CHECKS = {
+    "lbfgs": {"check_classifiers_multilabel_output_format_predict_proba": (
+        "scikit-learn's own MLPClassifier(solver='lbfgs') fails it too: L-BFGS fits the "
+        "check's data until some probabilities round to exactly 1.0, and the check wants "
+        "them below 1 (test_scikit_learns_own_lbfgs_classifier_fails_the_same_check)")},
+}
 
 
-@parametrize_with_checks([MLPClassifier(), MLPRegressor()],
-                         expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS)
+def _expected_failed_checks(estimator):
+    if estimator.solver == "lbfgs" and isinstance(estimator, MLPClassifier):
+        return EXPECTED_FAILED_CHECKS["lbfgs"]
+    return {}
+
+
+@parametrize_with_checks([MLPClassifier(), MLPRegressor(), MLPClassifier(solver="lbfgs"),
+                          MLPRegressor(solver="lbfgs")],
+                         expected_failed_checks=_expected_failed_checks)
 def test_scikit_learns_estimator_checks(estimator, check):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         check(estimator)
+
+
+def test_scikit_learns_own_lbfgs_classifier_fails_the_same_check():
+    """The one expected failure is scikit-learn's too (if it stops failing there, the
+    expectation here should go)."""
+    from sklearn.utils.estimator_checks import (
+        check_classifiers_multilabel_output_format_predict_proba as check,
+    )
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for cls in (sk.MLPClassifier, MLPClassifier):
+            with pytest.raises(AssertionError, match="probabilities of the positive class"):
+                check(cls.__name__, cls(solver="lbfgs"))
 
 
 def test_importing_fastbackprop_does_not_import_scikit_learn():
@@ -95,7 +121,7 @@ def _assert_same_fit(ours, theirs, rtol=1e-9):
 
 def test_the_initial_weights_are_scikit_learns_glorot_draws():
     X, y = _data()
-    for activation in ("relu", "logistic"):
+    for activation in ("relu", "logistic", "identity"):  # Glorot's factor 6, 2, 6
         kw = dict(hidden_layer_sizes=(7, 5), activation=activation, random_state=3,
                   max_iter=1, learning_rate_init=1e-300)
         ours, theirs = MLPClassifier(**kw).fit(X, y), sk.MLPClassifier(**kw).fit(X, y)
@@ -117,6 +143,20 @@ def test_without_shuffling_the_updates_are_scikit_learns(solver, extra):
     kw = dict(hidden_layer_sizes=(8,), solver=solver, shuffle=False, batch_size=32,
               max_iter=15, random_state=0, learning_rate_init=0.01, alpha=0.01, **extra)
     _assert_same_fit(MLPClassifier(**kw).fit(X, y), sk.MLPClassifier(**kw).fit(X, y))
+
+
+@pytest.mark.parametrize("activation", ["identity", "relu", "tanh", "logistic"])
+def test_every_activation_is_scikit_learns(activation):
+    """Each hidden activation, ``identity`` included, with adam and sgd (``shuffle=False``):
+    scikit-learn's weights, losses and stopping, to the tolerance of the tests above."""
+    X, y = _data(n=90)
+    for solver in ("adam", "sgd"):
+        kw = dict(hidden_layer_sizes=(8, 5), activation=activation, solver=solver,
+                  shuffle=False, batch_size=32, max_iter=12, random_state=0,
+                  learning_rate_init=0.01, alpha=0.01)
+        _assert_same_fit(MLPClassifier(**kw).fit(X, y), sk.MLPClassifier(**kw).fit(X, y))
+        _assert_same_fit(MLPRegressor(**kw).fit(X, X[:, 0] - X[:, 1] ** 2),
+                         sk.MLPRegressor(**kw).fit(X, X[:, 0] - X[:, 1] ** 2))
 
 
 def test_binary_multilabel_and_regression_updates_are_scikit_learns():
@@ -171,6 +211,200 @@ def test_warm_start_continues_from_the_fitted_weights_with_a_new_optimiser():
     assert len(ours.loss_curve_) == 8
     with pytest.raises(ValueError, match="warm_start can only be used where `y` has the same"):
         ours.fit(X, np.where(y == 2, 1, y))
+
+
+# ---------------------------------------------------------------------------
+# L-BFGS
+# ---------------------------------------------------------------------------
+
+#: What scikit-learn does not set for solver="lbfgs" (nor do these classes).
+LBFGS_ABSENT = ("loss_curve_", "best_loss_", "validation_scores_", "best_validation_score_")
+
+
+def _assert_same_lbfgs_fit(ours, theirs, rtol=1e-8):
+    """scikit-learn's L-BFGS fit: iterations, loss, weights (and their dtype) to ``rtol``,
+    each array norm-wise (``atol = rtol * max|theirs|``), and the same attributes."""
+    assert ours.n_iter_ == theirs.n_iter_ and ours.t_ == theirs.t_ == 0
+    assert ours.out_activation_ == theirs.out_activation_
+    assert ours.loss_ == pytest.approx(theirs.loss_, rel=rtol)
+    for a, b in zip(ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_,
+                    strict=True):
+        assert a.shape == b.shape and a.dtype == b.dtype
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * np.abs(b).max())
+    for name in LBFGS_ABSENT:
+        assert hasattr(ours, name) == hasattr(theirs, name), name
+
+
+def _lbfgs_problems():
+    """(name, class pair, X, y) for each kind of target scikit-learn's MLPs fit."""
+    X, y = _data(n=80, classes=3)
+    X2, y2 = _data(n=80, classes=2, seed=1)
+    multilabel = np.column_stack([y == 0, y == 1, X[:, 0] > 0]).astype(int)
+    target = X[:, 0] - 2 * X[:, 1] ** 2
+    return {
+        "binary": (MLPClassifier, sk.MLPClassifier, X2, y2),
+        "multiclass": (MLPClassifier, sk.MLPClassifier, X, y),
+        "multilabel": (MLPClassifier, sk.MLPClassifier, X, multilabel),
+        "regression": (MLPRegressor, sk.MLPRegressor, X, target),
+        "multi-output": (MLPRegressor, sk.MLPRegressor, X,
+                         np.column_stack([target, np.sin(X[:, 2]), X[:, 3]])),
+    }
+
+
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+@pytest.mark.parametrize("activation", ["relu", "tanh", "logistic", "identity"])
+@pytest.mark.parametrize("problem", ["binary", "multiclass", "multilabel", "regression",
+                                     "multi-output"])
+def test_lbfgs_is_scikit_learns(problem, activation, weighted):
+    """The same ``random_state``: scikit-learn's weights to 1e-8 after 20 iterations
+    (measured by ``tools/lbfgs_agreement.py``: median 1.5e-13, at most 1.7e-9). The
+    iterations of a non-convex L-BFGS amplify rounding: scikit-learn against itself with
+    one ulp of noise on its loss and gradient drifts as far (at most 1.8e-9 here), and
+    to 1e-6 and more by 100 iterations."""
+    ours_cls, theirs_cls, X, y = _lbfgs_problems()[problem]
+    w = np.random.default_rng(1).uniform(0, 3, len(X)) if weighted else None
+    kw = dict(hidden_layer_sizes=(7, 4), activation=activation, solver="lbfgs", max_iter=20,
+              random_state=0, alpha=0.01)
+    ours = ours_cls(**kw).fit(X, y, sample_weight=w)
+    theirs = theirs_cls(**kw).fit(X, y, sample_weight=w)
+    _assert_same_lbfgs_fit(ours, theirs)
+    np.testing.assert_allclose(ours.predict(X), theirs.predict(X), rtol=1e-7, atol=1e-7)
+
+
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+@pytest.mark.parametrize("activation", ["relu", "tanh", "logistic", "identity"])
+@pytest.mark.parametrize("problem", ["binary", "multiclass", "multilabel", "regression",
+                                     "multi-output"])
+def test_lbfgs_on_float32_is_scikit_learns_to_float32_rounding(problem, activation, weighted):
+    """scikit-learn's L-BFGS on float32 ``X``: scipy hands the loss function float32
+    points (``x0`` is float32), so the passes run in float32 while scipy's state stays
+    float64, and ``coefs_`` end float64; so here. The two float32 passes round
+    differently (6e-8 per operation), and L-BFGS amplifies it: after 5 iterations the
+    weights agree to 1e-3 (measured by ``tools/lbfgs_agreement.py --dtype float32
+    --max-iter 5``: median 6e-7, at most 1.0e-4 over these 40 cases; scikit-learn
+    against itself with one float32 ulp of relative noise on each loss and gradient
+    entry: median 3e-7, at most 1.2e-4; after 20 iterations both reach 4e-2)."""
+    ours_cls, theirs_cls, X, y = _lbfgs_problems()[problem]
+    X = X.astype(np.float32)
+    w = np.random.default_rng(1).uniform(0, 3, len(X)) if weighted else None
+    kw = dict(hidden_layer_sizes=(7, 4), activation=activation, solver="lbfgs", max_iter=5,
+              random_state=0, alpha=0.01)
+    ours = ours_cls(**kw).fit(X, y, sample_weight=w)
+    theirs = theirs_cls(**kw).fit(X, y, sample_weight=w)
+    assert all(c.dtype == np.float64 for c in ours.coefs_ + ours.intercepts_)
+    _assert_same_lbfgs_fit(ours, theirs, rtol=1e-3)
+
+
+def test_lbfgs_convergence_max_iter_and_max_fun_as_scikit_learn():
+    """``tol`` is scipy's ``gtol``: a fit that converges stops at scikit-learn's iteration,
+    without a warning; ``max_iter`` and ``max_fun`` stop it with scikit-learn's
+    ``ConvergenceWarning``, word for word."""
+    X, y = _data(n=80)
+
+    def fit(cls, **kw):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model = cls(hidden_layer_sizes=(5,), solver="lbfgs", random_state=0, **kw).fit(X, y)
+        return model, [str(w.message) for w in caught if w.category is ConvergenceWarning]
+
+    ours, warned = fit(MLPClassifier, activation="identity")  # converges: nearly convex
+    theirs, their_warnings = fit(sk.MLPClassifier, activation="identity")
+    assert ours.n_iter_ < 200 and warned == their_warnings == []
+    _assert_same_lbfgs_fit(ours, theirs)
+    ours, warned = fit(MLPClassifier, tol=1e-2)  # converges early with a larger gtol
+    theirs, their_warnings = fit(sk.MLPClassifier, tol=1e-2)
+    assert ours.n_iter_ < 200 and warned == their_warnings == []
+    _assert_same_lbfgs_fit(ours, theirs)
+    for kw, status in ((dict(max_iter=5), "ITERATIONS REACHED LIMIT"),
+                       (dict(max_fun=4), "F,G EVALUATIONS EXCEEDS LIMIT")):
+        ours, warned = fit(MLPClassifier, **kw)
+        theirs, their_warnings = fit(sk.MLPClassifier, **kw)
+        assert len(warned) == 1 and status in warned[0] and warned == their_warnings
+        assert warned[0].startswith(f"lbfgs failed to converge after {ours.n_iter_} iteration")
+        _assert_same_lbfgs_fit(ours, theirs)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # scikit-learn's overflowing products
+def test_lbfgs_on_overflowing_data_ends_as_scikit_learns():
+    """A loss that is not finite at the start: scipy stops at once, in both (no error,
+    ``n_iter_`` 0, ``loss_`` NaN, the initial weights)."""
+    X, _ = _data(n=40)
+    kw = dict(hidden_layer_sizes=(4,), solver="lbfgs", random_state=0, activation="identity")
+    ours = MLPRegressor(**kw).fit(X * 1e200, X[:, 0] * 1e200)
+    theirs = sk.MLPRegressor(**kw).fit(X * 1e200, X[:, 0] * 1e200)
+    assert ours.n_iter_ == theirs.n_iter_ == 0 and np.isnan(ours.loss_) and np.isnan(theirs.loss_)
+    for a, b in zip(ours.coefs_, theirs.coefs_):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_lbfgs_warm_start_early_stopping_and_class_weight():
+    """A warm start continues from ``coefs_`` (``n_iter_`` counts the new run only, as in
+    scikit-learn); ``early_stopping`` is not used by L-BFGS; a class weight is the
+    sample weight it implies."""
+    X, y = _data(n=80)
+    kw = dict(hidden_layer_sizes=(6,), solver="lbfgs", random_state=0, max_iter=8,
+              warm_start=True)
+    ours, theirs = MLPClassifier(**kw), sk.MLPClassifier(**kw)
+    for _ in range(2):
+        ours.fit(X, y)
+        theirs.fit(X, y)
+    _assert_same_lbfgs_fit(ours, theirs)
+    kw = dict(hidden_layer_sizes=(6,), solver="lbfgs", random_state=0, max_iter=10)
+    stopping = MLPClassifier(early_stopping=True, **kw).fit(X, y)
+    _assert_same_lbfgs_fit(stopping, sk.MLPClassifier(early_stopping=True, **kw).fit(X, y))
+    plain = MLPClassifier(**kw).fit(X, y)
+    for a, b in zip(stopping.coefs_, plain.coefs_):
+        np.testing.assert_array_equal(a, b)
+    weights = {0: 2.0, 1: 0.5, 2: 1.0}
+    by_class = MLPClassifier(class_weight=weights, **kw).fit(X, y)
+    by_sample = MLPClassifier(**kw).fit(X, y, sample_weight=np.vectorize(weights.get)(y))
+    for a, b in zip(by_class.coefs_, by_sample.coefs_):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_lbfgs_partial_fit_is_as_in_scikit_learn():
+    """The classifier has no ``partial_fit`` with L-BFGS (scikit-learn's error, word for
+    word); scikit-learn 1.9's regressor has one (its ``available_if`` condition is never
+    false), which runs an L-BFGS fit from the current weights: so here."""
+    X, y = _data(n=40)
+    model, reference = MLPClassifier(solver="lbfgs"), sk.MLPClassifier(solver="lbfgs")
+    assert not hasattr(model, "partial_fit") and not hasattr(reference, "partial_fit")
+    with pytest.raises(AttributeError) as caught:
+        model.partial_fit  # noqa: B018
+    with pytest.raises(AttributeError) as their_caught:
+        reference.partial_fit  # noqa: B018
+    assert str(caught.value) == str(their_caught.value)
+    assert str(caught.value.__cause__) == str(their_caught.value.__cause__) == (
+        "partial_fit is only available for stochastic optimizers. lbfgs is not stochastic.")
+    assert hasattr(model.set_params(solver="sgd"), "partial_fit")
+    kw = dict(hidden_layer_sizes=(5,), solver="lbfgs", random_state=0, max_iter=6)
+    ours, theirs = MLPRegressor(**kw), sk.MLPRegressor(**kw)
+    for _ in range(2):
+        ours.partial_fit(X, X[:, 0])
+        theirs.partial_fit(X, X[:, 0])
+    _assert_same_lbfgs_fit(ours, theirs)
+
+
+def test_lbfgs_verbose_prints_what_scikit_learns_prints(capfd):
+    """scikit-learn passes ``iprint`` to scipy only below SciPy 1.15 (which deprecated it):
+    the same output (none, from 1.15), on Python's streams and the C library's."""
+    X, y = _data(n=40)
+    kw = dict(hidden_layer_sizes=(4,), solver="lbfgs", max_iter=3, verbose=True, random_state=0)
+    sk.MLPClassifier(**kw).fit(X, y)
+    theirs = capfd.readouterr()
+    MLPClassifier(**kw).fit(X, y)
+    assert capfd.readouterr() == theirs
+
+
+def test_lbfgs_on_sparse_input_is_the_dense_fit():
+    from scipy import sparse
+
+    X, y = _data(n=60)
+    X[np.abs(X) < 0.5] = 0
+    kw = dict(hidden_layer_sizes=(6,), solver="lbfgs", random_state=0, max_iter=10)
+    dense, thin = MLPClassifier(**kw).fit(X, y), MLPClassifier(**kw).fit(sparse.csr_matrix(X), y)
+    for a, b in zip(dense.coefs_ + dense.intercepts_, thin.coefs_ + thin.intercepts_):
+        np.testing.assert_array_equal(a, b)
 
 
 # ---------------------------------------------------------------------------
@@ -347,8 +581,6 @@ def test_sparse_input_trains_as_the_dense_one():
 
 
 @pytest.mark.parametrize("cls,kwargs,match", [
-    (MLPClassifier, dict(solver="lbfgs"), "solver='lbfgs' is not supported"),
-    (MLPClassifier, dict(activation="identity"), "activation='identity' is not supported"),
     (MLPRegressor, dict(loss="poisson"), "loss='poisson' is not supported"),
     (MLPRegressor, dict(solver="sgd", momentum=1.0), "momentum=1 is not supported"),
     (MLPClassifier, dict(alpha=-1.0), "The 'alpha' parameter of MLPClassifier must be"),
@@ -438,7 +670,7 @@ def _standardised(loader):
 @pytest.mark.slow
 @pytest.mark.parametrize("loader", [load_digits, load_breast_cancer])
 @pytest.mark.parametrize("solver,batch_size", [("adam", "auto"), ("sgd", "auto"),
-                                               ("adam", 32), ("sgd", 32)])
+                                               ("adam", 32), ("sgd", 32), ("lbfgs", "auto")])
 def test_test_scores_are_within_0_01_of_scikit_learns(loader, solver, batch_size):
     X_train, X_test, y_train, y_test = _standardised(loader)
     kw = dict(solver=solver, batch_size=batch_size, max_iter=100, tol=0, random_state=0)

@@ -80,7 +80,7 @@ def test_layer_dims_that_do_not_fit_the_data():
 
 def test_unknown_activation():
     X, Y = good()
-    with pytest.raises(ValueError, match=r"hidden_activation must be one of \['sigmoid', 'tanh', 'relu', 'leaky_relu'\]; got 'softmax'"):
+    with pytest.raises(ValueError, match=r"hidden_activation must be one of \['sigmoid', 'tanh', 'relu', 'leaky_relu', 'identity'\]; got 'softmax'"):
         train(X, Y, hidden_activation="softmax")
     p = R.initialize_parameters(GOOD_DIMS)
     with pytest.raises(ValueError, match="activation must be one of"):

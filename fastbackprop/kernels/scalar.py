@@ -33,8 +33,8 @@ from numba.extending import intrinsic
 from .. import activations
 from .._jit import overload_kernel
 
-SIGMOID, TANH, RELU, LEAKY_RELU = (
-    activations.CODES[name] for name in ("sigmoid", "tanh", "relu", "leaky_relu"))
+SIGMOID, TANH, RELU, LEAKY_RELU, IDENTITY = (
+    activations.CODES[name] for name in ("sigmoid", "tanh", "relu", "leaky_relu", "identity"))
 
 
 def _float_type(ty):
@@ -382,6 +382,18 @@ def _leaky_relu_kernels(fty):
     return g, g_prime
 
 
+def _identity_kernels(fty):
+    one = fty(1.0)
+
+    def g(code, z):
+        return z
+
+    def g_prime(code, a):
+        return one
+
+    return g, g_prime
+
+
 #: Activation code -> a function of the float type giving ``(g, g' from A)``.
 #: One entry per row of ``spec.ACTIVATIONS`` (a test checks they match).
 ACTIVATION_KERNELS = {
@@ -389,6 +401,7 @@ ACTIVATION_KERNELS = {
     TANH: _tanh_kernels,
     RELU: _relu_kernels,
     LEAKY_RELU: _leaky_relu_kernels,
+    IDENTITY: _identity_kernels,
 }
 
 
@@ -406,7 +419,7 @@ def _activation(code, z):
 
 
 def derivative_from_output(code, a):
-    """g'(z) written in terms of a = g(z): sigmoid a(1-a), tanh 1-a^2, relu 1[a>0]."""
+    """g'(z) written in terms of a = g(z): sigmoid a(1-a), tanh 1-a^2, relu 1[a>0], identity 1."""
     raise NotImplementedError("for use inside kernels only")
 
 
