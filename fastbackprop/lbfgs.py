@@ -120,7 +120,8 @@ class CompiledPass:
     def __init__(self, X, Y, dims, hidden_activation, output_activation, sample_weight=None,
                  dtype=np.float64):
         from .kernels.convert import as_kernel_array
-        from .kernels.layout import layer_offsets, n_parameters
+        from .kernels.layout import n_parameters
+        from .kernels.training import workspace
 
         self.codes = (spec.code_of(spec.ACTIVATIONS, hidden_activation, "hidden_activation"),
                       spec.code_of(spec.OUTPUTS, output_activation, "output_activation"))
@@ -143,11 +144,7 @@ class CompiledPass:
                 raise ValueError(f"sample_weight must have shape ({m},); got {w.shape}")
         self.X, self.Y, self.w, self.m = X, Y, w, m
         self.size = n_parameters(self.dims)
-        self.offsets = layer_offsets(self.dims, m)
-        self.acts = np.empty(int(self.dims[1:].sum()) * m, dtype=self.dtype)
-        self.deltas = np.empty_like(self.acts)
-        self.grad = np.zeros(self.size, dtype=self.dtype)
-        self.cols = np.empty((4, m), dtype=self.dtype)
+        self.work = workspace(self.dims, m, self.dtype)
 
     def __call__(self, theta):
         from .kernels import training
@@ -157,16 +154,16 @@ class CompiledPass:
                 theta.flags.c_contiguous:
             raise ValueError(f"theta must be a C-contiguous {self.dtype} array of shape "
                              f"({self.size},); got {theta.dtype} {theta.shape}")
-        total, loss = call_specialised(training.gradient_sums, self.dtype, self.codes, theta,
-                                       self.X, self.Y, self.w, self.dims, self.offsets,
-                                       *self.codes, self.acts, self.deltas, self.grad, self.cols)
-        return self.grad, float(loss) if np.isfinite(total) else float("nan")
+        total, loss = call_specialised(training.gradient_sums, theta, self.X, self.Y, self.w,
+                                       self.dims, *self.codes, self.work)
+        return self.work.grad, float(loss) if np.isfinite(total) else float("nan")
 
     def output(self):
         """``A_L`` ``(n_L, m)`` of the last call: a view of the engine's buffer."""
         L = self.dims.size - 1
-        start = self.offsets[L - 1, 2]
-        return self.acts[start:start + self.dims[-1] * self.m].reshape(self.dims[-1], self.m)
+        start = self.work.offsets[L - 1, 2]
+        acts = self.work.acts
+        return acts[start:start + self.dims[-1] * self.m].reshape(self.dims[-1], self.m)
 
 
 class LogLossClip:
