@@ -219,7 +219,7 @@ class _Run:
         self.start_epoch = self.n_iter = start["start_epoch"]
         self.start_t = self.t = start["t"]
         self.slots = spec.OPTIMIZERS[hp["optimizer"]].state
-        from .kernels.layout import pack
+        from .layout import pack
 
         self.theta = pack(start["parameters"], self.dims, self.dtype)
         state = start["optimizer_state"]
@@ -394,13 +394,13 @@ class _Run:
 
     @property
     def parameters(self):
-        from .kernels.layout import unpack
+        from .layout import unpack
 
         return unpack(self.theta, self.dims)
 
     @property
     def optimizer_state(self):
-        from .kernels.layout import unpack
+        from .layout import unpack
 
         return {slot: {f"d{k}": v for k, v in unpack(value, self.dims).items()}
                 for slot, value in self.state.items()}
@@ -694,7 +694,7 @@ def _warm(dims, dtype, hidden_activation, output_activation, backend):
     X = np.ones((dims[0], 3), dtype=dt)
     Y = check_labels(np.zeros(3, dtype=int) if output_activation == "softmax"
                      else np.zeros((dims[-1], 3)), output_activation, dims[-1], 3, dt)
-    from .kernels.layout import n_parameters, unpack
+    from .layout import n_parameters, unpack
 
     theta = np.full(n_parameters(dims), 0.1, dtype=dt)
     _block_sums(Block([X], [Y], 3), theta=theta, config=config)

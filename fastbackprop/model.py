@@ -31,6 +31,7 @@ import time
 import numpy as np
 
 from . import _files, backends, options, outputs, reference, spec
+from .layout import Schema
 from .validation import (
     check_finite_parameters,
     check_keep_prob,
@@ -501,8 +502,7 @@ class Model:
             hyperparameters["n_epochs"] = hyperparameters.pop("n_iterations")
         model = cls(**hyperparameters)
         hp = model._hyperparameters()
-        L = len(hp["layer_dims"]) - 1
-        parameters = {f"{p}{l}": arrays[f"{p}{l}"] for l in range(1, L + 1) for p in "Wb"}
+        parameters = {key: arrays[key] for key in Schema(hp["layer_dims"]).keys}
         check_parameters(parameters, hp["layer_dims"])
         for key, value in parameters.items():
             if value.dtype != np.dtype(hp["dtype"]):

@@ -34,6 +34,7 @@ import numpy as np
 
 from . import activations, optimizers, outputs, rng
 from .activations import check_activation_name
+from .layout import Schema
 from .validation import (
     check_dtype,
     check_labels,
@@ -576,30 +577,23 @@ def nn_model(X, Y, n_h, hidden_activation="tanh", learning_rate=1.2, num_iterati
 
 
 def parameters_to_vector(parameters):
-    """Stack ``W1, b1, ..., WL, bL`` (row-major) into one column ``(n_params, 1)``."""
-    L = len(parameters) // 2
-    return np.concatenate(
-        [parameters[f"{p}{l}"].reshape(-1, 1) for l in range(1, L + 1) for p in "Wb"]
-    )
+    """Stack ``W1, b1, ..., WL, bL`` (row-major) into one column ``(n_params, 1)``: the flat
+    layout of :mod:`fastbackprop.layout`."""
+    schema = Schema.of(parameters)
+    return schema.pack(parameters, np.result_type(*parameters.values())).reshape(-1, 1)
 
 
 def vector_to_parameters(theta, layer_dims):
-    """Inverse of :func:`parameters_to_vector` for ``layer_dims``."""
-    parameters = {}
-    offset = 0
-    for l in range(1, len(layer_dims)):
-        for p, shape in (("W", (layer_dims[l], layer_dims[l - 1])), ("b", (layer_dims[l], 1))):
-            size = shape[0] * shape[1]
-            parameters[f"{p}{l}"] = theta[offset: offset + size].reshape(shape)
-            offset += size
-    return parameters
+    """Inverse of :func:`parameters_to_vector` for ``layer_dims`` (views of ``theta``)."""
+    return Schema(layer_dims).unpack(np.asarray(theta).reshape(-1), copy=False)
 
 
 def gradients_to_vector(grads, L):
     """Stack ``dW1, db1, ..., dWL, dbL`` in the order of :func:`parameters_to_vector`."""
-    return np.concatenate(
-        [grads[f"d{p}{l}"].reshape(-1, 1) for l in range(1, L + 1) for p in "Wb"]
-    )
+    dims = [grads["dW1"].shape[1]] + [grads[f"dW{l}"].shape[0] for l in range(1, L + 1)]
+    schema = Schema(dims)
+    keyed = {e.key: grads["d" + e.key] for e in schema.entries}
+    return schema.pack(keyed, np.result_type(*keyed.values())).reshape(-1, 1)
 
 
 def gradient_check(parameters, X, Y, hidden_activation="relu", epsilon=1e-7,

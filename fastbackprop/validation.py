@@ -295,46 +295,12 @@ def layer_dims_of(parameters, argument="parameters"):
     """Infer ``[n_x, n_1, ..., n_L]`` from a parameters dict and check every shape.
 
     ``parameters`` must hold ``W1, b1, ..., WL, bL`` and nothing else, with
-    ``W{l}`` of shape ``(n_l, n_{l-1})`` and ``b{l}`` of shape ``(n_l, 1)``.
+    ``W{l}`` of shape ``(n_l, n_{l-1})`` and ``b{l}`` of shape ``(n_l, 1)``
+    (the kinds of :mod:`fastbackprop.layout`, which checks them).
     """
-    if not isinstance(parameters, dict):
-        raise TypeError(
-            f"{argument} must be a dict {{'W1': ..., 'b1': ..., ...}}; got {type(parameters).__name__}"
-        )
-    L = len(parameters) // 2
-    expected_keys = {f"{p}{l}" for l in range(1, L + 1) for p in "Wb"}
-    if L < 1 or set(parameters) != expected_keys:
-        raise ValueError(
-            f"{argument} must hold W1, b1, ..., WL, bL for some L >= 1; "
-            f"got keys {sorted(parameters)}"
-        )
-    dims = None
-    for l in range(1, L + 1):
-        W = np.asarray(parameters[f"W{l}"])
-        b = np.asarray(parameters[f"b{l}"])
-        for name, arr in ((f"W{l}", W), (f"b{l}", b)):
-            if arr.dtype.kind not in "fiub":
-                raise TypeError(
-                    f"{argument}['{name}'] must be a real numeric array; got dtype {arr.dtype}"
-                )
-        if W.ndim != 2 or W.shape[0] == 0 or W.shape[1] == 0:
-            raise ValueError(
-                f"{argument}['W{l}'] must be a 2-D array (n_{l}, n_{l - 1}); got shape {W.shape}"
-            )
-        if dims is None:
-            dims = [W.shape[1]]
-        elif W.shape[1] != dims[-1]:
-            raise ValueError(
-                f"{argument}['W{l}'] must have shape (n_{l}, {dims[-1]}) to follow "
-                f"W{l - 1}; got shape {W.shape}"
-            )
-        if b.shape != (W.shape[0], 1):
-            raise ValueError(
-                f"{argument}['b{l}'] must have shape ({W.shape[0]}, 1) to match W{l}; "
-                f"got shape {b.shape}"
-            )
-        dims.append(W.shape[0])
-    return dims
+    from .layout import Schema
+
+    return Schema.of(parameters, argument).dims
 
 
 def check_parameters(parameters, layer_dims=None, argument="parameters"):

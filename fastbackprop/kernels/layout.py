@@ -1,4 +1,8 @@
-"""Where each layer's arrays live in the flat buffers of the compiled loop.
+"""Views of each layer's arrays in the flat buffers of the compiled loop.
+
+The layout itself (which arrays a layer has, their order and offsets) is
+:mod:`fastbackprop.layout`'s, described once; this module adds the compiled
+views into it.
 
 One compiled function serves every depth because the state is a few flat
 arrays, not tuples of per-layer arrays (which would compile again for
@@ -20,54 +24,7 @@ from numba import types
 from numba.extending import intrinsic
 
 from .._jit import jit
-
-
-def n_parameters(dims):
-    """The number of entries of ``W1, b1, ..., WL, bL`` for ``dims = [n_x, ..., n_L]``."""
-    return sum(n * k + n for n, k in zip(dims[1:], dims[:-1]))
-
-
-def pack(parameters, dims, dtype):
-    """Flatten ``W1, b1, ..., WL, bL`` (row-major) into one new C array of ``dtype``."""
-    theta = np.empty(n_parameters(dims), dtype=dtype)
-    offset = 0
-    for l in range(1, len(dims)):
-        for p in "Wb":
-            value = np.asarray(parameters[f"{p}{l}"])
-            theta[offset: offset + value.size] = value.reshape(-1)
-            offset += value.size
-    return theta
-
-
-def unpack(theta, dims):
-    """Inverse of :func:`pack`: a dict of new arrays (copies, not views)."""
-    parameters = {}
-    offset = 0
-    for l in range(1, len(dims)):
-        for p, shape in (("W", (dims[l], dims[l - 1])), ("b", (dims[l], 1))):
-            size = shape[0] * shape[1]
-            parameters[f"{p}{l}"] = theta[offset: offset + size].reshape(shape).copy()
-            offset += size
-    return parameters
-
-
-def layer_offsets(dims, capacity):
-    """Offsets ``(L + 1, 3)`` int64: start of ``W{l}``, ``b{l}`` in ``theta`` and of
-    ``A{l}``'s slot of ``capacity`` columns, in row ``l - 1``; row ``L`` (past the end)
-    holds the total sizes.
-
-    Computed in Python, once per buffer, and passed to the kernels: an array
-    made inside the training loop compiles ``np.empty`` and its allocator
-    into every cold first fit.
-    """
-    dims = np.asarray(dims, dtype=np.int64)
-    n, n_prev = dims[1:], dims[:-1]
-    offsets = np.zeros((dims.size, 3), dtype=np.int64)
-    offsets[1:, 0] = np.cumsum(n * n_prev + n)
-    offsets[:-1, 1] = offsets[:-1, 0] + n * n_prev
-    offsets[-1, 1] = offsets[-1, 0]
-    offsets[1:, 2] = np.cumsum(n * capacity)
-    return offsets
+from ..layout import layer_offsets, n_parameters, pack, unpack  # noqa: F401 (this module's API)
 
 
 @intrinsic
