@@ -66,11 +66,13 @@ import dask.array as da
 import distributed
 
 from . import backends, optimizers, outputs, rng, spec
-from . import model as _model
+from .driver import OnStepLoop, Progress, StepLoop, is_dask
+from .layout import Schema
 from .validation import as_real_array, check_labels, check_matrix, check_X
 
 __all__ = ["fit", "predict", "predict_proba", "minibatch_columns", "block_seed", "warmup",
-           "fit_with_scheduler", "TILE", "FAN_IN"]
+           "fit_with_scheduler", "aligned", "trainer", "start_run", "DaskEngine", "DaskTrainer",
+           "TILE", "FAN_IN"]
 
 #: Columns per tile: each block is stored as C-contiguous tiles of this width,
 #: and the kernels' workspace on a worker thread holds one tile's activations.
@@ -108,106 +110,99 @@ def fit(model, X, Y, parameters=None, callback=None, warm_start=False, client=No
         validation_data=None, sample_weight=None):
     """Train ``model`` on Dask arrays ``X`` ``(n_x, m)``, ``Y`` (chunked along the columns).
 
-    What :meth:`fastbackprop.Model.fit` does for Dask inputs, with its
-    arguments and results: sets ``parameters_``, ``costs_``, ``n_iter_``,
-    ``t_``, ``optimizer_state_``, ``seed_`` (and with ``validation_data``
-    ``validation_costs_``, ``validation_scores_``, ``best_epoch_``) and
-    returns ``model``; on any failure the model is left unchanged and the
-    one-machine ``fit``'s error is raised (``ValueError``/``TypeError``
-    naming the argument, and for a bad block its index and columns;
-    ``TrainingDivergedError``). Either of ``X``, ``Y`` may be a NumPy
-    array; it is cut like the other. ``client``: the ``distributed.Client``
-    (default: the current one). ``validation_data``: NumPy ``(X_val,
-    Y_val)``, scored on the client. Not available on Dask arrays (yet):
-    dropout (``keep_prob < 1``), ``sample_weight``, and ``early_stopping``
-    without ``validation_data``.
+    ``model.fit`` with the same arguments (it meets the Dask arrays and comes
+    here for :func:`aligned` and :func:`trainer`): sets ``parameters_``,
+    ``costs_``, ``n_iter_``, ``t_``, ``optimizer_state_``, ``seed_`` (and with
+    ``validation_data`` ``validation_costs_``, ``validation_scores_``,
+    ``best_epoch_``) and returns ``model``; on any failure the model is left
+    unchanged and the one-machine ``fit``'s error is raised
+    (``ValueError``/``TypeError`` naming the argument, and for a bad block its
+    index and columns; ``TrainingDivergedError``). Either of ``X``, ``Y`` may
+    be a NumPy array; it is cut like the other. ``client``: the
+    ``distributed.Client`` (default: the current one). ``validation_data``:
+    NumPy ``(X_val, Y_val)``, scored on the client. Not available on Dask
+    arrays (yet): dropout (``keep_prob < 1``), ``sample_weight``, and
+    ``early_stopping`` without ``validation_data``.
     """
-    if callback is not None and not callable(callback):
-        raise TypeError(f"callback must be callable or None; got {callback!r}")
+    if not (_is_array(X) or _is_array(Y)):
+        raise TypeError("fastbackprop.dask.fit: X or Y must be a Dask array; for NumPy "
+                        "arrays call Model.fit")
+    return model.fit(X, Y, parameters, callback=callback, warm_start=warm_start, client=client,
+                     validation_data=validation_data, sample_weight=sample_weight)
+
+
+def aligned(X, Y, hp, sample_weight=None, validation_data=None):
+    """``X``, ``Y`` as Dask arrays with the same column chunks, checked by their metadata
+    (the blocks' values are checked on the workers), and what a Dask fit refuses refused."""
     if sample_weight is not None:
         raise ValueError("sample_weight is not supported for Dask arrays yet; weight the "
                          "columns by repeating them, or fit on NumPy arrays")
-    run = start_run(model, X, Y, parameters, warm_start, client)
-    hp = run.hp
-    if validation_data is not None:
-        if isinstance(validation_data, (tuple, list)) and any(
-                _model._is_dask(a) for a in validation_data):
-            raise TypeError("validation_data must hold NumPy arrays (X_val, Y_val) for a "
-                            "fit on Dask arrays: they are scored on the client")
-        _, _, _, validation = _model._validation_split(None, None, None, validation_data, hp,
-                                                       run.seed)
-    elif hp["early_stopping"]:
-        raise ValueError("early_stopping on Dask arrays needs validation_data=(X_val, Y_val): "
-                         "the columns to hold out are not drawn from a Dask array")
-    else:
-        validation = None
-    end = run.start_epoch + hp["n_epochs"]
-    try:
-        run.persist()
-        if validation is None:
-            status, watch = _model._run_in_chunks(run, end, callback), None
-        else:
-            watch = _model._Validation(model, hp, *validation)
-            status = watch.run(run, end, callback)
-    finally:
-        run.release()
-    if status != "ok":
-        raise _model._diverged(run, status, hp["learning_rate"])
-    return model._adopt(run, watch, hp, warm_start, run.seed)
-
-
-def start_run(model, X, Y, parameters=None, warm_start=False, client=None):
-    """Everything :func:`fit` checks and sets up before the blocks are persisted: a ``_Run``.
-
-    ``run.persist()`` then keeps the blocks on the workers, ``run.step(epoch,
-    k)`` makes one step (the benchmarks time it) and ``run.release()``
-    forgets them.
-    """
-    hp = model._hyperparameters()
-    dims, dtype = hp["layer_dims"], np.dtype(hp["dtype"])
-    X, Y = _aligned(X, Y, dims, hp["output_activation"])
-    client = _client(client)
-    if warm_start:
-        if parameters is not None:
-            raise ValueError("fit: pass either parameters or warm_start=True, not both")
-        start = model._continuation(hp)
-    else:
-        seed = hp["seed"] if hp["seed"] is not None else _model._fresh_seed()
-        start = {"parameters": _model._initial_parameters(parameters, hp, seed), "seed": seed,
-                 "start_epoch": 0, "t": 0, "optimizer_state": None}
+    X, Y = _aligned(X, Y, hp["layer_dims"], hp["output_activation"])
     if np.any(np.asarray(hp["keep_prob"]) < 1):
         raise ValueError(f"keep_prob={hp['keep_prob']!r}: dropout is not supported for Dask "
                          "arrays yet (its masks are keyed to the batch's columns, which the "
                          "block kernels do not know); use keep_prob=1.0 or NumPy arrays")
+    if validation_data is not None:
+        if isinstance(validation_data, (tuple, list)) and any(
+                is_dask(a) for a in validation_data):
+            raise TypeError("validation_data must hold NumPy arrays (X_val, Y_val) for a "
+                            "fit on Dask arrays: they are scored on the client")
+    elif hp["early_stopping"]:
+        raise ValueError("early_stopping on Dask arrays needs validation_data=(X_val, Y_val): "
+                         "the columns to hold out are not drawn from a Dask array")
+    return X, Y
+
+
+def trainer(X, Y, options, hp, start, client=None):
+    """A :class:`DaskTrainer` for aligned ``X``, ``Y`` (:func:`aligned`), its blocks
+    persisted on the workers; ``release()`` it when done."""
+    dtype = np.dtype(hp["dtype"])
     with np.errstate(over="ignore"):
         if not np.isfinite(dtype.type(hp["learning_rate"])):
             raise ValueError(f"learning_rate {hp['learning_rate']:g} is not finite in {dtype}")
     widths = [w for w in X.chunks[1] if w > 0]
-    n_steps = 1 if hp["batch_size"] is None else -(-X.shape[1] // hp["batch_size"])
+    n_steps = 1 if options.batch_size is None else -(-X.shape[1] // options.batch_size)
     if min(widths) < n_steps:
         raise ValueError(
-            f"batch_size={hp['batch_size']}: with Dask arrays every step takes columns from "
+            f"batch_size={options.batch_size}: with Dask arrays every step takes columns from "
             f"every block, so each block needs at least ceil(m / batch_size) = {n_steps} "
             f"columns; the smallest has {min(widths)}. Use a larger batch_size or fewer, "
             "larger chunks (X.rechunk)")
-    config = Config(tuple(dims), hp["hidden_activation"], hp["output_activation"],
-                    model.backend, dtype.name)
-    return _Run(client, config, hp, start, X, Y, widths, n_steps)
+    config = Config(tuple(hp["layer_dims"]), options.hidden_activation,
+                    options.output_activation, hp["backend"], dtype.name)
+    engine = DaskEngine(_client(client), config, options, X, Y, widths, n_steps)
+    run = DaskTrainer(engine, options, start)
+    try:
+        engine.persist()
+    except BaseException:
+        engine.release()
+        raise
+    return run
 
 
-class _Run:
-    """One Dask fit: the persisted blocks, the client-side state and the step loop.
+def start_run(model, X, Y, parameters=None, warm_start=False, client=None):
+    """A :class:`DaskTrainer` for ``model`` on ``X``, ``Y``, as ``fit`` starts it, blocks
+    persisted (the benchmarks time its :meth:`~DaskTrainer.step`); ``release()`` it."""
+    hp = model._hyperparameters()
+    X, Y = aligned(X, Y, hp)
+    start = model._start(hp, parameters, warm_start)
+    return trainer(X, Y, model._training_options(hp, start["seed"]), hp, start, client)
 
-    Has the attributes ``TrainingDivergedError`` is built from (``failed_at``,
-    ``t``, ``parameters``, ``n_iter``, ``costs``) after :meth:`train`.
+
+class DaskEngine:
+    """The engine of :class:`fastbackprop.driver.StepLoop` on Dask blocks.
+
+    Its blocks are persisted on the workers (:meth:`persist`, :meth:`release`);
+    each step sends the flat parameters to one task per block, adds the
+    blocks' raw sums in a tree of fixed shape and order, and divides once by
+    the batch's columns.
     """
 
-    def __init__(self, client, config, hp, start, X, Y, widths, n_steps):
+    def __init__(self, client, config, options, X, Y, widths, n_steps):
         self.client = client
-        self.X, self.Y = X, Y
         self.config = config
-        self.hp = hp
-        self.dims = list(config.dims)
+        self.options = options
+        self.X, self.Y = X, Y
         self.dtype = np.dtype(config.dtype)
         self.widths = widths
         self.n_steps = n_steps
@@ -215,27 +210,8 @@ class _Run:
         self.token = uuid.uuid4().hex[:12]
         self.blocks = []
         self.pending = []
-        self.seed = start["seed"]
-        self.start_epoch = self.n_iter = start["start_epoch"]
-        self.start_t = self.t = start["t"]
-        self.slots = spec.OPTIMIZERS[hp["optimizer"]].state
-        from .layout import pack
-
-        self.theta = pack(start["parameters"], self.dims, self.dtype)
-        state = start["optimizer_state"]
-        self.state = {
-            slot: (np.zeros_like(self.theta) if state is None else
-                   pack({k[1:]: v for k, v in state[slot].items()}, self.dims, self.dtype))
-            for slot in self.slots}
-        self.previous = None  # (theta, state) before the last update, once one was made
-        self.l2 = self.dtype.type(hp["l2"])
-        self.weights = np.concatenate([  # where the W{l} (not the b{l}) lie in theta
-            np.repeat([True, False], [n * k, n]) for n, k in zip(self.dims[1:], self.dims[:-1])])
-        self._costs = []
-        self.status = "ok"
-        self.failed_at = None
-
-    # -- the blocks --------------------------------------------------------
+        self.epoch = None
+        self.perms = None
 
     def persist(self):
         """Check, convert, tile and keep every block on a worker.
@@ -244,7 +220,7 @@ class _Run:
         """
         X, Y = self.X, self.Y
         workers = sorted(self.client.nthreads()) or [None]
-        tile = TILE if self.hp["batch_size"] is None else None
+        tile = TILE if self.options.batch_size is None else None
         xs = X.to_delayed().reshape(-1)
         ys = Y.to_delayed().reshape(-1)
         stops = np.cumsum(X.chunks[1])
@@ -273,94 +249,49 @@ class _Run:
             except Exception:  # a closed client: nothing is left to release
                 pass
 
-    # -- the loop ------------------------------------------------------------
-
-    def run(self, n_epochs):
-        """Run ``n_epochs`` more epochs; returns the status (the trainers' interface).
-
-        So ``Model``'s chunked driver and its validation drive a Dask fit as
-        they drive a one-machine trainer; after a failure, further calls do nothing.
-        """
-        if self.status != "ok":
-            return self.status
-        hp = self.hp
-        f = self.dtype.type
-        inv_m = f(1) / f(self.m)
-        for e in range(self.n_iter, self.n_iter + n_epochs):
-            alpha = optimizers.learning_rate_at(hp["learning_rate"], e, hp["decay_rate"],
-                                                hp["time_interval"])
-            perms = self._permutations(e)
-            loss = f(0)
-            for k in range(self.n_steps):
-                loss += self.step(e, k, perms, alpha)
-                if self.status != "ok":
-                    break
-            if e % hp["cost_every"] == 0:
-                self._costs.append(loss * inv_m)
-            if self.status != "ok":
-                self.failed_at = e
-                self.n_iter = self.start_epoch + (self.t - self.start_t) // self.n_steps
-                return self.status
-            self.n_iter = e + 1
-        return self.status
-
-    def step(self, epoch, k, perms=None, alpha=None):
-        """Step ``k`` of ``epoch``: the block sums, their reduction, the update.
-
-        Returns the step's loss sum. On a non-finite cost or update sets
-        :attr:`status` (and steps back to the last parameters with a finite
-        cost, as the compiled loop does).
-        """
-        if alpha is None:
-            alpha = optimizers.learning_rate_at(self.hp["learning_rate"], epoch,
-                                                self.hp["decay_rate"], self.hp["time_interval"])
-        sums, m_b = self._step(k, epoch, perms)
-        loss = sums[-1]
-        if np.isfinite(loss) and self.l2 != 0:  # L2, once, on the whole batch's sums
-            W = self.theta[self.weights]
-            sums[:-1][self.weights] += self.l2 * W
-            loss += self.dtype.type(0.5) * self.l2 * np.dot(W, W)
-        if not np.isfinite(loss):
-            self.status = "nonfinite_cost"
-            if self.previous is not None:  # back to the last parameters with a finite cost
-                self.theta, self.state = self.previous
-                self.previous = None
-                self.t -= 1
-        elif not self._update(sums[:-1], m_b, alpha):
-            self.status = "nonfinite_update"
-        return loss
-
-    def _permutations(self, epoch):
-        """Each block's column order of ``epoch`` (futures on the blocks' workers), or None."""
-        if self.hp["batch_size"] is None or not self.hp["shuffle"] or self.n_steps == 1:
-            return None
+    def start_epoch(self, epoch):
+        """Each block's column order of ``epoch`` (futures on the blocks' workers), if shuffled."""
+        self.epoch = epoch
+        self.perms = None
+        o = self.options
+        if o.batch_size is None or not o.shuffle or self.n_steps == 1:
+            return
         keys = [f"fastbackprop-order-{self.token}-{epoch}-{i}" for i in range(len(self.blocks))]
-        seeds = [block_seed(self.seed, i) for i in range(len(self.blocks))]
-        perms = self.client.map(_permutation, self.blocks, seeds, [epoch] * len(self.blocks),
-                                key=keys, pure=False)
-        self.pending = perms
-        return perms
+        seeds = [block_seed(o.seed, i) for i in range(len(self.blocks))]
+        self.perms = self.client.map(_permutation, self.blocks, seeds,
+                                     [epoch] * len(self.blocks), key=keys, pure=False)
+        self.pending = self.perms
 
-    def _step(self, k, epoch, perms):
-        """Step ``k`` of ``epoch``: the summed ``[grad | loss]`` of its batch, and its columns."""
+    def gradient(self, theta, k, t, cost):
+        """Step ``k`` of the epoch: the batch's gradient (None when its ``Z_L`` is not
+        finite), its cost and its columns (see :mod:`fastbackprop.driver`)."""
+        sums, m_b = self._sums(theta, k)
+        f = self.dtype.type
+        loss = sums[-1]
+        if np.isnan(loss):
+            return None, float(loss), m_b
+        return sums[:-1] / f(m_b), float(loss / f(m_b)), m_b
+
+    def _sums(self, theta, k):
+        """Step ``k``'s summed ``[grad | loss]`` of its batch, and its columns."""
         B = len(self.blocks)
-        name = f"{self.token}-{epoch}-{k}"
+        name = f"{self.token}-{self.epoch}-{k}"
         keys = [f"fastbackprop-sums-{name}-{i}" for i in range(B)]
-        if self.hp["batch_size"] is None:
+        if self.options.batch_size is None:
             futures = self.client.map(_block_sums, self.blocks, key=keys, pure=False,
-                                      theta=self.theta, config=self.config)
+                                      theta=theta, config=self.config)
             m_b = self.m
         else:
             S = self.n_steps
             starts = [k * w // S for w in self.widths]
             stops = [(k + 1) * w // S for w in self.widths]
-            futures = self.client.map(_block_sums, self.blocks, perms or [None] * B, starts,
-                                      stops, key=keys, pure=False, theta=self.theta,
+            futures = self.client.map(_block_sums, self.blocks, self.perms or [None] * B,
+                                      starts, stops, key=keys, pure=False, theta=theta,
                                       config=self.config)
             m_b = sum(stops) - sum(starts)
         # Every future of the step stays referenced until its result is in: a key
         # released while a dependent's graph is still on its way is lost.
-        self.pending = futures + (perms or [])
+        self.pending = futures + (self.perms or [])
         level = 0
         while len(futures) > FAN_IN:  # the tree's inner levels run on the workers
             level += 1
@@ -371,43 +302,34 @@ class _Run:
         parts = self.client.gather(futures, direct=True)
         return _add(*parts), m_b
 
-    def _update(self, grad_sum, m_b, alpha):
-        """The optimiser's update from the batch's summed gradient; False when it is non-finite."""
-        f = self.dtype.type
-        grads = grad_sum * (f(1) / f(m_b))
-        hp = self.hp
-        new, state = optimizers.update(
-            {"theta": self.theta}, {"dtheta": grads},
-            {slot: {"dtheta": value} for slot, value in self.state.items()}, self.t + 1, alpha,
-            hp["optimizer"],
-            optimizers.Hyperparameters(hp["beta"], hp["beta1"], hp["beta2"], hp["epsilon"]))
-        theta = new["theta"]
-        if not np.isfinite(theta.sum()):
-            return False
-        self.previous = (self.theta, self.state)
-        self.theta = theta
-        self.state = {slot: values["dtheta"] for slot, values in state.items()}
-        self.t += 1
-        return True
 
-    # -- results -------------------------------------------------------------
+class DaskTrainer(OnStepLoop, Progress):
+    """One Dask fit: a :class:`fastbackprop.driver.StepLoop` over a :class:`DaskEngine`, with
+    the trainers' interface (``run``, ``parameters``, ``optimizer_state``, ``costs``,
+    ``n_iter``, ``t``, ``status``, ``failed_at``), so the Model's chunked driver and its
+    validation drive it as they drive a one-machine trainer."""
 
-    @property
-    def parameters(self):
-        from .layout import unpack
+    def __init__(self, engine, options, start):
+        self.engine = engine
+        self.seed = start["seed"]
+        self._begin(options, engine.n_steps, start["start_epoch"], start["t"])
+        self._loop = StepLoop(engine, options, Schema(list(engine.config.dims)),
+                              engine.dtype, start["parameters"], start["optimizer_state"])
 
-        return unpack(self.theta, self.dims)
+    def step(self, epoch, k):
+        """Step ``k`` of ``epoch`` as the next update (the benchmarks time it); its loss."""
+        if self.engine.epoch != epoch:
+            self.engine.start_epoch(epoch)
+        o = self.options
+        alpha = optimizers.learning_rate_at(o.learning_rate, epoch, o.decay_rate,
+                                            o.time_interval)
+        loss, status = self._loop.step(k, self.t + 1, alpha)
+        if status == spec.OK:
+            self.t += 1
+        return loss
 
-    @property
-    def optimizer_state(self):
-        from .layout import unpack
-
-        return {slot: {f"d{k}": v for k, v in unpack(value, self.dims).items()}
-                for slot, value in self.state.items()}
-
-    @property
-    def costs(self):
-        return np.array(self._costs, dtype=np.float64)
+    def release(self):
+        self.engine.release()
 
 
 # ---------------------------------------------------------------------------
@@ -490,34 +412,17 @@ def _block_sums(block, perm=None, start=None, stop=None, *, theta, config):
 
 
 def _tile_sums_function(config):
-    """``sums(theta, X, Y, out)``: add one tile's ``[grad | loss]`` into ``out``."""
+    """``sums(theta, X, Y, out)``: add one tile's ``[grad | loss]`` into ``out``, by the
+    backend's ``gradient_sums`` (the compiled one into this thread's workspace)."""
     dims = list(config.dims)
-    if config.backend != "numba":
-        gradient_sums = backends.get(config.backend).gradient_sums
-
-        def sums(theta, X, Y, out):
-            grad, loss = gradient_sums(theta, X, Y, dims, config.hidden_activation,
-                                       config.output_activation)
-            out[:-1] += grad
-            out[-1] += loss if np.isfinite(loss) else np.nan
-        return sums
-
-    from .kernels import training
-    from .kernels.convert import as_kernel_array, call_specialised
-
-    codes = (spec.code_of(spec.ACTIVATIONS, config.hidden_activation, "hidden_activation"),
-             spec.code_of(spec.OUTPUTS, config.output_activation, "output_activation"))
-    work = _workspace(config)
-    dims_array = work["dims"]
+    gradient_sums = backends.get(config.backend).gradient_sums
+    work = _workspace(config) if config.backend == "numba" else None
 
     def sums(theta, X, Y, out):
-        # the entry point is typed for C-contiguous arrays: anything else must be copied
-        X, Y = as_kernel_array(X, theta.dtype), as_kernel_array(Y, theta.dtype)
-        total, loss = call_specialised(training.gradient_sums, theta, X, Y,
-                                       work["ones"][:X.shape[1]], dims_array, *codes,
-                                       work["work"])
-        out[:-1] += work["work"].grad
-        out[-1] += loss if np.isfinite(total) else np.nan
+        grad, loss = gradient_sums(theta, X, Y, dims, config.hidden_activation,
+                                   config.output_activation, work=work)
+        out[:-1] += grad
+        out[-1] += loss  # NaN exactly when the tile's Z_L is not finite
     return sums
 
 
@@ -525,19 +430,16 @@ _local = threading.local()
 
 
 def _workspace(config):
-    """This thread's kernel buffers for :data:`TILE` columns of ``config``'s network (kept)."""
+    """This thread's kernel workspace for :data:`TILE` columns of ``config``'s network (kept)."""
     cache = getattr(_local, "workspaces", None)
     if cache is None:
         cache = _local.workspaces = {}
     key = (config.dims, config.dtype)
     if key not in cache:
-        dims = np.asarray(config.dims, dtype=np.int64)
-        dtype = np.dtype(config.dtype)
         from .kernels.training import workspace
 
         cache.clear()  # one network at a time
-        cache[key] = {"dims": dims, "work": workspace(dims, TILE, dtype),  # slots of TILE columns
-                      "ones": np.ones(TILE, dtype=dtype)}  # the columns' weights
+        cache[key] = workspace(config.dims, TILE, np.dtype(config.dtype))  # slots of TILE columns
     return cache[key]
 
 
@@ -642,7 +544,7 @@ def _dask_X(X, n_x):
 def _aligned(X, Y, dims, output):
     """``X``, ``Y`` as Dask arrays with the same column chunks, checked by their metadata."""
     for a, argument in ((X, "X"), (Y, "Y")):
-        if _model._is_dask(a) and not _is_array(a):
+        if is_dask(a) and not _is_array(a):
             raise TypeError(f"{argument} must be a Dask array (or a NumPy array); got "
                             f"{type(a).__module__}.{type(a).__name__}")
     if not (_is_array(X) or _is_array(Y)):

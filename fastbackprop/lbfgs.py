@@ -123,8 +123,9 @@ class CompiledPass:
         from .kernels.layout import n_parameters
         from .kernels.training import workspace
 
-        self.codes = (spec.code_of(spec.ACTIVATIONS, hidden_activation, "hidden_activation"),
-                      spec.code_of(spec.OUTPUTS, output_activation, "output_activation"))
+        spec.code_of(spec.ACTIVATIONS, hidden_activation, "hidden_activation")
+        spec.code_of(spec.OUTPUTS, output_activation, "output_activation")
+        self.names = (hidden_activation, output_activation)
         self.dtype = np.dtype(dtype)
         if self.dtype not in (np.float64, np.float32):
             raise TypeError(f"dtype must be float64 or float32; got {self.dtype}")
@@ -147,16 +148,14 @@ class CompiledPass:
         self.work = workspace(self.dims, m, self.dtype)
 
     def __call__(self, theta):
-        from .kernels import training
-        from .kernels.convert import call_specialised
+        from .kernels import gradient_sums
 
         if theta.dtype != self.dtype or theta.shape != (self.size,) or not \
                 theta.flags.c_contiguous:
             raise ValueError(f"theta must be a C-contiguous {self.dtype} array of shape "
                              f"({self.size},); got {theta.dtype} {theta.shape}")
-        total, loss = call_specialised(training.gradient_sums, theta, self.X, self.Y, self.w,
-                                       self.dims, *self.codes, self.work)
-        return self.work.grad, float(loss) if np.isfinite(total) else float("nan")
+        return gradient_sums(theta, self.X, self.Y, self.dims, *self.names,
+                             sample_weight=self.w, work=self.work)
 
     def output(self):
         """``A_L`` ``(n_L, m)`` of the last call: a view of the engine's buffer."""

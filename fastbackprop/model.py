@@ -30,7 +30,21 @@ import time
 
 import numpy as np
 
-from . import _files, backends, options, outputs, reference, spec
+from . import _files, backends, options, outputs, spec
+from .driver import (  # noqa: F401 (held_out_columns, r2_score: this module's API)
+    NotFittedError,
+    TrainingDivergedError,
+    Validation,
+    diverged,
+    fresh_seed,
+    held_out_columns,
+    initial_parameters,
+    is_dask,
+    r2_score,
+    run_in_chunks,
+    score,
+    validation_split,
+)
 from .layout import Schema
 from .validation import (
     check_finite_parameters,
@@ -50,34 +64,6 @@ FORMAT_VERSION = 2  # 2: epochs, optimisers and their state (1 still loads)
 #: Model parameters checked by another entry of ``options.CONSTRAINTS`` than their own name.
 _CONSTRAINT = {"seed": "model_seed", "keep_prob": "keep_prob"}
 
-#: ``fit`` grows its chunks until one takes about this long (seconds): the
-#: longest wait for a progress update or for Ctrl-C to take effect.
-CHUNK_SECONDS = 0.1
-
-
-class NotFittedError(ValueError, AttributeError):
-    """A model was used (predict, score, gradients, save) before ``fit``."""
-
-
-class TrainingDivergedError(FloatingPointError):
-    """Gradient descent reached a non-finite cost or non-finite parameters.
-
-    Attributes: ``epoch`` (also ``iteration``), the epoch that went
-    non-finite; ``parameters``, the last parameters whose cost was finite
-    (a dict); ``n_iter``, the epochs that produced them and ``t`` the
-    updates; ``costs``, the costs recorded up to ``epoch`` (float64,
-    possibly ending in NaN or infinity); ``reason``, ``"nonfinite_cost"``
-    or ``"nonfinite_update"``.
-    """
-
-    def __init__(self, message, epoch, parameters, n_iter, costs, reason, t=None):
-        super().__init__(message)
-        self.epoch = self.iteration = epoch
-        self.parameters = parameters
-        self.n_iter = n_iter
-        self.t = n_iter if t is None else t
-        self.costs = costs
-        self.reason = reason
 
 
 class Model:
@@ -268,42 +254,58 @@ class Model:
         (holding the last finite parameters), and an exception from
         ``callback`` or a ``KeyboardInterrupt`` propagates.
         """
-        if _is_dask(X) or _is_dask(Y):
+        hp = self._hyperparameters()
+        distributed = is_dask(X) or is_dask(Y)
+        if distributed:  # checked by their metadata here, block by block on the workers
             from . import dask
 
-            return dask.fit(self, X, Y, parameters=parameters, callback=callback,
-                            warm_start=warm_start, client=client,
-                            validation_data=validation_data, sample_weight=sample_weight)
-        hp = self._hyperparameters()
-        dims, dtype = hp["layer_dims"], np.dtype(hp["dtype"])
-        X = check_X(X, n_x=dims[0], dtype=dtype)
-        Y = check_labels(Y, hp["output_activation"], n_y=dims[-1], m=X.shape[1], dtype=dtype)
+            X, Y = dask.aligned(X, Y, hp, sample_weight, validation_data)
+        else:
+            dims, dtype = hp["layer_dims"], np.dtype(hp["dtype"])
+            X = check_X(X, n_x=dims[0], dtype=dtype)
+            Y = check_labels(Y, hp["output_activation"], n_y=dims[-1], m=X.shape[1],
+                             dtype=dtype)
+            sample_weight = check_sample_weight(sample_weight, X.shape[1], dtype)
         if callback is not None and not callable(callback):
             raise TypeError(f"callback must be callable or None; got {callback!r}")
-        sample_weight = check_sample_weight(sample_weight, X.shape[1], dtype)
+        start = self._start(hp, parameters, warm_start)
+        options = self._training_options(hp, start["seed"])
+        if distributed:
+            trainer = dask.trainer(X, Y, options, hp, start, client)
+            validation = validation_split(None, None, None, validation_data, hp,
+                                          start["seed"])[3]
+        else:
+            X, Y, sample_weight, validation = validation_split(
+                X, Y, sample_weight, validation_data, hp, start["seed"])
+            trainer = self._backend().Trainer(
+                start["parameters"], X, Y, options=options, dtype=hp["dtype"],
+                max_epochs=hp["n_epochs"], start_epoch=start["start_epoch"], t=start["t"],
+                optimizer_state=start["optimizer_state"], sample_weight=sample_weight)
+        end = start["start_epoch"] + hp["n_epochs"]
+        try:
+            if validation is None:
+                status, watch = run_in_chunks(trainer, end, callback), None
+            else:
+                watch = Validation(hp, *validation, self._backend().steps)
+                status = watch.run(trainer, end, callback)
+        finally:
+            if distributed:
+                trainer.release()
+        if status != "ok":
+            raise diverged(trainer, status, hp["learning_rate"])
+        return self._adopt(trainer, watch, hp, warm_start, start["seed"])
+
+    def _start(self, hp, parameters, warm_start):
+        """Where a fit begins: ``parameters``, ``seed``, ``start_epoch``, ``t`` and
+        ``optimizer_state`` (a fresh start from ``parameters`` or a random initialisation,
+        or with ``warm_start`` the fitted state)."""
         if warm_start:
             if parameters is not None:
                 raise ValueError("fit: pass either parameters or warm_start=True, not both")
-            start = self._continuation(hp)
-        else:
-            seed = hp["seed"] if hp["seed"] is not None else _fresh_seed()
-            start = {"parameters": _initial_parameters(parameters, hp, seed), "seed": seed,
-                     "start_epoch": 0, "t": 0, "optimizer_state": None}
-        X, Y, sample_weight, validation = _validation_split(
-            X, Y, sample_weight, validation_data, hp, start["seed"])
-        trainer = self._backend().Trainer(
-            start["parameters"], X, Y, options=self._training_options(hp, start["seed"]),
-            dtype=dtype, max_epochs=hp["n_epochs"], start_epoch=start["start_epoch"],
-            t=start["t"], optimizer_state=start["optimizer_state"], sample_weight=sample_weight)
-        end = start["start_epoch"] + hp["n_epochs"]
-        if validation is None:
-            status, watch = _run_in_chunks(trainer, end, callback), None
-        else:
-            watch = _Validation(self, hp, *validation)
-            status = watch.run(trainer, end, callback)
-        if status != "ok":
-            raise _diverged(trainer, status, hp["learning_rate"])
-        return self._adopt(trainer, watch, hp, warm_start, start["seed"])
+            return self._continuation(hp)
+        seed = hp["seed"] if hp["seed"] is not None else fresh_seed()
+        return {"parameters": initial_parameters(parameters, hp, seed), "seed": seed,
+                "start_epoch": 0, "t": 0, "optimizer_state": None}
 
     def _adopt(self, run, watch, hp, warm_start, seed):
         """Set the fitted state from a finished ``run`` (a trainer, or a Dask fit's driver)
@@ -371,7 +373,7 @@ class Model:
         if self.output_activation == "linear":
             raise ValueError("predict_proba: a linear output (regression) has no "
                              "probabilities; use predict for its values")
-        if _is_dask(X):
+        if is_dask(X):
             from . import dask
 
             return dask.predict_proba(self, X)
@@ -384,7 +386,7 @@ class Model:
         index of each column, int64 ``(m,)``; linear: the values ``A_L``
         ``(n_y, m)``.
         """
-        if _is_dask(X):
+        if is_dask(X):
             from . import dask
 
             return dask.predict(self, X)
@@ -403,7 +405,7 @@ class Model:
         _, dims = self._fitted()
         X = self._check_X(X, dims)
         Y = check_labels(Y, self.output_activation, n_y=dims[-1], m=X.shape[1], dtype=X.dtype)
-        return _score(self.output_activation, self._output(X), Y)
+        return score(self.output_activation, self._output(X), Y)
 
     def gradients(self, X, Y):
         """The course's ``grads`` at the current parameters.
@@ -522,30 +524,6 @@ class Model:
         return model
 
 
-# ---------------------------------------------------------------------------
-# The NumPy backend's trainer: the reference's step functions, in chunks
-# ---------------------------------------------------------------------------
-
-
-# ---------------------------------------------------------------------------
-# Helpers of fit
-# ---------------------------------------------------------------------------
-
-
-def r2_score(Y, A):
-    """``1 - sum (y - a)^2 / sum (y - mean y)^2`` per row of ``Y``, ``A`` ``(n_y, m)``, averaged.
-
-    A row whose labels are all equal scores 1 when predicted exactly, else 0
-    (scikit-learn's convention).
-    """
-    residual = np.sum((Y - A) ** 2, axis=1)
-    total = np.sum((Y - Y.mean(axis=1, keepdims=True)) ** 2, axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        r2 = np.where(total > 0, 1 - residual / np.where(total > 0, total, 1),
-                      np.where(residual == 0, 1.0, 0.0))
-    return float(np.mean(r2))
-
-
 def _same(a, b):
     """``a == b`` as one bool, for values that may be arrays or dtypes."""
     try:
@@ -556,152 +534,3 @@ def _same(a, b):
 
 def _is_sequence(value):
     return isinstance(value, (list, tuple, np.ndarray))
-
-
-def _is_dask(a):
-    """Whether ``a`` is a Dask collection (checked without importing Dask)."""
-    return type(a).__module__.split(".")[0] == "dask" and hasattr(a, "__dask_graph__")
-
-
-def _fresh_seed():
-    """A random seed for a model built with ``seed=None`` (kept in ``seed_``)."""
-    return int(np.random.SeedSequence().generate_state(1, np.uint64)[0] >> np.uint64(1))
-
-
-def _initial_parameters(parameters, hp, seed):
-    """A random initialisation from ``seed``, or a checked copy of ``parameters``, in the model's dtype."""
-    if parameters is None:
-        return reference.initialize_parameters(hp["layer_dims"], hp["init"], seed, hp["dtype"])
-    check_parameters(parameters, hp["layer_dims"])
-    check_finite_parameters(parameters)
-    return {k: np.array(v, dtype=hp["dtype"]) for k, v in parameters.items()}
-
-
-def _run_in_chunks(trainer, n_epochs, callback):
-    """Run ``trainer`` until it has made ``n_epochs`` epochs, in chunks; return its status.
-
-    Chunks start at one epoch and double while one takes less than half of
-    :data:`CHUNK_SECONDS`, so the call overhead vanishes and the callback
-    (and Ctrl-C) still get a turn several times a second, however long one
-    epoch takes.
-    """
-    chunk = 1
-    while trainer.n_iter < n_epochs:
-        started = time.perf_counter()
-        status = trainer.run(min(chunk, n_epochs - trainer.n_iter))
-        if status != "ok":
-            return status
-        if time.perf_counter() - started < CHUNK_SECONDS / 2:
-            chunk *= 2
-        if callback is not None:
-            costs = trainer.costs
-            callback(trainer.n_iter, float(costs[-1]) if costs.size else float("nan"))
-    return "ok"
-
-
-def _validation_split(X, Y, sample_weight, validation_data, hp, seed):
-    """``X, Y, sample_weight`` to train on and ``(X_val, Y_val)`` (or None) to validate on."""
-    dims, dtype = hp["layer_dims"], np.dtype(hp["dtype"])
-    if validation_data is not None:
-        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-            raise TypeError("validation_data must be a pair (X_val, Y_val), examples as columns")
-        X_val = check_X(validation_data[0], n_x=dims[0], dtype=dtype, argument="X_val")
-        Y_val = check_labels(validation_data[1], hp["output_activation"], n_y=dims[-1],
-                             m=X_val.shape[1], dtype=dtype, argument="Y_val")
-        return X, Y, sample_weight, (X_val, Y_val)
-    if not hp["early_stopping"]:
-        return X, Y, sample_weight, None
-    held = held_out_columns(Y, hp["validation_fraction"], seed, hp["output_activation"])
-    kept = np.setdiff1d(np.arange(X.shape[1]), held)
-    if held.size == 0 or kept.size == 0:
-        raise ValueError(f"validation_fraction {hp['validation_fraction']} of {X.shape[1]} "
-                         "columns leaves no column to validate on or none to train on")
-    weights = None if sample_weight is None else sample_weight[kept]
-    return X[:, kept], Y[:, kept], weights, (X[:, held], Y[:, held])
-
-
-def held_out_columns(Y, fraction, seed, output_activation):
-    """The columns early stopping holds out: ``round(fraction * m)``, drawn with ``seed``.
-
-    Stratified for classifiers (one label row of a sigmoid, or softmax):
-    each class gives ``round(fraction * its count)`` of its columns, so the
-    held-out share keeps the classes' proportions. Sorted indices.
-    """
-    generator = np.random.default_rng(seed)
-    m = Y.shape[1]
-    if output_activation == "softmax":
-        classes = np.argmax(Y, axis=0)
-    elif output_activation == "sigmoid" and Y.shape[0] == 1:
-        classes = Y[0].astype(np.int64)
-    else:
-        return np.sort(generator.permutation(m)[:int(round(fraction * m))])
-    held = [generator.permutation(np.flatnonzero(classes == c))[
-        :int(round(fraction * np.sum(classes == c)))] for c in np.unique(classes)]
-    return np.sort(np.concatenate(held))
-
-
-class _Validation:
-    """Runs a trainer in chunks of ``cost_every`` epochs, scoring the parameters on held-out
-    data between chunks, and stopping early when asked."""
-
-    def __init__(self, model, hp, X_val, Y_val):
-        self.model, self.hp = model, hp
-        self.X_val, self.Y_val = X_val, Y_val
-        self.steps = backends.get(hp["backend"]).steps
-        self.costs, self.scores = [], []
-        self.best = None
-        self.improved = None
-
-    def _evaluate(self, trainer):
-        """Record the validation cost and score of the trainer's parameters; True to stop."""
-        hp = self.hp
-        parameters = trainer.parameters
-        AL, caches = self.steps.L_model_forward(self.X_val, parameters, hp["hidden_activation"],
-                                                hp["output_activation"])
-        cost = self.steps.compute_cost_from_logits(caches[-1][1], self.Y_val,
-                                                   hp["output_activation"])
-        self.costs.append(cost)
-        self.scores.append(_score(hp["output_activation"], AL, self.Y_val))
-        if self.best is None or cost < self.best["cost"] - hp["tol"]:
-            self.improved = trainer.n_iter  # the last improvement by at least tol
-        if self.best is None or cost < self.best["cost"]:
-            self.best = {"cost": cost, "epoch": trainer.n_iter, "parameters": parameters,
-                         "t": trainer.t, "state": trainer.optimizer_state}
-        return hp["early_stopping"] and trainer.n_iter - self.improved >= hp["patience"]
-
-    def run(self, trainer, n_epochs, callback):
-        """Like :func:`_run_in_chunks`, in chunks of ``cost_every`` epochs; returns the status."""
-        stop = self._evaluate(trainer)
-        while trainer.n_iter < n_epochs and not stop:
-            status = trainer.run(min(self.hp["cost_every"], n_epochs - trainer.n_iter))
-            if status != "ok":
-                return status
-            stop = self._evaluate(trainer)
-            if callback is not None:
-                costs = trainer.costs
-                callback(trainer.n_iter, float(costs[-1]) if costs.size else float("nan"))
-        return "ok"
-
-
-def _score(output_activation, AL, Y):
-    """Accuracy (sigmoid, softmax) or R² (linear) of the outputs ``AL`` against ``Y``."""
-    prediction = outputs.FUNCTIONS[output_activation].predict(AL)
-    if output_activation == "softmax":
-        return float(np.mean(prediction == np.argmax(Y, axis=0)))
-    if output_activation == "linear":
-        return r2_score(Y, prediction)
-    return float(np.mean(prediction == Y))
-
-
-def _diverged(trainer, status, learning_rate):
-    """The :class:`TrainingDivergedError` describing a trainer that stopped on ``status``."""
-    what = ("the cost became NaN or infinite" if status == "nonfinite_cost"
-            else "the update produced NaN or infinite parameters")
-    message = (
-        f"training diverged at epoch {trainer.failed_at}: {what}; the model is unchanged. "
-        f"Try a smaller learning_rate (got {learning_rate:g}) or rescale X. The last "
-        f"parameters with a finite cost (after {trainer.t} updates) are in this "
-        "error's .parameters"
-    )
-    return TrainingDivergedError(message, trainer.failed_at, trainer.parameters, trainer.n_iter,
-                                 trainer.costs, status, trainer.t)

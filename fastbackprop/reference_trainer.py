@@ -10,19 +10,69 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import optimizers, reference as R, spec
+from . import reference as R
+from .driver import OnStepLoop, StepLoop
+from .layout import Schema
 from .trainer_base import TrainerBase
 
 __all__ = ["Trainer", "probabilities"]
 
 
-class Trainer(TrainerBase):
+class NumpyEngine:
+    """The engine of :class:`fastbackprop.driver.StepLoop` on the reference's step functions.
+
+    ``X`` ``(n_x, m)``, ``Y`` ``(n_L, m)`` in ``dtype``; each epoch's batches are
+    :func:`reference.mini_batch_columns`; each step is a forward pass (with the
+    dropout masks of the update's number), the cost from ``ZL`` when asked, and
+    backward from ``dZ_L = AL - Y`` (times the columns' weights): the batch's gradient
+    as ``L_model_backward`` returns it, flattened.
+    """
+
+    def __init__(self, X, Y, dims, options, keep_prob, sample_weight, dtype):
+        self.X, self.Y = X, Y
+        self.dims = dims
+        self.options = options
+        self.keep_prob = keep_prob
+        self.w = sample_weight
+        self.dtype = dtype
+        self.m = X.shape[1]
+        self.n_steps = 1 if options.batch_size is None else -(-self.m // options.batch_size)
+        self._columns = None
+
+    def start_epoch(self, epoch):
+        o = self.options
+        self._columns = list(R.mini_batch_columns(self.m, o.batch_size, o.seed, epoch,
+                                                  o.shuffle))
+
+    def gradient(self, theta, k, t, cost):
+        o = self.options
+        columns = self._columns[k]
+        X_b, Y_b = self.X[:, columns], self.Y[:, columns]
+        w_b = None if self.w is None else self.w[columns].astype(self.dtype)
+        m_b = len(columns)
+        parameters = R.vector_to_parameters(theta, self.dims)
+        dropout = R.dropout_masks(self.keep_prob, [(n, m_b) for n in self.dims[1:-1]], o.seed, t)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+            AL, caches = R.L_model_forward(X_b, parameters, o.hidden_activation,
+                                           o.output_activation, dropout)
+            ZL = caches[-1][1]
+            loss = R.compute_cost_from_logits(ZL, Y_b, o.output_activation, w_b) if cost else 0.0
+            if not np.isfinite(np.sum(ZL)):
+                return None, loss, m_b
+            grads = R.L_model_backward(AL, Y_b, caches, o.hidden_activation, "dZ",
+                                       o.output_activation, dropout=dropout, sample_weight=w_b)
+        grad = R.gradients_to_vector(grads, len(self.dims) - 1).reshape(-1)
+        return grad, loss, m_b
+
+
+class Trainer(OnStepLoop, TrainerBase):
     """The interface of :class:`fastbackprop.kernels.Trainer`, on :mod:`fastbackprop.reference`.
 
-    Each :meth:`run` performs more epochs of :func:`reference.random_mini_batches`
-    batches, each a forward pass, the cost (from ``ZL``, in recorded epochs),
-    backward from ``dZ_L = AL - Y`` and
-    :func:`reference.update_parameters_with_optimizer`.
+    Each :meth:`run` performs more epochs of :func:`reference.mini_batch_columns`
+    batches through :class:`fastbackprop.driver.StepLoop` over a :class:`NumpyEngine`:
+    each step a forward pass, the cost (from ``ZL``, in recorded epochs),
+    backward from ``dZ_L = AL - Y``, L2 and the optimiser's update
+    (:func:`fastbackprop.optimizers.update`).
 
     Failures follow the kernels: when the cost of the current parameters
     is non-finite (checked every step through ``sum(ZL)``), the result is
@@ -35,84 +85,12 @@ class Trainer(TrainerBase):
         if gram:
             raise ValueError("gram: the numpy backend has no Gram mode; pass None or False")
         self.dtype = np.dtype(dtype) if dtype is not None else np.result_type(X, *parameters.values())
-        self.X = np.array(X, dtype=self.dtype)
-        self.Y = np.array(Y, dtype=self.dtype)
-        params = {k: np.array(v, dtype=self.dtype) for k, v in parameters.items()}
-        if optimizer_state is None:
-            state = R.initialize_optimizer(params, self.optimizer)
-        else:
-            state = {slot: {k: np.array(v, dtype=self.dtype) for k, v in values.items()}
-                     for slot, values in optimizer_state.items()}
-        self._current = (params, state)
-        self._previous = None
-        self._costs = []
-        o = self.options
-        self._hyperparameters = optimizers.Hyperparameters(o.beta, o.beta1, o.beta2, o.epsilon)
-
-    def _run(self, n_epochs):
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
-            for epoch in range(self.n_iter, self.n_iter + n_epochs):
-                status = self._epoch(epoch)
-                if status != spec.OK:
-                    return status, epoch, self.t
-        return spec.OK, None, self.t
-
-    def _epoch(self, epoch):
-        """One epoch: every batch's step; records the cost; returns a status code."""
-        o = self.options
-        alpha = optimizers.learning_rate_at(o.learning_rate, epoch, o.decay_rate, o.time_interval)
-        record = epoch % self.cost_every == 0
-        total = 0.0
-        status = spec.OK
-        w = self._sample_weight
-        for columns in R.mini_batch_columns(self.m, o.batch_size, o.seed, epoch, o.shuffle):
-            X_b, Y_b = self.X[:, columns], self.Y[:, columns]
-            w_b = None if w is None else w[columns].astype(self.dtype)
-            m_b = len(columns)
-            parameters, state = self._current
-            dropout = R.dropout_masks(self.keep_prob, [(n, m_b) for n in self.dims[1:-1]],
-                                      o.seed, self.t + 1)
-            AL, caches = R.L_model_forward(X_b, parameters, self.hidden_activation,
-                                           self.output_activation, dropout)
-            ZL = caches[-1][1]
-            if record:
-                total += (R.compute_cost_from_logits(ZL, Y_b, self.output_activation, w_b)
-                          + R.l2_cost(parameters, o.l2, m_b)) * m_b
-            if not np.isfinite(np.sum(ZL)):
-                status = spec.NONFINITE_COST
-                if self._previous is not None:
-                    self._current, self._previous = self._previous, None
-                    self.t -= 1
-                break
-            grads = R.L_model_backward(AL, Y_b, caches, self.hidden_activation, "dZ",
-                                       self.output_activation, l2=o.l2, dropout=dropout,
-                                       sample_weight=w_b)
-            new = R.update_parameters_with_optimizer(
-                parameters, grads, state, self.t + 1, alpha, self.optimizer, *self._hyperparameters)
-            if not all(np.all(np.isfinite(v)) for v in new[0].values()):
-                status = spec.NONFINITE_UPDATE
-                break
-            self._previous, self._current = self._current, new
-            self.t += 1
-        if record:
-            self._costs.append(total / self.m)
-        return status
-
-    @property
-    def parameters(self):
-        """A new dict of the current parameters (the last with a finite cost)."""
-        return {k: v.copy() for k, v in self._current[0].items()}
-
-    @property
-    def optimizer_state(self):
-        """The optimiser's state with :attr:`parameters`: ``{"v": {"dW1": ...}, ...}`` (new arrays)."""
-        return {slot: {k: v.copy() for k, v in values.items()}
-                for slot, values in self._current[1].items()}
-
-    @property
-    def costs(self):
-        """The costs this trainer recorded (float64): epochs ``e % cost_every == 0`` reached."""
-        return np.array(self._costs, dtype=np.float64)
+        X = np.array(X, dtype=self.dtype)
+        Y = np.array(Y, dtype=self.dtype)
+        engine = NumpyEngine(X, Y, self.dims, self.options, self.keep_prob,
+                             self._sample_weight, self.dtype)
+        self._loop = StepLoop(engine, self.options, Schema(self.dims), self.dtype, parameters,
+                              optimizer_state)
 
 
 def probabilities(X, parameters, hidden_activation="relu", output_activation="sigmoid",
@@ -128,16 +106,21 @@ def probabilities(X, parameters, hidden_activation="relu", output_activation="si
     return AL
 
 
-def gradient_sums(theta, X, Y, dims, hidden_activation="relu", output_activation="sigmoid"):
+def gradient_sums(theta, X, Y, dims, hidden_activation="relu", output_activation="sigmoid",
+                  sample_weight=None, work=None):
     """:func:`fastbackprop.kernels.gradient_sums` by the reference's step functions.
 
     Returns ``(grad, loss)``: the raw sums over the block's columns in
-    ``theta``'s layout (``W1, b1, ...`` flattened) and the summed cost.
+    ``theta``'s layout (``W1, b1, ...`` flattened) and the summed cost (each
+    column's times its weight). ``work`` is accepted for the interface and unused.
     """
     dims = [int(d) for d in dims]
     parameters = R.vector_to_parameters(np.asarray(theta), dims)
     m = np.shape(X)[1]
     AL, caches = R.L_model_forward(X, parameters, hidden_activation, output_activation)
-    loss = R.compute_cost_from_logits(caches[-1][1], Y, output_activation) * m
-    grads = R.L_model_backward(AL, Y, caches, hidden_activation, "dZ", output_activation)
+    ZL = caches[-1][1]
+    loss = (R.compute_cost_from_logits(ZL, Y, output_activation, sample_weight) * m
+            if np.isfinite(np.sum(ZL)) else float("nan"))
+    grads = R.L_model_backward(AL, Y, caches, hidden_activation, "dZ", output_activation,
+                               sample_weight=sample_weight)
     return R.gradients_to_vector(grads, len(dims) - 1).reshape(-1) * m, loss

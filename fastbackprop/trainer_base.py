@@ -1,6 +1,6 @@
 """What both backends' trainers share: the signature, the checks and the bookkeeping.
 
-A trainer runs epochs in chunks (:meth:`run`), keeping its parameters,
+A trainer runs epochs in chunks (:meth:`~fastbackprop.driver.Progress.run`), keeping its parameters,
 its optimiser's state and its counters between chunks, so a caller can
 show progress and honour Ctrl-C between chunks at no cost per step. The
 backends subclass :class:`TrainerBase` (``fastbackprop.kernels.Trainer``,
@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import spec
+from .driver import Progress
 from .options import TrainingOptions
 from .validation import check_matrix, check_parameters, check_positive_int, check_sample_weight
 
 
-class TrainerBase:
+class TrainerBase(Progress):
     """Epochs of (mini-batch) training of one network, on one backend.
 
     parameters: the initial dict (copied, never modified); X ``(n_x, m)``;
@@ -55,7 +55,6 @@ class TrainerBase:
         self.hidden_activation = o.hidden_activation
         self.output_activation = o.output_activation
         self.optimizer = o.optimizer
-        self.cost_every = o.cost_every
         self.dims = check_parameters(parameters)
         check_matrix(X, "X", rows=self.dims[0], row_name="n_x")
         check_matrix(Y, "Y", rows=self.dims[-1], cols=np.shape(X)[1], row_name="n_y")
@@ -63,8 +62,6 @@ class TrainerBase:
         #: Dropout's keep probability per hidden layer.
         self.keep_prob = o.keep_probs(len(self.dims) - 2)
         self._sample_weight = check_sample_weight(sample_weight, self.m)
-        #: Steps per epoch.
-        self.n_batches = 1 if o.batch_size is None else -(-self.m // o.batch_size)
         if max_epochs is None:
             max_epochs = max_iterations
         if max_epochs is not None:
@@ -73,54 +70,8 @@ class TrainerBase:
         t = _check_count(t, "t")
         self.slots = o.slots
         _check_state(optimizer_state, self.slots, parameters, t)
-        #: Epochs that produced :attr:`parameters`.
-        self.n_iter = start_epoch
-        #: Updates that produced :attr:`parameters`.
-        self.t = t
-        #: ``"ok"``, ``"nonfinite_cost"`` or ``"nonfinite_update"``.
-        self.status = "ok"
-        #: The epoch whose cost or update went non-finite, else None.
-        self.failed_at = None
-        self._start_epoch, self._start_t = start_epoch, t
+        self._begin(o, 1 if o.batch_size is None else -(-self.m // o.batch_size), start_epoch, t)
         self._setup(parameters, X, Y, dtype, max_epochs, optimizer_state, gram)
-
-    def run(self, n_epochs):
-        """Run ``n_epochs`` more epochs (stops early on a non-finite cost or update).
-
-        Returns the status string; after a failure, further calls do nothing.
-        """
-        n_epochs = check_positive_int(n_epochs, "n_epochs")
-        if self.status != "ok":
-            return self.status
-        status, failed_at, t = self._run(n_epochs)
-        self.status = spec.STATUSES[status] if not isinstance(status, str) else status
-        self.t = t
-        if self.status == "ok":
-            self.n_iter += n_epochs
-        else:
-            self.failed_at = failed_at
-            # the epochs completed by the parameters kept (the last with a finite cost)
-            self.n_iter = self._start_epoch + (t - self._start_t) // self.n_batches
-        return self.status
-
-    @property
-    def learning_rate(self):
-        """alpha0, the learning rate before decay."""
-        return self.options.learning_rate
-
-    def set_learning_rate(self, learning_rate):
-        """Change alpha0 for the epochs still to run (a schedule driven from outside)."""
-        self.options = self.options.replace(learning_rate=learning_rate)
-        self._learning_rate_changed()
-
-    def _learning_rate_changed(self):
-        """Hook: a backend that caches the learning rate refreshes it."""
-
-    def _recorded_slots(self):
-        """The indices ``e // cost_every`` of the costs recorded by this trainer."""
-        reached = self.failed_at if self.failed_at is not None else self.n_iter - 1
-        first = -(-self._start_epoch // self.cost_every)
-        return first, reached // self.cost_every + 1
 
 
 def _check_count(value, argument):

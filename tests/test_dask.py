@@ -381,7 +381,7 @@ def test_divergence_raises_as_on_one_machine_and_keeps_the_model(client, fitted)
 
 def test_callback_reports_progress_and_its_errors_propagate(client, data, fitted, monkeypatch):
     X, Y = data
-    monkeypatch.setattr("fastbackprop.model.CHUNK_SECONDS", 0.0)  # a call after every epoch
+    monkeypatch.setattr("fastbackprop.driver.CHUNK_SECONDS", 0.0)  # a call after every epoch
     calls = []
     model = Model([N_X, 4, 1], learning_rate=0.5, n_epochs=6, seed=0, cost_every=2)
     model.fit(*dask_pair(X, Y), callback=lambda n, cost: calls.append((n, cost)), client=client)
@@ -494,7 +494,7 @@ def test_a_killed_worker_changes_nothing(process_client, data):
             killed.append(n_iter)
 
     monkey = pytest.MonkeyPatch()
-    monkey.setattr("fastbackprop.model.CHUNK_SECONDS", 0.0)
+    monkey.setattr("fastbackprop.driver.CHUNK_SECONDS", 0.0)
     try:
         disturbed = Model(**params).fit(*dask_pair(X, Y), callback=kill, client=process_client)
     finally:

@@ -299,7 +299,7 @@ def test_bad_data_fails_before_any_work(case, backend, monkeypatch):
     X, Y = make(*good())
     model = Model([2, 3, 1], n_epochs=5, backend=backend)
     before = state(model)
-    monkeypatch.setattr(model_module, "_run_in_chunks", pytest.fail)  # no training may start
+    monkeypatch.setattr(model_module, "run_in_chunks", pytest.fail)  # no training may start
     with pytest.raises(error, match=match):
         model.fit(X, Y)
     assert_same_state(model, before)
@@ -323,7 +323,7 @@ def parameters_with(**changes):
 def test_bad_initial_parameters(parameters, error, match, monkeypatch):
     X, Y = good()
     model = Model([2, 3, 1], n_epochs=5, backend="numpy")
-    monkeypatch.setattr(model_module, "_run_in_chunks", pytest.fail)
+    monkeypatch.setattr(model_module, "run_in_chunks", pytest.fail)
     with pytest.raises(error, match=match):
         model.fit(X, Y, parameters=parameters)
     assert not hasattr(model, "parameters_")

@@ -8,7 +8,7 @@ gradient descent in float64, two ways on the same data:
   in a process of its own, one ``run(1)`` per step;
 * Dask: a ``LocalCluster`` of 2 single-threaded worker processes, one block
   of columns per worker, the kernels warmed, the blocks persisted
-  (``fastbackprop.dask.start_run``, ``run.persist()``), then ``run.step``:
+  (``fastbackprop.dask.start_run``), then ``run.step``:
   what ``Model.fit`` does per epoch (the block tasks, the reduction, the
   update on the client). The slowest block's compute is the longest
   ``compute`` interval among the step's block tasks, from Dask's own task
@@ -128,8 +128,7 @@ def dask_run(client, m, n_blocks, dims=DIMS):
     from fastbackprop import Model, dask as fdask
 
     model = Model(dims, learning_rate=LEARNING_RATE, n_epochs=1, seed=0, cost_every=1)
-    run = fdask.start_run(model, *dask_arrays(m, n_blocks), client=client)
-    run.persist()
+    run = fdask.start_run(model, *dask_arrays(m, n_blocks), client=client)  # persisted
     run.step(0, 0)
     return run
 

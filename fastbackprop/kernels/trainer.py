@@ -180,15 +180,21 @@ def train(parameters, X, Y, hidden_activation="relu", learning_rate=0.0075,
                        trainer.failed_at)
 
 
-def gradient_sums(theta, X, Y, dims, hidden_activation="relu", output_activation="sigmoid"):
+def gradient_sums(theta, X, Y, dims, hidden_activation="relu", output_activation="sigmoid",
+                  sample_weight=None, work=None):
     """The raw gradient and cost sums of one block of columns, by the compiled passes.
 
     theta: flat parameters (:func:`.layout.pack`), float32 or float64; X
     ``(n_x, m_b)``; Y ``(n_L, m_b)`` of checked labels; dims ``[n_x, ...,
-    n_L]``. Returns ``(grad, loss)``: ``grad`` in ``theta``'s layout holds
-    ``dZ A_prev^T`` and ``sum(dZ)`` summed over the block's columns (divide
-    by the whole batch's ``m`` after adding the blocks' sums), ``loss`` the
-    sum of the block's per-example costs (NaN or infinite when the cost is).
+    n_L]``; ``sample_weight`` ``(m_b,)`` or None (ones). Returns ``(grad,
+    loss)``: ``grad`` in ``theta``'s layout holds ``dZ A_prev^T`` and
+    ``sum(dZ)`` summed over the block's columns, ``dZ_L = w (A_L - Y)``
+    (divide by the whole batch's ``m`` after adding the blocks' sums),
+    ``loss`` the sum of the block's per-example costs times their weights
+    (NaN when ``Z_L`` is not finite). ``work``: a workspace of
+    :func:`.training.workspace` for at least ``m_b`` columns, reused from
+    call to call (``grad`` is then its buffer, overwritten by the next
+    call), or None for a new one.
     """
     codes = (spec.code_of(spec.ACTIVATIONS, hidden_activation, "hidden_activation"),
              spec.code_of(spec.OUTPUTS, output_activation, "output_activation"))
@@ -197,9 +203,11 @@ def gradient_sums(theta, X, Y, dims, hidden_activation="relu", output_activation
     X, Y = as_kernel_array(X, dtype), as_kernel_array(Y, dtype)
     dims = np.asarray(dims, dtype=np.int64)
     m = X.shape[1]
-    work = training.workspace(dims, m, dtype, theta.size)
-    total, loss = call_specialised(training.gradient_sums, theta, X, Y, np.ones(m, dtype=dtype),
-                                   dims, *codes, work)
+    w = (np.ones(m, dtype=dtype) if sample_weight is None
+         else as_kernel_array(sample_weight, dtype))
+    if work is None:
+        work = training.workspace(dims, m, dtype, theta.size)
+    total, loss = call_specialised(training.gradient_sums, theta, X, Y, w, dims, *codes, work)
     return work.grad, float(loss) if np.isfinite(total) else float("nan")
 
 
