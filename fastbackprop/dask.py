@@ -457,44 +457,36 @@ def _add(*parts):
 
 
 def predict_proba(model, X):
-    """``A_L`` ``(n_y, m)`` of the fitted ``model`` on the Dask array ``X``, lazily, by blocks."""
-    parameters, dims = model._fitted()
-    X = _dask_X(X, dims[0])
-    dtype = parameters["W1"].dtype
-    return X.map_blocks(_proba_block, parameters=parameters, config=_predict_config(model, dims),
-                        chunks=((dims[-1],), X.chunks[1]), dtype=dtype,
-                        meta=np.empty((0, 0), dtype=dtype))
+    """``A_L`` ``(n_y, m)`` of the fitted ``model`` on the Dask array ``X``, lazily, by blocks
+    (each computed by the model's fitted network, sent to the workers packed)."""
+    network = model.network()
+    X = _dask_X(X, network.dims[0])
+    return X.map_blocks(_proba_block, network=network,
+                        chunks=((network.dims[-1],), X.chunks[1]), dtype=network.dtype,
+                        meta=np.empty((0, 0), dtype=network.dtype))
 
 
 def predict(model, X):
     """``model.predict`` as a lazy Dask array: 0/1 ``(n_y, m)``, classes ``(m,)`` or values."""
-    parameters, dims = model._fitted()
-    X = _dask_X(X, dims[0])
-    config = _predict_config(model, dims)
-    probe = outputs.FUNCTIONS[config.output_activation].predict(
-        np.full((dims[-1], 1), 0.5, dtype=parameters["W1"].dtype))
+    network = model.network()
+    X = _dask_X(X, network.dims[0])
+    probe = outputs.FUNCTIONS[network.output_activation].predict(
+        np.full((network.dims[-1], 1), 0.5, dtype=network.dtype))
     if probe.ndim == 1:
-        return X.map_blocks(_predict_block, parameters=parameters, config=config,
-                            chunks=(X.chunks[1],), drop_axis=0, dtype=probe.dtype,
+        return X.map_blocks(_predict_block, network=network, chunks=(X.chunks[1],),
+                            drop_axis=0, dtype=probe.dtype,
                             meta=np.empty((0,), dtype=probe.dtype))
-    return X.map_blocks(_predict_block, parameters=parameters, config=config,
+    return X.map_blocks(_predict_block, network=network,
                         chunks=((probe.shape[0],), X.chunks[1]), dtype=probe.dtype,
                         meta=np.empty((0, 0), dtype=probe.dtype))
 
 
-def _predict_config(model, dims):
-    return Config(tuple(dims), model.hidden_activation, model.output_activation, model.backend,
-                  model.parameters_["W1"].dtype.name)
+def _proba_block(X, network):
+    return network.probabilities(check_X(X, n_x=network.dims[0], dtype=network.dtype))
 
 
-def _proba_block(X, parameters, config):
-    X = check_X(X, n_x=config.dims[0], dtype=np.dtype(config.dtype))
-    return backends.get(config.backend).probabilities(X, parameters, config.hidden_activation,
-                                                      config.output_activation)
-
-
-def _predict_block(X, parameters, config):
-    return outputs.FUNCTIONS[config.output_activation].predict(_proba_block(X, parameters, config))
+def _predict_block(X, network):
+    return outputs.FUNCTIONS[network.output_activation].predict(_proba_block(X, network))
 
 
 # ---------------------------------------------------------------------------

@@ -26,12 +26,11 @@ from __future__ import annotations
 
 import inspect
 import json
-import time
 
 import numpy as np
 
 from . import _files, backends, options, outputs, spec
-from .driver import (  # noqa: F401 (held_out_columns, r2_score: this module's API)
+from .driver import (
     NotFittedError,
     TrainingDivergedError,
     Validation,
@@ -46,6 +45,7 @@ from .driver import (  # noqa: F401 (held_out_columns, r2_score: this module's A
     validation_split,
 )
 from .layout import Schema
+from .network import Network
 from .validation import (
     check_finite_parameters,
     check_keep_prob,
@@ -55,7 +55,7 @@ from .validation import (
     check_X,
 )
 
-__all__ = ["Model", "NotFittedError", "TrainingDivergedError"]
+__all__ = ["Model", "NotFittedError", "TrainingDivergedError", "held_out_columns", "r2_score"]
 
 #: What ``Model.save`` writes and ``Model.load`` requires in the archive.
 FORMAT = "fastbackprop.Model"
@@ -314,7 +314,7 @@ class Model:
         if warm_start:
             costs = np.concatenate([self.costs_, costs])
         best = watch.best if watch is not None and hp["early_stopping"] else None
-        self.parameters_ = run.parameters if best is None else best["parameters"]
+        self._adopt_parameters(run.parameters if best is None else best["parameters"])
         self.costs_ = costs
         self.n_iter_ = run.n_iter
         self.t_ = run.t if best is None else best["t"]
@@ -325,6 +325,45 @@ class Model:
             self.validation_scores_ = np.array(watch.scores, dtype=np.float64)
             self.best_epoch_ = watch.best["epoch"]
         return self
+
+    def _adopt_parameters(self, parameters):
+        """``parameters_``: the views of a new fitted :class:`~fastbackprop.network.Network`."""
+        self._network = Network(parameters, self.hidden_activation, self.output_activation,
+                                self.backend)
+        self.parameters_ = self._network.parameters
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.pop("_network", None)  # rebuilt from parameters_, whose arrays it then holds
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        if "parameters_" in state:
+            self._adopt_parameters(state["parameters_"])
+
+    def network(self):
+        """The fitted :class:`~fastbackprop.network.Network` (packed parameters, prediction).
+
+        Built once per fit; built again when ``parameters_`` was replaced, an
+        array of it swapped, or the activations or the backend changed
+        (``set_params``). Raises :class:`NotFittedError` before ``fit``.
+        """
+        parameters = self.__dict__.get("parameters_")
+        if parameters is None:
+            self._fitted()  # raises NotFittedError
+        network = self.__dict__.get("_network")
+        if network is None or (network.hidden_activation, network.output_activation,
+                               network.backend) != (self.hidden_activation,
+                                                    self.output_activation, self.backend):
+            network = self._network = Network(parameters, self.hidden_activation,
+                                              self.output_activation, self.backend)
+        elif not isinstance(parameters, dict) or not network.owns(
+                tuple(parameters.get(key) for key in network.schema.keys)):
+            check_parameters(parameters)  # foreign arrays: checked and packed, every call
+            return Network(parameters, self.hidden_activation, self.output_activation,
+                           self.backend)
+        return network
 
     def _continuation(self, hp):
         """Where a warm start begins: the fitted state, checked against the hyperparameters."""
@@ -358,10 +397,9 @@ class Model:
 
     def _output(self, X):
         """``A_L`` ``(n_y, m)`` of the fitted network on ``X`` ``(n_x, m)``."""
-        parameters, dims = self._fitted()
-        X = self._check_X(X, dims)
-        return self._backend().probabilities(X, parameters, self.hidden_activation,
-                                             self.output_activation)
+        network = self.network()
+        X = check_X(X, n_x=network.dims[0], dtype=network.dtype)
+        return network.probabilities(X)
 
     def predict_proba(self, X):
         """``A_L`` ``(n_y, m)``: probabilities, for the sigmoid and softmax outputs.
@@ -510,7 +548,7 @@ class Model:
             if value.dtype != np.dtype(hp["dtype"]):
                 raise ValueError(f"{key} has dtype {value.dtype}; expected {hp['dtype']}")
         check_finite_parameters(parameters)
-        model.parameters_ = parameters
+        model._adopt_parameters(parameters)
         model.costs_ = np.asarray(arrays["costs_"], dtype=np.float64).reshape(-1)
         model.n_iter_ = int(arrays["n_iter_"])
         model.t_ = int(arrays["t_"]) if "t_" in arrays else model.n_iter_

@@ -54,7 +54,8 @@ except ImportError as error:  # pragma: no cover - depends on the environment
         "fastbackprop.sklearn needs scikit-learn >= 1.6 (pip install 'scikit-learn>=1.6'); "
         f"importing it failed: {error}") from error
 
-from . import _post_import, activations, backends, outputs, spec
+from . import _post_import, backends, spec
+from .network import Network
 from .options import TrainingOptions
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
@@ -268,7 +269,7 @@ class _BaseMLP(BaseEstimator):
                                     self.max_iter, self.max_fun, self.tol, self.verbose)
         self.n_iter_ = _check_optimize_result("lbfgs", result, self.max_iter)
         self.loss_ = result.fun
-        self.coefs_, self.intercepts_ = layout.unpack(result.x)
+        self._adopt_network(*layout.unpack(result.x))
         if not all(np.isfinite(p).all() for p in self.coefs_ + self.intercepts_):
             raise ValueError(_NONFINITE)
 
@@ -323,15 +324,50 @@ class _BaseMLP(BaseEstimator):
         solver["t"] = trainer.t
         solver["state"] = trainer.optimizer_state
         if self.early_stopping:
-            self.coefs_ = self._best_coefs
-            self.intercepts_ = self._best_intercepts
+            self._adopt_network(self._best_coefs, self._best_intercepts)
 
     def _store(self, trainer):
         """``coefs_`` and ``intercepts_`` from the trainer's parameters (scikit-learn's layout)."""
         parameters = trainer.parameters
         L = len(self.coefs_)
-        self.coefs_ = [np.ascontiguousarray(parameters[f"W{l}"].T) for l in range(1, L + 1)]
-        self.intercepts_ = [parameters[f"b{l}"].ravel() for l in range(1, L + 1)]
+        self._adopt_network([parameters[f"W{l}"].T for l in range(1, L + 1)],
+                            [parameters[f"b{l}"] for l in range(1, L + 1)])
+
+    def _network_of(self, coefs, intercepts):
+        """A :class:`~fastbackprop.network.Network` of scikit-learn's arrays (``W{l}`` is
+        ``coefs[l-1].T``)."""
+        parameters = {}
+        for l, (coef, intercept) in enumerate(zip(coefs, intercepts), start=1):
+            parameters[f"W{l}"] = np.asarray(coef).T
+            parameters[f"b{l}"] = np.asarray(intercept).reshape(-1, 1)
+        return Network(parameters, ACTIVATIONS[self.activation], OUTPUTS[self.out_activation_])
+
+    def _adopt_network(self, coefs, intercepts):
+        """``coefs_`` and ``intercepts_``: the views (``(n_in, n_out)``, ``(n_out,)``) of a new
+        fitted network of these arrays, so that prediction packs nothing."""
+        network = self._network = self._network_of(coefs, intercepts)
+        L = len(network.dims) - 1
+        self.coefs_ = [network.parameters[f"W{l}"].T for l in range(1, L + 1)]
+        self.intercepts_ = [network.parameters[f"b{l}"].reshape(-1) for l in range(1, L + 1)]
+        network.exposed = (*self.coefs_, *self.intercepts_)
+
+    def _fitted_network(self):
+        """The fitted network, or (arrays replaced, activation changed) a new one of
+        ``coefs_`` and ``intercepts_``, built for this call only (prediction changes no
+        attribute: scikit-learn's ``check_dict_unchanged``)."""
+        network = self.__dict__.get("_network")
+        arrays = (*self.coefs_, *self.intercepts_)
+        exposed = getattr(network, "exposed", ())
+        if (network is not None and len(arrays) == len(exposed)
+                and all(a is b for a, b in zip(arrays, exposed))
+                and network.hidden_activation == ACTIVATIONS[self.activation]):
+            return network
+        return self._network_of(self.coefs_, self.intercepts_)
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        if "_network" in state and "coefs_" in state:  # unpickled: the arrays are copies
+            self._adopt_network(self.coefs_, self.intercepts_)
 
     def _epochs(self, trainer, n_samples, X_val, y_val, w_val, solver, incremental):
         """scikit-learn's epoch loop: one compiled epoch, then its bookkeeping in Python."""
@@ -477,18 +513,7 @@ class _BaseMLP(BaseEstimator):
         """The network's output ``(n_samples, n_outputs)`` in scikit-learn's layout."""
         if check_input:
             X = self._validate_X(X, reset=False)
-        hidden = ACTIVATIONS[self.activation]
-        last = len(self.coefs_) - 1
-        A = X
-        for i, (coef, intercept) in enumerate(zip(self.coefs_, self.intercepts_)):
-            Z = A @ coef
-            Z += intercept
-            A = activations.forward(Z, hidden) if i < last else Z
-        if self.out_activation_ == "logistic":
-            return activations.sigmoid(A)
-        if self.out_activation_ == "softmax":
-            return np.ascontiguousarray(outputs.softmax(A.T).T)
-        return A
+        return self._fitted_network().probabilities(X, rows=True)
 
     def _is_classifier(self):
         return isinstance(self, ClassifierMixin)

@@ -62,6 +62,16 @@ def call_specialised(dispatcher, *args):
     return result
 
 
+def entry_point(dispatcher, *args):
+    """The compiled entry point that :func:`call_specialised` keeps for these arguments (None
+    before its first call with them). For callers that call it again and again with
+    arguments of the same types by construction, skipping even the key."""
+    literals = _LITERAL_POSITIONS.get(dispatcher)
+    if literals is None:
+        return None
+    return _ENTRY_POINTS.get((dispatcher, type_key(args, literals)))
+
+
 def type_key(args, literals):
     """What Numba's types of ``args`` depend on, as a hashable tuple (values at ``literals``)."""
     return tuple(args[i] if i in literals else _type_key(a) for i, a in enumerate(args))

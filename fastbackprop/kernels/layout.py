@@ -19,12 +19,11 @@ each number of layers):
 
 from __future__ import annotations
 
-import numpy as np
 from numba import types
 from numba.extending import intrinsic
 
 from .._jit import jit
-from ..layout import layer_offsets, n_parameters, pack, unpack  # noqa: F401 (this module's API)
+from ..layout import layer_offsets, n_parameters, pack, unpack
 
 
 @intrinsic
@@ -76,3 +75,7 @@ def b_of(theta, dims, offsets, l):
 def layer_of(buffer, dims, offsets, l, m):
     """View of layer ``l``'s ``(n_l, m)`` block in ``acts`` or ``deltas``."""
     return matrix_view(buffer, offsets[l - 1, 2], dims[l], m)
+
+
+__all__ = ["layer_offsets", "n_parameters", "pack", "unpack", "matrix_view", "W_of", "b_of",
+           "layer_of"]

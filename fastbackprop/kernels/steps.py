@@ -26,7 +26,7 @@ from ..validation import (
     check_parameters,
     check_sample_weight,
 )
-from . import outputs, passes, training
+from . import first_layer, outputs, passes, training
 from .convert import as_kernel_array, call_specialised, common_dtype
 from .layout import pack
 from .passes import NN, NT, TN
@@ -157,7 +157,7 @@ def probabilities(X, parameters, hidden_activation="relu", output_activation="si
     X = as_kernel_array(X, dtype)
     m = X.shape[1]
     work = training.workspace(dims, m, dtype, 0)
-    call_specialised(training.predict, pack(parameters, dims, dtype), X,
+    call_specialised(training.predict, pack(parameters, dims, dtype), first_layer.Columns(X),
                      np.asarray(dims, dtype=np.int64), code, output, work)
     acts = work.acts
     return acts[acts.size - dims[-1] * m:].reshape(dims[-1], m).copy()

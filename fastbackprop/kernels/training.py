@@ -562,13 +562,15 @@ def gradient_sums(theta, X, Y, w, dims, hidden, output, work):
 
 
 @jit(entry=True)
-def predict(theta, X, dims, hidden, output, work):
-    """``A_L`` of the network on ``X`` ``(n_x, m)``, into ``work.acts``'s last slot; no cost.
+def predict(theta, inp, dims, hidden, output, work):
+    """``A_L`` of the network on the examples ``inp`` (:class:`.first_layer.Columns`: ``X``
+    ``(n_x, m)``, or :class:`.first_layer.Rows`: ``X`` ``(m, n_x)``), into ``work.acts``'s
+    last slot; no cost.
 
-    ``work`` (:class:`Work`; only ``acts``, ``cols`` ``(4, >= m)`` and
-    ``offsets`` are used) holds slots of ``capacity >= m`` columns.
+    ``work`` (:class:`Work`; only ``acts``, ``cols`` ``(4, >= m)`` and ``offsets`` are
+    used) holds slots of ``capacity >= m`` columns.
     """
     literally(hidden)
     literally(output)
-    batch = Batch(first_layer.Columns(X), X, work.cols[0])  # no cost: Y, w are not read
+    batch = Batch(inp, work.cols, work.cols[0])  # no cost: Y, w are not read
     forward(theta, batch, dims, work, hidden, output, False, None, 0)
