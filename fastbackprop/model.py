@@ -6,10 +6,11 @@ see :func:`fastbackprop.validation.check_labels`), and the learned
 parameters are the course's dict ``{"W1": (n_1, n_x), "b1": (n_1, 1), ...}``.
 
 The network is ``[LINEAR -> g] x (L-1) -> LINEAR -> OUTPUT`` (sigmoid,
-softmax or linear) trained by full-batch gradient descent, on one of two
-backends with one interface:
+softmax or linear) trained by full-batch gradient descent or in mini-batches
+with momentum, RMSprop or Adam (with L2, dropout and early stopping), on one
+of two backends with one interface:
 
-* ``"numba"``: :class:`fastbackprop.kernels.Trainer`, every iteration of a
+* ``"numba"``: :class:`fastbackprop.kernels.Trainer`, every epoch of a
   chunk in one compiled call (imported only when first used);
 * ``"numpy"``: :class:`fastbackprop.reference_trainer.Trainer`, the step
   functions of :mod:`fastbackprop.reference` in a Python loop.

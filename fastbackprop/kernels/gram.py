@@ -40,20 +40,20 @@ class Gram(NamedTuple):
     P0: np.ndarray
 
 
-def applies(dims, m, full_batch, linear_update, max_iterations=None):
+def applies(dims, m, full_batch, linear_update, max_epochs=None):
     """Whether Gram mode is exact here and saves work.
 
     Exact only for ``full_batch`` training with a ``linear_update`` (plain
     gradient descent); worth it when ``n_x >= m`` (each step then saves at
     least half the first layer's work and ``G`` is no larger than ``X``)
-    and, when ``max_iterations`` is known, when the work saved over the run
+    and, when ``max_epochs`` is known, when the work saved over the run
     exceeds the ``n_x m^2`` of ``G``.
     """
     n_x, n_1 = dims[0], dims[1]
     if not (full_batch and linear_update and n_x >= m):
         return False
     saved_per_step = n_1 * m * (2 * n_x - m)
-    return max_iterations is None or max_iterations * saved_per_step > n_x * m * m
+    return max_epochs is None or max_epochs * saved_per_step > n_x * m * m
 
 
 def make(enabled, X, n_1, dtype):

@@ -52,6 +52,7 @@ from numba.extending import intrinsic, models, register_model
 
 from .._jit import jit, overload_kernel
 from .blas import NN, NT, TN, blas_gemm
+from .passes import shapes_agree
 from .scalar import select
 
 #: Bytes in a :class:`Vector`: one AVX-512 register.
@@ -477,11 +478,7 @@ def micro_gemm_pass(A, B, out, mode):
     Raises ``ValueError`` when the shapes of ``op(A)``, ``op(B)`` and ``out`` do not agree.
     """
     literally(mode)
-    rows = A.shape[1] if mode == TN else A.shape[0]
-    inner = A.shape[0] if mode == TN else A.shape[1]
-    inner_B = B.shape[1] if mode == NT else B.shape[0]
-    cols = B.shape[0] if mode == NT else B.shape[1]
-    if inner != inner_B or out.shape[0] != rows or out.shape[1] != cols:
+    if not shapes_agree(A, B, out, mode):
         raise ValueError("micro_gemm_pass: the shapes of op(A), op(B) and out do not agree")
     micro_gemm(A, B, out, mode)
 

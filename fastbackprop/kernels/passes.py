@@ -104,13 +104,19 @@ def gemm_pass(A, B, out, mode):
     do not agree (inside the kernels they agree by construction).
     """
     literally(mode)
+    if not shapes_agree(A, B, out, mode):
+        raise ValueError("gemm_pass: the shapes of op(A), op(B) and out do not agree")
+    gemm(A, B, out, mode)
+
+
+@jit
+def shapes_agree(A, B, out, mode):
+    """Whether ``op(A) op(B)`` (``mode`` NN, NT or TN) has ``out``'s shape."""
     rows = A.shape[1] if mode == TN else A.shape[0]
     inner = A.shape[0] if mode == TN else A.shape[1]
     inner_B = B.shape[1] if mode == NT else B.shape[0]
     cols = B.shape[0] if mode == NT else B.shape[1]
-    if inner != inner_B or out.shape[0] != rows or out.shape[1] != cols:
-        raise ValueError("gemm_pass: the shapes of op(A), op(B) and out do not agree")
-    gemm(A, B, out, mode)
+    return inner == inner_B and out.shape[0] == rows and out.shape[1] == cols
 
 
 @jit

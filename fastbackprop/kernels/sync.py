@@ -173,13 +173,18 @@ def cpu_relax(typingctx):
     """The spin-wait hint: ``pause`` on x86, nothing elsewhere."""
 
     def codegen(context, builder, signature, args):
-        if _is_x86():
-            fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), []),
-                                                "llvm.x86.sse2.pause")
-            builder.call(fn, [])
+        _pause(builder)
         return context.get_dummy_value()
 
     return types.none(), codegen
+
+
+def _pause(builder):
+    """Emit ``pause`` on x86 (nothing elsewhere)."""
+    if _is_x86():
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), []),
+                                            "llvm.x86.sse2.pause")
+        builder.call(fn, [])
 
 
 @intrinsic
@@ -191,10 +196,8 @@ def yield_cpu(typingctx):
             fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(_I32, []),
                                                 _YIELD_SYMBOL)
             builder.call(fn, [])
-        elif _is_x86():
-            fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), []),
-                                                "llvm.x86.sse2.pause")
-            builder.call(fn, [])
+        else:
+            _pause(builder)
         return context.get_dummy_value()
 
     return types.none(), codegen
@@ -214,10 +217,8 @@ def sleep_us(typingctx, us):
             n = context.cast(builder, args[0], us, types.int64)
             n = builder.sdiv(n, ir.Constant(_I64, _SLEEP_UNIT_US))
             builder.call(fn, [builder.trunc(n, _I32)])
-        elif _is_x86():
-            fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), []),
-                                                "llvm.x86.sse2.pause")
-            builder.call(fn, [])
+        else:
+            _pause(builder)
         return context.get_dummy_value()
 
     return types.none(us), codegen
