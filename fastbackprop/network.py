@@ -122,9 +122,9 @@ class Network:
         theta = self._theta(dtype)
         inp = self._form(rows)(X)
         if entry is None:
-            self._compile(rows, dtype, theta, inp, work)
+            self._compile(rows, dtype, theta, inp, m, work)
         else:
-            entry(theta, inp, self._dims, *self._codes, work)
+            entry(theta, inp, m, self._dims, *self._codes, work)
         acts, n_L = work.acts, self.dims[-1]
         start = work.offsets[len(self.dims) - 2, 2]
         AL = acts[start:start + n_L * m].reshape(n_L, m)
@@ -181,14 +181,14 @@ class Network:
         entries = getattr(self._local, "entries", None)
         return None if entries is None else entries.get((rows, dtype))
 
-    def _compile(self, rows, dtype, theta, inp, work):
+    def _compile(self, rows, dtype, theta, inp, m, work):
         """The first call for this form and dtype: through ``call_specialised``, which
         compiles or finds the entry point; kept for the next calls, whose argument types
         are the same by construction (C-contiguous writeable arrays of ``dtype``)."""
         from .kernels import training
         from .kernels.convert import call_specialised, entry_point
 
-        args = (theta, inp, self._dims, *self._codes, work)
+        args = (theta, inp, m, self._dims, *self._codes, work)
         call_specialised(training.predict, *args)
         entries = getattr(self._local, "entries", None)
         if entries is None:

@@ -12,8 +12,7 @@ several forms; every other layer reads activations, which are always
 :class:`~.gram.Gram`  Gram mode (see :mod:`.gram`): ``W1 X = P0 + D G``, and
                   ``dZ1`` is ``D``'s gradient, so ``dW1`` is never formed.
 
-The functions here are the first layer's jobs: :func:`n_columns`,
-:func:`hidden` (``A1 = g(W1 X + b1)``), :func:`output` (the same when the
+The functions here are the first layer's jobs: :func:`hidden` (``A1 = g(W1 X + b1)``), :func:`output` (the same when the
 first layer is the output layer), :func:`delta` (where ``dZ1`` goes) and
 :func:`weight_gradient` (``dW1 = dZ1 X^T``, plus the L2 term). Each
 chooses its implementation from the input's type while Numba types the
@@ -34,6 +33,11 @@ from .blas import NN, NT
 from .layout import W_of, b_of, layer_of
 from .outputs import output_apply, output_layer
 from .passes import add_scaled, bias_activation, gemm, linear_activation
+
+
+#: The first layer's number, typed as the loop's layer numbers are (an int64 variable, not a
+#: constant): the views then share the loop's compiled signature instead of one of their own.
+FIRST = np.int64(1)
 
 
 class Columns(NamedTuple):
@@ -57,11 +61,6 @@ def _form(inp):
     raise TypeError(f"not a first-layer input: {inp}")
 
 
-def n_columns(inp):
-    """The batch's number of examples ``m``."""
-    raise NotImplementedError("for use inside kernels only")
-
-
 def hidden(inp, theta, dims, offsets, code, A):
     """``A = g(W1 X + b1)`` into ``A`` ``(n_1, m)``, ``code`` the hidden activation."""
     raise NotImplementedError("for use inside kernels only")
@@ -82,53 +81,54 @@ def weight_gradient(inp, dZ, theta, grad, dims, offsets, l2):
     raise NotImplementedError("for use inside kernels only")
 
 
-@overload_kernel(n_columns)
-def _n_columns(inp):
-    form = _form(inp)
-    if form is Columns:
-        return lambda inp: inp.X.shape[1]
-    if form is Rows:
-        return lambda inp: inp.X.shape[0]
-    return lambda inp: inp.G.shape[0]
+def _constant(code):
+    """Refuse a non-constant code while typing (as :func:`.scalar.select` does), so that Numba
+    does not compile an implementation for ``int64`` first and then for the constant."""
+    from numba.core.errors import TypingError
+
+    if not isinstance(code, types.IntegerLiteral):
+        raise TypingError(f"the activation code must be a compile-time constant; got {code}")
 
 
 @overload_kernel(hidden)
 def _hidden(inp, theta, dims, offsets, code, A):
+    _constant(code)
     form = _form(inp)
     if form is Columns:
         def columns(inp, theta, dims, offsets, code, A):
-            return linear_activation(W_of(theta, dims, offsets, 1), inp.X,
-                                     b_of(theta, dims, offsets, 1), code, A)
+            return linear_activation(W_of(theta, dims, offsets, FIRST), inp.X,
+                                     b_of(theta, dims, offsets, FIRST), code, A)
         return columns
     if form is Rows:
         def rows(inp, theta, dims, offsets, code, A):
-            gemm(W_of(theta, dims, offsets, 1), inp.X, A, NT)  # W1 X^T, X as rows
-            return bias_activation(A, b_of(theta, dims, offsets, 1), code)
+            gemm(W_of(theta, dims, offsets, FIRST), inp.X, A, NT)  # W1 X^T, X as rows
+            return bias_activation(A, b_of(theta, dims, offsets, FIRST), code)
         return rows
 
     def gram(inp, theta, dims, offsets, code, A):
         gram_mode.W1X(theta, dims, offsets, inp, A)
-        return bias_activation(A, b_of(theta, dims, offsets, 1), code)
+        return bias_activation(A, b_of(theta, dims, offsets, FIRST), code)
     return gram
 
 
 @overload_kernel(output)
 def _output(inp, theta, dims, offsets, code, Y, w, A, cost, cols):
+    _constant(code)
     form = _form(inp)
     if form is Columns:
         def columns(inp, theta, dims, offsets, code, Y, w, A, cost, cols):
-            return output_layer(code, W_of(theta, dims, offsets, 1), inp.X,
-                                b_of(theta, dims, offsets, 1), Y, w, A, cost, cols)
+            return output_layer(code, W_of(theta, dims, offsets, FIRST), inp.X,
+                                b_of(theta, dims, offsets, FIRST), Y, w, A, cost, cols)
         return columns
     if form is Rows:
         def rows(inp, theta, dims, offsets, code, Y, w, A, cost, cols):
-            gemm(W_of(theta, dims, offsets, 1), inp.X, A, NT)
-            return output_apply(code, A, b_of(theta, dims, offsets, 1), Y, w, cost, cols)
+            gemm(W_of(theta, dims, offsets, FIRST), inp.X, A, NT)
+            return output_apply(code, A, b_of(theta, dims, offsets, FIRST), Y, w, cost, cols)
         return rows
 
     def gram(inp, theta, dims, offsets, code, Y, w, A, cost, cols):
         gram_mode.W1X(theta, dims, offsets, inp, A)
-        return output_apply(code, A, b_of(theta, dims, offsets, 1), Y, w, cost, cols)
+        return output_apply(code, A, b_of(theta, dims, offsets, FIRST), Y, w, cost, cols)
     return gram
 
 
@@ -136,7 +136,7 @@ def _output(inp, theta, dims, offsets, code, Y, w, A, cost, cols):
 def _delta(inp, deltas, grad, dims, offsets, m):
     if _form(inp) is gram_mode.Gram:
         return lambda inp, deltas, grad, dims, offsets, m: gram_mode.D_of(grad, dims, offsets, m)
-    return lambda inp, deltas, grad, dims, offsets, m: layer_of(deltas, dims, offsets, 1, m)
+    return lambda inp, deltas, grad, dims, offsets, m: layer_of(deltas, dims, offsets, FIRST, m)
 
 
 @overload_kernel(weight_gradient)
@@ -147,8 +147,8 @@ def _weight_gradient(inp, dZ, theta, grad, dims, offsets, l2):
     mode = NT if form is Columns else NN  # dZ1 X^T: X as columns, or X as rows
 
     def product(inp, dZ, theta, grad, dims, offsets, l2):
-        dW = W_of(grad, dims, offsets, 1)
+        dW = W_of(grad, dims, offsets, FIRST)
         gemm(dZ, inp.X, dW, mode)
         if l2 is not None:
-            add_scaled(dW, W_of(theta, dims, offsets, 1), l2)
+            add_scaled(dW, W_of(theta, dims, offsets, FIRST), l2)
     return product

@@ -157,7 +157,7 @@ def probabilities(X, parameters, hidden_activation="relu", output_activation="si
     X = as_kernel_array(X, dtype)
     m = X.shape[1]
     work = training.workspace(dims, m, dtype, 0)
-    call_specialised(training.predict, pack(parameters, dims, dtype), first_layer.Columns(X),
+    call_specialised(training.predict, pack(parameters, dims, dtype), first_layer.Columns(X), m,
                      np.asarray(dims, dtype=np.int64), code, output, work)
     acts = work.acts
     return acts[acts.size - dims[-1] * m:].reshape(dims[-1], m).copy()

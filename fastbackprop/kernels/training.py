@@ -4,7 +4,7 @@ State lives in flat, preallocated buffers (see :mod:`.layout`), so one
 compiled function serves every depth and nothing is allocated per
 iteration. The jobs, each a kernel of its own taking a few named tuples:
 
-:func:`gather_batch`  the next batch: its first-layer input (one of
+:func:`gather_batch`  the next batch (shuffled at an epoch's first): its first-layer input (one of
                       :mod:`.first_layer`'s forms), labels and weights;
 :func:`forward`, :func:`backward`  the passes over one batch;
 :func:`step`          forward, cost, backward and the optimiser's update of
@@ -186,34 +186,6 @@ def drops(dropout, l):
 
 
 @jit
-def drop_forward(dropout, A, l, t):
-    """Dropout on hidden layer ``l``'s ``A`` with the masks of update ``t``; nothing when
-    ``dropout`` is None or the layer keeps every unit."""
-    if dropout is not None and drops(dropout, l):
-        dropout_forward(A, dropout.keep[l - 1], dropout.threshold[l - 1],
-                        rng.layer_key(dropout.seed, t, l))
-
-
-@jit
-def back_through_hidden(dropout, W, dZ, A_prev, code, dZ_prev, db_prev, l, t):
-    """From layer ``l + 1``'s ``dZ`` to hidden layer ``l``'s: ``dZ_prev = (W^T dZ) * D / keep *
-    g'``, and its row sums ``db_prev``; the mask ``D`` only where layer ``l`` dropped units."""
-    if dropout is not None and drops(dropout, l):
-        gemm(W, dZ, dZ_prev, TN)
-        dropout_backward(dZ_prev, A_prev, code, db_prev, dropout.keep[l - 1],
-                         dropout.threshold[l - 1], rng.layer_key(dropout.seed, t, l))
-    else:
-        backward_delta(W, dZ, A_prev, code, dZ_prev, db_prev)
-
-
-@jit
-def add_l2(l2, dW, W):
-    """``dW += l2 W`` (the raw L2 term), unless ``l2`` is None."""
-    if l2 is not None:
-        add_scaled(dW, W, l2)
-
-
-@jit
 def forward(theta, batch, dims, work, hidden, output, cost, dropout, t):
     """Forward pass: ``work.acts`` receives ``A1, ..., AL``; returns ``(sum(ZL), loss)``.
 
@@ -228,20 +200,22 @@ def forward(theta, batch, dims, work, hidden, output, cost, dropout, t):
     offsets = work.offsets
     L = dims.size - 1
     inp = batch.input
-    m = first_layer.n_columns(inp)
+    m = batch.w.size
     AL = layer_of(work.acts, dims, offsets, L, m)
     if L == 1:
         return first_layer.output(inp, theta, dims, offsets, output, batch.Y, batch.w, AL, cost,
                                   work.cols)
-    A_prev = layer_of(work.acts, dims, offsets, 1, m)
+    A_prev = layer_of(work.acts, dims, offsets, first_layer.FIRST, m)
     first_layer.hidden(inp, theta, dims, offsets, hidden, A_prev)
-    drop_forward(dropout, A_prev, 1, t)
-    for l in range(2, L):
-        A = layer_of(work.acts, dims, offsets, l, m)
-        linear_activation(W_of(theta, dims, offsets, l), A_prev, b_of(theta, dims, offsets, l),
-                          hidden, A)
-        drop_forward(dropout, A, l, t)
-        A_prev = A
+    for l in range(1, L):
+        if l > 1:
+            A = layer_of(work.acts, dims, offsets, l, m)
+            linear_activation(W_of(theta, dims, offsets, l), A_prev,
+                              b_of(theta, dims, offsets, l), hidden, A)
+            A_prev = A
+        if dropout is not None and drops(dropout, l):
+            dropout_forward(A_prev, dropout.keep[l - 1], dropout.threshold[l - 1],
+                            rng.layer_key(dropout.seed, t, l))
     return output_layer(output, W_of(theta, dims, offsets, L), A_prev,
                         b_of(theta, dims, offsets, L), batch.Y, batch.w, AL, cost, work.cols)
 
@@ -259,7 +233,7 @@ def backward(theta, batch, dims, work, hidden, l2, dropout, t):
     offsets, grad = work.offsets, work.grad
     L = dims.size - 1
     inp = batch.input
-    m = first_layer.n_columns(inp)
+    m = batch.w.size
     if L == 1:
         dZ = first_layer.delta(inp, work.deltas, grad, dims, offsets, m)
     else:
@@ -270,13 +244,20 @@ def backward(theta, batch, dims, work, hidden, l2, dropout, t):
         A_prev = layer_of(work.acts, dims, offsets, l - 1, m)
         dW = W_of(grad, dims, offsets, l)
         gemm(dZ, A_prev, dW, NT)
-        add_l2(l2, dW, W_of(theta, dims, offsets, l))
+        W = W_of(theta, dims, offsets, l)
+        if l2 is not None:
+            add_scaled(dW, W, l2)
         if l == 2:
             dZ_prev = first_layer.delta(inp, work.deltas, grad, dims, offsets, m)
         else:
             dZ_prev = layer_of(work.deltas, dims, offsets, l - 1, m)
-        back_through_hidden(dropout, W_of(theta, dims, offsets, l), dZ, A_prev, hidden, dZ_prev,
-                            b_of(grad, dims, offsets, l - 1), l - 1, t)
+        db_prev = b_of(grad, dims, offsets, l - 1)
+        if dropout is not None and drops(dropout, l - 1):  # D / keep where layer l-1 dropped
+            gemm(W, dZ, dZ_prev, TN)
+            dropout_backward(dZ_prev, A_prev, hidden, db_prev, dropout.keep[l - 2],
+                             dropout.threshold[l - 2], rng.layer_key(dropout.seed, t, l - 1))
+        else:
+            backward_delta(W, dZ, A_prev, hidden, dZ_prev, db_prev)
         dZ = dZ_prev
     first_layer.weight_gradient(inp, dZ, theta, grad, dims, offsets, l2)
 
@@ -290,14 +271,6 @@ def squared_norm_of_weights(theta, dims, offsets):
         for k in range(start, start + dims[l] * dims[l - 1]):
             total += theta[k] * theta[k]
     return total
-
-
-@jit
-def l2_loss(l2, theta, dims, offsets):
-    """``(l2 / 2) sum ||W||^2``, or 0 when ``l2`` is None."""
-    if l2 is None:
-        return like(theta, 0.0)
-    return like(theta, 0.5) * l2 * squared_norm_of_weights(theta, dims, offsets)
 
 
 @jit
@@ -315,8 +288,8 @@ def step(current, other, batch, dims, work, hyper, l2, dropout, hidden, output, 
     when the update made it so (``current`` then holds it).
     """
     ZL_sum, loss = forward(current, batch, dims, work, hidden, output, cost, dropout, t)
-    if cost:
-        loss += l2_loss(l2, current, dims, work.offsets)
+    if cost and l2 is not None:
+        loss += like(loss, 0.5) * l2 * squared_norm_of_weights(current, dims, work.offsets)
     if not np.isfinite(ZL_sum):
         return NONFINITE_COST, loss
     backward(current, batch, dims, work, hidden, l2, dropout, t)
@@ -339,14 +312,6 @@ def learning_rate_at(hyper, epoch):
     k = epoch if hyper.time_interval == 0 else epoch // hyper.time_interval
     one = like(hyper.learning_rate, 1.0)
     return hyper.learning_rate / (one + hyper.decay_rate * like(hyper.learning_rate, k))
-
-
-@jit
-def shuffle(batches, hyper, epoch):
-    """Put the columns in the order of ``rng.permutation(m, seed, epoch)`` for the epoch's
-    batches (nothing for full batches or without ``shuffle``)."""
-    if batches is not None and hyper.shuffle:
-        rng.permute(batches.perm, hyper.seed, epoch)
 
 
 @jit
@@ -381,28 +346,32 @@ def batch_view(buffer, rows, width):
     return matrix_view(buffer, 0, rows, width)
 
 
-def gather_batch(data, batches, gram, first, m_b):
+def gather_batch(data, batches, gram, hyper, epoch, first, m_b):
     """The batch of columns ``first, ..., first + m_b - 1`` of the epoch's order, a :class:`Batch`.
 
     Full batches (``batches`` None): the data themselves, as
     :class:`.first_layer.Columns` (or Gram mode's input when ``gram`` is
     set). Mini-batches: gathered into ``batches``' buffers, ``X`` as
-    :class:`.first_layer.Rows`, ``Y`` as columns.
+    :class:`.first_layer.Rows`, ``Y`` as columns; the epoch's first batch
+    (``first`` 0) puts the columns in the order of ``rng.permutation(m, seed,
+    epoch)`` first (with ``shuffle``).
     """
     raise NotImplementedError("for use inside kernels only")
 
 
 @overload_kernel(gather_batch)
-def _gather_batch(data, batches, gram, first, m_b):
+def _gather_batch(data, batches, gram, hyper, epoch, first, m_b):
     from numba import types
 
     if isinstance(batches, types.NoneType):
         if isinstance(gram, types.NoneType):
-            return lambda data, batches, gram, first, m_b: Batch(
+            return lambda data, batches, gram, hyper, epoch, first, m_b: Batch(
                 first_layer.Columns(data.X), data.Y, data.w)
-        return lambda data, batches, gram, first, m_b: Batch(gram, data.Y, data.w)
+        return lambda data, batches, gram, hyper, epoch, first, m_b: Batch(gram, data.Y, data.w)
 
-    def gathered(data, batches, gram, first, m_b):
+    def gathered(data, batches, gram, hyper, epoch, first, m_b):
+        if first == 0 and hyper.shuffle:
+            rng.permute(batches.perm, hyper.seed, epoch)
         X_b = batch_view(batches.X, m_b, data.X.shape[1])
         Y_b = batch_view(batches.Y, data.Y.shape[1], m_b)
         w_b = batches.w[:m_b]
@@ -501,11 +470,10 @@ def train(current, other, data, work, hyper, parts, dims, hidden, output, optimi
                 break
             alpha = learning_rate_at(hyper, e)
             record = e % hyper.cost_every == 0 and not replaying
-            shuffle(parts.batches, hyper, e)
             loss = like(alpha, 0.0)
             for k in range(min(n_batches, limit - done)):
                 first = k * width
-                batch = gather_batch(data, parts.batches, parts.gram, first,
+                batch = gather_batch(data, parts.batches, parts.gram, hyper, e, first,
                                      min(width, m - first))
                 checkpoint = not replaying and (done == 0 or done == planned - 1)
                 failed, batch_loss = step(current, other, batch, dims, work, hyper, parts.l2,
@@ -562,15 +530,15 @@ def gradient_sums(theta, X, Y, w, dims, hidden, output, work):
 
 
 @jit(entry=True)
-def predict(theta, inp, dims, hidden, output, work):
-    """``A_L`` of the network on the examples ``inp`` (:class:`.first_layer.Columns`: ``X``
-    ``(n_x, m)``, or :class:`.first_layer.Rows`: ``X`` ``(m, n_x)``), into ``work.acts``'s
-    last slot; no cost.
+def predict(theta, inp, m, dims, hidden, output, work):
+    """``A_L`` of the network on the ``m`` examples ``inp`` (:class:`.first_layer.Columns`:
+    ``X`` ``(n_x, m)``, or :class:`.first_layer.Rows`: ``X`` ``(m, n_x)``), into
+    ``work.acts``'s last slot; no cost.
 
     ``work`` (:class:`Work`; only ``acts``, ``cols`` ``(4, >= m)`` and ``offsets`` are
     used) holds slots of ``capacity >= m`` columns.
     """
     literally(hidden)
     literally(output)
-    batch = Batch(inp, work.cols, work.cols[0])  # no cost: Y, w are not read
+    batch = Batch(inp, work.cols, work.cols[0, :m])  # no cost: Y, w are not read
     forward(theta, batch, dims, work, hidden, output, False, None, 0)
