@@ -89,37 +89,8 @@ class Schema:
 
     @classmethod
     def of(cls, parameters, argument="parameters"):
-        """The schema of a parameters dict, every shape checked (``ValueError``/``TypeError``
-        naming ``argument``, the key, its shape and the expected one)."""
-        if not isinstance(parameters, dict):
-            raise TypeError(f"{argument} must be a dict {{'W1': ..., 'b1': ..., ...}}; "
-                            f"got {type(parameters).__name__}")
-        L = len(parameters) // len(DENSE)
-        expected_keys = {f"{kind}{l}" for l in range(1, L + 1) for kind in DENSE}
-        if L < 1 or set(parameters) != expected_keys:
-            raise ValueError(f"{argument} must hold W1, b1, ..., WL, bL for some L >= 1; "
-                             f"got keys {sorted(parameters)}")
-        dims = None
-        for l in range(1, L + 1):
-            W = np.asarray(parameters[f"W{l}"])
-            b = np.asarray(parameters[f"b{l}"])
-            for name, arr in ((f"W{l}", W), (f"b{l}", b)):
-                if arr.dtype.kind not in "fiub":
-                    raise TypeError(f"{argument}['{name}'] must be a real numeric array; "
-                                    f"got dtype {arr.dtype}")
-            if W.ndim != 2 or W.shape[0] == 0 or W.shape[1] == 0:
-                raise ValueError(f"{argument}['W{l}'] must be a 2-D array (n_{l}, n_{l - 1}); "
-                                 f"got shape {W.shape}")
-            if dims is None:
-                dims = [W.shape[1]]
-            elif W.shape[1] != dims[-1]:
-                raise ValueError(f"{argument}['W{l}'] must have shape (n_{l}, {dims[-1]}) to "
-                                 f"follow W{l - 1}; got shape {W.shape}")
-            if b.shape != (W.shape[0], 1):
-                raise ValueError(f"{argument}['b{l}'] must have shape ({W.shape[0]}, 1) to "
-                                 f"match W{l}; got shape {b.shape}")
-            dims.append(W.shape[0])
-        return cls(dims)
+        """The schema of a parameters dict, every shape checked (:func:`dims_of`)."""
+        return cls(dims_of(parameters, argument))
 
     def pack(self, parameters, dtype, out=None):
         """``theta``: every array of ``parameters`` flattened in order, into ``out`` (a flat
@@ -146,6 +117,41 @@ class Schema:
             if e.kind == kind:
                 mask[e.start:e.start + e.size] = True
         return mask
+
+
+def dims_of(parameters, argument="parameters"):
+    """``[n_x, n_1, ..., n_L]`` of a parameters dict, every shape checked against the kinds
+    of :data:`DENSE` (``ValueError``/``TypeError`` naming ``argument``, the key, its shape
+    and the expected one)."""
+    if not isinstance(parameters, dict):
+        raise TypeError(f"{argument} must be a dict {{'W1': ..., 'b1': ..., ...}}; "
+                        f"got {type(parameters).__name__}")
+    L = len(parameters) // len(DENSE)
+    expected_keys = {f"{kind}{l}" for l in range(1, L + 1) for kind in DENSE}
+    if L < 1 or set(parameters) != expected_keys:
+        raise ValueError(f"{argument} must hold W1, b1, ..., WL, bL for some L >= 1; "
+                         f"got keys {sorted(parameters)}")
+    dims = None
+    for l in range(1, L + 1):
+        W = np.asarray(parameters[f"W{l}"])
+        b = np.asarray(parameters[f"b{l}"])
+        for name, arr in ((f"W{l}", W), (f"b{l}", b)):
+            if arr.dtype.kind not in "fiub":
+                raise TypeError(f"{argument}['{name}'] must be a real numeric array; "
+                                f"got dtype {arr.dtype}")
+        if W.ndim != 2 or W.shape[0] == 0 or W.shape[1] == 0:
+            raise ValueError(f"{argument}['W{l}'] must be a 2-D array (n_{l}, n_{l - 1}); "
+                             f"got shape {W.shape}")
+        if dims is None:
+            dims = [W.shape[1]]
+        elif W.shape[1] != dims[-1]:
+            raise ValueError(f"{argument}['W{l}'] must have shape (n_{l}, {dims[-1]}) to "
+                             f"follow W{l - 1}; got shape {W.shape}")
+        if b.shape != (W.shape[0], 1):
+            raise ValueError(f"{argument}['b{l}'] must have shape ({W.shape[0]}, 1) to "
+                             f"match W{l}; got shape {b.shape}")
+        dims.append(W.shape[0])
+    return dims
 
 
 def n_parameters(dims):

@@ -17,6 +17,7 @@ import operator
 import numpy as np
 
 from . import spec
+from .layout import dims_of
 
 #: Floating dtypes the package computes in.
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -298,9 +299,7 @@ def layer_dims_of(parameters, argument="parameters"):
     ``W{l}`` of shape ``(n_l, n_{l-1})`` and ``b{l}`` of shape ``(n_l, 1)``
     (the kinds of :mod:`fastbackprop.layout`, which checks them).
     """
-    from .layout import Schema
-
-    return Schema.of(parameters, argument).dims
+    return dims_of(parameters, argument)
 
 
 def check_parameters(parameters, layer_dims=None, argument="parameters"):
