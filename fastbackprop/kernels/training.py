@@ -31,6 +31,7 @@ test it (a test on a field of :class:`Parts` would not be pruned).
 
 The updates are made in place in one buffer (``current``); a second
 (``other``) keeps the state a failed step goes back to (see :func:`train`).
+Subnormal numbers are flushed to zero while the loop runs (:mod:`.fpenv`).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from numba import literally
 
 from .. import spec
 from .._jit import jit, overload_kernel
-from . import first_layer
+from . import first_layer, fpenv
 from . import gram as gram_mode
 from . import rng
 from .layout import W_of, b_of, layer_of, layer_offsets, matrix_view, n_parameters
@@ -453,6 +454,7 @@ def train(current, other, data, work, hyper, parts, dims, hidden, output, optimi
     literally(hidden)  # compile only the activation, output layer and optimiser in use
     literally(output)
     literally(optimizer)
+    control = fpenv.flush_subnormals()  # restored before returning
     m = data.w.size
     width = m if hyper.batch_size == 0 else hyper.batch_size
     n_batches = (m + width - 1) // width
@@ -505,6 +507,7 @@ def train(current, other, data, work, hyper, parts, dims, hidden, output, optimi
             break
         copy_into(current, other)
     finish_run(parts.gram, other if in_other else current, data, dims, work)
+    fpenv.restore(control)
     return status, epochs, done, failed_at, in_other
 
 
@@ -523,9 +526,11 @@ def gradient_sums(theta, X, Y, w, dims, hidden, output, work):
     """
     literally(hidden)
     literally(output)
+    control = fpenv.flush_subnormals()
     batch = Batch(first_layer.Columns(X), Y, w)
     total, loss = forward(theta, batch, dims, work, hidden, output, True, None, 0)
     backward(theta, batch, dims, work, hidden, None, None, 0)
+    fpenv.restore(control)
     return total, loss
 
 
