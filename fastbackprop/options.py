@@ -125,6 +125,7 @@ CONSTRAINTS = {
     "time_interval": positive_integer(optional=True),
     "l2": real(0, None, "a finite number >= 0"),
     "keep_prob": keep_prob,
+    "n_threads": positive_integer(optional=True),
     # the Model's own
     "layer_dims": lambda value, name: check_layer_dims(value, name),
     "n_epochs": positive_integer(),
@@ -163,6 +164,9 @@ class TrainingOptions:
     and dropout's masks. ``beta``, ``beta1``, ``beta2``, ``epsilon``: the
     optimisers'. ``l2``: the course's lambda. ``keep_prob``: inverted
     dropout's keep probability, one number or one per hidden layer.
+    ``n_threads``: the threads each step is split between on the compiled
+    backend (None: the cores Numba may use, where the work is large enough;
+    1: none; see :mod:`fastbackprop.kernels.team`).
     """
 
     hidden_activation: str = "relu"
@@ -181,6 +185,7 @@ class TrainingOptions:
     time_interval: int | None = None
     l2: float = 0.0
     keep_prob: float | tuple = 1.0
+    n_threads: int | None = None
 
     def __post_init__(self):
         for f in dataclasses.fields(self):

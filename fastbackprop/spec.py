@@ -97,11 +97,13 @@ OPTIMIZERS = {
 OPTIMIZER_DEFAULTS = {"beta": 0.9, "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8}
 
 #: Status codes the compiled loop returns: all went well; the cost of the
-#: current parameters is NaN or infinite; an update produced NaN or infinity.
-OK, NONFINITE_COST, NONFINITE_UPDATE = 0, 1, 2
+#: current parameters is NaN or infinite; an update produced NaN or infinity;
+#: another thread of the fit gave up (its error is raised, never reported).
+OK, NONFINITE_COST, NONFINITE_UPDATE, ABORTED = 0, 1, 2, 3
 
 #: What a trainer reports, code -> name.
-STATUSES = {OK: "ok", NONFINITE_COST: "nonfinite_cost", NONFINITE_UPDATE: "nonfinite_update"}
+STATUSES = {OK: "ok", NONFINITE_COST: "nonfinite_cost", NONFINITE_UPDATE: "nonfinite_update",
+            ABORTED: "aborted"}
 
 #: The backends, in the order tests and benchmarks list them.
 BACKENDS = ("numba", "numpy")

@@ -457,7 +457,7 @@ parameters = {k: v.astype(np.float32) for k, v in parameters.items()}
 X = rng.standard_normal((2, 9)).astype(np.float32)
 Y = (X[:1] > 0).astype(np.float32)
 K.train(parameters, X, Y, "tanh", 0.1, 2)
-(signature,) = [s for s in training.train.signatures if "float32" in str(s[0])]
+(signature,) = [s for s in training.train.signatures if "float32" in str(s[1])]  # s[0]: tid
 ir = training.train.inspect_llvm(signature)
 assert "fmul fast float" in ir or "fmul reassoc" in ir or " float " in ir, "no float32 maths found"
 arithmetic = re.findall(r"= (?:fadd|fsub|fmul|fdiv|fneg|fpext)\\b[^\\n]*\\bdouble\\b", ir)

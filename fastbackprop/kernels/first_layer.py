@@ -32,7 +32,7 @@ from . import gram as gram_mode
 from .blas import NN, NT
 from .layout import W_of, b_of, layer_of
 from .outputs import output_apply, output_layer
-from .passes import add_scaled, bias_activation, gemm, linear_activation
+from .passes import bias_activation, gemm, linear_activation
 
 
 #: The first layer's number, typed as the loop's layer numbers are (an int64 variable, not a
@@ -76,8 +76,8 @@ def delta(inp, deltas, grad, dims, offsets, m):
     raise NotImplementedError("for use inside kernels only")
 
 
-def weight_gradient(inp, dZ, theta, grad, dims, offsets, l2):
-    """``dW1 = dZ1 X^T`` (raw), plus ``l2 W1`` unless ``l2`` is None; nothing in Gram mode."""
+def weight_gradient(inp, dZ, grad, dims, offsets):
+    """``dW1 = dZ1 X^T`` (raw); nothing in Gram mode."""
     raise NotImplementedError("for use inside kernels only")
 
 
@@ -140,15 +140,12 @@ def _delta(inp, deltas, grad, dims, offsets, m):
 
 
 @overload_kernel(weight_gradient)
-def _weight_gradient(inp, dZ, theta, grad, dims, offsets, l2):
+def _weight_gradient(inp, dZ, grad, dims, offsets):
     form = _form(inp)
     if form is gram_mode.Gram:
-        return lambda inp, dZ, theta, grad, dims, offsets, l2: None  # D's gradient is dZ1
+        return lambda inp, dZ, grad, dims, offsets: None  # D's gradient is dZ1
     mode = NT if form is Columns else NN  # dZ1 X^T: X as columns, or X as rows
 
-    def product(inp, dZ, theta, grad, dims, offsets, l2):
-        dW = W_of(grad, dims, offsets, FIRST)
-        gemm(dZ, inp.X, dW, mode)
-        if l2 is not None:
-            add_scaled(dW, W_of(theta, dims, offsets, FIRST), l2)
+    def product(inp, dZ, grad, dims, offsets):
+        gemm(dZ, inp.X, W_of(grad, dims, offsets, FIRST), mode)
     return product

@@ -289,24 +289,26 @@ def _derivative_row(dA, A, i, code):
 
 
 @jit
-def dropout_forward(A, keep, threshold, layer_key):
+def dropout_forward(A, keep, threshold, layer_key, j0=0):
     """Inverted dropout on a hidden layer's ``A`` ``(n_l, m)``, in place: ``A := A * D / keep``.
 
-    ``D[i, j]`` is 1 when unit ``i`` of column ``j`` is kept under the
-    layer's key (``fastbackprop.rng.dropout_mask``: integers only, the same
-    bits as NumPy's).
+    ``D[i, j]`` is 1 when unit ``i`` of column ``j0 + j`` of the batch is
+    kept under the layer's key (``fastbackprop.rng.dropout_mask``: integers
+    only, the same bits as NumPy's); ``j0`` is where ``A``'s columns start
+    in the batch (a thread's share of it).
     """
     scale = like(A, 1.0) / like(A, keep)
     zero = like(A, 0.0)
     for i in range(A.shape[0]):
         row = rng.absorb(layer_key, i)
         for j in range(A.shape[1]):
-            A[i, j] = A[i, j] * scale if rng.kept(row, j, threshold) else zero
+            A[i, j] = A[i, j] * scale if rng.kept(row, j0 + j, threshold) else zero
 
 
 @jit
-def dropout_backward(dA, A, code, db, keep, threshold, layer_key):
-    """Back through a dropped layer: ``dZ = dA * D / keep * g'(Z)`` in place, and ``db``.
+def dropout_backward(dA, A, code, db, keep, threshold, layer_key, j0=0):
+    """Back through a dropped layer: ``dZ = dA * D / keep * g'(Z)`` in place, and ``db``
+    (``D`` of the batch's columns from ``j0``, as :func:`dropout_forward`).
 
     ``A`` is the dropped and rescaled activation of the forward pass, so
     ``g'`` is computed from ``A * keep`` where the unit was kept (dropped
@@ -319,7 +321,7 @@ def dropout_backward(dA, A, code, db, keep, threshold, layer_key):
         row = rng.absorb(layer_key, i)
         s = zero
         for j in range(dA.shape[1]):
-            if rng.kept(row, j, threshold):
+            if rng.kept(row, j0 + j, threshold):
                 d = dA[i, j] * scale * derivative_from_output(code, A[i, j] * keep_)
             else:
                 d = zero

@@ -8,7 +8,7 @@ import numpy as np
 
 from .. import rng, spec
 from ..trainer_base import TrainerBase
-from . import gram as gram_mode, training
+from . import gram as gram_mode, team, training
 from .convert import as_kernel_array, call_specialised, common_dtype
 from .layout import n_parameters, pack, unpack
 
@@ -57,14 +57,8 @@ class Trainer(TrainerBase):
         n_x, m = np.shape(X)
         w = (np.ones(m, dtype=self.dtype) if self._sample_weight is None
              else self._sample_weight.astype(self.dtype))
-        # one batch of every column in order is the full batch: trained as one, no gather
+        # one batch of every column in order is the full batch: trained as one
         full = o.batch_size is None or (o.batch_size >= m and not o.shuffle)
-        if full:
-            X = as_kernel_array(X, self.dtype)
-            self._data = training.Data(X, as_kernel_array(Y, self.dtype), w)
-        else:  # examples as rows, gathered contiguously (no copy for an F-ordered X)
-            self._data = training.Data(as_kernel_array(np.transpose(X), self.dtype),
-                                       as_kernel_array(np.transpose(Y), self.dtype), w)
         width = m if full else min(o.batch_size, m)
         linear_update = o.optimizer == "gd" and o.decay_rate == 0 and o.l2 == 0
         if gram is None:
@@ -72,16 +66,21 @@ class Trainer(TrainerBase):
         elif gram and not (full and linear_update):
             raise ValueError("gram=True needs full batches (batch_size=None) and plain gradient "
                              "descent (optimizer='gd', decay_rate=0, l2=0)")
+        #: The threads each step is split between (:func:`.team.choose`).
+        self.n_threads = team.choose(o.n_threads, self.dims, width, bool(gram))
+        rows = self.n_threads > 1 or not full
+        if rows:  # examples as rows: a thread's share, or a gathered batch, is contiguous
+            self._data = training.RowData(as_kernel_array(np.transpose(X), self.dtype),
+                                          as_kernel_array(np.transpose(Y), self.dtype), w)
+        else:
+            X = as_kernel_array(X, self.dtype)
+            self._data = training.Data(X, as_kernel_array(Y, self.dtype), w)
         self._hyper = training.Hyper(
             learning_rate, o.cost_every, f(o.beta), f(o.beta1), f(o.beta2), f(o.epsilon),
             f(o.decay_rate), o.time_interval or 0, 0 if full else width, o.shuffle,
             np.uint64(o.seed))
         # Unused parts are None, so that their code is not compiled (training.train).
         self._parts = training.Parts(
-            batches=None if full else training.Batches(
-                np.empty(n_x * width, dtype=self.dtype),
-                np.empty(self.dims[-1] * width, dtype=self.dtype),
-                np.empty(width, dtype=self.dtype), np.arange(m, dtype=np.int64)),
             gram=gram_mode.make(bool(gram), X, self.dims[1], self.dtype),
             l2=f(o.l2) if o.l2 != 0 else None,
             dropout=None if all(k >= 1 for k in self.keep_prob) else training.Dropout(
@@ -98,7 +97,7 @@ class Trainer(TrainerBase):
                 self._current[(k + 1) * n:(k + 1) * n + self._n_parameters] = pack(
                     state, self.dims, self.dtype)
         self._other = np.zeros_like(self._current)
-        self._work = training.workspace(self.dims, width, self.dtype, n)
+        self._team = team.Team(self.n_threads, n, self.dims, width, self.dtype, rows, m)
         self._dims = np.asarray(self.dims, dtype=np.int64)
         self._codes = o.codes
         self._have_previous = False  # does self._other hold the previous parameters?
@@ -115,19 +114,28 @@ class Trainer(TrainerBase):
         return self._parts.gram is not None
 
     def _reserve(self, n_epochs):
-        costs = self._work.costs
+        costs = self._team.work.costs
         n_costs = -(-n_epochs // self.cost_every)
         if n_costs > costs.size:
             grown = np.full(max(n_costs, 2 * costs.size), np.nan, dtype=self.dtype)
             grown[: costs.size] = costs
-            self._work = self._work._replace(costs=grown)
+            self._team.reserve_costs(grown)
 
     def _run(self, n_epochs):
         self._reserve(self.n_iter + n_epochs)
         run = training.Run(self.n_iter, n_epochs, self.t, self._have_previous)
-        status, _, updates, failed_at, in_other = call_specialised(
-            training.train, self._current, self._other, self._data, self._work, self._hyper,
-            self._parts, self._dims, *self._codes, run)
+        current, other = self._current, self._other
+
+        def call(tid, own):
+            return call_specialised(training.train, tid, current, other, self._data, own,
+                                    self._team.shared, self._hyper, self._parts, self._dims,
+                                    *self._codes, run)
+
+        try:
+            status, _, updates, failed_at, in_other = self._team.run(call)
+        except BaseException:
+            self.status = "aborted"  # the buffers may hold part of a step: no more runs
+            raise
         self._have_previous = self._have_previous or updates > 0
         if in_other:
             self._current, self._other = self._other, self._current
@@ -135,7 +143,7 @@ class Trainer(TrainerBase):
 
     def _part(self, k):
         """Part ``k`` of the current buffer (0: theta, 1...: the slots) as a dict of arrays."""
-        n = self._work.grad.size
+        n = self._team.work.grad.size
         return unpack(self._current[k * n:k * n + self._n_parameters], self.dims)
 
     @property
@@ -153,7 +161,7 @@ class Trainer(TrainerBase):
     def costs(self):
         """The costs this trainer recorded (float64): epochs ``e % cost_every == 0`` reached."""
         first, end = self._recorded_slots()
-        return self._work.costs[first:end].astype(np.float64)
+        return self._team.work.costs[first:end].astype(np.float64)
 
 
 def train(parameters, X, Y, hidden_activation="relu", learning_rate=0.0075,

@@ -43,7 +43,7 @@ from numba import literally
 
 from .. import spec
 from .._jit import jit, overload_kernel
-from . import first_layer, fpenv
+from . import first_layer, fpenv, sync
 from . import gram as gram_mode
 from . import rng
 from .layout import W_of, b_of, layer_of, layer_offsets, matrix_view, n_parameters
@@ -52,7 +52,6 @@ from .outputs import output_layer
 from .passes import (
     NT,
     TN,
-    add_scaled,
     backward_delta,
     dropout_backward,
     dropout_forward,
@@ -62,7 +61,8 @@ from .passes import (
 )
 from .scalar import like
 
-OK, NONFINITE_COST, NONFINITE_UPDATE = spec.OK, spec.NONFINITE_COST, spec.NONFINITE_UPDATE
+OK, NONFINITE_COST, NONFINITE_UPDATE, ABORTED = (spec.OK, spec.NONFINITE_COST,
+                                               spec.NONFINITE_UPDATE, spec.ABORTED)
 
 
 class Data(NamedTuple):
@@ -71,6 +71,17 @@ class Data(NamedTuple):
     that gathering an example reads one contiguous row (gathering a column of a row-major
     ``(n_x, m)`` array misses the cache on every entry: 10x slower on MNIST shapes).
     ``w`` ``(m,)``: the examples' weights (ones when unweighted)."""
+
+    X: np.ndarray
+    Y: np.ndarray
+    w: np.ndarray
+
+
+class RowData(NamedTuple):
+    """The training data as rows, C-contiguous, one dtype: ``X`` ``(m, n_x)``, ``Y`` ``(m, n_L)``,
+    ``w`` ``(m,)``. What threads share a batch of (a thread's rows of it are contiguous),
+    and what mini-batches gather from (:class:`Data` holds columns, for one thread's full
+    batches and Gram mode)."""
 
     X: np.ndarray
     Y: np.ndarray
@@ -93,10 +104,11 @@ class Work(NamedTuple):
 
 
 class Batches(NamedTuple):
-    """Mini-batch buffers: ``X``, ``Y`` flat, for ``capacity x n_x`` and ``n_L x capacity``
-    entries, ``w`` ``(capacity,)`` (each batch is gathered there, contiguous: ``X`` as
-    rows ``(m_b, n_x)``, ``Y`` as columns ``(n_L, m_b)``), and ``perm`` ``(m,)`` int64, the
-    epoch's column order. ``None`` for full-batch training."""
+    """One thread's batch buffers: ``X``, ``Y`` flat, for ``capacity x n_x`` and ``n_L x
+    capacity`` entries, ``w`` ``(capacity,)`` (its share of each batch is gathered there,
+    contiguous: ``X`` as rows ``(m_t, n_x)``, ``Y`` as columns ``(n_L, m_t)``), and ``perm``
+    ``(m,)`` int64, the epoch's column order (each thread draws it). ``None`` when the data
+    are :class:`Data` (columns, one thread, full batches)."""
 
     X: np.ndarray
     Y: np.ndarray
@@ -135,11 +147,9 @@ class Hyper(NamedTuple):
 
 
 class Parts(NamedTuple):
-    """The optional parts, each ``None`` when unused: ``batches`` (:class:`Batches`),
-    ``gram`` (:class:`~.gram.Gram`), ``l2`` (a float of the data's dtype), ``dropout``
-    (:class:`Dropout`)."""
+    """The optional parts, each ``None`` when unused: ``gram`` (:class:`~.gram.Gram`, one
+    thread only), ``l2`` (a float of the data's dtype), ``dropout`` (:class:`Dropout`)."""
 
-    batches: object
     gram: object
     l2: object
     dropout: object
@@ -156,12 +166,40 @@ class Run(NamedTuple):
 
 
 class Batch(NamedTuple):
-    """One batch: ``input``, its examples in a form of :mod:`.first_layer`; ``Y`` ``(n_L,
-    m_b)`` its labels (columns); ``w`` ``(m_b,)`` their weights."""
+    """One thread's share of a batch: ``input``, its examples in a form of
+    :mod:`.first_layer`; ``Y`` ``(n_L, m_t)`` its labels (columns); ``w`` ``(m_t,)`` their
+    weights; ``first``, where its columns start in the batch (dropout's masks); ``m``, the
+    whole batch's columns (the gradient's ``1/m``)."""
 
     input: object
     Y: np.ndarray
     w: np.ndarray
+    first: int
+    m: int
+
+
+class Own(NamedTuple):
+    """A thread's own buffers: ``work`` (:class:`Work`, its ``grad`` the thread's row of
+    :attr:`Team.grads`) and ``batches`` (:class:`Batches`, or None with :class:`Data`)."""
+
+    work: object
+    batches: object
+
+
+class Team(NamedTuple):
+    """What the ``P`` threads of a fit share (one thread is a team of one).
+
+    ``grads`` ``(P, >= n)``: each thread's raw gradient in its row (rows on cache lines of
+    their own); row 0 also receives the batch's sum, share by share. ``values`` ``(P,
+    16)``: what each thread reports at the barriers (``sum(Z_L)``, its loss, its share of
+    ``||W||^2``, its update's sum). ``shares`` ``(P + 1,)`` int64: thread ``p`` sums and
+    updates the entries ``shares[p] .. shares[p + 1] - 1`` of the layout. ``sync``: the
+    barrier's state (:func:`.sync.new_barrier`)."""
+
+    grads: np.ndarray
+    values: np.ndarray
+    shares: np.ndarray
+    sync: np.ndarray
 
 
 def workspace(dims, capacity, dtype, n_grad=None):
@@ -216,20 +254,20 @@ def forward(theta, batch, dims, work, hidden, output, cost, dropout, t):
             A_prev = A
         if dropout is not None and drops(dropout, l):
             dropout_forward(A_prev, dropout.keep[l - 1], dropout.threshold[l - 1],
-                            rng.layer_key(dropout.seed, t, l))
+                            rng.layer_key(dropout.seed, t, l), batch.first)
     return output_layer(output, W_of(theta, dims, offsets, L), A_prev,
                         b_of(theta, dims, offsets, L), batch.Y, batch.w, AL, cost, work.cols)
 
 
 @jit
-def backward(theta, batch, dims, work, hidden, l2, dropout, t):
+def backward(theta, batch, dims, work, hidden, dropout, t):
     """Backward pass from ``dZ_L = (A_L - Y) * w``: raw ``dW``, ``db`` into ``work.grad``.
 
     Layers that dropped units in the forward pass (update ``t``) mask
-    ``dA`` with the same masks; ``l2`` (``None`` for none) adds ``l2 W`` to
-    each raw ``dW`` (``(l2 / m) W`` once divided by ``m``). The first
-    layer's gradient is :mod:`.first_layer`'s (in Gram mode ``dZ1`` is
-    ``D``'s gradient and ``dW1`` is not formed: its slot stays 0).
+    ``dA`` with the same masks. The first layer's gradient is
+    :mod:`.first_layer`'s (in Gram mode ``dZ1`` is ``D``'s gradient and
+    ``dW1`` is not formed: its slot stays 0). L2 is added once the threads'
+    gradients are summed (:func:`step`).
     """
     offsets, grad = work.offsets, work.grad
     L = dims.size - 1
@@ -246,8 +284,6 @@ def backward(theta, batch, dims, work, hidden, l2, dropout, t):
         dW = W_of(grad, dims, offsets, l)
         gemm(dZ, A_prev, dW, NT)
         W = W_of(theta, dims, offsets, l)
-        if l2 is not None:
-            add_scaled(dW, W, l2)
         if l == 2:
             dZ_prev = first_layer.delta(inp, work.deltas, grad, dims, offsets, m)
         else:
@@ -256,11 +292,12 @@ def backward(theta, batch, dims, work, hidden, l2, dropout, t):
         if dropout is not None and drops(dropout, l - 1):  # D / keep where layer l-1 dropped
             gemm(W, dZ, dZ_prev, TN)
             dropout_backward(dZ_prev, A_prev, hidden, db_prev, dropout.keep[l - 2],
-                             dropout.threshold[l - 2], rng.layer_key(dropout.seed, t, l - 1))
+                             dropout.threshold[l - 2], rng.layer_key(dropout.seed, t, l - 1),
+                             batch.first)
         else:
             backward_delta(W, dZ, A_prev, hidden, dZ_prev, db_prev)
         dZ = dZ_prev
-    first_layer.weight_gradient(inp, dZ, theta, grad, dims, offsets, l2)
+    first_layer.weight_gradient(inp, dZ, grad, dims, offsets)
 
 
 @jit
@@ -275,29 +312,107 @@ def squared_norm_of_weights(theta, dims, offsets):
 
 
 @jit
-def step(current, other, batch, dims, work, hyper, l2, dropout, hidden, output, optimizer, alpha,
-         t, cost, checkpoint):
-    """One update from one batch: forward, cost, backward, the optimiser's fused update.
+def squared_norm_share(theta, dims, offsets, lo, hi):
+    """``sum W^2`` over the weights (not the biases) among the entries ``lo .. hi - 1``."""
+    total = like(theta, 0.0)
+    for l in range(1, dims.size):
+        for k in range(max(lo, offsets[l - 1, 0]), min(hi, offsets[l - 1, 1])):
+            total += theta[k] * theta[k]
+    return total
 
-    ``current`` ``[theta | optimiser state]`` is updated in place; when
-    ``checkpoint``, ``other`` receives a copy of it first (after the passes,
-    before the update). ``t`` is this update's number (dropout's masks,
-    Adam's corrections). The gradient is divided by the batch's own number
-    of columns. Returns ``(status, loss)``: the batch's unscaled loss (with
+
+@jit
+def add_l2_share(grad, theta, l2, dims, offsets, lo, hi):
+    """``dW += l2 W`` over the weights among the entries ``lo .. hi - 1`` (raw sums)."""
+    for l in range(1, dims.size):
+        for k in range(max(lo, offsets[l - 1, 0]), min(hi, offsets[l - 1, 1])):
+            grad[k] += l2 * theta[k]
+
+
+@jit
+def copy_share(out, source, n, lo, hi):
+    """``out[j n + i] = source[j n + i]`` for ``i`` in ``lo .. hi - 1`` and every part ``j``
+    of a ``[theta | state ...]`` buffer (a thread's share of a checkpoint)."""
+    for j in range(source.size // n):
+        for i in range(j * n + lo, j * n + hi):
+            out[i] = source[i]
+
+
+@jit
+def team_sum(values, column):
+    """``sum_p values[p, column]``, in the threads' order (the same in every thread)."""
+    total = values[0, column]
+    for p in range(1, values.shape[0]):
+        total += values[p, column]
+    return total
+
+
+@jit
+def meet(team, tid):
+    """The threads' barrier (nothing for one thread); False when the team was aborted."""
+    if team.shares.size == 2:
+        return True
+    return sync.barrier(team.sync, tid, team.shares.size - 1)
+
+
+@jit
+def step(tid, current, other, batch, dims, work, team, hyper, l2, dropout, hidden, output,
+         optimizer, alpha, t, cost, checkpoint):
+    """One update from one batch, by thread ``tid`` of the team (see :class:`Team`).
+
+    Each thread: forward and backward over its share of the batch's columns,
+    its raw gradient into its row of ``team.grads``; at the barrier the
+    threads learn every ``sum(Z_L)`` and loss. Then each sums the team's
+    gradients over its share of the parameters (in the threads' order), adds
+    ``l2 W``, copies its share into ``other`` when ``checkpoint``, and makes
+    the optimiser's fused update of its share with the whole batch's ``1/m``;
+    at the second barrier they learn whether every new parameter is finite.
+    ``current`` ``[theta | optimiser state]`` is updated in place; ``t`` is
+    this update's number (dropout's masks, Adam's corrections). Every thread
+    returns the same ``(status, loss)``: the batch's unscaled loss (with
     ``(l2 / 2) sum ||W||^2`` when ``cost``); status ``NONFINITE_COST`` when
-    the cost of ``current`` is not finite (nothing changed), ``NONFINITE_UPDATE``
-    when the update made it so (``current`` then holds it).
+    the cost of ``current`` is not finite (nothing changed),
+    ``NONFINITE_UPDATE`` when the update made it so (``current`` then holds
+    it), ``ABORTED`` when another thread gave up.
     """
-    ZL_sum, loss = forward(current, batch, dims, work, hidden, output, cost, dropout, t)
+    lo, hi = team.shares[tid], team.shares[tid + 1]
+    offsets = work.offsets
+    values = team.values
+    zero = like(alpha, 0.0)
+    if batch.w.size > 0:
+        ZL_sum, loss = forward(current, batch, dims, work, hidden, output, cost, dropout, t)
+        backward(current, batch, dims, work, hidden, dropout, t)
+    else:  # a batch shorter than the team: this thread adds nothing
+        ZL_sum, loss = zero, zero
+        work.grad[:] = zero
+    values[tid, 0] = ZL_sum
+    values[tid, 1] = loss
+    values[tid, 2] = zero
     if cost and l2 is not None:
-        loss += like(loss, 0.5) * l2 * squared_norm_of_weights(current, dims, work.offsets)
-    if not np.isfinite(ZL_sum):
+        values[tid, 2] = squared_norm_share(current, dims, offsets, lo, hi)
+    if not meet(team, tid):
+        return ABORTED, zero
+    loss = team_sum(values, 1)
+    if cost and l2 is not None:
+        loss += like(alpha, 0.5) * l2 * team_sum(values, 2)
+    if not np.isfinite(team_sum(values, 0)):
         return NONFINITE_COST, loss
-    backward(current, batch, dims, work, hidden, l2, dropout, t)
+    n = work.grad.size
+    grads = team.grads
+    for p in range(1, grads.shape[0]):
+        total, part = grads[0], grads[p]
+        for i in range(lo, hi):
+            total[i] += part[i]
+    grad = grads[0][:n]  # a row's start: C-contiguous, so the update vectorises
+    if l2 is not None:
+        add_l2_share(grad, current, l2, dims, offsets, lo, hi)
     if checkpoint:
-        copy_into(other, current)
-    inv_m = like(alpha, 1.0) / like(alpha, batch.w.size)
-    if not np.isfinite(optimizer_update(optimizer, current, work.grad, inv_m, alpha, hyper, t)):
+        copy_share(other, current, n, lo, hi)
+    inv_m = like(alpha, 1.0) / like(alpha, batch.m)
+    values[tid, 3] = optimizer_update(optimizer, current, grad, inv_m, alpha, hyper, t, lo, hi)
+    if not meet(team, tid):
+        return ABORTED, zero
+    if not np.isfinite(team_sum(values, 3)):
         return NONFINITE_UPDATE, loss
     return OK, loss
 
@@ -347,53 +462,54 @@ def batch_view(buffer, rows, width):
     return matrix_view(buffer, 0, rows, width)
 
 
-def gather_batch(data, batches, gram, hyper, epoch, first, m_b):
-    """The batch of columns ``first, ..., first + m_b - 1`` of the epoch's order, a :class:`Batch`.
+def gather_batch(data, batches, gram, hyper, epoch, first, m_b, tid, P):
+    """Thread ``tid``'s share of the batch of columns ``first, ..., first + m_b - 1`` of the
+    epoch's order, a :class:`Batch`: the columns ``first + tid m_b // P`` up to (not
+    including) ``first + (tid + 1) m_b // P``.
 
-    Full batches (``batches`` None): the data themselves, as
-    :class:`.first_layer.Columns` (or Gram mode's input when ``gram`` is
-    set). Mini-batches: gathered into ``batches``' buffers, ``X`` as
-    :class:`.first_layer.Rows`, ``Y`` as columns; the epoch's first batch
-    (``first`` 0) puts the columns in the order of ``rng.permutation(m, seed,
-    epoch)`` first (with ``shuffle``).
+    :class:`Data` (columns; one thread, full batches): the data themselves,
+    as :class:`.first_layer.Columns` (or Gram mode's input when ``gram`` is
+    set). :class:`RowData`: the thread's rows, as :class:`.first_layer.Rows`
+    (of the data themselves for full batches, else gathered into
+    ``batches``, the epoch's first batch putting the columns in the order of
+    ``rng.permutation(m, seed, epoch)`` first, with ``shuffle``), its labels
+    gathered as columns.
     """
     raise NotImplementedError("for use inside kernels only")
 
 
 @overload_kernel(gather_batch)
-def _gather_batch(data, batches, gram, hyper, epoch, first, m_b):
+def _gather_batch(data, batches, gram, hyper, epoch, first, m_b, tid, P):
     from numba import types
 
-    if isinstance(batches, types.NoneType):
+    if data.instance_class is Data:
         if isinstance(gram, types.NoneType):
-            return lambda data, batches, gram, hyper, epoch, first, m_b: Batch(
-                first_layer.Columns(data.X), data.Y, data.w)
-        return lambda data, batches, gram, hyper, epoch, first, m_b: Batch(gram, data.Y, data.w)
+            return lambda data, batches, gram, hyper, epoch, first, m_b, tid, P: Batch(
+                first_layer.Columns(data.X), data.Y, data.w, 0, m_b)
+        return lambda data, batches, gram, hyper, epoch, first, m_b, tid, P: Batch(
+            gram, data.Y, data.w, 0, m_b)
 
-    def gathered(data, batches, gram, hyper, epoch, first, m_b):
-        if first == 0 and hyper.shuffle:
-            rng.permute(batches.perm, hyper.seed, epoch)
-        X_b = batch_view(batches.X, m_b, data.X.shape[1])
-        Y_b = batch_view(batches.Y, data.Y.shape[1], m_b)
-        w_b = batches.w[:m_b]
-        gather_rows(data.X, batches.perm, first, X_b)
-        gather(data.Y, batches.perm, first, Y_b)
-        for j in range(m_b):
-            w_b[j] = data.w[batches.perm[first + j]]
-        return Batch(first_layer.Rows(X_b), Y_b, w_b)
-    return gathered
-
-
-@jit
-def copy_into(out, source):
-    """``out[:] = source`` for two flat arrays of one size."""
-    for i in range(source.size):
-        out[i] = source[i]
-
-
-# ---------------------------------------------------------------------------
-# The epoch driver
-# ---------------------------------------------------------------------------
+    def rows(data, batches, gram, hyper, epoch, first, m_b, tid, P):
+        start = tid * m_b // P
+        lo = first + start
+        m_t = first + (tid + 1) * m_b // P - lo
+        n_x, n_L = data.X.shape[1], data.Y.shape[1]
+        perm = batches.perm
+        if hyper.batch_size == 0:  # full batches, in order: the data's own rows
+            X_t = data.X[lo:lo + m_t]
+            w_t = data.w[lo:lo + m_t]
+        else:
+            if first == 0 and hyper.shuffle:
+                rng.permute(perm, hyper.seed, epoch)
+            X_t = batch_view(batches.X, m_t, n_x)
+            gather_rows(data.X, perm, lo, X_t)
+            w_t = batches.w[:m_t]
+            for j in range(m_t):
+                w_t[j] = data.w[perm[lo + j]]
+        Y_t = batch_view(batches.Y, n_L, m_t)
+        gather(data.Y, perm, lo, Y_t)
+        return Batch(first_layer.Rows(X_t), Y_t, w_t, start, m_b)
+    return rows
 
 
 @jit
@@ -411,26 +527,30 @@ def finish_run(gram, theta, data, dims, work):
 
 
 @jit(entry=True)
-def train(current, other, data, work, hyper, parts, dims, hidden, output, optimizer, run):
-    """Run epochs ``run.start, ..., run.start + run.n_epochs - 1``; ``run.t`` updates were
-    made before.
+def train(tid, current, other, data, own, team, hyper, parts, dims, hidden, output, optimizer,
+          run):
+    """Thread ``tid``'s part of epochs ``run.start, ..., run.start + run.n_epochs - 1``;
+    ``run.t`` updates were made before. Every thread of the team (:class:`Team`; one is a
+    team of one) runs this call at once, on the same arguments but its ``tid`` and ``own``
+    buffers, meeting the others twice a step (:func:`step`).
 
     current: ``[theta | optimiser state]`` after ``run.t`` updates (and Gram
     mode's ``D`` after ``theta``); other: the state after ``run.t - 1``
-    updates when ``run.have_previous``, else scratch, same size; dims ``[n_x,
-    ..., n_L]`` (int64); hidden, output, optimizer: codes of ``spec``'s
-    tables (constants); ``parts``: the optional parts (:class:`Parts`),
-    whose code is compiled only when present.
+    updates when ``run.have_previous``, else scratch, same size; data:
+    :class:`Data` (columns: one thread, full batches) or :class:`RowData`;
+    dims ``[n_x, ..., n_L]`` (int64); hidden, output, optimizer: codes of
+    ``spec``'s tables (constants); ``parts``: the optional parts
+    (:class:`Parts`), whose code is compiled only when present.
 
-    Each epoch ``e`` takes the learning rate :func:`learning_rate_at`, puts
-    the columns in the order of ``fastbackprop.rng.permutation(m, seed, e)``
-    (mini-batches with ``shuffle``), and cuts them in order into batches of
-    ``batch_size`` columns (the last keeps the rest), each gathered by
-    :func:`gather_batch`; without mini-batches an epoch is one full-batch
-    step on ``X`` itself. Each batch is one :func:`step` with the batch's own
-    ``1/m_b``. ``work.costs[e // cost_every]`` receives, for epochs with
-    ``e % cost_every == 0``, the sum of the batches' losses (each before its
-    update, with ``l2 / 2 sum ||W||^2`` each) over ``m``.
+    Each epoch ``e`` takes the learning rate :func:`learning_rate_at` and
+    cuts the columns, in the order of ``fastbackprop.rng.permutation(m, seed,
+    e)`` for shuffled mini-batches, into batches of ``batch_size`` columns
+    (the last keeps the rest), each split between the threads and gathered
+    by :func:`gather_batch`; with full batches an epoch is one step on all
+    the columns. Each batch is one :func:`step` with the batch's own
+    ``1/m_b``. Thread 0 writes ``own.work.costs[e // cost_every]`` for epochs
+    with ``e % cost_every == 0``: the sum of the batches' losses (each before
+    its update, with ``l2 / 2 sum ||W||^2`` each) over ``m``.
 
     The updates are made in place in ``current``. ``other`` keeps what a
     failure needs: until the first update, the previous state (a
@@ -443,18 +563,25 @@ def train(current, other, data, work, hyper, parts, dims, hidden, output, optimi
     so the states are too) with nothing recorded or copied. The replay goes
     through the same loop, not a second copy of it: in Numba every level of
     calls and every call site of a large kernel is compiled again, and
-    the cold first fit is the first thing a new user waits for.
+    the cold first fit is the first thing a new user waits for. Every
+    thread takes every decision from the values the team shares, so all
+    take the same.
 
     Returns ``(status, epochs, updates, failed_at, in_other)``: ``epochs``
     completed; ``updates`` the net number of updates from ``current`` to
     the result (possibly -1: a non-finite cost steps back to the previous
     parameters), which lies in ``other`` when ``in_other``; ``failed_at``
-    the epoch that went wrong, or -1.
+    the epoch that went wrong, or -1. Status ``ABORTED``: another thread
+    gave up (the caller re-raises its error).
     """
     literally(hidden)  # compile only the activation, output layer and optimiser in use
     literally(output)
     literally(optimizer)
     control = fpenv.flush_subnormals()  # restored before returning
+    work = own.work
+    P = team.shares.size - 1
+    lo, hi = team.shares[tid], team.shares[tid + 1]
+    n = work.grad.size
     m = data.w.size
     width = m if hyper.batch_size == 0 else hyper.batch_size
     n_batches = (m + width - 1) // width
@@ -475,21 +602,24 @@ def train(current, other, data, work, hyper, parts, dims, hidden, output, optimi
             loss = like(alpha, 0.0)
             for k in range(min(n_batches, limit - done)):
                 first = k * width
-                batch = gather_batch(data, parts.batches, parts.gram, hyper, e, first,
-                                     min(width, m - first))
+                batch = gather_batch(data, own.batches, parts.gram, hyper, e, first,
+                                     min(width, m - first), tid, P)
                 checkpoint = not replaying and (done == 0 or done == planned - 1)
-                failed, batch_loss = step(current, other, batch, dims, work, hyper, parts.l2,
-                                          parts.dropout, hidden, output, optimizer, alpha,
-                                          run.t + done + 1, record, checkpoint)
+                failed, batch_loss = step(tid, current, other, batch, dims, work, team, hyper,
+                                          parts.l2, parts.dropout, hidden, output, optimizer,
+                                          alpha, run.t + done + 1, record, checkpoint)
                 loss += batch_loss
                 if failed != OK:
                     break
                 done += 1
-            if record:
+            if record and tid == 0:
                 work.costs[e // hyper.cost_every] = loss * inv_m
             if failed != OK:
                 break
             completed += 1
+        if failed == ABORTED:
+            status, failed_at = ABORTED, -1
+            break
         if replaying:
             break
         status, epochs = failed, completed
@@ -505,7 +635,10 @@ def train(current, other, data, work, hyper, parts, dims, hidden, output, optimi
             limit = done
         if limit < 0:
             break
-        copy_into(current, other)
+        copy_share(current, other, n, lo, hi)
+        if not meet(team, tid):
+            status = ABORTED
+            break
     finish_run(parts.gram, other if in_other else current, data, dims, work)
     fpenv.restore(control)
     return status, epochs, done, failed_at, in_other
@@ -527,9 +660,9 @@ def gradient_sums(theta, X, Y, w, dims, hidden, output, work):
     literally(hidden)
     literally(output)
     control = fpenv.flush_subnormals()
-    batch = Batch(first_layer.Columns(X), Y, w)
+    batch = Batch(first_layer.Columns(X), Y, w, 0, w.size)
     total, loss = forward(theta, batch, dims, work, hidden, output, True, None, 0)
-    backward(theta, batch, dims, work, hidden, None, None, 0)
+    backward(theta, batch, dims, work, hidden, None, 0)
     fpenv.restore(control)
     return total, loss
 
@@ -545,5 +678,5 @@ def predict(theta, inp, m, dims, hidden, output, work):
     """
     literally(hidden)
     literally(output)
-    batch = Batch(inp, work.cols, work.cols[0, :m])  # no cost: Y, w are not read
+    batch = Batch(inp, work.cols, work.cols[0, :m], 0, m)  # no cost: Y, w are not read
     forward(theta, batch, dims, work, hidden, output, False, None, 0)

@@ -1,0 +1,144 @@
+"""The threads of a fit: how many, their buffers, and running them.
+
+A fit on ``P`` threads splits every batch's columns between them
+(``training.gather_batch``): each thread runs the forward and backward
+passes over its share into a gradient row of its own, then each sums the
+rows over its share of the parameters and updates that share
+(``training.step``), meeting the others at a spin barrier twice a step
+(:mod:`.sync`). The threads live for a whole :meth:`Team.run` (a chunk of
+epochs): ``P - 1`` Python threads are started, the caller runs thread 0,
+and each is one nogil compiled call with no Python in between.
+
+While they run, BLAS is held to one thread (``threadpoolctl``) and put back
+as it was afterwards, whatever happened: OpenBLAS's own threads, called
+from two of ours at once, serialise the callers (10 to 25% slower than one
+thread each) and, with a core busy, slow them down several times
+(``tools/blas_two_threads.py``).
+
+:func:`choose` picks ``P`` for a network and a batch: one thread when there
+is too little work to split (the barriers and the split cost more than
+they save), else the cores Numba may use (``numba.get_num_threads()``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+
+import numpy as np
+
+from . import sync, training
+
+#: A step is split between threads when each thread's share of its matrix products
+#: is at least this many multiply-adds and of its columns at least :data:`MIN_COLUMNS`
+#: (see :func:`choose`; measured on the 2-core AVX-512 Xeon with tools/thread_split.py:
+#: below, the barriers and the gradient rows and parameters that cross between the
+#: cores cost more than the split saves).
+MIN_SHARE = 32768
+MIN_COLUMNS = 64
+
+#: Bytes a team's shared rows are aligned to (two cache lines: no false sharing,
+#: adjacent-line prefetch included).
+ALIGN = 128
+
+
+def choose(n_threads, dims, width, gram=False):
+    """The threads of a fit: ``n_threads`` when given, else (None) as many of the cores
+    Numba may use as leave each thread at least :data:`MIN_COLUMNS` columns of a batch
+    of ``width`` and :data:`MIN_SHARE` multiply-adds of its products, at least 1. Never
+    more threads than the batch's columns, and one in Gram mode (its products are the
+    whole data's)."""
+    if gram or width < 2:
+        return 1
+    if n_threads is None:
+        import numba
+
+        P = min(numba.get_num_threads(), width // MIN_COLUMNS)
+        multiply_adds = width * sum(a * b for a, b in zip(dims[:-1], dims[1:]))
+        while P > 1 and 3 * multiply_adds // P < MIN_SHARE:
+            P -= 1
+        return max(1, P)
+    return max(1, min(int(n_threads), width))
+
+
+def aligned_zeros(shape, dtype):
+    """A zeroed C array whose first entry is :data:`ALIGN`-byte aligned."""
+    dtype = np.dtype(dtype)
+    n = int(np.prod(shape))
+    raw = np.zeros(n + ALIGN // dtype.itemsize, dtype=dtype)
+    skip = (-raw.ctypes.data % ALIGN) // dtype.itemsize
+    return raw[skip:skip + n].reshape(shape)
+
+
+def padded(n, dtype):
+    """``n`` rounded up to whole :data:`ALIGN`-byte rows of ``dtype``."""
+    per = ALIGN // np.dtype(dtype).itemsize
+    return -(-n // per) * per
+
+
+class Team:
+    """``P`` threads' buffers for one trainer: the :class:`.training.Team` they share and each
+    one's :class:`.training.Own`.
+
+    ``n``: the entries of the flat layout (``theta`` and, in Gram mode, ``D``);
+    ``dims``; ``capacity``: the columns of the largest batch; ``rows``: the data are
+    :class:`.training.RowData` (else columns: one thread only); ``n_x``, ``n_L``, ``m``;
+    ``costs``: the costs array of thread 0's workspace.
+    """
+
+    def __init__(self, P, n, dims, capacity, dtype, rows, m):
+        self.P = P
+        per = padded(n, dtype)
+        grads = aligned_zeros((P, per), dtype)
+        shares = np.array([min(n, padded(p * n // P, dtype)) if 0 < p < P else p * n // P
+                           for p in range(P + 1)], dtype=np.int64)
+        self.shared = training.Team(grads, aligned_zeros((P, ALIGN // 8), dtype), shares,
+                                    sync.new_barrier(P))
+        share = -(-capacity // P)  # a thread's columns of the largest batch
+        self.own = []
+        for p in range(P):
+            work = training.workspace(dims, share, dtype, 0)._replace(grad=grads[p][:n])
+            batches = None if not rows else training.Batches(
+                np.empty(share * dims[0], dtype=dtype), np.empty(dims[-1] * share, dtype=dtype),
+                np.empty(share, dtype=dtype), np.arange(m, dtype=np.int64))
+            self.own.append(training.Own(work, batches))
+
+    @property
+    def work(self):
+        """Thread 0's workspace (its costs are the fit's)."""
+        return self.own[0].work
+
+    def reserve_costs(self, costs):
+        """Give thread 0 the costs array ``costs``."""
+        self.own[0] = self.own[0]._replace(work=self.own[0].work._replace(costs=costs))
+
+    def run(self, call):
+        """``call(tid, own)`` on every thread at once (thread 0 in the caller); returns thread
+        0's result. An error in any thread aborts the others and is raised once all have
+        returned; BLAS is held to one thread meanwhile (more than one thread only)."""
+        if self.P == 1:
+            return call(0, self.own[0])
+        sync.reset(self.shared.sync)
+        with blas_threads(1):
+            results = sync.run_threads(lambda tid: call(tid, self.own[tid]), self.P,
+                                       self.shared.sync)
+        return results[0]
+
+
+@functools.lru_cache(maxsize=None)
+def _controller():
+    """threadpoolctl's view of the loaded BLAS libraries (found once: it takes milliseconds)."""
+    import scipy.linalg.cython_blas  # noqa: F401 - the BLAS the kernels call, loaded
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
+
+
+def blas_threads(n):
+    """A context holding BLAS to ``n`` threads, putting it back on exit."""
+    if n is None:
+        return contextlib.nullcontext()
+    return _controller().limit(limits=n, user_api="blas")
+
+
+__all__ = ["choose", "Team", "blas_threads", "MIN_SHARE", "aligned_zeros", "padded"]
