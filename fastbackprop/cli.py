@@ -192,6 +192,9 @@ def _add_train(commands):
     p.add_argument("--keep-prob", type=_keep_probs, default=1.0, metavar="P[,P...]",
                    help="inverted dropout on the hidden layers: the probability of keeping a "
                         "unit, one for all or one per hidden layer (default: 1, no dropout)")
+    p.add_argument("--threads", type=int, default=None, metavar="P",
+                   help="split every step between P threads (default: the cores, where the "
+                        "batch is large enough; 1: one thread)")
     p.add_argument("--validation-fraction", type=float, default=None, metavar="F",
                    help="hold out this share of the examples (drawn with --seed, stratified "
                         "by class) and report the model's cost and score on them "
@@ -373,7 +376,7 @@ def run_train(args):
                   beta1=args.beta1, beta2=args.beta2, epsilon=args.epsilon,
                   decay_rate=args.decay_rate, time_interval=args.time_interval, l2=args.l2,
                   keep_prob=args.keep_prob, early_stopping=args.early_stopping,
-                  patience=args.patience,
+                  patience=args.patience, n_threads=args.threads,
                   **({} if args.validation_fraction is None
                      else {"validation_fraction": args.validation_fraction}))
     X_fit, Y_fit, validation = _held_out(model, X, data.Y, args)

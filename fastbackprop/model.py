@@ -103,6 +103,9 @@ class Model:
     decay_rate, time_interval : learning-rate decay,
         ``alpha = alpha0 / (1 + decay_rate * epoch)``, or with
         ``time_interval`` ``floor(epoch / time_interval)`` in place of ``epoch``.
+    n_threads : the threads each step is split between (numba backend):
+        None (the default) picks the cores Numba may use where each keeps
+        enough work (:func:`fastbackprop.kernels.team.choose`), 1 none.
 
     Learned by :meth:`fit`: ``parameters_`` (the dict ``W1, b1, ..., WL,
     bL``), ``costs_`` (float64), ``n_iter_`` (epochs), ``t_`` (updates),
@@ -116,7 +119,8 @@ class Model:
                  dtype="float64", backend="numba", cost_every=100, optimizer="gd",
                  batch_size=None, shuffle=True, beta=0.9, beta1=0.9, beta2=0.999,
                  epsilon=1e-8, decay_rate=0.0, time_interval=None, l2=0.0, keep_prob=1.0,
-                 early_stopping=False, patience=10, tol=1e-4, validation_fraction=0.1):
+                 early_stopping=False, patience=10, tol=1e-4, validation_fraction=0.1,
+                 n_threads=None):
         self.layer_dims = layer_dims
         self.hidden_activation = hidden_activation
         self.output_activation = output_activation
@@ -142,6 +146,7 @@ class Model:
         self.patience = patience
         self.tol = tol
         self.validation_fraction = validation_fraction
+        self.n_threads = n_threads
         self._hyperparameters()  # a bad argument fails here, not in fit
 
     # -- hyperparameters ---------------------------------------------------

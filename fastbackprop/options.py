@@ -125,7 +125,7 @@ CONSTRAINTS = {
     "time_interval": positive_integer(optional=True),
     "l2": real(0, None, "a finite number >= 0"),
     "keep_prob": keep_prob,
-    "n_threads": positive_integer(optional=True),
+    "n_threads": integer(1, "None or an integer >= 1", optional=True),
     # the Model's own
     "layer_dims": lambda value, name: check_layer_dims(value, name),
     "n_epochs": positive_integer(),

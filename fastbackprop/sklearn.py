@@ -25,7 +25,6 @@ an optional dependency: ``import fastbackprop`` does not import this module.
 
 from __future__ import annotations
 
-import contextlib
 import numbers
 import warnings
 
@@ -121,6 +120,7 @@ class _BaseMLP(BaseEstimator):
         "n_iter_no_change": [Interval(numbers.Integral, 1, None, closed="left"),
                              Options(numbers.Real, {np.inf})],
         "max_fun": [Interval(numbers.Integral, 1, None, closed="left")],
+        "n_threads": [Interval(numbers.Integral, 1, None, closed="left"), None],
     }
 
     # -- checks ------------------------------------------------------------
@@ -448,7 +448,7 @@ class _BaseMLP(BaseEstimator):
             # the shuffles' seed, drawn after scikit-learn's draws (initialisation, split)
             seed=int(self._random_state.randint(np.iinfo(np.int32).max)),
             beta=float(self.momentum), beta1=float(self.beta_1), beta2=float(self.beta_2),
-            epsilon=float(self.epsilon), l2=l2)
+            epsilon=float(self.epsilon), l2=l2, n_threads=self.n_threads)
         self._l2 = l2  # as passed: the multi-output regressor's loss_ reads it
         Trainer = backends.get("numba").Trainer
         return Trainer(parameters, X.T, np.asarray(Y, dtype=dtype).T, options=options,
@@ -529,19 +529,11 @@ def _dense(X):
     return X.toarray() if hasattr(X, "toarray") else X
 
 
-_CONTROLLER = []
-
-
 def _blas_threads(multiply_adds):
     """One BLAS thread for small products (:data:`ONE_BLAS_THREAD_BELOW`), else as it is."""
-    if multiply_adds >= ONE_BLAS_THREAD_BELOW:
-        return contextlib.nullcontext()
-    if not _CONTROLLER:  # inspecting the loaded libraries takes milliseconds: once
-        import scipy.linalg.cython_blas  # noqa: F401 - the BLAS the kernels call, loaded
-        from threadpoolctl import ThreadpoolController
+    from .kernels.team import blas_threads
 
-        _CONTROLLER.append(ThreadpoolController())
-    return _CONTROLLER[0].limit(limits=1, user_api="blas")
+    return blas_threads(None if multiply_adds >= ONE_BLAS_THREAD_BELOW else 1)
 
 
 def _set_learning_rate(trainer, value):
@@ -671,7 +663,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                  random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
-                 class_weight=None):
+                 class_weight=None, n_threads=None):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -696,6 +688,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         self.n_iter_no_change = n_iter_no_change
         self.max_fun = max_fun
         self.class_weight = class_weight
+        self.n_threads = n_threads
 
     def _output_activation(self):
         return "softmax" if self._label_binarizer.y_type_ == "multiclass" else "logistic"
@@ -836,7 +829,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
                  learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
                  random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
-                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000):
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
+                 n_threads=None):
         self.loss = loss
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -861,6 +855,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         self.epsilon = epsilon
         self.n_iter_no_change = n_iter_no_change
         self.max_fun = max_fun
+        self.n_threads = n_threads
 
     def _check_supported(self):
         if self.loss == "poisson":

@@ -1,0 +1,199 @@
+"""A fit on several threads (kernels/team.py, kernels/training.py): each batch split between
+them, the same results as one thread, the same guarantees when something goes wrong.
+
+Tolerances: P threads add the same numbers in another order (each thread's rows, then the
+rows), so against one thread they agree to rounding: 1e-12 relative in float64 and 1e-5 in
+float32 after a few epochs (``rtol`` norm-wise, as ``tests/conftest.py`` does).
+"""
+
+import threading
+
+import numpy as np
+import pytest
+
+from fastbackprop import Model, reference as R, spec
+from fastbackprop.kernels import Trainer, team
+from fastbackprop.validation import check_labels
+
+AGREE = {np.dtype(np.float64): 1e-12, np.dtype(np.float32): 1e-5}
+
+
+def problem(output="softmax", dtype=np.float64, m=203, n_x=7, n_y=3, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n_x, m)).astype(dtype)
+    if output == "softmax":
+        Y = check_labels(rng.integers(0, n_y, m), "softmax", n_y=n_y, m=m, dtype=dtype)
+    elif output == "sigmoid":
+        Y = (rng.random((n_y, m)) > 0.5).astype(dtype)
+    else:
+        Y = rng.standard_normal((n_y, m)).astype(dtype)
+    return X, Y
+
+
+def fit(n_threads, X, Y, dims, epochs=3, **options):
+    kw = dict(output_activation="softmax", optimizer="adam", batch_size=64, seed=3,
+              cost_every=1)
+    kw.update(options)
+    trainer = Trainer(R.initialize_parameters(dims, seed=1, dtype=X.dtype), X, Y, "tanh", 0.01,
+                      n_threads=n_threads, **kw)
+    status = trainer.run(epochs)
+    return trainer, status
+
+
+def assert_agree(a, b, dtype):
+    rtol = AGREE[np.dtype(dtype)]
+    for key, value in a.items():
+        np.testing.assert_allclose(b[key], value, rtol=rtol,
+                                   atol=rtol * float(np.max(np.abs(value))), err_msg=key)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("optimizer", list(spec.OPTIMIZERS))
+def test_threads_agree_with_one_for_every_optimiser(optimizer, dtype):
+    X, Y = problem(dtype=dtype)
+    dims = [7, 9, 5, 3]
+    one, _ = fit(1, X, Y, dims, optimizer=optimizer)
+    for P in (2, 3):
+        many, status = fit(P, X, Y, dims, optimizer=optimizer)
+        assert status == "ok" and many.n_threads == P and one.n_threads == 1
+        assert_agree(one.parameters, many.parameters, dtype)
+        for slot in one.optimizer_state:
+            assert_agree(one.optimizer_state[slot], many.optimizer_state[slot], dtype)
+        np.testing.assert_allclose(many.costs, one.costs, rtol=AGREE[np.dtype(dtype)])
+
+
+@pytest.mark.parametrize("output", list(spec.OUTPUTS))
+@pytest.mark.parametrize("case", ["full batch", "dropout and L2", "weights", "tiny last batch",
+                                  "more threads than columns"])
+def test_threads_agree_with_one_for_every_output_and_option(output, case):
+    X, Y = problem(output)
+    dims = [7, 9, 5, 3]
+    options = {"full batch": dict(batch_size=None, optimizer="momentum"),
+               "dropout and L2": dict(keep_prob=[0.8, 0.6], l2=0.3),
+               "weights": dict(sample_weight=np.random.default_rng(5).random(203) * 2),
+               "tiny last batch": dict(batch_size=101),  # 203 = 2 x 101 + 1
+               "more threads than columns": dict(batch_size=2)}[case]
+    P = 4 if case == "more threads than columns" else 2
+    one, _ = fit(1, X, Y, dims, output_activation=output, **options)
+    many, status = fit(P, X, Y, dims, output_activation=output, **options)
+    assert status == "ok" and many.n_threads == min(P, options.get("batch_size") or 203)
+    assert_agree(one.parameters, many.parameters, np.float64)
+
+
+def test_the_same_threads_give_the_same_bits():
+    X, Y = problem()
+    a, _ = fit(2, X, Y, [7, 9, 3], keep_prob=0.7)
+    b, _ = fit(2, X, Y, [7, 9, 3], keep_prob=0.7)
+    for key, value in a.parameters.items():
+        np.testing.assert_array_equal(b.parameters[key], value)
+
+
+def test_more_threads_than_cores_do_not_deadlock():
+    X, Y = problem(m=400)
+    one, _ = fit(1, X, Y, [7, 9, 3], epochs=2)
+    many, status = fit(8, X, Y, [7, 9, 3], epochs=2)  # 8 threads on the 2 cores
+    assert status == "ok" and many.n_threads == 8
+    assert_agree(one.parameters, many.parameters, np.float64)
+
+
+def test_a_diverging_threaded_fit_keeps_the_state_of_one_thread():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((5, 153))
+    Y = check_labels(rng.standard_normal((2, 153)), "linear", n_y=2, m=153, dtype=np.float64)
+    runs = {}
+    for P in (1, 2):
+        trainer = Trainer(R.initialize_parameters([5, 6, 2], "he", 0), X, Y, "relu", 1e9, 1,
+                          output_activation="linear", optimizer="momentum", batch_size=60,
+                          keep_prob=0.8, l2=0.5, seed=1, n_threads=P)
+        while trainer.status == "ok" and trainer.n_iter < 40:
+            trainer.run(1)
+        runs[P] = trainer
+    one, two = runs[1], runs[2]
+    assert one.status == two.status != "ok"
+    assert (one.t, one.n_iter, one.failed_at) == (two.t, two.n_iter, two.failed_at)
+    assert_agree(one.parameters, two.parameters, np.float64)
+
+
+def test_an_error_in_a_thread_stops_them_all_and_the_next_fit_works(monkeypatch):
+    from fastbackprop.kernels import convert
+
+    X, Y = problem()
+    real = convert.call_specialised
+
+    def fail_in_thread_1(dispatcher, *args):
+        if args and args[0] == 1:  # the entry's first argument is the thread's number
+            raise RuntimeError("a worker failed")
+        return real(dispatcher, *args)
+
+    monkeypatch.setattr("fastbackprop.kernels.trainer.call_specialised", fail_in_thread_1)
+    trainer = Trainer(R.initialize_parameters([7, 9, 3], seed=1), X, Y, "tanh", 0.01,
+                      output_activation="softmax", batch_size=64, n_threads=2)
+    with pytest.raises(RuntimeError, match="a worker failed"):
+        trainer.run(2)
+    assert trainer.status == "aborted" and trainer.run(1) == "aborted"
+    assert threading.active_count() == 1 + sum(  # no thread of ours left running
+        t.name.startswith("pydevd") for t in threading.enumerate())
+    monkeypatch.setattr("fastbackprop.kernels.trainer.call_specialised", real)
+    _, status = fit(2, X, Y, [7, 9, 3])
+    assert status == "ok"
+
+
+def test_blas_threads_are_restored_after_a_fit_whatever_happened(monkeypatch):
+    from threadpoolctl import threadpool_info
+
+    def blas():
+        return sorted((lib["filepath"], lib["num_threads"]) for lib in threadpool_info()
+                      if lib["user_api"] == "blas")
+
+    X, Y = problem()
+    before = blas()
+    fit(2, X, Y, [7, 9, 3])
+    assert blas() == before
+    monkeypatch.setattr("fastbackprop.kernels.sync.run_threads",
+                        lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
+    with pytest.raises(KeyboardInterrupt):
+        fit(2, X, Y, [7, 9, 3])
+    assert blas() == before
+
+
+def test_two_models_fitting_at_once_get_what_they_get_alone():
+    X, Y = problem(m=300)
+    kw = dict(output_activation="softmax", optimizer="adam", batch_size=128, n_epochs=4,
+              seed=0, n_threads=2)
+    alone = [Model([7, 8, 3], "tanh", **kw).fit(X, Y),
+             Model([7, 5, 3], "relu", **kw).fit(X, Y)]
+    together = [Model([7, 8, 3], "tanh", **kw), Model([7, 5, 3], "relu", **kw)]
+    threads = [threading.Thread(target=m.fit, args=(X, Y)) for m in together]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for a, b in zip(alone, together):
+        for key, value in a.parameters_.items():
+            np.testing.assert_array_equal(b.parameters_[key], value)
+
+
+def test_the_rule_keeps_small_work_on_one_thread():
+    assert team.choose(None, [2, 4, 1], 400) == 1  # planar: too little work to split
+    assert team.choose(None, [64, 64, 10], 32) == 1  # digits32: too few columns
+    assert team.choose(None, [784, 256, 128, 10], 128) >= min(2, team_cores())
+    assert team.choose(None, [784, 256, 10], 512, gram=True) == 1
+    assert team.choose(3, [2, 4, 1], 2) == 2  # never more threads than columns
+    with pytest.raises(ValueError, match="n_threads must be None or an integer >= 1; got 0"):
+        Model([2, 4, 1], n_threads=0)
+
+
+def team_cores():
+    import numba
+
+    return numba.get_num_threads()
+
+
+def test_model_and_command_pass_the_threads_on():
+    X, Y = problem(m=256)
+    one = Model([7, 9, 3], "tanh", "softmax", batch_size=128, n_epochs=2, seed=0,
+                n_threads=1).fit(X, Y)
+    two = Model([7, 9, 3], "tanh", "softmax", batch_size=128, n_epochs=2, seed=0,
+                n_threads=2).fit(X, Y)
+    assert_agree(one.parameters_, two.parameters_, np.float64)
+    assert Model([2, 4, 1], n_threads=3).get_params()["n_threads"] == 3
