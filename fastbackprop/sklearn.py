@@ -596,6 +596,10 @@ _PARAMETERS_DOC = """
         ``epsilon`` to ``sqrt(v_hat)``.
     max_fun : int, default=15000
         'lbfgs' only: the most loss evaluations, scipy's ``maxfun``.
+    n_threads : int or None, default=None
+        Not in scikit-learn's class (an extension): the threads each step is
+        split between; None picks the cores where a batch is large enough
+        (``fastbackprop.kernels.team.choose``), 1 keeps one thread.
 """
 
 _DIFFERENCES_DOC = """

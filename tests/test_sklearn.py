@@ -87,8 +87,9 @@ def test_importing_fastbackprop_does_not_import_scikit_learn():
 
 
 def test_the_constructors_take_scikit_learns_parameters_with_its_defaults():
-    for ours, theirs, extra in ((MLPClassifier, sk.MLPClassifier, {"class_weight": None}),
-                                (MLPRegressor, sk.MLPRegressor, {})):
+    for ours, theirs, extra in ((MLPClassifier, sk.MLPClassifier,
+                                 {"class_weight": None, "n_threads": None}),
+                                (MLPRegressor, sk.MLPRegressor, {"n_threads": None})):
         mine = ours().get_params()
         assert mine == {**theirs().get_params(), **extra}
         ours_sig = list(inspect.signature(ours).parameters)
