@@ -79,6 +79,7 @@ class Workload:
     output: str = "sigmoid"
     batch_size: int | None = None
     optimizer: str = "gd"
+    shuffle: bool = True
 
     @property
     def target(self):
@@ -129,13 +130,16 @@ EPOCH_WORKLOADS = {
     w.name: w
     for w in (
         Workload("mnist128", (784, 256, 128, 10), "relu", 60000, "float32",
-                 target_floor_ratio=1.25, output="softmax", batch_size=128, optimizer="adam"),
+                 target_floor_ratio=1.3, output="softmax", batch_size=128, optimizer="adam"),
         Workload("mnist64d", (784, 256, 128, 10), "relu", 60000, "float64",
                  target_floor_ratio=1.3, output="softmax", batch_size=64, optimizer="adam"),
         Workload("wide1024", (784, 1024, 1024, 10), "relu", 20000, "float32",
-                 target_floor_ratio=1.1, output="softmax", batch_size=256, optimizer="adam"),
+                 target_floor_ratio=1.15, output="softmax", batch_size=256, optimizer="adam"),
         Workload("digits32", (64, 64, 10), "relu", 1797, "float64",
-                 target_floor_ratio=2.5, output="softmax", batch_size=32, optimizer="adam"),
+                 target_floor_ratio=2.0, output="softmax", batch_size=32, optimizer="adam"),
+        # SimpleChains.jl's headline: full-batch Adam (one batch of every example, in order)
+        Workload("chains", (4, 32, 16, 4), "tanh", 10000, "float32", target_floor_ratio=3.0,
+                 output="linear", batch_size=10000, optimizer="adam", shuffle=False),
     )
 }
 
@@ -213,6 +217,13 @@ def make_problem(workload, seed=SEED):
     dtype = np.dtype(workload.dtype)
     if workload.name == "planar":
         X, Y = load_planar_dataset(m=workload.m, dtype=dtype)
+    elif workload.name == "chains":  # SimpleChains.jl's: a smooth map from 4 inputs to 4
+        generator = np.random.default_rng(seed)
+        X = generator.standard_normal((dims[0], workload.m)).astype(dtype)
+        Y = np.vstack([np.sin(X[0] + X[1]), np.cos(X[2]) * X[3], X[0] * X[2],
+                       np.tanh(X[1] - X[3])]).astype(dtype)
+        return Problem(workload, X, Y, reference.initialize_parameters(
+            dims, init="he", seed=seed, dtype=dtype))
     elif workload.batch_size is not None:  # MNIST-shaped random data: pixels, 10 classes
         generator = np.random.default_rng(seed)
         X = generator.random((dims[0], workload.m), dtype=np.float32).astype(dtype)
@@ -305,7 +316,7 @@ def time_per_call(run, repeats, min_time=MIN_TIME):
     return median_timing(timer(run, min_time), repeats)
 
 
-def epoch_timer(backend, problem, min_time=MIN_TIME):
+def epoch_timer(backend, problem, min_time=MIN_TIME, n_threads=None):
     """A :func:`timer` of ``backend``'s ``Trainer`` (``"numba"`` or ``"numpy"``) on an epoch
     workload: each timing is ``run(k) / k`` seconds per epoch, after one epoch that compiles
     (numba)."""
@@ -314,9 +325,12 @@ def epoch_timer(backend, problem, min_time=MIN_TIME):
     w = problem.workload
     trainer = backends.get(backend).Trainer(
         problem.parameters, problem.X, problem.Y, w.hidden, ADAM_LEARNING_RATE, cost_every=1,
-        output_activation=w.output, optimizer=w.optimizer, batch_size=w.batch_size, seed=SEED)
+        output_activation=w.output, optimizer=w.optimizer, batch_size=w.batch_size, seed=SEED,
+        shuffle=w.shuffle, **({} if backend == "numpy" else {"n_threads": n_threads}))
     trainer.run(1)
-    return timer(_checked(trainer, w), min_time)
+    timing = timer(_checked(trainer, w), min_time)
+    timing.n_threads = getattr(trainer, "n_threads", 1)
+    return timing
 
 
 def epoch_time(backend, problem, repeats, min_time=MIN_TIME):
@@ -349,16 +363,18 @@ def reference_step_time(problem, repeats, min_time=MIN_TIME):
     return time_per_call(run, repeats, min_time)
 
 
-def kernels_step_timer(problem, min_time=MIN_TIME):
+def kernels_step_timer(problem, min_time=MIN_TIME, n_threads=None):
     """A :func:`timer` of ``kernels.Trainer(..., cost_every=1).run(k) / k``: seconds per step."""
     from . import kernels  # imports Numba
 
     w = problem.workload
     trainer = kernels.Trainer(problem.parameters, problem.X, problem.Y,
                               hidden_activation=w.hidden, learning_rate=LEARNING_RATE,
-                              cost_every=1, output_activation=w.output)
+                              cost_every=1, output_activation=w.output, n_threads=n_threads)
     trainer.run(2)  # compile (or load from the cache) before anything is timed
-    return timer(_checked(trainer, w), min_time)
+    timing = timer(_checked(trainer, w), min_time)
+    timing.n_threads = trainer.n_threads
+    return timing
 
 
 # ---------------------------------------------------------------------------
@@ -375,6 +391,8 @@ class Row:
     kernels: float
     flops: int
     gemm_rate: float
+    one_thread: float | None = None  # the kernels held to one thread (None: not timed apart)
+    threads: int = 1  # the threads the kernels' own rule gave
 
     @property
     def floor(self):
@@ -426,6 +444,19 @@ def format_table(rows):
             r.workload.target, "yes" if r.met else "NO",
         ))
     return layout_table(cells, left={0, 1, 7, 8})  # text columns; numbers right-aligned
+
+
+def format_threads(rows):
+    """The kernels on one thread and on the threads their rule gives, side by side (the
+    workloads the rule splits)."""
+    cells = [("workload", "threads", "1 thread", "P threads", "1 thread/P threads",
+              "P threads/floor")]
+    for r in rows:
+        one = r.one_thread if r.one_thread is not None else r.kernels
+        cells.append((r.workload.name, str(r.threads), format_seconds(one),
+                       format_seconds(r.kernels), format_ratio(one / r.kernels),
+                       format_ratio(r.kernels_over_floor)))
+    return layout_table(cells, left={0})
 
 
 def layout_table(cells, left):
@@ -497,16 +528,26 @@ def measure(workload, gemm_rates, repeats, min_time=MIN_TIME, rivals=()):
     else:
         ref = epoch_time("numpy", problem, max(1, min(repeats, 3)), min_time)
         kernels_timing = epoch_timer("numba", problem, min_time)
-    times = []
+    threads = getattr(kernels_timing, "n_threads", 1)
+    one_timing = None
+    if threads > 1:  # the same kernels on one thread, timed in the same rounds
+        one_timing = (kernels_step_timer(problem, min_time, n_threads=1)
+                      if workload.batch_size is None
+                      else epoch_timer("numba", problem, min_time, n_threads=1))
+    times, one_times = [], []
     for _ in range(max(1, int(repeats))):
         time.sleep(SETTLE)
         times.append(kernels_timing())
+        if one_timing is not None:
+            time.sleep(SETTLE)
+            one_times.append(one_timing())
         for rival in rivals:
             time.sleep(SETTLE)
             rival.timing()
-    return Row(workload, ref, statistics.median(times),
-               step_flops(workload.layer_dims, workload.m),
-               gemm_rates[np.dtype(workload.dtype).name])
+    kernels = statistics.median(times)
+    return Row(workload, ref, kernels, step_flops(workload.layer_dims, workload.m),
+               gemm_rates[np.dtype(workload.dtype).name],
+               statistics.median(one_times) if one_times else kernels, threads)
 
 
 # ---------------------------------------------------------------------------
@@ -595,6 +636,10 @@ def run(args, out=None):
     print(caption(rates, repeats), file=out)
     print(file=out)
     print(format_table(rows), file=out)
+    threaded = [r for r in rows if r.threads > 1]
+    if threaded:
+        print(file=out)
+        print(format_threads(threaded), file=out)
     if requested is not None:
         print(file=out)
         print(peers.report(peer_rows, requested, installed, repeats), file=out)

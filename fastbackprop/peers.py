@@ -115,12 +115,13 @@ def not_installed(peer):
 
 def _check_problem(problem):
     w = problem.workload
-    if w.output not in ("sigmoid", "softmax"):
-        raise ValueError(f"{w.name}: the peers time sigmoid and softmax outputs; got {w.output!r}")
+    if w.output not in ("sigmoid", "softmax", "linear"):
+        raise ValueError(f"{w.name}: the peers time sigmoid, softmax and linear outputs; "
+                         f"got {w.output!r}")
     if w.hidden not in ("relu", "tanh"):
         raise ValueError(f"{w.name}: the peers know relu and tanh hidden layers; got {w.hidden!r}")
-    if w.batch_size is not None and (w.optimizer != "adam" or w.output != "softmax"):
-        raise ValueError(f"{w.name}: the peers' epochs are softmax with Adam")
+    if w.batch_size is not None and w.optimizer != "adam":
+        raise ValueError(f"{w.name}: the peers' epochs are Adam's")
 
 
 def _labels(Y):
@@ -179,6 +180,8 @@ class TorchPeer(_Peer):
         Z = F.linear(A, p[-2], p[-1])
         if self.workload.output == "softmax":
             return F.cross_entropy(Z, Y)  # the mean over the batch of -log softmax(Z)[y]
+        if self.workload.output == "linear":
+            return 0.5 * F.mse_loss(Z, Y, reduction="sum") / X.shape[0]
         return F.binary_cross_entropy_with_logits(Z, Y, reduction="sum") / X.shape[0]
 
     def run(self, k):
@@ -201,6 +204,13 @@ class TorchPeer(_Peer):
 
     def _epoch(self):
         torch, bs, m = self.torch, self.workload.batch_size, self.m
+        if bs >= m:  # one full batch: no shuffle, no gather
+            cost = self._cost(self.X, self.Y)
+            self.optimizer.zero_grad(set_to_none=True)
+            cost.backward()
+            self.optimizer.step()
+            self._last = cost.detach()
+            return
         order = torch.randperm(m, generator=self.generator)
         total = torch.zeros((), dtype=self.X.dtype)
         for start in range(0, m, bs):
@@ -300,6 +310,8 @@ def _jax_cost_function(hidden, output):
         Z = A @ W.T + b
         if output == "softmax":
             losses = -Y * jax.nn.log_softmax(Z, axis=1)
+        elif output == "linear":
+            losses = 0.5 * (Z - Y) ** 2
         else:  # log(1 + e^z) - z y, stably: softplus is logaddexp(z, 0)
             losses = jax.nn.softplus(Z) - Z * Y
         return jnp.sum(losses) / X.shape[0]
@@ -343,7 +355,7 @@ def _jax_epochs(cost_and_grads, m, batch_size):
 
     def adam_step(carry, rows, X, Y):
         (params, v, s, t), total = carry
-        Xb, Yb = X[rows], Y[rows]
+        Xb, Yb = (X, Y) if isinstance(rows, slice) else (X[rows], Y[rows])
         cost, grads = cost_and_grads(params, Xb, Yb)
         t = t + 1
         dtype = cost.dtype
@@ -354,7 +366,12 @@ def _jax_epochs(cost_and_grads, m, batch_size):
         params = tree_map(
             lambda p, v, s: p - alpha * (v / correction1) / (jnp.sqrt(s / correction2) + EPSILON),
             params, v, s)
-        return ((params, v, s, t), total + cost * rows.shape[0]), None
+        return ((params, v, s, t), total + cost * Xb.shape[0]), None
+
+    def whole(_, state, X, Y):  # one full batch: no shuffle, no gather
+        adam, _cost, key = state
+        (adam, total), _ = adam_step((adam, jnp.zeros((), X.dtype)), slice(None), X, Y)
+        return adam, total / m, key
 
     def epoch(_, state, X, Y):
         adam, _cost, key = state
@@ -369,8 +386,10 @@ def _jax_epochs(cost_and_grads, m, batch_size):
         adam, total = carry
         return adam, total / m, key
 
+    step = whole if batch_size >= m else epoch
+
     def loop(state, X, Y, k):
-        return lax.fori_loop(0, k, lambda i, state: epoch(i, state, X, Y), state)
+        return lax.fori_loop(0, k, lambda i, state: step(i, state, X, Y), state)
 
     return loop
 

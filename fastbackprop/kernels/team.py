@@ -93,7 +93,7 @@ class Team:
         shares = np.array([min(n, padded(p * n // P, dtype)) if 0 < p < P else p * n // P
                            for p in range(P + 1)], dtype=np.int64)
         self.shared = training.Team(grads, aligned_zeros((P, ALIGN // 8), dtype), shares,
-                                    sync.new_barrier(P))
+                                    sync.new_barrier(P) if P > 1 else None)
         share = -(-capacity // P)  # a thread's columns of the largest batch
         self.own = []
         for p in range(P):

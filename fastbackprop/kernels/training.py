@@ -194,7 +194,7 @@ class Team(NamedTuple):
     16)``: what each thread reports at the barriers (``sum(Z_L)``, its loss, its share of
     ``||W||^2``, its update's sum). ``shares`` ``(P + 1,)`` int64: thread ``p`` sums and
     updates the entries ``shares[p] .. shares[p + 1] - 1`` of the layout. ``sync``: the
-    barrier's state (:func:`.sync.new_barrier`)."""
+    barrier's state (:func:`.sync.new_barrier`), None for a team of one."""
 
     grads: np.ndarray
     values: np.ndarray
@@ -339,20 +339,29 @@ def copy_share(out, source, n, lo, hi):
 
 
 @jit
-def team_sum(values, column):
-    """``sum_p values[p, column]``, in the threads' order (the same in every thread)."""
-    total = values[0, column]
+def team_sums(values):
+    """The column sums of ``values`` ``(P, >= 4)``, in the threads' order (the same in every
+    thread): ``(sum(Z_L), loss, ||W||^2, the update's sum)``."""
+    totals = (values[0, 0], values[0, 1], values[0, 2], values[0, 3])
     for p in range(1, values.shape[0]):
-        total += values[p, column]
-    return total
+        totals = (totals[0] + values[p, 0], totals[1] + values[p, 1],
+                  totals[2] + values[p, 2], totals[3] + values[p, 3])
+    return totals
 
 
 @jit
 def meet(team, tid):
-    """The threads' barrier (nothing for one thread); False when the team was aborted."""
-    if team.shares.size == 2:
+    """The threads' barrier; False when the team was aborted."""
+    return sync_at(team.sync, tid, team.shares.size - 1)
+
+
+@jit
+def sync_at(state, tid, P):
+    """:func:`.sync.barrier` on ``state``; nothing for a team of one (``state`` None: its
+    fit compiles no barrier)."""
+    if state is None:
         return True
-    return sync.barrier(team.sync, tid, team.shares.size - 1)
+    return sync.barrier(state, tid, P)
 
 
 @jit
@@ -384,7 +393,9 @@ def step(tid, current, other, batch, dims, work, team, hyper, l2, dropout, hidde
         backward(current, batch, dims, work, hidden, dropout, t)
     else:  # a batch shorter than the team: this thread adds nothing
         ZL_sum, loss = zero, zero
-        work.grad[:] = zero
+        grad = work.grad
+        for i in range(grad.size):
+            grad[i] = zero
     values[tid, 0] = ZL_sum
     values[tid, 1] = loss
     values[tid, 2] = zero
@@ -392,10 +403,10 @@ def step(tid, current, other, batch, dims, work, team, hyper, l2, dropout, hidde
         values[tid, 2] = squared_norm_share(current, dims, offsets, lo, hi)
     if not meet(team, tid):
         return ABORTED, zero
-    loss = team_sum(values, 1)
+    ZL_sum, loss, squares, _ = team_sums(values)
     if cost and l2 is not None:
-        loss += like(alpha, 0.5) * l2 * team_sum(values, 2)
-    if not np.isfinite(team_sum(values, 0)):
+        loss += like(alpha, 0.5) * l2 * squares
+    if not np.isfinite(ZL_sum):
         return NONFINITE_COST, loss
     n = work.grad.size
     grads = team.grads
@@ -412,7 +423,7 @@ def step(tid, current, other, batch, dims, work, team, hyper, l2, dropout, hidde
     values[tid, 3] = optimizer_update(optimizer, current, grad, inv_m, alpha, hyper, t, lo, hi)
     if not meet(team, tid):
         return ABORTED, zero
-    if not np.isfinite(team_sum(values, 3)):
+    if not np.isfinite(team_sums(values)[3]):
         return NONFINITE_UPDATE, loss
     return OK, loss
 
