@@ -313,6 +313,9 @@ def barrier(state, tid, n_threads):
 # -- the threads ----------------------------------------------------------------------------
 
 
+THREAD_NAME = "fastbackprop-team"  # the prefix of every worker thread's name
+
+
 def run_threads(work, n_threads, state, caller_works=True):
     """Run ``work(tid)`` for ``tid`` in ``range(n_threads)``, each in its own thread.
 
@@ -338,7 +341,8 @@ def run_threads(work, n_threads, state, caller_works=True):
             raise_abort(state)
 
     first = 1 if caller_works else 0
-    threads = [threading.Thread(target=target, args=(tid,), daemon=True)
+    threads = [threading.Thread(target=target, args=(tid,), daemon=True,
+                                name=f"{THREAD_NAME}-{tid}")
                for tid in range(first, n_threads)]
     try:
         for t in threads:
