@@ -245,12 +245,20 @@ def _enable_cache(dispatcher):
 
 @functools.lru_cache(maxsize=None)
 def source_fingerprint():
-    """SHA-256 of every source file that kernels are compiled from."""
+    """SHA-256 of the package's version and every source file that kernels are compiled from.
+
+    Numba's cache adds the rest of the key: its index file records the Numba
+    version that wrote it (another version's index reads as empty), and each
+    entry is keyed to the CPU's name and features (``codegen.magic_tuple()``),
+    so a cache written on (or for) another CPU is never loaded here.
+    """
+    from . import __version__
+
     root = pathlib.Path(__file__).parent
     files = sorted(root.glob("kernels/*.py")) + [
         root / name for name in ("_jit.py", "activations.py", "spec.py")
     ]
-    digest = hashlib.sha256()
+    digest = hashlib.sha256(__version__.encode())
     for path in files:
         digest.update(path.name.encode())
         digest.update(path.read_bytes())

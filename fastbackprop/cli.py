@@ -37,6 +37,7 @@ import time
 import numpy as np
 
 from . import __version__, spec
+from .compile_clock import CompileClock
 from .validation import INITS
 
 EXIT_FAILED = 1
@@ -53,6 +54,9 @@ DEFAULTS = {"activation": "tanh", "lr": 1.2, "iterations": 10000, "init": "scale
 #: every seed tried. Linear: 1.2 diverges on regression targets; 0.03 descends
 #: steadily on targets up to about ten times the features' size (larger ones:
 #: scale them, or lower --lr), and 0.01 learns too slowly for 10000 iterations.
+#: What the progress shows while the kernels compile.
+COMPILING = "compiling the numba kernels (the first run only) ..."
+
 OUTPUT_DEFAULTS = {"softmax": {"lr": 0.5, "hidden_units": 10}, "linear": {"lr": 0.03}}
 
 
@@ -382,11 +386,9 @@ def run_train(args):
     X_fit, Y_fit, validation = _held_out(model, X, data.Y, args)
     print(f"data: {data.source}: {X.shape[1]} examples, {X.shape[0]} features{data.note}")
     print(f"model: {model!r}")
-    if args.backend == "numba":
-        _warm_up(args.dtype, args.activation, args.output)
     sys.stdout.flush()  # before the progress bar on stderr
-    with _progress(args.epochs) as callback:
-        started = time.perf_counter()
+    with _compile_clock(args.backend) as clock, _progress(args.epochs, clock) as callback:
+        started, compiled = time.perf_counter(), clock.seconds  # Numba's start-up before
         if args.scheduler:
             try:
                 from . import dask as fdask
@@ -396,15 +398,18 @@ def run_train(args):
                                      validation_data=validation)
         else:
             model.fit(X_fit, Y_fit, callback=callback, validation_data=validation)
-        elapsed = time.perf_counter() - started
-    print(_score_line("training ", model, X_fit, Y_fit))
-    if validation is not None:
-        print(_score_line("validation ", model, *validation))
-        if args.early_stopping:
-            print(f"early stopping: kept epoch {model.best_epoch_} of {model.n_iter_}")
+        elapsed = time.perf_counter() - started - (clock.seconds - compiled)
+        scores = [_score_line("training ", model, X_fit, Y_fit)]
+        if validation is not None:
+            scores.append(_score_line("validation ", model, *validation))
+    print("\n".join(scores))
+    if validation is not None and args.early_stopping:
+        print(f"early stopping: kept epoch {model.best_epoch_} of {model.n_iter_}")
     print(f"time per epoch: {_duration(elapsed / model.n_iter_)} "
           f"({model.n_iter_} epochs, {model.t_} updates, in {elapsed:.3g} s; "
           f"{args.backend} backend, {args.dtype})")
+    if args.backend == "numba":
+        print(_compile_line(clock))
     if args.save:
         if data.classes is not None:
             model.classes_ = data.classes
@@ -566,32 +571,61 @@ def _check_regions(data):
                            f"{data.n_out}")
 
 
-def _warm_up(dtype, activation, output):
-    """Compile the Numba kernels (or load them from Numba's cache) before the timed fit.
+@contextlib.contextmanager
+def _compile_clock(backend):
+    """The seconds the kernels spend compiling (or loading from the cache), not training.
 
-    A note goes to stderr if that takes more than a second (a first run).
+    Numba's own start-up (importing it, about 0.25 s, and building its typing
+    and target contexts on the first call, about 0.25 s more) is counted
+    with them. With the NumPy backend nothing compiles, and Numba is not imported.
     """
-    from .warm import warmup
+    if backend != "numba":
+        yield CompileClock()
+        return
+    started = time.perf_counter()
+    from numba.core.registry import cpu_target
 
-    note = threading.Timer(1.0, print, ["compiling the numba kernels (the first run only) ..."],
-                           {"file": sys.stderr, "flush": True})
-    note.start()
-    try:
-        warmup(dtypes=(dtype,), hidden_activations=(activation,), output_activations=(output,))
-    finally:
-        note.cancel()
+    from .compile_clock import compile_clock
+
+    cpu_target.typing_context.refresh()  # what Numba's first call does
+    cpu_target.target_context.refresh()
+    with compile_clock() as clock:
+        clock.seconds = time.perf_counter() - started
+        yield clock
+
+
+def _compile_line(clock):
+    """What compiling cost this run: the first run of a configuration compiles, later ones load."""
+    if clock.compiled:
+        return (f"compiling the kernels: {clock.seconds:.3g} s (not counted above; "
+                f"cached for the next run of this configuration)")
+    return f"numba's start-up and loading the kernels from the cache: {_duration(clock.seconds)}"
 
 
 @contextlib.contextmanager
-def _progress(total):
-    """A ``callback(n_iter, cost)`` showing progress on stderr: a tqdm bar, else lines."""
+def _progress(total, clock):
+    """A ``callback(n_iter, cost)`` showing progress on stderr: a tqdm bar, else lines.
+
+    While the kernels compile (``clock``'s callbacks) the bar says so, or,
+    without tqdm, a line does when compiling takes more than a second.
+    """
     try:
         from tqdm import tqdm
     except ImportError:
+        note = []
+
+        def start():
+            note.append(threading.Timer(1.0, print, [COMPILING], {"file": sys.stderr,
+                                                                  "flush": True}))
+            note[-1].start()
+
+        clock.on_start, clock.on_end = start, lambda: note and note.pop().cancel()
         yield _progress_lines(total)
         return
     with tqdm(total=total, desc="training", unit="epoch", file=sys.stderr,
               dynamic_ncols=True) as bar:
+        clock.on_start = lambda: bar.set_description(COMPILING.rstrip(" ."))
+        clock.on_end = lambda: bar.set_description("training")
 
         def update(n_iter, cost):
             bar.set_postfix(cost=f"{cost:.6f}", refresh=False)

@@ -73,7 +73,34 @@ def test_train_with_no_arguments_trains_the_planar_network(tmp_path):
     assert accuracy > 85
     assert lines[3].startswith("time per epoch: ") and "10000 epochs, 10000 updates" in lines[3]
     assert "numba backend, float64" in lines[3]
+    assert lines[4].startswith(("compiling the kernels: ", "numba's start-up and loading"))
     assert "10000/10000" in result.stderr and "cost=" in result.stderr  # tqdm's bar
+
+
+def test_train_reports_compiling_apart_from_training(tmp_path):
+    """The first run of a configuration compiles its kernels: that time is reported on its own
+    line, not in the time per epoch; the next run loads them from the cache."""
+    import re
+
+    def run():
+        result = subprocess.run(
+            [sys.executable, "-m", "fastbackprop", "train", "--epochs", "3000"], cwd=tmp_path,
+            env={**environment(), "NUMBA_CACHE_DIR": str(tmp_path / "cache")},
+            capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr
+        *_, epoch, compiled = result.stdout.splitlines()
+        per_epoch = float(re.search(r"in ([0-9.e+-]+) s;", epoch).group(1)) / 3000
+        seconds = re.search(r": ([0-9.]+) (m?s)", compiled)
+        return per_epoch, compiled, float(seconds.group(1)) * (1e-3 if seconds.group(2) == "ms"
+                                                               else 1), result.stderr
+
+    cold_epoch, cold_line, cold, stderr = run()
+    assert cold_line.startswith("compiling the kernels: ") and cold > 0.3
+    assert "compiling the numba kernels" in stderr  # the progress bar said so meanwhile
+    warm_epoch, warm_line, warm, _ = run()
+    assert warm_line.startswith("numba's start-up and loading the kernels from the cache: ")
+    assert warm < cold / 2
+    assert cold_epoch < 20 * warm_epoch + 1e-4  # the compile is not in the time per epoch
 
 
 def test_train_save_plot_then_predict_on_a_users_csv(tmp_path):

@@ -181,6 +181,54 @@ def test_a_cache_another_version_wrote_is_compiled_again_not_an_error(package_co
         "1", "0", "KernelCache"]
 
 
+def test_a_cache_another_numba_wrote_is_compiled_again(package_copy, tmp_path):
+    """Numba's index records the Numba version that wrote it: another version's is a miss."""
+    import pickle
+
+    cache = tmp_path / "numba-cache"
+    run(CACHED_KERNEL, package_copy, NUMBA_CACHE_DIR=str(cache))
+    for index in cache.rglob("*.nbi"):
+        data = index.read_bytes()
+        version = pickle.loads(data)  # the first pickle of the file
+        rest = data[len(pickle.dumps(version, protocol=-1)):]
+        assert pickle.dumps(version, protocol=-1) + rest == data
+        index.write_bytes(pickle.dumps("0.1.0-another-numba", protocol=-1) + rest)
+    assert run(CACHED_KERNEL, package_copy, NUMBA_CACHE_DIR=str(cache)).split() == [
+        "0", "1", "KernelCache"]
+
+
+def test_a_cache_another_version_of_the_package_wrote_is_compiled_again(package_copy, tmp_path):
+    """The fingerprint covers the package's version, not only the kernels' sources."""
+    cache = tmp_path / "numba-cache"
+    run(CACHED_KERNEL, package_copy, NUMBA_CACHE_DIR=str(cache))
+    init = package_copy / "fastbackprop" / "__init__.py"
+    init.write_text(init.read_text().replace('__version__ = "', '__version__ = "9.9.9+'))
+    assert run(CACHED_KERNEL, package_copy, NUMBA_CACHE_DIR=str(cache)).split() == [
+        "0", "1", "KernelCache"]
+    assert run(CACHED_KERNEL, package_copy, NUMBA_CACHE_DIR=str(cache)).split() == [
+        "1", "0", "KernelCache"]
+
+
+def test_a_cache_compiled_for_another_cpu_is_not_loaded(package_copy, tmp_path):
+    """Numba keys each entry to the CPU name and features it compiled for: a cache written
+    for another CPU (here: a generic x86-64 without the host's features) is a miss on this one,
+    and this CPU's entry is then kept beside it."""
+    import platform
+
+    if platform.machine() not in ("x86_64", "AMD64"):
+        pytest.skip("the other CPU named here is an x86-64 one")
+    cache = tmp_path / "numba-cache"
+    generic = {"NUMBA_CPU_NAME": "x86-64", "NUMBA_CPU_FEATURES": ""}
+    assert run(CACHED_KERNEL, package_copy, NUMBA_CACHE_DIR=str(cache), **generic).split() == [
+        "0", "1", "KernelCache"]
+    assert run(CACHED_KERNEL, package_copy, NUMBA_CACHE_DIR=str(cache)).split() == [
+        "0", "1", "KernelCache"]
+    assert run(CACHED_KERNEL, package_copy, NUMBA_CACHE_DIR=str(cache)).split() == [
+        "1", "0", "KernelCache"]
+    assert run(CACHED_KERNEL, package_copy, NUMBA_CACHE_DIR=str(cache), **generic).split() == [
+        "1", "0", "KernelCache"]
+
+
 def test_no_writable_cache_location_still_works_without_error(package_copy, tmp_path):
     """Read-only install, unwritable home, unusable NUMBA_CACHE_DIR: compile in memory, quietly.
 
