@@ -1,12 +1,19 @@
-"""Start-up figures of issue 6, each the median over new processes.
+"""Start-up figures of issues 6 and 26, each the median over new processes.
 
 Run from the repository root: ``python tools/measure_startup.py``. Prints the
 import cost, the first fit of the planar network (1000 steps) with a warm
 and a cold kernel cache, and the whole-process time next to a process that
 only calls one trivial cached ``@njit`` function (Numba's own floor) and
 the same script on the NumPy backend.
+
+``python tools/measure_startup.py --first-contact [--repeats N]`` prints
+issue 26's table instead, as a new user meets the package: the first and
+the second ``fastbackprop train`` (an empty, then a filled kernel cache), and
+a script that fits the scikit-learn drop-in on digits at its defaults (imports
+included), cold and warm, next to the same script with scikit-learn's own class.
 """
 
+import argparse
 import json
 import os
 import pathlib
@@ -68,8 +75,65 @@ def first_fit(env, n, backend="numba"):
         json.loads(wall(FIT.format(backend=backend), env, 1)[1])["first_fit"] for _ in range(n))
 
 
+DIGITS = """
+from sklearn.datasets import load_digits
+from {module} import MLPClassifier
+X, y = load_digits(return_X_y=True)
+print(MLPClassifier(random_state=0).fit(X, y).score(X, y))
+"""
+
+
+def seconds(command, env):
+    """Wall seconds of one new process running ``command`` (a list), which must succeed."""
+    start = time.perf_counter()
+    subprocess.run(command, env=env, check=True, capture_output=True, cwd=ROOT)
+    return time.perf_counter() - start
+
+
+def first_contact(base, repeats):
+    """Issue 26's table: each row the median of ``repeats``, a new empty cache for each cold run."""
+    train = [sys.executable, "-m", "fastbackprop", "train"]
+    with tempfile.TemporaryDirectory() as scripts:
+        ours, theirs = (os.path.join(scripts, f"{name}.py") for name in ("ours", "theirs"))
+        for path, module in ((ours, "fastbackprop.sklearn"), (theirs, "sklearn.neural_network")):
+            with open(path, "w") as f:
+                f.write(DIGITS.format(module=module))
+        rows = {key: [] for key in ("train cold", "train warm", "ours cold", "ours warm",
+                                    "theirs")}
+        for _ in range(repeats):
+            with tempfile.TemporaryDirectory() as cache:
+                env = dict(base, NUMBA_CACHE_DIR=cache, PYTHONWARNINGS="ignore")
+                rows["train cold"].append(seconds(train, env))
+                rows["train warm"].append(seconds(train, env))
+            with tempfile.TemporaryDirectory() as cache:
+                env = dict(base, NUMBA_CACHE_DIR=cache, PYTHONWARNINGS="ignore")
+                rows["ours cold"].append(seconds([sys.executable, ours], env))
+                rows["ours warm"].append(seconds([sys.executable, ours], env))
+                rows["theirs"].append(seconds([sys.executable, theirs], env))
+    labels = {
+        "train cold": "first `fastbackprop train` (empty kernel cache)",
+        "train warm": "second `fastbackprop train`",
+        "ours cold": "script fitting `fastbackprop.sklearn.MLPClassifier` on digits, first run",
+        "ours warm": "the same script again",
+        "theirs": "the same script with scikit-learn's own `MLPClassifier`",
+    }
+    print(f"| what the user runs | seconds (median of {repeats}) |")
+    print("| --- | --- |")
+    for key, label in labels.items():
+        print(f"| {label} | {statistics.median(rows[key]):.2f} |")
+
+
 def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--first-contact", action="store_true",
+                        help="issue 26's table (first train, the scikit-learn script)")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
     base = dict(os.environ, PYTHONPATH=str(ROOT))
+    base.pop("FASTBACKPROP_CACHE", None)
+    if args.first_contact:
+        first_contact(base, args.repeats)
+        return
     base.pop("FASTBACKPROP_CACHE", None)
     importtimes = []
     for _ in range(9):
