@@ -197,25 +197,32 @@ class Fit(_Workload):
 
 class Epoch:
     """One mini-batch epoch (softmax, Adam, shuffled) of the compiled trainer, per epoch
-    workload; the trainer and its buffers are built, and compiled, in ``setup``."""
+    workload, on one thread and on the team the package chooses (``"P"``: every core when
+    the batch is large enough, issue 25); the trainer and its buffers are built, and
+    compiled, in ``setup``."""
 
-    params = (list(EPOCH_WORKLOADS),)
-    param_names = ["workload"]
+    params = (list(EPOCH_WORKLOADS), ["1", "P"])
+    param_names = ["workload", "threads"]
     repeat = (1, 5, 30.0)
     warmup_time = 0.0
     timeout = 300
 
-    def setup(self, workload):
+    def setup(self, workload, threads):
         p = make_problem(workload)
         w = p.workload
         self.trainer = backends.get("numba").Trainer(
             p.parameters, p.X, p.Y, w.hidden, ADAM_LEARNING_RATE, cost_every=1,
-            output_activation=w.output, optimizer=w.optimizer, batch_size=w.batch_size, seed=SEED)
+            output_activation=w.output, optimizer=w.optimizer, batch_size=w.batch_size,
+            seed=SEED, shuffle=w.shuffle, n_threads=1 if threads == "1" else None)
         self.trainer.run(1)  # compile
         settle("numba")
 
-    def time_epoch(self, workload):
+    def time_epoch(self, workload, threads):
         self.trainer.run(1)
+
+    def track_threads(self, workload, threads):
+        """How many threads the team has (the package's choice for ``"P"``)."""
+        return self.trainer.n_threads
 
 
 class Gemm:
