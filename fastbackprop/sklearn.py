@@ -510,10 +510,27 @@ class _BaseMLP(BaseEstimator):
     # -- the forward pass ------------------------------------------------------
 
     def _forward_pass_fast(self, X, check_input=True):
-        """The network's output ``(n_samples, n_outputs)`` in scikit-learn's layout."""
+        """The network's output ``(n_samples, n_outputs)`` in scikit-learn's layout.
+
+        ``X`` goes straight to the compiled kernel when it is ready for it as it is
+        (``Network.fast_probabilities``: a finite C-contiguous ndarray of the fitted dtype
+        with ``n_features_in_`` columns) and the model was fitted without feature names;
+        anything else goes through ``validate_data``, for its conversions, warnings and
+        messages.
+        """
+        network = self._fitted_network()
         if check_input:
+            if "feature_names_in_" not in self.__dict__:
+                y_pred = network.fast_probabilities(X, rows=True)
+                if y_pred is not None:
+                    return y_pred
             X = self._validate_X(X, reset=False)
-        return self._fitted_network().probabilities(X, rows=True)
+        return network.probabilities(X, rows=True)
+
+    def _check_is_fitted(self):
+        """scikit-learn's ``check_is_fitted``, skipped when ``coefs_`` says it would pass."""
+        if "coefs_" not in self.__dict__:
+            check_is_fitted(self)
 
     def _is_classifier(self):
         return isinstance(self, ClassifierMixin)
@@ -768,7 +785,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     def predict(self, X):
         """The predicted labels, ``(n_samples,)`` (or ``(n_samples, n_labels)`` multi-label)."""
-        check_is_fitted(self)
+        self._check_is_fitted()
         return self._predict(X)
 
     def _predict(self, X, check_input=True):
@@ -782,7 +799,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     def predict_proba(self, X):
         """The classes' probabilities ``(n_samples, n_classes)``, in the order of ``classes_``."""
-        check_is_fitted(self)
+        self._check_is_fitted()
         y_pred = self._forward_pass_fast(X)
         if self.n_outputs_ == 1:
             y_pred = y_pred.ravel()
@@ -913,7 +930,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     def predict(self, X):
         """The predicted values, ``(n_samples,)`` or ``(n_samples, n_outputs)``."""
-        check_is_fitted(self)
+        self._check_is_fitted()
         return self._predict(X)
 
     def _predict(self, X, check_input=True):
