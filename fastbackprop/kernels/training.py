@@ -722,11 +722,12 @@ def predict_into(theta, X, form, dims, hidden, output, acts, cols, offsets, out)
 
 @jit
 def is_finite(X):
-    """Whether every entry of the 2-D ``X`` is finite: ``x - x`` is 0 for a finite ``x`` and
-    NaN for NaN and infinities, so one sum (which vectorises) tells."""
-    total = like(X, 0.0)
+    """Whether every entry of the 2-D ``X`` is finite: ``|x| < inf`` is false for NaN and the
+    infinities (a comparison the fast-math flags keep; ``x - x``, NaN for them, is folded to
+    0 under ``reassoc``). Counted without an early exit, so the loop vectorises."""
+    infinity = like(X, np.inf)
+    n_bad = 0
     for i in range(X.shape[0]):
         for j in range(X.shape[1]):
-            total += X[i, j] - X[i, j]
-    return total == like(X, 0.0)
-
+            n_bad += 0 if abs(X[i, j]) < infinity else 1
+    return n_bad == 0
