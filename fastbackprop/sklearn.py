@@ -792,7 +792,16 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         y_pred = self._forward_pass_fast(X, check_input=check_input)
         if self.n_outputs_ == 1:
             y_pred = y_pred.ravel()
-        return self._label_binarizer.inverse_transform(y_pred)
+        return self._labels(y_pred)
+
+    def _labels(self, y_pred):
+        """The labels of the output ``y_pred``: ``LabelBinarizer.inverse_transform``'s. For
+        several classes its answer, the class of each row's largest probability, without
+        its checks (30 us, most of a one-row ``predict``); the rest through it."""
+        binarizer = self._label_binarizer
+        if binarizer.y_type_ == "multiclass" and not binarizer.sparse_input_:
+            return binarizer.classes_.take(y_pred.argmax(axis=1), mode="clip")
+        return binarizer.inverse_transform(y_pred)
 
     def _score(self, X, y, sample_weight=None):
         return self._score_with_function(X, y, sample_weight, accuracy_score)

@@ -249,3 +249,26 @@ def test_sklearn_feature_names_still_warn_on_the_fast_path():
         clf = MLPClassifier(hidden_layer_sizes=(4,), max_iter=3, random_state=0).fit(frame, X[:, 0] > 0)
     with pytest.warns(UserWarning, match="X does not have valid feature names"):
         clf.predict_proba(X[:1])
+
+
+@pytest.mark.parametrize("classes", [[0, 1, 2], ["b", "a", "c"], [-1.0, 2.0, 7.0]])
+def test_sklearn_multiclass_labels_are_the_binarizers(classes):
+    """predict's shortcut for several classes gives LabelBinarizer.inverse_transform's labels,
+    ties (the first largest) included."""
+    pytest.importorskip("sklearn")
+    from fastbackprop.sklearn import MLPClassifier
+
+    X = np.random.default_rng(0).standard_normal((30, 3))
+    y = np.array(classes)[np.arange(30) % 3]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        clf = MLPClassifier(hidden_layer_sizes=(4,), max_iter=3, random_state=0).fit(X, y)
+    P = np.random.default_rng(1).random((50, 3))
+    P[:5] = [0.4, 0.4, 0.2]  # ties
+    P[5:10] = [0.2, 0.4, 0.4]
+    expected = clf._label_binarizer.inverse_transform(P)
+    labels = clf._labels(P)
+    assert labels.dtype == expected.dtype
+    np.testing.assert_array_equal(labels, expected)
+    np.testing.assert_array_equal(clf.predict(X), clf._label_binarizer.inverse_transform(
+        clf.predict_proba(X)))
