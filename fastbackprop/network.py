@@ -31,9 +31,15 @@ from . import spec
 from .layout import Schema
 from .validation import FLOAT_DTYPES, check_finite
 
-#: Batches of at most this many examples predict into a workspace kept per thread
-#: (larger ones allocate theirs): single examples cost little more than the arithmetic.
+#: The examples the workspace kept per thread (and per form and dtype) holds at first:
+#: single examples and small batches cost little more than the arithmetic.
 KEPT_WORKSPACE = 256
+
+#: A larger batch makes the kept workspace grow to its size while the activations of that
+#: size take at most this many bytes; a batch beyond allocates a workspace for itself. A
+#: new buffer is paged in as it is first written, which cost a third of a 10,000-row
+#: prediction of a ``[64, 100, 10]`` network when each batch had its own.
+KEPT_BYTES = 1 << 26
 
 
 class Network:
@@ -175,7 +181,7 @@ class Network:
 class _Predictor:
     """One thread's compiled prediction for one input form and dtype: everything a call
     needs but ``X``, resolved once (the packed parameters in the dtype, the layer sizes,
-    the activation codes, a workspace for :data:`KEPT_WORKSPACE` examples and, after the
+    the activation codes, a workspace (:data:`KEPT_WORKSPACE`, :data:`KEPT_BYTES`) and, after the
     first call, the compiled entry point of ``kernels.training.predict_into``, called
     directly: no dispatch on the arguments' types, which are the same by construction).
 
@@ -184,7 +190,7 @@ class _Predictor:
     array, or None when ``X`` is not finite. A thread's own, so its workspace is too.
     """
 
-    __slots__ = ("rows", "dtype", "n_L", "arguments", "work", "entry")
+    __slots__ = ("rows", "dtype", "n_L", "arguments", "work", "capacity", "entry")
 
     def __init__(self, network, rows, dtype):
         from . import spec as names
@@ -198,12 +204,13 @@ class _Predictor:
                           np.asarray(network.dims, dtype=np.int64),
                           names.ACTIVATIONS[network.hidden_activation].code,
                           names.OUTPUTS[network.output_activation].code)
-        self.work = workspace(network.dims, KEPT_WORKSPACE, self.dtype, 0)
+        self.capacity = KEPT_WORKSPACE
+        self.work = workspace(network.dims, self.capacity, self.dtype, 0)
         self.entry = None
 
     def __call__(self, X):
         m = X.shape[0] if self.rows else X.shape[1]
-        work = self.work if m <= KEPT_WORKSPACE else self._workspace(m)
+        work = self.work if m <= self.capacity else self._workspace(m)
         if self.rows:
             out = np.empty((m, self.n_L), self.dtype)
             into = out.T
@@ -219,10 +226,15 @@ class _Predictor:
         return out if finite else None
 
     def _workspace(self, m):
-        """A workspace of its own for a batch of ``m`` examples (more than are kept)."""
+        """A workspace for a batch of ``m`` examples, more than the kept one holds: the kept
+        one, grown, when its activations fit in :data:`KEPT_BYTES`, else one for this call."""
         from .kernels.training import workspace
 
-        return workspace(np.asarray(self.arguments[2]), m, self.dtype, 0)
+        dims = self.arguments[2]
+        work = workspace(dims, m, self.dtype, 0)
+        if int(dims[1:].sum()) * m * self.dtype.itemsize <= KEPT_BYTES:
+            self.work, self.capacity = work, m
+        return work
 
     def _first_call(self, args):
         """Through ``call_specialised``, which compiles the kernel or finds it (the on-disk

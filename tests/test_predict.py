@@ -272,3 +272,19 @@ def test_sklearn_multiclass_labels_are_the_binarizers(classes):
     np.testing.assert_array_equal(labels, expected)
     np.testing.assert_array_equal(clf.predict(X), clf._label_binarizer.inverse_transform(
         clf.predict_proba(X)))
+
+
+def test_the_kept_workspace_grows_to_a_batch_within_its_bytes(monkeypatch):
+    """Batches larger than the kept workspace: it grows (within KEPT_BYTES) and later,
+    smaller and larger, batches get their own answers."""
+    import fastbackprop.network as network_module
+
+    net = Network(R.initialize_parameters([3, 5, 2], seed=0), "tanh", "softmax")
+    reference = Network(R.initialize_parameters([3, 5, 2], seed=0), "tanh", "softmax", "numpy")
+    rng = np.random.default_rng(0)
+    monkeypatch.setattr(network_module, "KEPT_BYTES", 7 * 600 * 8)
+    for m in [1, KEPT_WORKSPACE + 1, 3, 600, 601, 2000, 2, 599]:
+        X = rng.standard_normal((3, m))
+        np.testing.assert_allclose(net.probabilities(X), reference.probabilities(X),
+                                   rtol=1e-12, atol=1e-14, err_msg=str(m))
+    assert net._local.predictors[(False, "d")].capacity == 600

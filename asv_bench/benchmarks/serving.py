@@ -42,11 +42,11 @@ class Predict:
     param_names = ["dtype", "m"]
 
     def setup(self, dtype, m):
-        self.limits = one_blas_thread()
         self.model = fitted_model(dtype)
         rows = np.random.default_rng(0).standard_normal((m, DIMS[0])).astype(dtype)
         self.rows, self.columns = rows, np.ascontiguousarray(rows.T)
-        self.model.predict_proba(self.columns)
+        self.model.predict_proba(self.columns)  # loads the kernels' BLAS (SciPy's), then:
+        self.limits = one_blas_thread()  # which threadpoolctl limits only once it is loaded
         self.classifier = None
         try:
             from fastbackprop.sklearn import MLPClassifier
