@@ -15,10 +15,15 @@ its arrays again (:meth:`Network.sync`), which packs them when they are not the
 views it gave out.
 
 Prediction on the compiled backend is one compiled call
-(``kernels.training.predict``) through its cached entry point, with the
-examples as columns ``(n_x, m)`` or, for the scikit-learn classes, as rows
-``(m, n_x)`` (no transposed copy of ``X``: the first product reads the rows),
-into a workspace kept per thread for small batches.
+(``kernels.training.predict_into``: the finiteness check, the forward pass and
+the copy into the result) through its entry point, kept per thread with
+everything else a call needs (:class:`_Predictor`), with the examples as
+columns ``(n_x, m)`` or, for the scikit-learn classes, as rows ``(m, n_x)``
+(no transposed copy of ``X``: the first product reads the rows), into a
+workspace kept per thread. :meth:`Network.fast_probabilities` is the fast path
+of ``Model.predict*`` and the scikit-learn classes' ``predict*``: an input
+ready for the kernel as it is goes straight there; anything else returns
+None and goes through the caller's full checks (see docs/serving.md).
 """
 
 from __future__ import annotations
@@ -211,13 +216,9 @@ class _Predictor:
     def __call__(self, X):
         m = X.shape[0] if self.rows else X.shape[1]
         work = self.work if m <= self.capacity else self._workspace(m)
-        if self.rows:
-            out = np.empty((m, self.n_L), self.dtype)
-            into = out.T
-        else:
-            out = into = np.empty((self.n_L, m), self.dtype)
+        out = np.empty((m, self.n_L) if self.rows else (self.n_L, m), self.dtype)
         theta, form, dims, hidden, output = self.arguments
-        args = (theta, X, form, dims, hidden, output, work.acts, work.cols, work.offsets, into)
+        args = (theta, X, form, dims, hidden, output, work.acts, work.cols, work.offsets, out)
         entry = self.entry
         if entry is None:
             finite = self._first_call(args)

@@ -288,3 +288,22 @@ def test_the_kept_workspace_grows_to_a_batch_within_its_bytes(monkeypatch):
         np.testing.assert_allclose(net.probabilities(X), reference.probabilities(X),
                                    rtol=1e-12, atol=1e-14, err_msg=str(m))
     assert net._local.predictors[(False, "d")].capacity == 600
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("rows", [False, True])
+def test_one_network_predicts_any_sequence_of_batch_sizes(rows, dtype):
+    """The kept entry point serves every later call: one example first, then batches (the
+    result of one example is both C- and F-contiguous, of more only one of them)."""
+    parameters = R.initialize_parameters([4, 6, 3], seed=0, dtype=dtype)
+    net = Network(parameters, "tanh", "softmax")
+    reference = Network(parameters, "tanh", "softmax", "numpy")
+    rng = np.random.default_rng(0)
+    rtol = TOLERANCES[np.dtype(dtype)]
+    for m in [1, 7, 1, KEPT_WORKSPACE + 9, 2]:
+        X = rng.standard_normal((m, 4) if rows else (4, m)).astype(dtype)
+        expected = reference.probabilities(X, rows=rows)
+        np.testing.assert_allclose(net.fast_probabilities(X, rows=rows), expected, rtol=rtol,
+                                   atol=rtol, err_msg=str(m))
+        np.testing.assert_allclose(net.probabilities(X, rows=rows), expected, rtol=rtol,
+                                   atol=rtol, err_msg=str(m))

@@ -68,6 +68,29 @@ def _input_of(X, form):
                   "input form")
 
 
+def store(AL, out, form):
+    """``A_L`` ``(n_L, m)`` into ``out`` in the layout of the form ``form`` names (a constant):
+    ``out`` ``(n_L, m)`` for :data:`COLUMNS`, ``(m, n_L)`` for :data:`ROWS`."""
+    raise NotImplementedError("for use inside kernels only")
+
+
+def _store_columns(AL, out, form):
+    for i in range(AL.shape[0]):
+        for j in range(AL.shape[1]):
+            out[i, j] = AL[i, j]
+
+
+def _store_rows(AL, out, form):
+    for j in range(AL.shape[1]):
+        for i in range(AL.shape[0]):
+            out[j, i] = AL[i, j]
+
+
+@overload_kernel(store)
+def _store(AL, out, form):
+    return select(form, {COLUMNS: _store_columns, ROWS: _store_rows}, "input form")
+
+
 def _form(inp):
     """The class of the first-layer input type ``inp`` (a Numba named-tuple type)."""
     if isinstance(inp, types.BaseNamedTuple):

@@ -701,7 +701,9 @@ def predict_into(theta, X, form, dims, hidden, output, acts, cols, offsets, out)
     ``X`` C-contiguous, of ``theta``'s dtype, in the form ``form`` names (a constant,
     :data:`.first_layer.COLUMNS`: ``(n_x, m)``, or :data:`.first_layer.ROWS`: ``(m, n_x)``);
     ``acts``, ``cols``, ``offsets``: a :class:`Work`'s, for ``capacity >= m`` columns.
-    ``out`` may have any layout: a caller wanting rows ``(m, n_L)`` passes their transpose.
+    ``out``: C-contiguous, ``(n_L, m)``, or for rows ``(m, n_L)`` (always C, so that its
+    type, and the compiled entry point, does not change with ``m``: the transpose of a
+    one-row array would be typed C, of a larger one F).
     One call does all of a prediction, so that Python's share is one call.
     """
     literally(form)
@@ -709,14 +711,11 @@ def predict_into(theta, X, form, dims, hidden, output, acts, cols, offsets, out)
     literally(output)
     if not is_finite(X):
         return False
-    m = out.shape[1]
+    m = X.shape[0] if form == first_layer.ROWS else X.shape[1]
     work = Work(acts, acts, acts[:0], acts[:0], cols, offsets)
     batch = Batch(first_layer.input_of(X, form), cols, cols[0, :m], 0, m)  # Y, w not read
     forward(theta, batch, dims, work, hidden, output, False, None, 0)
-    AL = layer_of(acts, dims, offsets, dims.size - 1, m)
-    for j in range(m):
-        for i in range(AL.shape[0]):
-            out[i, j] = AL[i, j]
+    first_layer.store(layer_of(acts, dims, offsets, dims.size - 1, m), out, form)
     return True
 
 
