@@ -186,7 +186,7 @@ def main(argv=None):
 
     for _, run in rows:  # first calls: compiled kernels, and SciPy's BLAS loaded, which
         if run is not None:  # threadpoolctl limits only once it is loaded
-            run(column if run is model.predict_proba else one)
+            run(column if run == model.predict_proba else one)
     print(f"CPU: {cpu_model()} ({os.cpu_count()} logical CPUs); one thread everywhere")
     print(f"Python {platform.python_version()}, NumPy {np.__version__}, "
           f"scikit-learn {sklearn.__version__}, fastbackprop {fastbackprop.__version__}")
@@ -200,7 +200,7 @@ def main(argv=None):
             if run is None:
                 print(f"| {name:50} | {'skipped':>9} | {'skipped':>12} |")
                 continue
-            inputs = (column, batch_columns) if run is model.predict_proba else (one, batch)
+            inputs = (column, batch_columns) if run == model.predict_proba else (one, batch)
             single = median_time(lambda: run(inputs[0]), args.repeats, args.target)
             many = median_time(lambda: run(inputs[1]), args.repeats, args.target)
             print(f"| {name:50} | {single * 1e6:6.1f} us | {many * 1e3:9.2f} ms |", flush=True)
