@@ -365,7 +365,7 @@ class Model:
             network = self._network = Network(parameters, self.hidden_activation,
                                               self.output_activation, self.backend)
         elif not isinstance(parameters, dict) or not network.owns(
-                tuple(parameters.get(key) for key in network.schema.keys)):
+                tuple(map(parameters.get, network.schema.keys))):
             check_parameters(parameters)  # foreign arrays: checked and packed, every call
             return Network(parameters, self.hidden_activation, self.output_activation,
                            self.backend)
