@@ -365,7 +365,7 @@ class Model:
             network = self._network = Network(parameters, self.hidden_activation,
                                               self.output_activation, self.backend)
         elif not isinstance(parameters, dict) or not network.owns(
-                tuple(parameters.get(key) for key in network.schema.keys)):
+                tuple(map(parameters.get, network.schema.keys))):
             check_parameters(parameters)  # foreign arrays: checked and packed, every call
             return Network(parameters, self.hidden_activation, self.output_activation,
                            self.backend)
@@ -402,10 +402,14 @@ class Model:
         return check_X(X, n_x=dims[0], dtype=self.parameters_["W1"].dtype)
 
     def _output(self, X):
-        """``A_L`` ``(n_y, m)`` of the fitted network on ``X`` ``(n_x, m)``."""
+        """``A_L`` ``(n_y, m)`` of the fitted network on ``X`` ``(n_x, m)``: straight to the
+        compiled kernel when ``X`` is ready for it as it is (``Network.fast_probabilities``),
+        else after :func:`~fastbackprop.validation.check_X` (conversions, every message)."""
         network = self.network()
-        X = check_X(X, n_x=network.dims[0], dtype=network.dtype)
-        return network.probabilities(X)
+        AL = network.fast_probabilities(X)
+        if AL is None:
+            AL = network.probabilities(check_X(X, n_x=network.dims[0], dtype=network.dtype))
+        return AL
 
     def predict_proba(self, X):
         """``A_L`` ``(n_y, m)``: probabilities, for the sigmoid and softmax outputs.
@@ -417,7 +421,7 @@ class Model:
         if self.output_activation == "linear":
             raise ValueError("predict_proba: a linear output (regression) has no "
                              "probabilities; use predict for its values")
-        if is_dask(X):
+        if type(X) is not np.ndarray and is_dask(X):
             from . import dask
 
             return dask.predict_proba(self, X)
@@ -430,7 +434,7 @@ class Model:
         index of each column, int64 ``(m,)``; linear: the values ``A_L``
         ``(n_y, m)``.
         """
-        if is_dask(X):
+        if type(X) is not np.ndarray and is_dask(X):
             from . import dask
 
             return dask.predict(self, X)

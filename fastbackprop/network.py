@@ -15,10 +15,15 @@ its arrays again (:meth:`Network.sync`), which packs them when they are not the
 views it gave out.
 
 Prediction on the compiled backend is one compiled call
-(``kernels.training.predict``) through its cached entry point, with the
-examples as columns ``(n_x, m)`` or, for the scikit-learn classes, as rows
-``(m, n_x)`` (no transposed copy of ``X``: the first product reads the rows),
-into a workspace kept per thread for small batches.
+(``kernels.training.predict_into``: the finiteness check, the forward pass and
+the copy into the result) through its entry point, kept per thread with
+everything else a call needs (:class:`_Predictor`), with the examples as
+columns ``(n_x, m)`` or, for the scikit-learn classes, as rows ``(m, n_x)``
+(no transposed copy of ``X``: the first product reads the rows), into a
+workspace kept per thread. :meth:`Network.fast_probabilities` is the fast path
+of ``Model.predict*`` and the scikit-learn classes' ``predict*``: an input
+ready for the kernel as it is goes straight there; anything else returns
+None and goes through the caller's full checks (see docs/serving.md).
 """
 
 from __future__ import annotations
@@ -29,11 +34,17 @@ import numpy as np
 
 from . import spec
 from .layout import Schema
-from .validation import FLOAT_DTYPES
+from .validation import FLOAT_DTYPES, check_finite
 
-#: Batches of at most this many examples predict into a workspace kept per thread
-#: (larger ones allocate theirs): single examples cost little more than the arithmetic.
+#: The examples the workspace kept per thread (and per form and dtype) holds at first:
+#: single examples and small batches cost little more than the arithmetic.
 KEPT_WORKSPACE = 256
+
+#: A larger batch makes the kept workspace grow to its size while the activations of that
+#: size take at most this many bytes; a batch beyond allocates a workspace for itself. A
+#: new buffer is paged in as it is first written, which cost a third of a 10,000-row
+#: prediction of a ``[64, 100, 10]`` network when each batch had its own.
+KEPT_BYTES = 1 << 26
 
 
 class Network:
@@ -102,9 +113,11 @@ class Network:
 
     # -- prediction ----------------------------------------------------------
 
-    def probabilities(self, X, rows=False):
-        """``A_L`` of the network on ``X`` (checked by the caller: finite, 2-D, ``n_x`` rows
-        or, with ``rows``, columns; float32 or float64).
+    def probabilities(self, X, rows=False, argument="X"):
+        """``A_L`` of the network on ``X`` (checked by the caller: 2-D, ``n_x`` rows or, with
+        ``rows``, columns, at least one example; float32 or float64), after checking that
+        ``X`` is finite (else ``ValueError`` naming ``argument``, as
+        :func:`~fastbackprop.validation.check_finite` says it).
 
         Columns: ``X`` ``(n_x, m)`` gives ``(n_L, m)``; rows: ``X`` ``(m, n_x)`` gives
         ``(m, n_L)``, a new C array either way. Computed in the dtype NumPy promotes ``X``
@@ -112,23 +125,46 @@ class Network:
         """
         dtype = np.result_type(X.dtype, self.dtype)
         if self.backend != "numba":
+            check_finite(X, argument)
             return self._reference(X, rows, dtype)
         from .kernels.convert import as_kernel_array
 
-        X = as_kernel_array(X, dtype)
-        m = X.shape[0] if rows else X.shape[1]
-        work = self._workspace(m, dtype)
-        entry = self._entry(rows, dtype)
-        theta = self._theta(dtype)
-        inp = self._form(rows)(X)
-        if entry is None:
-            self._compile(rows, dtype, theta, inp, m, work)
-        else:
-            entry(theta, inp, m, self._dims, *self._codes, work)
-        acts, n_L = work.acts, self.dims[-1]
-        start = work.offsets[len(self.dims) - 2, 2]
-        AL = acts[start:start + n_L * m].reshape(n_L, m)
-        return AL.T.copy() if rows else AL.copy()
+        AL = self._compiled(as_kernel_array(X, dtype), rows)
+        if AL is None:
+            check_finite(X, argument)  # raises
+        return AL
+
+    def fast_probabilities(self, X, rows=False):
+        """``A_L`` as :meth:`probabilities` gives it, when ``X`` can go to the compiled kernel
+        as it is: an ndarray (not a subclass) of :attr:`dtype`, C-contiguous, writeable and
+        aligned, 2-D with ``n_x`` rows (``rows``: columns) and at least one example, and
+        finite. Else ``None``, nothing computed: the caller then checks ``X`` in full (and
+        raises its own message for what is wrong).
+
+        The fast path of single-example prediction: these checks cost a fraction of a
+        microsecond, finiteness is checked inside the compiled call, and the call goes
+        straight to the compiled entry point (:class:`_Predictor`).
+        """
+        if type(X) is not np.ndarray or self.backend != "numba" or X.ndim != 2:
+            return None
+        flags = X.flags
+        if (X.dtype != self.dtype or X.shape[1 if rows else 0] != self.dims[0]
+                or X.shape[0 if rows else 1] == 0 or not flags.c_contiguous
+                or not flags.writeable or not flags.aligned):
+            return None
+        return self._compiled(X, rows)
+
+    def _compiled(self, X, rows):
+        """``A_L`` by the compiled kernel on ``X`` (a C-contiguous writeable aligned array of
+        the dtype it computes in), or None when ``X`` is not finite."""
+        predictors = getattr(self._local, "predictors", None)
+        if predictors is None:
+            predictors = self._local.predictors = {}
+        key = (rows, X.dtype.char)
+        predictor = predictors.get(key)
+        if predictor is None:
+            predictor = predictors[key] = _Predictor(self, rows, X.dtype)
+        return predictor(X)
 
     def _reference(self, X, rows, dtype):
         from . import reference
@@ -139,58 +175,74 @@ class Network:
                                           self.output_activation)
         return np.ascontiguousarray(AL.T) if rows else AL
 
-    def _theta(self, dtype):
+    def theta_as(self, dtype):
+        """``theta`` in ``dtype`` (itself for the fitted dtype; a copy kept for the other)."""
         theta = self._thetas.get(dtype)
         if theta is None:
             theta = self._thetas[dtype] = self.theta.astype(dtype)
         return theta
 
-    @staticmethod
-    def _form(rows):
-        from .kernels.first_layer import Columns, Rows
 
-        return Rows if rows else Columns
+class _Predictor:
+    """One thread's compiled prediction for one input form and dtype: everything a call
+    needs but ``X``, resolved once (the packed parameters in the dtype, the layer sizes,
+    the activation codes, a workspace (:data:`KEPT_WORKSPACE`, :data:`KEPT_BYTES`) and, after the
+    first call, the compiled entry point of ``kernels.training.predict_into``, called
+    directly: no dispatch on the arguments' types, which are the same by construction).
 
-    @property
-    def _codes(self):
-        return (spec.ACTIVATIONS[self.hidden_activation].code,
-                spec.OUTPUTS[self.output_activation].code)
+    Calling it with ``X`` (``(n_x, m)``, or ``(m, n_x)`` for ``rows``; C-contiguous,
+    writeable, aligned, of ``dtype``) returns ``A_L`` ``(n_L, m)`` (``(m, n_L)``), a new
+    array, or None when ``X`` is not finite. A thread's own, so its workspace is too.
+    """
 
-    @property
-    def _dims(self):
-        dims = getattr(self._local, "dims", None)
-        if dims is None:
-            dims = self._local.dims = np.asarray(self.dims, dtype=np.int64)
-        return dims
+    __slots__ = ("rows", "dtype", "n_L", "arguments", "work", "capacity", "entry")
 
-    def _workspace(self, m, dtype):
-        """A workspace for ``m`` examples: this thread's kept one for small batches."""
+    def __init__(self, network, rows, dtype):
+        from . import spec as names
+        from .kernels.first_layer import COLUMNS, ROWS
         from .kernels.training import workspace
 
-        if m > KEPT_WORKSPACE:
-            return workspace(self.dims, m, dtype, 0)
-        kept = getattr(self._local, "workspaces", None)
-        if kept is None:
-            kept = self._local.workspaces = {}
-        work = kept.get(dtype)
-        if work is None:
-            work = kept[dtype] = workspace(self.dims, KEPT_WORKSPACE, dtype, 0)
+        self.rows = rows
+        self.dtype = np.dtype(dtype)
+        self.n_L = network.dims[-1]
+        self.arguments = (network.theta_as(self.dtype), ROWS if rows else COLUMNS,
+                          np.asarray(network.dims, dtype=np.int64),
+                          names.ACTIVATIONS[network.hidden_activation].code,
+                          names.OUTPUTS[network.output_activation].code)
+        self.capacity = KEPT_WORKSPACE
+        self.work = workspace(network.dims, self.capacity, self.dtype, 0)
+        self.entry = None
+
+    def __call__(self, X):
+        m = X.shape[0] if self.rows else X.shape[1]
+        work = self.work if m <= self.capacity else self._workspace(m)
+        out = np.empty((m, self.n_L) if self.rows else (self.n_L, m), self.dtype)
+        theta, form, dims, hidden, output = self.arguments
+        args = (theta, X, form, dims, hidden, output, work.acts, work.cols, work.offsets, out)
+        entry = self.entry
+        if entry is None:
+            finite = self._first_call(args)
+        else:
+            finite = entry(*args)
+        return out if finite else None
+
+    def _workspace(self, m):
+        """A workspace for a batch of ``m`` examples, more than the kept one holds: the kept
+        one, grown, when its activations fit in :data:`KEPT_BYTES`, else one for this call."""
+        from .kernels.training import workspace
+
+        dims = self.arguments[2]
+        work = workspace(dims, m, self.dtype, 0)
+        if int(dims[1:].sum()) * m * self.dtype.itemsize <= KEPT_BYTES:
+            self.work, self.capacity = work, m
         return work
 
-    def _entry(self, rows, dtype):
-        entries = getattr(self._local, "entries", None)
-        return None if entries is None else entries.get((rows, dtype))
-
-    def _compile(self, rows, dtype, theta, inp, m, work):
-        """The first call for this form and dtype: through ``call_specialised``, which
-        compiles or finds the entry point; kept for the next calls, whose argument types
-        are the same by construction (C-contiguous writeable arrays of ``dtype``)."""
+    def _first_call(self, args):
+        """Through ``call_specialised``, which compiles the kernel or finds it (the on-disk
+        cache) and keeps its entry point, taken here for the next calls."""
         from .kernels import training
         from .kernels.convert import call_specialised, entry_point
 
-        args = (theta, inp, m, self._dims, *self._codes, work)
-        call_specialised(training.predict, *args)
-        entries = getattr(self._local, "entries", None)
-        if entries is None:
-            entries = self._local.entries = {}
-        entries[(rows, dtype)] = entry_point(training.predict, *args)
+        finite = call_specialised(training.predict_into, *args)
+        self.entry = entry_point(training.predict_into, *args)
+        return finite

@@ -13,6 +13,7 @@ import time
 import numpy as np
 
 from . import spec
+from .network import Network
 from .validation import check_dtype, check_labels
 
 
@@ -42,5 +43,8 @@ def warmup(dtypes=("float64", "float32"), hidden_activations=tuple(spec.ACTIVATI
                 kernels.Trainer(parameters, X, Y, hidden, 0.1, cost_every=1,
                                 output_activation=output).run(1)
                 kernels.probabilities(X, parameters, hidden, output)
+                network = Network(parameters, hidden, output)  # what predict calls:
+                network.probabilities(X)  # Model, examples as columns,
+                network.probabilities(np.ascontiguousarray(X.T), rows=True)  # scikit-learn
                 timings[(dt.name, hidden, output)] = time.perf_counter() - start
     return timings

@@ -33,6 +33,7 @@ from .blas import NN, NT
 from .layout import W_of, b_of, layer_of
 from .outputs import output_apply, output_layer
 from .passes import bias_activation, gemm, linear_activation
+from .scalar import select
 
 
 #: The first layer's number, typed as the loop's layer numbers are (an int64 variable, not a
@@ -50,6 +51,44 @@ class Rows(NamedTuple):
     """A batch held as rows: ``X`` ``(m, n_x)``, C-contiguous."""
 
     X: np.ndarray
+
+
+#: Codes of the forms a Python caller hands over a bare ``X`` in (:func:`input_of`).
+COLUMNS, ROWS = 0, 1
+
+
+def input_of(X, form):
+    """``X`` in the form ``form`` names (a constant: :data:`COLUMNS` or :data:`ROWS`)."""
+    raise NotImplementedError("for use inside kernels only")
+
+
+@overload_kernel(input_of)
+def _input_of(X, form):
+    return select(form, {COLUMNS: lambda X, form: Columns(X), ROWS: lambda X, form: Rows(X)},
+                  "input form")
+
+
+def store(AL, out, form):
+    """``A_L`` ``(n_L, m)`` into ``out`` in the layout of the form ``form`` names (a constant):
+    ``out`` ``(n_L, m)`` for :data:`COLUMNS`, ``(m, n_L)`` for :data:`ROWS`."""
+    raise NotImplementedError("for use inside kernels only")
+
+
+def _store_columns(AL, out, form):
+    for i in range(AL.shape[0]):
+        for j in range(AL.shape[1]):
+            out[i, j] = AL[i, j]
+
+
+def _store_rows(AL, out, form):
+    for j in range(AL.shape[1]):
+        for i in range(AL.shape[0]):
+            out[j, i] = AL[i, j]
+
+
+@overload_kernel(store)
+def _store(AL, out, form):
+    return select(form, {COLUMNS: _store_columns, ROWS: _store_rows}, "input form")
 
 
 def _form(inp):

@@ -691,3 +691,42 @@ def predict(theta, inp, m, dims, hidden, output, work):
     literally(output)
     batch = Batch(inp, work.cols, work.cols[0, :m], 0, m)  # no cost: Y, w are not read
     forward(theta, batch, dims, work, hidden, output, False, None, 0)
+
+
+@jit(entry=True)
+def predict_into(theta, X, form, dims, hidden, output, acts, cols, offsets, out):
+    """``A_L`` of the network on ``X`` into ``out`` ``(n_L, m)``, after checking that ``X`` is
+    finite; returns whether it is (when not, nothing is computed and ``out`` is untouched).
+
+    ``X`` C-contiguous, of ``theta``'s dtype, in the form ``form`` names (a constant,
+    :data:`.first_layer.COLUMNS`: ``(n_x, m)``, or :data:`.first_layer.ROWS`: ``(m, n_x)``);
+    ``acts``, ``cols``, ``offsets``: a :class:`Work`'s, for ``capacity >= m`` columns.
+    ``out``: C-contiguous, ``(n_L, m)``, or for rows ``(m, n_L)`` (always C, so that its
+    type, and the compiled entry point, does not change with ``m``: the transpose of a
+    one-row array would be typed C, of a larger one F).
+    One call does all of a prediction, so that Python's share is one call.
+    """
+    literally(form)
+    literally(hidden)
+    literally(output)
+    if not is_finite(X):
+        return False
+    m = X.shape[0] if form == first_layer.ROWS else X.shape[1]
+    work = Work(acts, acts, acts[:0], acts[:0], cols, offsets)
+    batch = Batch(first_layer.input_of(X, form), cols, cols[0, :m], 0, m)  # Y, w not read
+    forward(theta, batch, dims, work, hidden, output, False, None, 0)
+    first_layer.store(layer_of(acts, dims, offsets, dims.size - 1, m), out, form)
+    return True
+
+
+@jit
+def is_finite(X):
+    """Whether every entry of the 2-D ``X`` is finite: ``|x| < inf`` is false for NaN and the
+    infinities (a comparison the fast-math flags keep; ``x - x``, NaN for them, is folded to
+    0 under ``reassoc``). Counted without an early exit, so the loop vectorises."""
+    infinity = like(X, np.inf)
+    n_bad = 0
+    for i in range(X.shape[0]):
+        for j in range(X.shape[1]):
+            n_bad += 0 if abs(X[i, j]) < infinity else 1
+    return n_bad == 0
