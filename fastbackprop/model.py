@@ -30,7 +30,7 @@ import json
 
 import numpy as np
 
-from . import _files, backends, options, outputs, spec
+from . import _files, backends, options, outputs, reference, spec
 from .driver import (
     NotFittedError,
     TrainingDivergedError,
@@ -46,6 +46,7 @@ from .driver import (
     validation_split,
 )
 from .layout import Schema
+from .sparse import is_sparse
 from .network import Network
 from .validation import (
     check_finite_parameters,
@@ -463,7 +464,8 @@ class Model:
         parameters, dims = self._fitted()
         X = self._check_X(X, dims)
         Y = check_labels(Y, self.output_activation, n_y=dims[-1], m=X.shape[1], dtype=X.dtype)
-        steps = self._backend().steps
+        # sparse X: the reference's passes on both backends (SciPy's products with X)
+        steps = reference if is_sparse(X) else self._backend().steps
         AL, caches = steps.L_model_forward(X, parameters, self.hidden_activation,
                                            self.output_activation)
         return steps.L_model_backward(AL, Y, caches, self.hidden_activation, "dZ",

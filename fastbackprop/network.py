@@ -29,6 +29,7 @@ import numpy as np
 
 from . import spec
 from .layout import Schema
+from .sparse import is_sparse
 from .validation import FLOAT_DTYPES
 
 #: Batches of at most this many examples predict into a workspace kept per thread
@@ -104,6 +105,7 @@ class Network:
 
     def probabilities(self, X, rows=False):
         """``A_L`` of the network on ``X`` (checked by the caller: finite, 2-D, ``n_x`` rows
+        (a SciPy sparse ``X`` too: the first product over its nonzeros)
         or, with ``rows``, columns; float32 or float64).
 
         Columns: ``X`` ``(n_x, m)`` gives ``(n_L, m)``; rows: ``X`` ``(m, n_x)`` gives
@@ -111,6 +113,8 @@ class Network:
         and the parameters to.
         """
         dtype = np.result_type(X.dtype, self.dtype)
+        if is_sparse(X):
+            return self._sparse(X, rows, dtype)
         if self.backend != "numba":
             return self._reference(X, rows, dtype)
         from .kernels.convert import as_kernel_array
@@ -130,14 +134,41 @@ class Network:
         AL = acts[start:start + n_L * m].reshape(n_L, m)
         return AL.T.copy() if rows else AL.copy()
 
-    def _reference(self, X, rows, dtype):
+    def _sparse(self, X, rows, dtype):
+        """:meth:`probabilities` of a SciPy sparse ``X`` (checked by the caller): the first
+        layer's product over its nonzeros, on either backend."""
+        from . import sparse
+
+        if self.backend != "numba":
+            return self._reference(sparse.check_sparse_X(X.T if rows else X, dtype=dtype),
+                                   False, dtype, transpose=rows)
+        from .kernels import training
+        from .kernels.convert import call_specialised
+        from .kernels.sparse import SparseRows
+
+        data = sparse.rows(X, dtype, examples_as_rows=rows)
+        m = data.m
+        inp = SparseRows(np.asarray(data.indptr, dtype=np.int64), data.indices, data.values,
+                         np.zeros(self.dims[1], dtype=dtype))
+        work = self._workspace(m, dtype)
+        # the sparse kernels read W1's slot as W1^T: made per call (n_1 n_x copies), not
+        # kept, since the views may be written between calls
+        theta = sparse.first_layer_transposed(self._theta(dtype), self.dims)
+        call_specialised(training.predict, theta, inp, m, self._dims, *self._codes, work)
+        acts, n_L = work.acts, self.dims[-1]
+        start = work.offsets[len(self.dims) - 2, 2]
+        AL = acts[start:start + n_L * m].reshape(n_L, m)
+        return AL.T.copy() if rows else AL.copy()
+
+    def _reference(self, X, rows, dtype, transpose=None):
         from . import reference
 
         parameters = {k: v.astype(dtype, copy=False) for k, v in self.parameters.items()}
-        AL, _ = reference.L_model_forward(np.asarray(X.T if rows else X, dtype=dtype),
-                                          parameters, self.hidden_activation,
+        if transpose is None:
+            X, transpose = np.asarray(X.T if rows else X, dtype=dtype), rows
+        AL, _ = reference.L_model_forward(X, parameters, self.hidden_activation,
                                           self.output_activation)
-        return np.ascontiguousarray(AL.T) if rows else AL
+        return np.ascontiguousarray(AL.T) if transpose else AL
 
     def _theta(self, dtype):
         theta = self._thetas.get(dtype)
