@@ -75,6 +75,11 @@ class SparseBatches(NamedTuple):
     scratch: np.ndarray
 
 
+def writeable(a):
+    """``a``, or a copy when it is read-only (Numba types those apart: another compile)."""
+    return a if a.flags.writeable else a.copy()
+
+
 def batch_buffers(indptr, capacity, n_1, n_L, dtype, index_dtype):
     """:class:`SparseBatches` for batches of up to ``capacity`` of the rows of ``indptr``
     ``(m + 1,)`` (room for the ``capacity`` longest rows' nonzeros: any batch fits)."""
@@ -150,5 +155,5 @@ def gather(data, perm, first, m_t, out):
     return SparseRows(out.indptr[:m_t + 1], out.indices, out.values, out.scratch)
 
 
-__all__ = ["SparseRows", "SparseData", "SparseBatches", "batch_buffers", "W1T_of", "W1X",
+__all__ = ["SparseRows", "SparseData", "SparseBatches", "writeable", "batch_buffers", "W1T_of", "W1X",
            "dZX", "gather"]

@@ -11,6 +11,7 @@ from ..sparse import first_layer_transposed, is_sparse
 from ..trainer_base import TrainerBase
 from . import gram as gram_mode, team, training
 from .convert import as_kernel_array, call_specialised, common_dtype
+from .sparse import SparseRows
 from .layout import n_parameters, pack, unpack
 
 
@@ -217,7 +218,8 @@ def gradient_sums(theta, X, Y, dims, hidden_activation="relu", output_activation
     """The raw gradient and cost sums of one block of columns, by the compiled passes.
 
     theta: flat parameters (:func:`.layout.pack`), float32 or float64; X
-    ``(n_x, m_b)``; Y ``(n_L, m_b)`` of checked labels; dims ``[n_x, ...,
+    ``(n_x, m_b)``, or :class:`.sparse.SparseRows` (then ``theta`` and ``grad`` hold
+    ``W1^T`` in ``W1``'s slot); Y ``(n_L, m_b)`` of checked labels; dims ``[n_x, ...,
     n_L]``; ``sample_weight`` ``(m_b,)`` or None (ones). Returns ``(grad,
     loss)``: ``grad`` in ``theta``'s layout holds ``dZ A_prev^T`` and
     ``sum(dZ)`` summed over the block's columns, ``dZ_L = w (A_L - Y)``
@@ -232,9 +234,13 @@ def gradient_sums(theta, X, Y, dims, hidden_activation="relu", output_activation
              spec.code_of(spec.OUTPUTS, output_activation, "output_activation"))
     theta = np.ascontiguousarray(theta)
     dtype = theta.dtype
-    X, Y = as_kernel_array(X, dtype), as_kernel_array(Y, dtype)
+    if isinstance(X, SparseRows):  # its theta and grad hold W1^T in W1's slot
+        m = X.indptr.size - 1
+    else:
+        X = as_kernel_array(X, dtype)
+        m = X.shape[1]
+    Y = as_kernel_array(Y, dtype)
     dims = np.asarray(dims, dtype=np.int64)
-    m = X.shape[1]
     w = (np.ones(m, dtype=dtype) if sample_weight is None
          else as_kernel_array(sample_weight, dtype))
     if work is None:
@@ -251,8 +257,7 @@ def _sparse_data(X, Y, w, dims, width, dtype):
     from . import sparse as kernels
 
     rows = sparse.rows(X, dtype, n_x=dims[0])
-    indices = rows.indices if rows.indices.flags.writeable else rows.indices.copy()
-    values = rows.values if rows.values.flags.writeable else rows.values.copy()
+    indices, values = kernels.writeable(rows.indices), kernels.writeable(rows.values)
     data = kernels.SparseData(np.asarray(rows.indptr, dtype=np.int64), indices, values,
                               as_kernel_array(np.transpose(Y), dtype), w)
     return data, [kernels.batch_buffers(data.indptr, width, dims[1], dims[-1], dtype,
