@@ -384,3 +384,61 @@ def test_sparse_fit_peak_is_the_data_parameters_state_and_one_batch():
           f"the data {data / 2**20:.1f} MiB (not copied); dense X {dense_X / 2**30:.1f} GiB")
     assert peak <= 1.05 * budget + 2**20, (peak, budget)
     assert peak < dense_X / 100  # measured: 43 MiB against 7.5 GiB
+
+
+# -- the scikit-learn classes ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("solver, extra", [
+    ("adam", {}), ("sgd", dict(batch_size=17, learning_rate="invscaling")),
+    ("lbfgs", {}), ("adam", dict(early_stopping=True, alpha=0.01)),
+    ("sgd", dict(nesterovs_momentum=False, batch_size=30))])
+def test_sklearn_classifier_csr_and_csc_train_as_the_dense_one(dtype, solver, extra):
+    pytest.importorskip("sklearn")
+    import warnings
+
+    from fastbackprop.sklearn import MLPClassifier
+
+    X = random_sparse(150, 40, 0.1, seed=2, fmt="csr", dtype=dtype)  # (n_samples, n_features)
+    y = np.random.default_rng(3).integers(0, 3, 150)
+    w = np.random.default_rng(4).random(150)
+    kw = dict(hidden_layer_sizes=(8,), max_iter=15, random_state=0, solver=solver, **extra)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        dense = MLPClassifier(**kw).fit(X.toarray(), y, sample_weight=w)
+        fits = [MLPClassifier(**kw).fit(X.asformat(f), y, sample_weight=w)
+                for f in ("csr", "csc")]
+    tol = TOLERANCE[dtype]
+    for fit in fits:
+        for a, b in zip(dense.coefs_ + dense.intercepts_, fit.coefs_ + fit.intercepts_):
+            np.testing.assert_allclose(b, a, rtol=0, atol=tol * np.max(np.abs(a)))
+        np.testing.assert_allclose(fit.predict_proba(X), dense.predict_proba(X.toarray()),
+                                   rtol=0, atol=tol)
+        assert fit.score(X, y) == dense.score(X.toarray(), y)
+
+
+def test_sklearn_regressor_and_partial_fit_on_sparse():
+    pytest.importorskip("sklearn")
+    from fastbackprop.sklearn import MLPRegressor
+
+    X = random_sparse(120, 30, 0.2, seed=5, fmt="csr")
+    y = np.random.default_rng(6).normal(size=(120, 2))
+    kw = dict(hidden_layer_sizes=(5,), random_state=0, batch_size=20)
+    dense, thin = MLPRegressor(**kw), MLPRegressor(**kw)
+    for _ in range(3):
+        dense.partial_fit(X.toarray(), y)
+        thin.partial_fit(X, y)
+    for a, b in zip(dense.coefs_ + dense.intercepts_, thin.coefs_ + thin.intercepts_):
+        np.testing.assert_allclose(b, a, rtol=0, atol=1e-10 * np.max(np.abs(a)))
+    np.testing.assert_allclose(thin.predict(X), dense.predict(X.toarray()), rtol=1e-10)
+
+
+def test_sklearn_refuses_nonfinite_sparse_X():
+    pytest.importorskip("sklearn")
+    from fastbackprop.sklearn import MLPClassifier
+
+    X = random_sparse(20, 5, 0.5, seed=0, fmt="csr")
+    X.data[0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        MLPClassifier(max_iter=1).fit(X, np.arange(20) % 2)
