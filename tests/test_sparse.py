@@ -442,3 +442,36 @@ def test_sklearn_refuses_nonfinite_sparse_X():
     X.data[0] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         MLPClassifier(max_iter=1).fit(X, np.arange(20) % 2)
+
+
+# -- the command ------------------------------------------------------------------------------
+
+
+def test_command_trains_sparse_from_save_npz_with_labels_and_from_svmlight(tmp_path, capsys):
+    from fastbackprop import cli, datasets
+
+    X = random_sparse(60, 40, 0.1, seed=3, fmt="csr")  # the file's layout: (m, n_x)
+    y = np.arange(60) % 3
+    sp.save_npz(tmp_path / "x.npz", X)
+    (tmp_path / "y.csv").write_text("label\n" + "\n".join(map(str, y)) + "\n")
+    np.save(tmp_path / "y.npy", y)
+    loaded, labels, classes = datasets.load_file(tmp_path / "x.npz", labels="classes",
+                                                 labels_path=tmp_path / "y.csv")
+    assert sp.issparse(loaded) and loaded.shape == (40, 60)
+    np.testing.assert_array_equal(classes[labels], y)
+    with open(tmp_path / "x.svm", "w") as f:
+        for i in range(60):
+            row = X.getrow(i)
+            f.write(f"{y[i] % 2} " + " ".join(f"{j + 1}:{float(v)!r}" for j, v in
+                                              zip(row.indices, row.data)) + "\n")
+    Xs, Ys = datasets.load_file(tmp_path / "x.svm")
+    assert sp.issparse(Xs)
+    np.testing.assert_array_equal(Xs.toarray(), X.toarray().T[:Xs.shape[0]])
+    np.testing.assert_array_equal(Ys[0], y % 2)
+    for labels_file in ("y.csv", "y.npy"):
+        assert cli.main(["train", "--data", str(tmp_path / "x.npz"), "--labels",
+                         str(tmp_path / labels_file), "--output", "softmax", "--epochs",
+                         "2"]) == 0
+    assert cli.main(["train", "--data", str(tmp_path / "x.svm"), "--epochs", "2"]) == 0
+    with pytest.raises(ValueError, match="give its labels"):
+        datasets.load_file(tmp_path / "x.npz")
