@@ -217,7 +217,9 @@ class Model:
             validation_data=None, sample_weight=None):
         """Train for ``n_epochs`` epochs; return ``self``.
 
-        X : ``(n_x, m)``, one example per column.
+        X : ``(n_x, m)``, one example per column; or a SciPy sparse matrix or
+            array of that shape, trained on its nonzeros (see ``docs/sparse.md``:
+            one thread, at most one converted copy).
         Y : labels for the output layer, ``(n_y, m)`` (see the class).
         parameters : start from a copy of this dict (``W{l}`` ``(n_l,
             n_{l-1})``, ``b{l}`` ``(n_l, 1)``) instead of a random
@@ -459,7 +461,8 @@ class Model:
         columns. Returns ``dW{l}`` ``(n_l, n_{l-1})`` and ``db{l}``
         ``(n_l, 1)`` for l = 1..L and ``dA{l}`` ``(n_l, m)`` for
         l = 0..L-1, from the backend's ``L_model_backward`` with the
-        ``dZ_L = AL - Y`` start that training uses.
+        ``dZ_L = AL - Y`` start that training uses (a sparse ``X``: the reference's
+        on either backend, SciPy's products with ``X``; ``dA0`` comes back dense).
         """
         parameters, dims = self._fitted()
         X = self._check_X(X, dims)
