@@ -143,6 +143,23 @@ EPOCH_WORKLOADS = {
     )
 }
 
+#: Issue 29's sparse epoch (TF-IDF-shaped: ``m`` documents, ``n_x`` features at ``density``,
+#: ``[n_x, 64, 20]`` relu, softmax, Adam, batch 200, float64), timed by asv's ``SparseEpoch``
+#: and, against scikit-learn and PyTorch, by ``tools/sparse_speed.py`` (docs/sparse.md).
+SPARSE_EPOCH = dict(m=20000, n_x=50000, density=0.002, n_1=64, n_classes=20, batch_size=200)
+
+
+def sparse_problem(m=20000, n_x=50000, density=0.002, n_classes=20, seed=0):
+    """``X`` CSR ``(m, n_x)`` (scikit-learn's layout) of positive TF-IDF-like values and
+    ``y`` ``(m,)`` classes, drawn from ``seed``."""
+    from scipy import sparse
+
+    rng = np.random.default_rng(seed)
+    X = sparse.random(m, n_x, density=density, format="csr", random_state=rng)
+    X.data = rng.random(X.data.size)
+    return X, rng.integers(0, n_classes, m)
+
+
 #: Every workload by name: the full-batch steps, then the mini-batch epochs.
 ALL_WORKLOADS = {**WORKLOADS, **EPOCH_WORKLOADS}
 

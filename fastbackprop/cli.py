@@ -154,6 +154,11 @@ def _add_train(commands):
                         "no file of that name exists); default: the built-in planar data")
     p.add_argument("--target", metavar="COLUMN",
                    help="name of the CSV's label column (default: the last column)")
+    p.add_argument("--labels", metavar="FILE", dest="labels_file",
+                   help="the labels of a sparse --data .npz (written by scipy.sparse.save_npz, "
+                        "one example per row): an .npy array or one label per line after a "
+                        "header line. An svmlight/libsvm --data file (.svm, .svmlight, "
+                        ".libsvm) holds its labels. Sparse data train sparse")
     p.add_argument("--output", choices=tuple(spec.OUTPUTS), default="sigmoid",
                    help="output layer: sigmoid (0/1 labels), softmax (one of several classes) "
                         "or linear (real numbers: regression) (default: %(default)s)")
@@ -367,7 +372,7 @@ def run_train(args):
     for option, path in (("--plot", args.plot), ("--plot-regions", args.plot_regions)):
         if path:
             _check_plotting(path, option)
-    data = _training_data(args.data, args.target, args.output)
+    data = _training_data(args.data, args.target, args.output, args.labels_file)
     X = data.X
     if args.plot_regions:
         _check_regions(data)
@@ -484,14 +489,14 @@ def _held_out(model, X, Y, args):
     return X[:, kept], labels[:, kept], (X[:, held], labels[:, held])
 
 
-def _training_data(path, target, output):
+def _training_data(path, target, output, labels_path=None):
     """The training data (a :class:`_Data`) from a file or a built-in data set."""
     from . import datasets
 
     builtin = _builtin_name(path)
     if builtin is None:
         try:
-            loaded = datasets.load_file(path, target, LABELS[output])
+            loaded = datasets.load_file(path, target, LABELS[output], labels_path)
         except datasets.LabelError as e:
             if output == "softmax":
                 raise
@@ -503,6 +508,9 @@ def _training_data(path, target, output):
                                    f"{path} are all {_name(classes[0])!r}")
             return _Data(X, y, path, output, classes)
         return _Data(*loaded, path, output)
+    if labels_path is not None:
+        raise CommandError("--labels goes with a sparse --data file (.npz of "
+                           "scipy.sparse.save_npz)")
     if target is not None:
         raise CommandError("--target needs --data" if path is None else
                            f"--target names a column of a data file; the built-in data set "

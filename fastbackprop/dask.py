@@ -68,6 +68,7 @@ import distributed
 from . import backends, optimizers, outputs, rng, spec
 from .driver import OnStepLoop, Progress, StepLoop, is_dask
 from .layout import Schema
+from .sparse import is_sparse
 from .validation import as_real_array, check_labels, check_matrix, check_X
 
 __all__ = ["fit", "predict", "predict_proba", "minibatch_columns", "block_seed", "warmup",
@@ -527,10 +528,21 @@ def _dask_X(X, n_x):
     """A Dask ``X`` checked by its metadata (rows, dtype), with one chunk of rows."""
     if not _is_array(X):
         raise TypeError(f"X must be a Dask array (n_x, m) here; got {type(X).__name__}")
+    _refuse_sparse(X)
     _known(X, "X")
     as_real_array(np.zeros(0, dtype=X.dtype), "X")
     check_matrix(_shape_only(X), "X", rows=n_x, row_name="n_x")
     return X.rechunk({0: -1}) if X.numblocks[0] > 1 else X
+
+
+def _refuse_sparse(X):
+    """A Dask fit or prediction refuses sparse ``X`` (sparse blocks, or a SciPy matrix with a
+    Dask ``Y``): its blocks go through the dense block kernels."""
+    meta = getattr(X, "_meta", X)
+    if is_sparse(meta) or type(meta).__module__.split(".")[0] == "sparse":
+        raise TypeError("X: sparse data are not supported with Dask arrays (its blocks are "
+                        f"{type(meta).__module__}.{type(meta).__name__}); fit on the SciPy "
+                        "sparse matrix itself with Model.fit, or on dense Dask blocks")
 
 
 def _aligned(X, Y, dims, output):
@@ -546,6 +558,7 @@ def _aligned(X, Y, dims, output):
         X = _dask_X(X, dims[0])
         columns = X.chunks[1]
     else:
+        _refuse_sparse(X)
         X = check_X(X, n_x=dims[0])
     if _is_array(Y):
         _known(Y, "Y")

@@ -18,6 +18,13 @@ loaders transpose them:
   ``numpy.savez("data.npz", X=X.T, Y=Y.T)`` from the course's layout; for
   classes, ``Y`` is ``(m,)`` of names (numbers or strings).
 
+* sparse (:func:`load_sparse`): an ``.npz`` written by ``scipy.sparse.save_npz``
+  (``X`` ``(m, n_x)``, any format) with the labels in a file of their own
+  (``labels_path``: an ``.npy`` array or a text file of one label per line
+  after a header line), or an svmlight/libsvm file (``.svm``, ``.svmlight``,
+  ``.libsvm``: ``label index:value ...`` per line, the indices 1-based unless
+  one is 0). ``X`` comes back sparse, ``(n_x, m)``, never dense.
+
 Class names are numbered in sorted order (:func:`encode_classes`): numbers
 numerically, text as strings. Errors name the file and, for a CSV, the line
 and the column.
@@ -118,8 +125,9 @@ class LabelError(ValueError):
     number other than 0 or 1 for ``labels="binary"``, an empty class name."""
 
 
-def load_file(path, target=None, labels="binary"):
-    """Labelled data from a ``.npz`` file (by its suffix) or else a CSV file.
+def load_file(path, target=None, labels="binary", labels_path=None):
+    """Labelled data from a ``.npz`` file (by its suffix), sparse data (:func:`load_sparse`,
+    with ``labels_path`` for a ``save_npz`` archive) or else a CSV file.
 
     ``target`` names the CSV's label column (default: the last one).
     ``labels`` says what the labels are, and so what is returned, examples
@@ -134,6 +142,12 @@ def load_file(path, target=None, labels="binary"):
       :func:`encode_classes`). The CSV's label column may hold any text.
     """
     _check_labels(labels)
+    if is_sparse_file(path):
+        _refuse_target(path, target)
+        return load_sparse(path, labels_path, labels)
+    if labels_path is not None:
+        raise ValueError(f"a labels file goes with sparse data (.npz of scipy.sparse.save_npz); "
+                         f"{os.fspath(path)} holds its own labels")
     if _is_npz(path):
         _refuse_target(path, target)
         return load_npz(path, labels)
@@ -242,6 +256,112 @@ def load_npz(path, labels="binary"):
         y, classes = encode_classes(Y[0], f"Y in {os.fspath(path)}")
         return X, y, classes
     return X, Y
+
+
+# ---------------------------------------------------------------------------
+# Sparse files
+# ---------------------------------------------------------------------------
+
+#: Suffixes of svmlight/libsvm files.
+SVMLIGHT = (".svm", ".svmlight", ".libsvm")
+
+
+def is_sparse_file(path):
+    """Whether ``path`` holds sparse data: an svmlight file (by its suffix) or an ``.npz``
+    written by ``scipy.sparse.save_npz`` (its arrays ``indptr`` or ``row`` and ``format``)."""
+    name = os.fspath(path).lower()
+    if name.endswith(SVMLIGHT):
+        return True
+    if not _is_npz(path) or not os.path.exists(path):
+        return False
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return "format" in archive.files and "shape" in archive.files
+    except (ValueError, OSError, EOFError):
+        return False
+
+
+def load_sparse(path, labels_path=None, labels="binary"):
+    """Sparse data, one example per row in the file: ``X`` ``(n_x, m)`` sparse (CSC, the
+    transposed CSR of the file) and the labels as :func:`load_file` returns them.
+
+    An svmlight file holds its labels; a ``save_npz`` archive needs ``labels_path``.
+    """
+    from scipy import sparse
+
+    name = os.fspath(path)
+    if name.lower().endswith(SVMLIGHT):
+        rows, names = _read_svmlight(path)
+    else:
+        try:
+            rows = sparse.load_npz(path).tocsr()
+        except (ValueError, OSError, KeyError) as e:
+            raise ValueError(f"data file {name!r} is not a readable scipy.sparse .npz: "
+                             f"{e}") from None
+        if labels_path is None:
+            raise ValueError(f"{name} holds a sparse X only; give its labels in a file of "
+                             "their own (--labels: .npy, or one label per line after a header)")
+        names = _read_label_file(labels_path)
+    arrays = {"Y": names}
+    Y = _npz_labels(arrays, labels_path or path, rows.shape, labels)
+    X = rows.T  # (n_x, m): one example per column, the same arrays
+    if labels == "classes":
+        y, classes = encode_classes(Y[0], f"the labels of {name}")
+        return X, y, classes
+    return X, Y
+
+
+def _read_label_file(path):
+    """One label per example: an ``.npy`` array, or text with a header line then one label a
+    line (numbers when they all parse, else the stripped text)."""
+    name = os.fspath(path)
+    if name.lower().endswith(".npy"):
+        with open_for_reading(path, "labels file") as f:
+            return np.load(f, allow_pickle=False)
+    with open_for_reading(path, "labels file") as f:
+        lines = [line.strip() for line in io.TextIOWrapper(f, encoding="utf-8")]
+    values = [line for line in lines[1:] if line]
+    try:
+        return np.array([float(v) for v in values])
+    except ValueError:
+        return np.array(values)
+
+
+def _read_svmlight(path):
+    """An svmlight/libsvm file: CSR ``(m, n_x)`` and the labels ``(m,)`` (numbers)."""
+    from scipy import sparse
+
+    name = os.fspath(path)
+    labels, indptr, indices, values = [], [0], [], []
+    with open_for_reading(path, "data file") as f:
+        for number, line in enumerate(io.TextIOWrapper(f, encoding="utf-8"), start=1):
+            line = line.split("#", 1)[0].strip()
+            if not line:
+                continue
+            fields = line.split()
+            try:
+                labels.append(float(fields[0]))
+                for field in fields[1:]:
+                    key, value = field.split(":")
+                    if key == "qid":
+                        continue
+                    indices.append(int(key))
+                    values.append(float(value))
+            except ValueError:
+                raise ValueError(f"{name}, line {number}: expected 'label index:value ...'; "
+                                 f"got {line[:60]!r}") from None
+            indptr.append(len(indices))
+    if not labels:
+        raise ValueError(f"{name} holds no example")
+    indices = np.array(indices, dtype=np.int64)
+    if indices.size and indices.min() < 0:
+        raise ValueError(f"{name}: a feature index is negative ({indices.min()})")
+    if indices.size and indices.min() > 0:
+        indices -= 1  # 1-based, as libsvm writes them
+    n_x = int(indices.max()) + 1 if indices.size else 1
+    X = sparse.csr_matrix((np.array(values), indices, np.array(indptr)),
+                          shape=(len(labels), n_x))
+    return X, np.array(labels)
 
 
 # ---------------------------------------------------------------------------

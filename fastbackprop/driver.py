@@ -41,6 +41,7 @@ import numpy as np
 
 from . import optimizers, outputs, reference, spec
 from .layout import Schema
+from .sparse import is_sparse
 from .validation import (
     check_finite_parameters,
     check_labels,
@@ -306,7 +307,8 @@ class Validation:
     def __init__(self, hp, X_val, Y_val, steps):
         self.hp = hp
         self.X_val, self.Y_val = X_val, Y_val
-        self.steps = steps
+        # sparse X_val: the reference's passes, whose first product is SciPy's
+        self.steps = reference if is_sparse(X_val) else steps
         self.costs, self.scores = [], []
         self.best = None
         self.improved = None

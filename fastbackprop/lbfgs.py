@@ -45,6 +45,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import spec
+from .sparse import is_sparse
 
 
 class Layout:
@@ -103,6 +104,16 @@ class Layout:
             raise ValueError(f"coefs and intercepts must have shapes {expected}; got {shapes}")
 
 
+def sparse_input(X, dims, dtype):
+    """A sparse ``X`` ``(n_x, m)`` as the kernels' :class:`.kernels.sparse.SparseRows`."""
+    from . import sparse
+    from .kernels.sparse import SparseRows, writeable
+
+    rows = sparse.rows(X, dtype, n_x=int(dims[0]))
+    return SparseRows(np.asarray(rows.indptr, dtype=np.int64), writeable(rows.indices),
+                      writeable(rows.values), np.zeros(int(dims[1]), dtype=dtype))
+
+
 class CompiledPass:
     """The engine: one compiled forward and backward pass over every example.
 
@@ -114,7 +125,10 @@ class CompiledPass:
     ``dZ A_prev^T`` and ``sum(dZ)`` summed over the examples, ``dZ_L = w_j (A_L - Y)``,
     in ``theta``'s layout (a buffer of the engine, overwritten by the next call: copy
     what you keep); ``loss`` is ``sum_j w_j L_j`` (NaN when the pass is not finite).
-    Nothing is allocated per call.
+    Nothing is allocated per call. A SciPy sparse ``X`` is held as its CSR rows (made
+    once) and each pass runs over its nonzeros (:mod:`fastbackprop.kernels.sparse`, whose
+    ``W1`` slot holds ``W1^T``: ``theta``'s and the gradient's are transposed around
+    the pass, ``2 n_1 n_x`` copies a call).
     """
 
     def __init__(self, X, Y, dims, hidden_activation, output_activation, sample_weight=None,
@@ -130,11 +144,16 @@ class CompiledPass:
         if self.dtype not in (np.float64, np.float32):
             raise TypeError(f"dtype must be float64 or float32; got {self.dtype}")
         self.dims = np.asarray(dims, dtype=np.int64)
-        X = as_kernel_array(X, self.dtype)
+        self.sparse = is_sparse(X)
+        if self.sparse:  # its CSR rows, made once; W1's slot transposed around each pass
+            X = sparse_input(X, self.dims, self.dtype)
+            m = X.indptr.size - 1
+        else:
+            X = as_kernel_array(X, self.dtype)
+            if X.ndim != 2 or X.shape[0] != self.dims[0]:
+                raise ValueError(f"X must have shape ({self.dims[0]}, m); got {X.shape}")
+            m = X.shape[1]
         Y = as_kernel_array(Y, self.dtype)
-        if X.ndim != 2 or X.shape[0] != self.dims[0]:
-            raise ValueError(f"X must have shape ({self.dims[0]}, m); got {X.shape}")
-        m = X.shape[1]
         if Y.shape != (self.dims[-1], m):
             raise ValueError(f"Y must have shape ({self.dims[-1]}, {m}); got {Y.shape}")
         if sample_weight is None:
@@ -146,6 +165,9 @@ class CompiledPass:
         self.X, self.Y, self.w, self.m = X, Y, w, m
         self.size = n_parameters(self.dims)
         self.work = workspace(self.dims, m, self.dtype)
+        if self.sparse:
+            self._theta_T = np.empty(self.size, dtype=self.dtype)
+            self._grad = np.empty(self.size, dtype=self.dtype)
 
     def __call__(self, theta):
         from .kernels import gradient_sums
@@ -154,8 +176,19 @@ class CompiledPass:
                 theta.flags.c_contiguous:
             raise ValueError(f"theta must be a C-contiguous {self.dtype} array of shape "
                              f"({self.size},); got {theta.dtype} {theta.shape}")
-        return gradient_sums(theta, self.X, self.Y, self.dims, *self.names,
-                             sample_weight=self.w, work=self.work)
+        if not self.sparse:
+            return gradient_sums(theta, self.X, self.Y, self.dims, *self.names,
+                                 sample_weight=self.w, work=self.work)
+        n_1, n_x = self.dims[1], self.dims[0]
+        k = n_1 * n_x
+        theta_T, grad = self._theta_T, self._grad
+        theta_T[k:] = theta[k:]
+        theta_T[:k].reshape(n_x, n_1)[...] = theta[:k].reshape(n_1, n_x).T
+        grad_T, loss = gradient_sums(theta_T, self.X, self.Y, self.dims, *self.names,
+                                     sample_weight=self.w, work=self.work)
+        grad[k:] = grad_T[k:]
+        grad[:k].reshape(n_1, n_x)[...] = grad_T[:k].reshape(n_x, n_1).T
+        return grad, loss
 
     def output(self):
         """``A_L`` ``(n_L, m)`` of the last call: a view of the engine's buffer."""

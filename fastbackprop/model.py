@@ -30,7 +30,7 @@ import json
 
 import numpy as np
 
-from . import _files, backends, options, outputs, spec
+from . import _files, backends, options, outputs, reference, spec
 from .driver import (
     NotFittedError,
     TrainingDivergedError,
@@ -46,6 +46,7 @@ from .driver import (
     validation_split,
 )
 from .layout import Schema
+from .sparse import is_sparse
 from .network import Network
 from .validation import (
     check_finite_parameters,
@@ -216,7 +217,9 @@ class Model:
             validation_data=None, sample_weight=None):
         """Train for ``n_epochs`` epochs; return ``self``.
 
-        X : ``(n_x, m)``, one example per column.
+        X : ``(n_x, m)``, one example per column; or a SciPy sparse matrix or
+            array of that shape, trained on its nonzeros (see ``docs/sparse.md``:
+            one thread, at most one converted copy).
         Y : labels for the output layer, ``(n_y, m)`` (see the class).
         parameters : start from a copy of this dict (``W{l}`` ``(n_l,
             n_{l-1})``, ``b{l}`` ``(n_l, 1)``) instead of a random
@@ -462,12 +465,14 @@ class Model:
         columns. Returns ``dW{l}`` ``(n_l, n_{l-1})`` and ``db{l}``
         ``(n_l, 1)`` for l = 1..L and ``dA{l}`` ``(n_l, m)`` for
         l = 0..L-1, from the backend's ``L_model_backward`` with the
-        ``dZ_L = AL - Y`` start that training uses.
+        ``dZ_L = AL - Y`` start that training uses (a sparse ``X``: the reference's
+        on either backend, SciPy's products with ``X``; ``dA0`` comes back dense).
         """
         parameters, dims = self._fitted()
         X = self._check_X(X, dims)
         Y = check_labels(Y, self.output_activation, n_y=dims[-1], m=X.shape[1], dtype=X.dtype)
-        steps = self._backend().steps
+        # sparse X: the reference's passes on both backends (SciPy's products with X)
+        steps = reference if is_sparse(X) else self._backend().steps
         AL, caches = steps.L_model_forward(X, parameters, self.hidden_activation,
                                            self.output_activation)
         return steps.L_model_backward(AL, Y, caches, self.hidden_activation, "dZ",

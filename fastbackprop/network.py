@@ -34,6 +34,7 @@ import numpy as np
 
 from . import spec
 from .layout import Schema
+from .sparse import is_sparse
 from .validation import FLOAT_DTYPES, check_finite
 
 #: The examples the workspace kept per thread (and per form and dtype) holds at first:
@@ -115,8 +116,9 @@ class Network:
 
     def probabilities(self, X, rows=False, argument="X"):
         """``A_L`` of the network on ``X`` (checked by the caller: 2-D, ``n_x`` rows or, with
-        ``rows``, columns, at least one example; float32 or float64), after checking that
-        ``X`` is finite (else ``ValueError`` naming ``argument``, as
+        ``rows``, columns, at least one example; float32 or float64; a SciPy sparse ``X``
+        too, checked finite by the caller: the first product over its nonzeros), after
+        checking that a dense ``X`` is finite (else ``ValueError`` naming ``argument``, as
         :func:`~fastbackprop.validation.check_finite` says it).
 
         Columns: ``X`` ``(n_x, m)`` gives ``(n_L, m)``; rows: ``X`` ``(m, n_x)`` gives
@@ -124,6 +126,8 @@ class Network:
         and the parameters to.
         """
         dtype = np.result_type(X.dtype, self.dtype)
+        if is_sparse(X):
+            return self._sparse(X, rows, dtype)
         if self.backend != "numba":
             check_finite(X, argument)
             return self._reference(X, rows, dtype)
@@ -166,14 +170,43 @@ class Network:
             predictor = predictors[key] = _Predictor(self, rows, X.dtype)
         return predictor(X)
 
-    def _reference(self, X, rows, dtype):
+    def _sparse(self, X, rows, dtype):
+        """:meth:`probabilities` of a SciPy sparse ``X`` (checked by the caller): the first
+        layer's product over its nonzeros, on either backend."""
+        from . import sparse
+
+        if self.backend != "numba":
+            return self._reference(sparse.check_sparse_X(X.T if rows else X, dtype=dtype),
+                                   False, dtype, transpose=rows)
+        from .kernels import training
+        from .kernels.convert import call_specialised
+        from .kernels.sparse import SparseRows
+
+        data = sparse.rows(X, dtype, examples_as_rows=rows)
+        m = data.m
+        inp = SparseRows(np.asarray(data.indptr, dtype=np.int64), data.indices, data.values,
+                         np.zeros(self.dims[1], dtype=dtype))
+        work = training.workspace(self.dims, m, dtype, 0)
+        # the sparse kernels read W1's slot as W1^T: made per call (n_1 n_x copies), not
+        # kept, since the views may be written between calls
+        theta = sparse.first_layer_transposed(self.theta_as(dtype), self.dims)
+        call_specialised(training.predict, theta, inp, m, np.asarray(self.dims, dtype=np.int64),
+                         spec.ACTIVATIONS[self.hidden_activation].code,
+                         spec.OUTPUTS[self.output_activation].code, work)
+        acts, n_L = work.acts, self.dims[-1]
+        start = work.offsets[len(self.dims) - 2, 2]
+        AL = acts[start:start + n_L * m].reshape(n_L, m)
+        return AL.T.copy() if rows else AL.copy()
+
+    def _reference(self, X, rows, dtype, transpose=None):
         from . import reference
 
         parameters = {k: v.astype(dtype, copy=False) for k, v in self.parameters.items()}
-        AL, _ = reference.L_model_forward(np.asarray(X.T if rows else X, dtype=dtype),
-                                          parameters, self.hidden_activation,
+        if transpose is None:
+            X, transpose = np.asarray(X.T if rows else X, dtype=dtype), rows
+        AL, _ = reference.L_model_forward(X, parameters, self.hidden_activation,
                                           self.output_activation)
-        return np.ascontiguousarray(AL.T) if rows else AL
+        return np.ascontiguousarray(AL.T) if transpose else AL
 
     def theta_as(self, dtype):
         """``theta`` in ``dtype`` (itself for the fitted dtype; a copy kept for the other)."""

@@ -13,6 +13,7 @@ import numpy as np
 from . import reference as R
 from .driver import OnStepLoop, StepLoop
 from .layout import Schema
+from .sparse import check_sparse_X, is_sparse
 from .trainer_base import TrainerBase
 
 __all__ = ["Trainer", "probabilities"]
@@ -21,7 +22,9 @@ __all__ = ["Trainer", "probabilities"]
 class NumpyEngine:
     """The engine of :class:`fastbackprop.driver.StepLoop` on the reference's step functions.
 
-    ``X`` ``(n_x, m)``, ``Y`` ``(n_L, m)`` in ``dtype``; each epoch's batches are
+    ``X`` ``(n_x, m)`` (an array, or a SciPy ``csc_array``: its batches are column
+    slices, and the first layer's products SciPy's), ``Y`` ``(n_L, m)`` in ``dtype``;
+    each epoch's batches are
     :func:`reference.mini_batch_columns`; each step is a forward pass (with the
     dropout masks of the update's number), the cost from ``ZL`` when asked, and
     backward from ``dZ_L = AL - Y`` (times the columns' weights): the batch's gradient
@@ -84,8 +87,11 @@ class Trainer(OnStepLoop, TrainerBase):
     def _setup(self, parameters, X, Y, dtype, max_epochs, optimizer_state, gram):
         if gram:
             raise ValueError("gram: the numpy backend has no Gram mode; pass None or False")
-        self.dtype = np.dtype(dtype) if dtype is not None else np.result_type(X, *parameters.values())
-        X = np.array(X, dtype=self.dtype)
+        if dtype is None:
+            dtype = np.result_type(X.dtype if is_sparse(X) else X, *parameters.values())
+        self.dtype = np.dtype(dtype)
+        # sparse X: a checked csc_array; the reference's products with it are SciPy's
+        X = check_sparse_X(X, dtype=self.dtype) if is_sparse(X) else np.array(X, dtype=self.dtype)
         Y = np.array(Y, dtype=self.dtype)
         engine = NumpyEngine(X, Y, self.dims, self.options, self.keep_prob,
                              self._sample_weight, self.dtype)

@@ -139,10 +139,10 @@ class _BaseMLP(BaseEstimator):
         return [int(n) for n in sizes]
 
     def _validate_X(self, X, reset):
-        """``X`` as a dense float32/float64 ``(n_samples, n_features)`` array."""
-        X = validate_data(self, X, accept_sparse=["csr", "csc"], dtype=(np.float64, np.float32),
-                          reset=reset)
-        return _dense(X)
+        """``X`` as a float32/float64 ``(n_samples, n_features)`` array, or a CSR/CSC matrix
+        (kept sparse: the kernels run over its nonzeros)."""
+        return validate_data(self, X, accept_sparse=["csr", "csc"],
+                             dtype=(np.float64, np.float32), reset=reset)
 
     # -- fitting -------------------------------------------------------------
 
@@ -537,13 +537,8 @@ class _BaseMLP(BaseEstimator):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.input_tags.sparse = True  # accepted, and made dense: the kernels are dense
+        tags.input_tags.sparse = True  # CSR and CSC, trained on their nonzeros
         return tags
-
-
-def _dense(X):
-    """A sparse matrix or array as a dense one (the kernels work on dense arrays)."""
-    return X.toarray() if hasattr(X, "toarray") else X
 
 
 def _blas_threads(multiply_adds):
@@ -625,8 +620,8 @@ _DIFFERENCES_DOC = """
     * the arithmetic is the compiled kernels' (fused, vectorised, its own
       exp/log), so results agree with scikit-learn's to rounding for the same
       initial weights and batches, not bit for bit; the shuffles differ.
-    * sparse ``X`` is accepted and made dense before training (the kernels
-      are dense): the memory of a dense copy, transposed.
+    * sparse ``X`` (CSR or CSC) is trained on its nonzeros, on one thread
+      (``n_threads`` is not used; see docs/sklearn.md, "Sparse input").
     * ``sample_weight`` must be non-negative. scikit-learn divides each
       batch's gradient by the batch's sum of weights; here the weights are
       scaled to mean 1 and each batch divided by its size (``alpha`` scaled to
@@ -719,7 +714,6 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         scikit-learn's."""
         X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
                              dtype=(np.float64, np.float32), reset=reset)
-        X = _dense(X)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         check_classification_targets(y)
@@ -900,7 +894,6 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     def _validate_input(self, X, y, incremental, reset):
         X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
                              y_numeric=True, dtype=(np.float64, np.float32), reset=reset)
-        X = _dense(X)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         Y = y.reshape(-1, 1) if y.ndim == 1 else y

@@ -18,6 +18,7 @@ import numpy as np
 
 from . import spec
 from .layout import dims_of
+from .sparse import is_sparse
 
 #: Floating dtypes the package computes in.
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -131,7 +132,8 @@ def check_matrix(a, argument, rows=None, cols=None, row_name="n", col_name="m"):
     When the columns are the ``m`` examples (``col_name == "m"``) the message
     reminds the caller of the course's layout.
     """
-    a = np.asarray(a)
+    if not is_sparse(a):  # a SciPy sparse matrix has its shape; np.asarray would wrap it
+        a = np.asarray(a)
     expected = f"({row_name if rows is None else rows}, {col_name if cols is None else cols})"
     layout = " (one example per column)" if col_name == "m" else ""
     if a.ndim != 2:
@@ -159,7 +161,12 @@ def check_finite(a, argument):
 
 
 def check_X(X, n_x=None, dtype=None, argument="X"):
-    """Return ``X`` as a finite float array of shape ``(n_x, m)``."""
+    """Return ``X`` as a finite float array of shape ``(n_x, m)``; a SciPy sparse ``X`` as a
+    checked ``csc_array`` (:func:`fastbackprop.sparse.check_sparse_X`)."""
+    if is_sparse(X):
+        from .sparse import check_sparse_X
+
+        return check_sparse_X(X, n_x=n_x, dtype=dtype, argument=argument)
     X = as_real_array(X, argument, dtype)
     check_matrix(X, argument, rows=n_x, row_name="n_x")
     check_finite(X, argument)

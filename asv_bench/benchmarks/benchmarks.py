@@ -225,6 +225,36 @@ class Epoch:
         return self.trainer.n_threads
 
 
+class SparseEpoch:
+    """Issue 29: one epoch of the sparse TF-IDF-shaped problem (``bench.SPARSE_EPOCH``) on
+    its CSR matrix, through the compiled sparse trainer; ``peakmem`` the fit's peak."""
+
+    repeat = (1, 3, 60.0)
+    warmup_time = 0.0
+    timeout = 600
+
+    def setup(self):
+        from fastbackprop.bench import SPARSE_EPOCH, sparse_problem
+
+        c = SPARSE_EPOCH
+        X, y = sparse_problem(c["m"], c["n_x"], c["density"], c["n_classes"])
+        dims = [c["n_x"], c["n_1"], c["n_classes"]]
+        self.X, self.Y = X.T, np.eye(c["n_classes"])[:, y]
+        self.parameters = reference.initialize_parameters(dims, "he", SEED)
+        self.options = dict(output_activation="softmax", optimizer="adam",
+                            batch_size=c["batch_size"], seed=SEED)
+        self.trainer = backends.get("numba").Trainer(self.parameters, self.X, self.Y, "relu",
+                                                     ADAM_LEARNING_RATE, **self.options)
+        self.trainer.run(1)  # compile
+
+    def time_epoch(self):
+        self.trainer.run(1)
+
+    def peakmem_fit(self):
+        backends.get("numba").Trainer(self.parameters, self.X, self.Y, "relu",
+                                      ADAM_LEARNING_RATE, **self.options).run(1)
+
+
 class Gemm:
     """The machine's GEMM rate, the denominator of ``fastbackprop bench``'s floor."""
 

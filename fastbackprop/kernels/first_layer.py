@@ -10,14 +10,17 @@ several forms; every other layer reads activations, which are always
                   them into columns, and BLAS takes either layout at the
                   same speed);
 :class:`~.gram.Gram`  Gram mode (see :mod:`.gram`): ``W1 X = P0 + D G``, and
-                  ``dZ1`` is ``D``'s gradient, so ``dW1`` is never formed.
+                  ``dZ1`` is ``D``'s gradient, so ``dW1`` is never formed;
+:class:`~.sparse.SparseRows`  sparse examples as CSR rows (see :mod:`.sparse`):
+                  the products run over the nonzeros, and ``W1``'s slot holds
+                  ``W1^T``.
 
 The functions here are the first layer's jobs: :func:`hidden` (``A1 = g(W1 X + b1)``), :func:`output` (the same when the
 first layer is the output layer), :func:`delta` (where ``dZ1`` goes) and
 :func:`weight_gradient` (``dW1 = dZ1 X^T``, plus the L2 term). Each
 chooses its implementation from the input's type while Numba types the
-call, so a fit compiles only the form it uses, and a new form (sparse
-rows, say) is one more class and one more branch per job, here.
+call, so a fit compiles only the form it uses, and a new form is one more
+class and one more branch per job, here.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from numba import types
 
 from .._jit import overload_kernel
 from . import gram as gram_mode
+from . import sparse
 from .blas import NN, NT
 from .layout import W_of, b_of, layer_of
 from .outputs import output_apply, output_layer
@@ -94,7 +98,7 @@ def _store(AL, out, form):
 def _form(inp):
     """The class of the first-layer input type ``inp`` (a Numba named-tuple type)."""
     if isinstance(inp, types.BaseNamedTuple):
-        for form in (Columns, Rows, gram_mode.Gram):
+        for form in (Columns, Rows, gram_mode.Gram, sparse.SparseRows):
             if inp.instance_class is form:
                 return form
     raise TypeError(f"not a first-layer input: {inp}")
@@ -116,7 +120,7 @@ def delta(inp, deltas, grad, dims, offsets, m):
 
 
 def weight_gradient(inp, dZ, grad, dims, offsets):
-    """``dW1 = dZ1 X^T`` (raw); nothing in Gram mode."""
+    """``dW1 = dZ1 X^T`` (raw); nothing in Gram mode; sparse: into ``dW1^T``'s slot."""
     raise NotImplementedError("for use inside kernels only")
 
 
@@ -143,6 +147,11 @@ def _hidden(inp, theta, dims, offsets, code, A):
             gemm(W_of(theta, dims, offsets, FIRST), inp.X, A, NT)  # W1 X^T, X as rows
             return bias_activation(A, b_of(theta, dims, offsets, FIRST), code)
         return rows
+    if form is sparse.SparseRows:
+        def sparse_rows(inp, theta, dims, offsets, code, A):
+            sparse.W1X(inp, sparse.W1T_of(theta, dims, offsets), A)
+            return bias_activation(A, b_of(theta, dims, offsets, FIRST), code)
+        return sparse_rows
 
     def gram(inp, theta, dims, offsets, code, A):
         gram_mode.W1X(theta, dims, offsets, inp, A)
@@ -164,6 +173,11 @@ def _output(inp, theta, dims, offsets, code, Y, w, A, cost, cols):
             gemm(W_of(theta, dims, offsets, FIRST), inp.X, A, NT)
             return output_apply(code, A, b_of(theta, dims, offsets, FIRST), Y, w, cost, cols)
         return rows
+    if form is sparse.SparseRows:
+        def sparse_rows(inp, theta, dims, offsets, code, Y, w, A, cost, cols):
+            sparse.W1X(inp, sparse.W1T_of(theta, dims, offsets), A)
+            return output_apply(code, A, b_of(theta, dims, offsets, FIRST), Y, w, cost, cols)
+        return sparse_rows
 
     def gram(inp, theta, dims, offsets, code, Y, w, A, cost, cols):
         gram_mode.W1X(theta, dims, offsets, inp, A)
@@ -183,6 +197,9 @@ def _weight_gradient(inp, dZ, grad, dims, offsets):
     form = _form(inp)
     if form is gram_mode.Gram:
         return lambda inp, dZ, grad, dims, offsets: None  # D's gradient is dZ1
+    if form is sparse.SparseRows:
+        return lambda inp, dZ, grad, dims, offsets: sparse.dZX(
+            inp, dZ, sparse.W1T_of(grad, dims, offsets))
     mode = NT if form is Columns else NN  # dZ1 X^T: X as columns, or X as rows
 
     def product(inp, dZ, grad, dims, offsets):

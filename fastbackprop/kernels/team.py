@@ -83,10 +83,11 @@ class Team:
     ``n``: the entries of the flat layout (``theta`` and, in Gram mode, ``D``);
     ``dims``; ``capacity``: the columns of the largest batch; ``rows``: the data are
     :class:`.training.RowData` (else columns: one thread only); ``n_x``, ``n_L``, ``m``;
-    ``costs``: the costs array of thread 0's workspace.
+    ``costs``: the costs array of thread 0's workspace; ``batches``: the threads' batch
+    buffers when the data need others than :class:`.training.Batches` (sparse data).
     """
 
-    def __init__(self, P, n, dims, capacity, dtype, rows, m):
+    def __init__(self, P, n, dims, capacity, dtype, rows, m, batches=None):
         self.P = P
         per = padded(n, dtype)
         grads = aligned_zeros((P, per), dtype)
@@ -98,10 +99,16 @@ class Team:
         self.own = []
         for p in range(P):
             work = training.workspace(dims, share, dtype, 0)._replace(grad=grads[p][:n])
-            batches = None if not rows else training.Batches(
-                np.empty(share * dims[0], dtype=dtype), np.empty(dims[-1] * share, dtype=dtype),
-                np.empty(share, dtype=dtype), np.arange(m, dtype=np.int64))
-            self.own.append(training.Own(work, batches))
+            if batches is not None:
+                own = batches[p]
+            elif rows:
+                own = training.Batches(
+                    np.empty(share * dims[0], dtype=dtype),
+                    np.empty(dims[-1] * share, dtype=dtype),
+                    np.empty(share, dtype=dtype), np.arange(m, dtype=np.int64))
+            else:
+                own = None
+            self.own.append(training.Own(work, own))
 
     @property
     def work(self):

@@ -7,9 +7,11 @@ from typing import NamedTuple
 import numpy as np
 
 from .. import rng, spec
+from ..sparse import first_layer_transposed, is_sparse
 from ..trainer_base import TrainerBase
 from . import gram as gram_mode, team, training
 from .convert import as_kernel_array, call_specialised, common_dtype
+from .sparse import SparseRows
 from .layout import n_parameters, pack, unpack
 
 
@@ -45,12 +47,18 @@ class Trainer(TrainerBase):
     (see :mod:`fastbackprop.kernels.gram`). Default (None): when
     :func:`.gram.applies` (full batches, plain gradient descent, no decay,
     ``n_x >= m`` and a long enough run).
+
+    A SciPy sparse ``X`` trains on its nonzeros (:mod:`.sparse`): its CSR rows
+    of ``X^T``, made once (:func:`fastbackprop.sparse.rows`), on one thread,
+    without Gram mode, with ``W1^T`` in ``W1``'s slot of the buffers.
     """
 
     def _setup(self, parameters, X, Y, dtype, max_epochs, optimizer_state, gram):
         o = self.options
+        #: Whether X is sparse: W1's slot then holds W1^T (see kernels/sparse.py).
+        self.sparse = is_sparse(X)
         if dtype is None:
-            dtype = common_dtype(X=X, **parameters)
+            dtype = common_dtype(X=np.empty(0, X.dtype) if self.sparse else X, **parameters)
         self.dtype = np.dtype(dtype)
         f = self.dtype.type
         learning_rate = _learning_rate(o.learning_rate, self.dtype)
@@ -61,15 +69,24 @@ class Trainer(TrainerBase):
         full = o.batch_size is None or (o.batch_size >= m and not o.shuffle)
         width = m if full else min(o.batch_size, m)
         linear_update = o.optimizer == "gd" and o.decay_rate == 0 and o.l2 == 0
-        if gram is None:
+        if self.sparse and gram:
+            raise ValueError("gram=True: sparse X trains on its nonzeros, without Gram mode; "
+                             "pass None or False")
+        if self.sparse:
+            gram = False
+        elif gram is None:
             gram = gram_mode.applies(self.dims, m, full, linear_update, max_epochs)
         elif gram and not (full and linear_update):
             raise ValueError("gram=True needs full batches (batch_size=None) and plain gradient "
                              "descent (optimizer='gd', decay_rate=0, l2=0)")
         #: The threads each step is split between (:func:`.team.choose`).
-        self.n_threads = team.choose(o.n_threads, self.dims, width, bool(gram))
+        self.n_threads = 1 if self.sparse else team.choose(o.n_threads, self.dims, width,
+                                                           bool(gram))
         rows = self.n_threads > 1 or not full
-        if rows:  # examples as rows: a thread's share, or a gathered batch, is contiguous
+        batches = None
+        if self.sparse:
+            self._data, batches = _sparse_data(X, Y, w, self.dims, width, self.dtype)
+        elif rows:  # examples as rows: a thread's share, or a gathered batch, is contiguous
             self._data = training.RowData(as_kernel_array(np.transpose(X), self.dtype),
                                           as_kernel_array(np.transpose(Y), self.dtype), w)
         else:
@@ -90,14 +107,14 @@ class Trainer(TrainerBase):
         self._n_parameters = n_parameters(self.dims)
         n = self._n_parameters + (self.dims[1] * m if self.gram else 0)  # Gram mode's D
         self._current = np.zeros(n * (1 + len(self.slots)), dtype=self.dtype)
-        self._current[: self._n_parameters] = pack(parameters, self.dims, self.dtype)
+        self._current[: self._n_parameters] = self._pack(parameters)
         for k, slot in enumerate(self.slots):
             if optimizer_state is not None:
                 state = {key[1:]: value for key, value in optimizer_state[slot].items()}
-                self._current[(k + 1) * n:(k + 1) * n + self._n_parameters] = pack(
-                    state, self.dims, self.dtype)
+                self._current[(k + 1) * n:(k + 1) * n + self._n_parameters] = self._pack(state)
         self._other = np.zeros_like(self._current)
-        self._team = team.Team(self.n_threads, n, self.dims, width, self.dtype, rows, m)
+        self._team = team.Team(self.n_threads, n, self.dims, width, self.dtype, rows, m,
+                               batches=batches)
         self._dims = np.asarray(self.dims, dtype=np.int64)
         self._codes = o.codes
         self._have_previous = False  # does self._other hold the previous parameters?
@@ -141,10 +158,18 @@ class Trainer(TrainerBase):
             self._current, self._other = self._other, self._current
         return status, (None if failed_at < 0 else int(failed_at)), self.t + int(updates)
 
+    def _pack(self, parameters):
+        """``parameters`` (a dict) in the flat layout of the buffers (sparse: ``W1^T``)."""
+        theta = pack(parameters, self.dims, self.dtype)
+        return first_layer_transposed(theta, self.dims) if self.sparse else theta
+
     def _part(self, k):
         """Part ``k`` of the current buffer (0: theta, 1...: the slots) as a dict of arrays."""
         n = self._team.work.grad.size
-        return unpack(self._current[k * n:k * n + self._n_parameters], self.dims)
+        part = self._current[k * n:k * n + self._n_parameters]
+        if self.sparse:  # W1^T back to W1
+            part = first_layer_transposed(part, [self.dims[1], self.dims[0]])
+        return unpack(part, self.dims)
 
     @property
     def parameters(self):
@@ -193,7 +218,8 @@ def gradient_sums(theta, X, Y, dims, hidden_activation="relu", output_activation
     """The raw gradient and cost sums of one block of columns, by the compiled passes.
 
     theta: flat parameters (:func:`.layout.pack`), float32 or float64; X
-    ``(n_x, m_b)``; Y ``(n_L, m_b)`` of checked labels; dims ``[n_x, ...,
+    ``(n_x, m_b)``, or :class:`.sparse.SparseRows` (then ``theta`` and ``grad`` hold
+    ``W1^T`` in ``W1``'s slot); Y ``(n_L, m_b)`` of checked labels; dims ``[n_x, ...,
     n_L]``; ``sample_weight`` ``(m_b,)`` or None (ones). Returns ``(grad,
     loss)``: ``grad`` in ``theta``'s layout holds ``dZ A_prev^T`` and
     ``sum(dZ)`` summed over the block's columns, ``dZ_L = w (A_L - Y)``
@@ -208,15 +234,34 @@ def gradient_sums(theta, X, Y, dims, hidden_activation="relu", output_activation
              spec.code_of(spec.OUTPUTS, output_activation, "output_activation"))
     theta = np.ascontiguousarray(theta)
     dtype = theta.dtype
-    X, Y = as_kernel_array(X, dtype), as_kernel_array(Y, dtype)
+    if isinstance(X, SparseRows):  # its theta and grad hold W1^T in W1's slot
+        m = X.indptr.size - 1
+    else:
+        X = as_kernel_array(X, dtype)
+        m = X.shape[1]
+    Y = as_kernel_array(Y, dtype)
     dims = np.asarray(dims, dtype=np.int64)
-    m = X.shape[1]
     w = (np.ones(m, dtype=dtype) if sample_weight is None
          else as_kernel_array(sample_weight, dtype))
     if work is None:
         work = training.workspace(dims, m, dtype, theta.size)
     total, loss = call_specialised(training.gradient_sums, theta, X, Y, w, dims, *codes, work)
     return work.grad, float(loss) if np.isfinite(total) else float("nan")
+
+
+def _sparse_data(X, Y, w, dims, width, dtype):
+    """A sparse fit's :class:`.sparse.SparseData` (``X`` sparse ``(n_x, m)``, ``Y`` ``(n_L,
+    m)``, ``w`` ``(m,)``) and its thread's :class:`.sparse.SparseBatches` for batches of
+    ``width`` examples."""
+    from .. import sparse
+    from . import sparse as kernels
+
+    rows = sparse.rows(X, dtype, n_x=dims[0])
+    indices, values = kernels.writeable(rows.indices), kernels.writeable(rows.values)
+    data = kernels.SparseData(np.asarray(rows.indptr, dtype=np.int64), indices, values,
+                              as_kernel_array(np.transpose(Y), dtype), w)
+    return data, [kernels.batch_buffers(data.indptr, width, dims[1], dims[-1], dtype,
+                                        indices.dtype)]
 
 
 def _learning_rate(learning_rate, dtype):

@@ -44,6 +44,7 @@ from numba import literally
 from .. import spec
 from .._jit import jit, overload_kernel
 from . import first_layer, fpenv, sync
+from . import sparse as sparse_kernels
 from . import gram as gram_mode
 from . import rng
 from .layout import W_of, b_of, layer_of, layer_offsets, matrix_view, n_parameters
@@ -480,7 +481,9 @@ def gather_batch(data, batches, gram, hyper, epoch, first, m_b, tid, P):
 
     :class:`Data` (columns; one thread, full batches): the data themselves,
     as :class:`.first_layer.Columns` (or Gram mode's input when ``gram`` is
-    set). :class:`RowData`: the thread's rows, as :class:`.first_layer.Rows`
+    set). :class:`.sparse.SparseData` (one thread): the batch's rows as
+    :class:`.sparse.SparseRows`, gathered (their nonzeros) into ``batches`` as
+    for :class:`RowData`. :class:`RowData`: the thread's rows, as :class:`.first_layer.Rows`
     (of the data themselves for full batches, else gathered into
     ``batches``, the epoch's first batch putting the columns in the order of
     ``rng.permutation(m, seed, epoch)`` first, with ``shuffle``), its labels
@@ -499,6 +502,9 @@ def _gather_batch(data, batches, gram, hyper, epoch, first, m_b, tid, P):
                 first_layer.Columns(data.X), data.Y, data.w, 0, m_b)
         return lambda data, batches, gram, hyper, epoch, first, m_b, tid, P: Batch(
             gram, data.Y, data.w, 0, m_b)
+    if data.instance_class is sparse_kernels.SparseData:
+        return lambda data, batches, gram, hyper, epoch, first, m_b, tid, P: _gather_sparse(
+            data, batches, hyper, epoch, first, m_b)
 
     def rows(data, batches, gram, hyper, epoch, first, m_b, tid, P):
         start = tid * m_b // P
@@ -521,6 +527,26 @@ def _gather_batch(data, batches, gram, hyper, epoch, first, m_b, tid, P):
         gather(data.Y, perm, lo, Y_t)
         return Batch(first_layer.Rows(X_t), Y_t, w_t, start, m_b)
     return rows
+
+
+@jit
+def _gather_sparse(data, batches, hyper, epoch, first, m_b):
+    """:func:`gather_batch` for :class:`.sparse.SparseData` (one thread)."""
+    perm = batches.perm
+    if hyper.batch_size == 0:  # full batches, in order: the data's own rows
+        inp = sparse_kernels.SparseRows(data.indptr[first:first + m_b + 1], data.indices,
+                                        data.values, batches.scratch)
+        w = data.w[first:first + m_b]
+    else:
+        if first == 0 and hyper.shuffle:
+            rng.permute(perm, hyper.seed, epoch)
+        inp = sparse_kernels.gather(data, perm, first, m_b, batches)
+        w = batches.w[:m_b]
+        for j in range(m_b):
+            w[j] = data.w[perm[first + j]]
+    Y = batch_view(batches.Y, data.Y.shape[1], m_b)
+    gather(data.Y, perm, first, Y)
+    return Batch(inp, Y, w, 0, m_b)
 
 
 @jit
@@ -655,9 +681,27 @@ def train(tid, current, other, data, own, team, hyper, parts, dims, hidden, outp
     return status, epochs, done, failed_at, in_other
 
 
+def as_input(X):
+    """``X`` as a first-layer input: an array ``(n_x, m)`` as :class:`.first_layer.Columns`,
+    a form (:class:`.sparse.SparseRows`, ...) as it is."""
+    raise NotImplementedError("for use inside kernels only")
+
+
+@overload_kernel(as_input)
+def _as_input(X):
+    from numba import types
+
+    if isinstance(X, types.Array):
+        return lambda X: first_layer.Columns(X)
+    return lambda X: X
+
+
 @jit(entry=True)
 def gradient_sums(theta, X, Y, w, dims, hidden, output, work):
     """One forward and backward pass over all columns of ``X``, ``Y``: raw sums, no update.
+
+    ``X``: ``(n_x, m)``, or a first-layer form (:class:`.sparse.SparseRows`, whose
+    ``theta`` and ``work.grad`` hold ``W1^T`` in ``W1``'s slot).
 
     ``work.grad`` (``theta``'s layout) receives ``dZ A_prev^T`` and
     ``sum(dZ)`` summed over the columns (not divided by ``m``); returns
@@ -671,7 +715,7 @@ def gradient_sums(theta, X, Y, w, dims, hidden, output, work):
     literally(hidden)
     literally(output)
     control = fpenv.flush_subnormals()
-    batch = Batch(first_layer.Columns(X), Y, w, 0, w.size)
+    batch = Batch(as_input(X), Y, w, 0, w.size)
     total, loss = forward(theta, batch, dims, work, hidden, output, True, None, 0)
     backward(theta, batch, dims, work, hidden, None, 0)
     fpenv.restore(control)
