@@ -1,0 +1,227 @@
+"""Batch normalisation (issue 27): the reference's forward and backward, gradient checks,
+the edge cases (one column, a constant unit, float32), the schema, and the Model."""
+
+import numpy as np
+import pytest
+
+from fastbackprop import reference as R
+from fastbackprop import spec
+from fastbackprop.layout import BATCH_NORM, DENSE, Schema
+
+OUTPUT_ACTIVATIONS = list(spec.OUTPUTS)
+HIDDEN_ACTIVATIONS = list(spec.ACTIVATIONS)
+
+
+def labels(output, n_y, m, rng):
+    if output == "softmax":
+        return np.eye(n_y)[rng.integers(0, n_y, m)].T
+    if output == "linear":
+        return rng.normal(size=(n_y, m))
+    return (rng.random((n_y, m)) < 0.5).astype(np.float64)
+
+
+def bn_network(dims, seed=0, batch_norm=True, dtype=np.float64):
+    """He-initialised parameters with batch norm, gamma and beta moved off 1 and 0 (so a
+    wrong gamma or beta gradient shows), running statistics off 0 and 1."""
+    rng = np.random.default_rng(seed)
+    parameters = R.initialize_batch_norm(R.initialize_parameters(dims, "he", seed), batch_norm)
+    for key in parameters:
+        if key.startswith(("gamma", "running_var")):
+            parameters[key] = rng.uniform(0.5, 1.5, parameters[key].shape)
+        elif key.startswith(("beta", "running_mean", "b")):
+            parameters[key] = rng.normal(size=parameters[key].shape) * 0.3
+    return {k: v.astype(dtype) for k, v in parameters.items()}
+
+
+# ---------------------------------------------------------------------------
+# Forward, backward, gradient checks
+# ---------------------------------------------------------------------------
+
+
+def test_batch_norm_forward_normalises_each_unit_over_the_batch():
+    rng = np.random.default_rng(1)
+    Z = rng.normal(3.0, 2.0, size=(4, 9))
+    gamma, beta = np.full((4, 1), 2.0), np.full((4, 1), -1.0)
+    Z_tilde, (Z_hat, _, std, mu, sigma2) = R.batch_norm_forward(Z, gamma, beta, 1e-5)
+    np.testing.assert_allclose(mu[:, 0], Z.mean(axis=1))
+    np.testing.assert_allclose(sigma2[:, 0], Z.var(axis=1))  # biased, as the course writes it
+    np.testing.assert_allclose(Z_hat.mean(axis=1), 0, atol=1e-12)
+    np.testing.assert_allclose(Z_hat.var(axis=1), Z.var(axis=1) / (Z.var(axis=1) + 1e-5))
+    np.testing.assert_allclose(Z_tilde, 2 * Z_hat - 1)
+    np.testing.assert_allclose(std, np.sqrt(sigma2 + 1e-5))
+
+
+@pytest.mark.parametrize("output", OUTPUT_ACTIVATIONS)
+@pytest.mark.parametrize("activation", HIDDEN_ACTIVATIONS)
+def test_gradient_check_with_batch_norm_on_every_output_and_activation(output, activation):
+    rng = np.random.default_rng(2)
+    dims = [4, 5, 3, 3]
+    parameters = bn_network(dims, 3)
+    X, Y = rng.normal(size=(4, 7)), labels(output, 3, 7, rng)
+    for start in R.OUTPUT_STARTS:
+        difference = R.gradient_check(parameters, X, Y, activation, output_start=start,
+                                      output_activation=output)
+        assert difference < 1e-7, (start, difference)
+
+
+@pytest.mark.parametrize("output", OUTPUT_ACTIVATIONS)
+def test_gradient_check_with_batch_norm_and_dropout_l2_and_weights(output):
+    rng = np.random.default_rng(4)
+    dims = [5, 6, 4, 2]
+    parameters = bn_network(dims, 5)
+    m = 8
+    X, Y = rng.normal(size=(5, m)), labels(output, 2, m, rng)
+    dropout = R.dropout_masks((0.7, 0.8), [(6, m), (4, m)], 3, 1)
+    w = rng.uniform(0.2, 2.0, m)
+    for kwargs in ({"dropout": dropout}, {"l2": 0.7}, {"sample_weight": w},
+                   {"dropout": dropout, "l2": 0.3, "sample_weight": w}):
+        difference = R.gradient_check(parameters, X, Y, "tanh", output_activation=output,
+                                      **kwargs)
+        assert difference < 1e-7, (kwargs.keys(), difference)
+
+
+def test_gradient_check_with_batch_norm_in_some_layers_only():
+    rng = np.random.default_rng(6)
+    dims = [3, 5, 4, 4, 1]
+    parameters = bn_network(dims, 7, batch_norm=(False, True, False))
+    assert Schema.of(parameters).kinds == (DENSE, BATCH_NORM, DENSE, DENSE)
+    X, Y = rng.normal(size=(3, 6)), labels("sigmoid", 1, 6, rng)
+    assert R.gradient_check(parameters, X, Y, "relu") < 1e-7
+
+
+def test_the_gradient_check_catches_a_wrong_batch_norm_backward(monkeypatch):
+    """The check can fail: the backward without its Z_hat term (the variance's path) is
+    caught, and so is a dgamma off by a factor."""
+    rng = np.random.default_rng(8)
+    dims = [4, 5, 2]
+    parameters = bn_network(dims, 9)
+    X, Y = rng.normal(size=(4, 6)), labels("sigmoid", 2, 6, rng)
+    assert R.gradient_check(parameters, X, Y, "tanh") < 1e-7
+    right = R.batch_norm_backward
+
+    def without_variance_path(dZ_tilde, cache):
+        Z_hat, gamma, std, _, _ = cache
+        m = dZ_tilde.shape[1]
+        sum_d = dZ_tilde.sum(axis=1, keepdims=True)
+        dZ = gamma / (m * std) * (m * dZ_tilde - sum_d)
+        return dZ, (dZ_tilde * Z_hat).sum(axis=1, keepdims=True) / m, sum_d / m
+
+    monkeypatch.setattr(R, "batch_norm_backward", without_variance_path)
+    assert R.gradient_check(parameters, X, Y, "tanh") > 1e-3
+
+    def wrong_dgamma(dZ_tilde, cache):
+        dZ, dgamma, dbeta = right(dZ_tilde, cache)
+        return dZ, 2 * dgamma, dbeta
+
+    monkeypatch.setattr(R, "batch_norm_backward", wrong_dgamma)
+    assert R.gradient_check(parameters, X, Y, "tanh") > 1e-3
+
+
+# ---------------------------------------------------------------------------
+# Edge cases: one column, a constant unit, float32
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_batch_of_one_column_gives_beta_and_no_gradient_through_Z(dtype):
+    """With m = 1, sigma2 = 0 and Z_hat = 0 exactly: Z_tilde = beta, dZ = 0 (nothing reaches
+    W or the layers below), dbeta = dZ_tilde, dgamma = 0; nothing is NaN."""
+    rng = np.random.default_rng(10)
+    dims = [3, 4, 2]
+    parameters = bn_network(dims, 11, dtype=dtype)
+    X = rng.normal(size=(3, 1)).astype(dtype)
+    Y = labels("sigmoid", 2, 1, rng).astype(dtype)
+    AL, caches = R.L_model_forward(X, parameters, "relu", training=True)
+    Z_hat = caches[0][2][0]
+    assert np.all(Z_hat == 0)
+    np.testing.assert_array_equal(caches[0][1], parameters["beta1"])
+    grads = R.L_model_backward(AL, Y, caches, "relu", "dZ")
+    for value in grads.values():
+        assert value.dtype == dtype and np.all(np.isfinite(value))
+    assert np.all(grads["dW1"] == 0) and np.all(grads["dA0"] == 0)
+    assert np.all(grads["dgamma1"] == 0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_unit_constant_over_the_batch_is_finite_and_gets_beta(dtype):
+    """A unit whose Z is the same in every column (here: an input row constant and a W row
+    reading only it) has sigma2 about 0: Z_hat is the rounding of Z - mu over
+    sqrt(sigma2 + eps), tiny, so Z_tilde is beta to that rounding; nothing is NaN, also with
+    the smallest epsilon float32 holds as a normal number."""
+    rng = np.random.default_rng(12)
+    dims = [3, 4, 2]
+    parameters = bn_network(dims, 13, dtype=dtype)
+    parameters["W1"][0] = np.array([0.1, 0, 0], dtype=dtype)  # unit 1 reads the constant row
+    X = rng.normal(size=(3, 5)).astype(dtype)
+    X[0] = dtype(0.7)
+    Y = labels("sigmoid", 2, 5, rng).astype(dtype)
+    for eps in (1e-5, float(np.finfo(np.float32).tiny)):
+        AL, caches = R.L_model_forward(X, parameters, "tanh", training=True,
+                                       batch_norm_epsilon=eps)
+        grads = R.L_model_backward(AL, Y, caches, "tanh", "dZ")
+        assert all(np.all(np.isfinite(v)) for v in grads.values()), eps
+        assert np.all(np.isfinite(AL))
+        if eps == 1e-5:
+            np.testing.assert_allclose(caches[0][1][0], parameters["beta1"][0, 0], atol=1e-5)
+
+
+def test_the_forward_pass_predicts_with_the_running_statistics_by_default():
+    rng = np.random.default_rng(14)
+    dims = [3, 4, 2]
+    parameters = bn_network(dims, 15)
+    X = rng.normal(size=(3, 6))
+    AL_predict, _ = R.L_model_forward(X, parameters, "relu")
+    AL_train, _ = R.L_model_forward(X, parameters, "relu", training=True)
+    assert not np.allclose(AL_predict, AL_train)
+    # prediction is per column: one column at a time gives the same
+    one, _ = R.L_model_forward(X[:, 2:3], parameters, "relu")
+    np.testing.assert_allclose(one[:, 0], AL_predict[:, 2])
+    # and it is the folded dense network's
+    folded = R.fold_batch_norm(parameters)
+    assert Schema.of(folded).kinds == (DENSE, DENSE)
+    np.testing.assert_allclose(R.L_model_forward(X, folded, "relu")[0], AL_predict,
+                               rtol=1e-12)
+
+
+def test_running_statistics_follow_the_courses_weighted_average():
+    rng = np.random.default_rng(16)
+    dims = [3, 4, 2]
+    parameters = bn_network(dims, 17)
+    X = rng.normal(size=(3, 6))
+    _, caches = R.L_model_forward(X, parameters, "relu", training=True)
+    new = R.running_statistics(parameters, caches, 0.8)
+    Z = parameters["W1"] @ X
+    np.testing.assert_allclose(new["running_mean1"],
+                               0.8 * parameters["running_mean1"] + 0.2 * Z.mean(1, keepdims=True))
+    np.testing.assert_allclose(new["running_var1"],
+                               0.8 * parameters["running_var1"] + 0.2 * Z.var(1, keepdims=True))
+    assert set(new) == {"running_mean1", "running_var1"}
+
+
+def test_the_schema_reads_batch_norm_layers_and_refuses_a_broken_dict():
+    parameters = bn_network([3, 4, 5, 2], 18, batch_norm=(True, False))
+    schema = Schema.of(parameters)
+    assert schema.batch_norm == (True, False)
+    assert schema.keys == ("W1", "gamma1", "beta1", "running_mean1", "running_var1",
+                           "W2", "b2", "W3", "b3")
+    assert schema.trained_mask().sum() == 4 * 3 + 4 + 4 + 5 * 4 + 5 + 2 * 5 + 2
+    broken = dict(parameters)
+    del broken["running_var1"]
+    with pytest.raises(ValueError, match="running_var"):
+        Schema.of(broken)
+    wrong = dict(parameters, gamma1=np.ones((3, 1)))
+    with pytest.raises(ValueError, match=r"parameters\['gamma1'\] must have shape \(4, 1\)"):
+        Schema.of(wrong)
+    output_bn = R.initialize_batch_norm(R.initialize_parameters([3, 2], "he", 0), ())
+    output_bn["gamma1"] = output_bn.pop("b1")
+    with pytest.raises(ValueError, match="must hold W1, b1"):
+        Schema.of(output_bn)
+
+
+def test_batch_norm_layers_are_checked_by_name_and_count():
+    with pytest.raises(ValueError, match=r"batch_norm must be True, False or one bool per "
+                                         r"hidden layer \(2\); got 3 values"):
+        R.initialize_batch_norm(R.initialize_parameters([2, 3, 3, 1], "he", 0),
+                                (True, False, True))
+    with pytest.raises(TypeError, match="batch_norm must be True, False"):
+        R.initialize_batch_norm(R.initialize_parameters([2, 3, 1], "he", 0), "yes")
