@@ -19,6 +19,13 @@ Prediction on the compiled backend is one compiled call
 examples as columns ``(n_x, m)`` or, for the scikit-learn classes, as rows
 ``(m, n_x)`` (no transposed copy of ``X``: the first product reads the rows),
 into a workspace kept per thread for small batches.
+
+A network with batch-normalised layers predicts with its running statistics, folded
+into each such layer's ``W`` and ``b`` once per network (:func:`fastbackprop.reference.fold_batch_norm`):
+prediction then runs the dense network, on either backend, with no batch-norm code
+compiled. (The fold is made when the network is built: writing into a batch-normalised
+model's arrays in place is not seen by its prediction until ``parameters_`` is assigned
+again.)
 """
 
 from __future__ import annotations
@@ -44,12 +51,14 @@ class Network:
     :attr:`dims` ``[n_x, ..., n_L]``, :attr:`dtype`.
     """
 
-    def __init__(self, parameters, hidden_activation, output_activation, backend="numba"):
+    def __init__(self, parameters, hidden_activation, output_activation, backend="numba",
+                 batch_norm_epsilon=1e-5):
         spec.code_of(spec.ACTIVATIONS, hidden_activation, "hidden_activation")
         spec.code_of(spec.OUTPUTS, output_activation, "output_activation")
         self.hidden_activation = hidden_activation
         self.output_activation = output_activation
         self.backend = backend
+        self.batch_norm_epsilon = batch_norm_epsilon
         self._local = threading.local()
         self._pack(parameters)
 
@@ -62,8 +71,23 @@ class Network:
         self.theta = self.schema.pack(parameters, self.dtype)
         self.parameters = self.schema.unpack(self.theta, copy=False)
         self._exposed = tuple(self.parameters[key] for key in self.schema.keys)
-        self._thetas = {self.dtype: self.theta}
+        self._thetas = {self.dtype: self._predicting()}
         self._local = threading.local()
+
+    def _predicting(self):
+        """The packed parameters prediction reads: :attr:`theta`, or with batch norm the
+        folded dense network's (``W1, b1, ..., WL, bL``)."""
+        if not self.schema.has_batch_norm:
+            return self.theta
+        from .reference import fold_batch_norm
+
+        folded = fold_batch_norm(self.parameters, self.batch_norm_epsilon)
+        return Schema(self.dims).pack(folded, self.dtype)
+
+    def dense_parameters(self):
+        """``W1, b1, ..., WL, bL`` of the network as it predicts (batch norm folded), new
+        arrays."""
+        return Schema(self.dims).unpack(self._thetas[self.dtype])
 
     def __getstate__(self):
         state = self.__dict__.copy()
@@ -75,7 +99,8 @@ class Network:
         self.__dict__.update(state)
         self.parameters = self.schema.unpack(self.theta, copy=False)
         self._exposed = tuple(self.parameters[key] for key in self.schema.keys)
-        self._thetas = {self.dtype: self.theta}
+        self.__dict__.setdefault("batch_norm_epsilon", 1e-5)
+        self._thetas = {self.dtype: self._predicting()}
         self._local = threading.local()
 
     def owns(self, arrays):
@@ -93,10 +118,13 @@ class Network:
         self._pack(parameters)
 
     def layers(self):
-        """``[(W1, b1, g), ..., (WL, bL, output)]``: the course's arrays (views) and each
-        layer's activation, for export."""
+        """``[(W1, b1, g), ..., (WL, bL, output)]``: the course's arrays (views; with batch
+        norm, the folded dense network's new arrays) and each layer's activation, for
+        export."""
         L = len(self.dims) - 1
-        return [(self.parameters[f"W{l}"], self.parameters[f"b{l}"],
+        parameters = (self.dense_parameters() if self.schema.has_batch_norm
+                      else self.parameters)
+        return [(parameters[f"W{l}"], parameters[f"b{l}"],
                  self.hidden_activation if l < L else self.output_activation)
                 for l in range(1, L + 1)]
 
@@ -136,13 +164,14 @@ class Network:
         parameters = {k: v.astype(dtype, copy=False) for k, v in self.parameters.items()}
         AL, _ = reference.L_model_forward(np.asarray(X.T if rows else X, dtype=dtype),
                                           parameters, self.hidden_activation,
-                                          self.output_activation)
+                                          self.output_activation,
+                                          batch_norm_epsilon=self.batch_norm_epsilon)
         return np.ascontiguousarray(AL.T) if rows else AL
 
     def _theta(self, dtype):
         theta = self._thetas.get(dtype)
         if theta is None:
-            theta = self._thetas[dtype] = self.theta.astype(dtype)
+            theta = self._thetas[dtype] = self._thetas[self.dtype].astype(dtype)
         return theta
 
     @staticmethod
