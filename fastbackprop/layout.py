@@ -228,20 +228,23 @@ def unpack(theta, dims):
     return Schema(dims).unpack(theta)
 
 
-def layer_offsets(dims, capacity):
+def layer_offsets(dims, capacity, kinds=None):
     """The kernels' offsets ``(L + 1, 3)`` int64: start of ``W{l}``, ``b{l}`` in ``theta`` and
     of ``A{l}``'s slot of ``capacity`` columns, in row ``l - 1``; row ``L`` (past the end)
-    holds the total sizes.
+    holds the total sizes. ``kinds``: each layer's (default dense); for a batch-normalised
+    layer the bias column is ``beta{l}``'s start (``gamma{l}`` just before it, the running
+    statistics just after: :mod:`fastbackprop.kernels.batch_norm`).
 
     Computed in Python, once per buffer, and passed to the kernels: an array
     made inside the training loop compiles ``np.empty`` and its allocator
     into every cold first fit.
     """
-    schema = Schema(dims)  # dense layers only: the compiled loop has no batch norm
+    schema = Schema(dims, kinds)
     L = len(schema.dims) - 1
     offsets = np.zeros((L + 1, 3), dtype=np.int64)
     for e in schema.entries:
-        offsets[e.layer - 1, DENSE.index(e.kind)] = e.start
+        if e.kind in ("W", "b", "beta"):
+            offsets[e.layer - 1, 0 if e.kind == "W" else 1] = e.start
     offsets[L, 0] = offsets[L, 1] = schema.size
     n = np.asarray(schema.dims[1:], dtype=np.int64)
     offsets[1:, 2] = np.cumsum(n * capacity)

@@ -7,10 +7,10 @@ from typing import NamedTuple
 import numpy as np
 
 from .. import rng, spec
+from ..layout import Schema
 from ..trainer_base import TrainerBase
-from . import gram as gram_mode, team, training
+from . import batch_norm, gram as gram_mode, team, training
 from .convert import as_kernel_array, call_specialised, common_dtype
-from .layout import n_parameters, pack, unpack
 
 
 class TrainResult(NamedTuple):
@@ -45,10 +45,18 @@ class Trainer(TrainerBase):
     (see :mod:`fastbackprop.kernels.gram`). Default (None): when
     :func:`.gram.applies` (full batches, plain gradient descent, no decay,
     ``n_x >= m`` and a long enough run).
+
+    Batch-normalised layers (the parameters' kinds, :class:`fastbackprop.layout.Schema`)
+    train inside the compiled loop (:mod:`.batch_norm`), on one thread and without Gram
+    mode.
     """
 
     def _setup(self, parameters, X, Y, dtype, max_epochs, optimizer_state, gram):
         o = self.options
+        self._schema = Schema.of(parameters)
+        normalised = self._schema.batch_norm
+        if gram and any(normalised):
+            raise ValueError("gram=True: Gram mode has no batch norm; pass gram=None or False")
         if dtype is None:
             dtype = common_dtype(X=X, **parameters)
         self.dtype = np.dtype(dtype)
@@ -62,12 +70,14 @@ class Trainer(TrainerBase):
         width = m if full else min(o.batch_size, m)
         linear_update = o.optimizer == "gd" and o.decay_rate == 0 and o.l2 == 0
         if gram is None:
-            gram = gram_mode.applies(self.dims, m, full, linear_update, max_epochs)
+            gram = (not any(normalised)
+                    and gram_mode.applies(self.dims, m, full, linear_update, max_epochs))
         elif gram and not (full and linear_update):
             raise ValueError("gram=True needs full batches (batch_size=None) and plain gradient "
                              "descent (optimizer='gd', decay_rate=0, l2=0)")
         #: The threads each step is split between (:func:`.team.choose`).
-        self.n_threads = team.choose(o.n_threads, self.dims, width, bool(gram))
+        self.n_threads = team.choose(o.n_threads, self.dims, width, bool(gram),
+                                     any(normalised))
         rows = self.n_threads > 1 or not full
         if rows:  # examples as rows: a thread's share, or a gathered batch, is contiguous
             self._data = training.RowData(as_kernel_array(np.transpose(X), self.dtype),
@@ -86,18 +96,21 @@ class Trainer(TrainerBase):
             dropout=None if all(k >= 1 for k in self.keep_prob) else training.Dropout(
                 np.array(self.keep_prob, dtype=self.dtype),
                 np.array([rng.keep_threshold(k) for k in self.keep_prob], dtype=np.uint64),
-                np.uint64(o.seed)))
-        self._n_parameters = n_parameters(self.dims)
+                np.uint64(o.seed)),
+            batch_norm=batch_norm.make(normalised, self.dims, width, self.dtype,
+                                       o.batch_norm_momentum, o.batch_norm_epsilon))
+        self._n_parameters = self._schema.size
         n = self._n_parameters + (self.dims[1] * m if self.gram else 0)  # Gram mode's D
         self._current = np.zeros(n * (1 + len(self.slots)), dtype=self.dtype)
-        self._current[: self._n_parameters] = pack(parameters, self.dims, self.dtype)
+        self._current[: self._n_parameters] = self._schema.pack(parameters, self.dtype)
         for k, slot in enumerate(self.slots):
             if optimizer_state is not None:
                 state = {key[1:]: value for key, value in optimizer_state[slot].items()}
-                self._current[(k + 1) * n:(k + 1) * n + self._n_parameters] = pack(
-                    state, self.dims, self.dtype)
+                self._current[(k + 1) * n:(k + 1) * n + self._n_parameters] = \
+                    self._schema.pack(state, self.dtype)
         self._other = np.zeros_like(self._current)
-        self._team = team.Team(self.n_threads, n, self.dims, width, self.dtype, rows, m)
+        self._team = team.Team(self.n_threads, n, self.dims, width, self.dtype, rows, m,
+                               self._schema.kinds)
         self._dims = np.asarray(self.dims, dtype=np.int64)
         self._codes = o.codes
         self._have_previous = False  # does self._other hold the previous parameters?
@@ -144,7 +157,7 @@ class Trainer(TrainerBase):
     def _part(self, k):
         """Part ``k`` of the current buffer (0: theta, 1...: the slots) as a dict of arrays."""
         n = self._team.work.grad.size
-        return unpack(self._current[k * n:k * n + self._n_parameters], self.dims)
+        return self._schema.unpack(self._current[k * n:k * n + self._n_parameters])
 
     @property
     def parameters(self):
