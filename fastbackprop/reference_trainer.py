@@ -115,15 +115,17 @@ class Trainer(OnStepLoop, TrainerBase):
 
 
 def probabilities(X, parameters, hidden_activation="relu", output_activation="sigmoid",
-                  dtype=None):
+                  dtype=None, *, batch_norm_epsilon=R.BATCH_NORM_EPSILON):
     """``AL`` ``(n_L, m)`` of the network on ``X`` ``(n_x, m)``, by the reference's forward pass.
 
     ``dtype``: compute in this dtype (default: NumPy's promotion of the inputs).
+    Batch-normalised layers use their running statistics (``batch_norm_epsilon``).
     """
     if dtype is not None:
         X = np.asarray(X, dtype=dtype)
         parameters = {k: np.asarray(v, dtype=dtype) for k, v in parameters.items()}
-    AL, _ = R.L_model_forward(X, parameters, hidden_activation, output_activation)
+    AL, _ = R.L_model_forward(X, parameters, hidden_activation, output_activation,
+                              batch_norm_epsilon=batch_norm_epsilon)
     return AL
 
 

@@ -7,6 +7,7 @@ import pytest
 from fastbackprop import reference as R
 from fastbackprop import spec
 from fastbackprop.layout import BATCH_NORM, DENSE, Schema
+from fastbackprop.options import TrainingOptions
 
 OUTPUT_ACTIVATIONS = list(spec.OUTPUTS)
 HIDDEN_ACTIVATIONS = list(spec.ACTIVATIONS)
@@ -225,3 +226,250 @@ def test_batch_norm_layers_are_checked_by_name_and_count():
                                 (True, False, True))
     with pytest.raises(TypeError, match="batch_norm must be True, False"):
         R.initialize_batch_norm(R.initialize_parameters([2, 3, 1], "he", 0), "yes")
+
+
+# ---------------------------------------------------------------------------
+# The compiled loop against the reference
+# ---------------------------------------------------------------------------
+
+
+def kernels_gradient(parameters, X, Y, activation, output, **options):
+    """The compiled loop's gradient of the trained arrays, read off one full-batch step of
+    gradient descent with ``alpha = 1`` in float64 (``theta_1 = theta_0 - dtheta``)."""
+    from fastbackprop import kernels
+
+    trainer = kernels.Trainer(parameters, X, Y, options=TrainingOptions(
+        hidden_activation=activation, output_activation=output, learning_rate=1.0,
+        batch_norm=True, **options), dtype=np.float64)
+    trainer.run(1)
+    schema = Schema.of(parameters)
+    before = schema.pack(parameters, np.float64)
+    after = schema.pack(trainer.parameters, np.float64)
+    return ((before - after)[schema.trained_mask()], trainer.parameters)
+
+
+def finite_differences(parameters, X, Y, activation, output, l2=0.0, sample_weight=None,
+                       epsilon=1e-6):
+    """The centred differences of the reference's cost (batch statistics, as in training)
+    over the trained arrays."""
+    schema = Schema.of(parameters)
+    theta = schema.pack(parameters, np.float64)
+    m = X.shape[1]
+
+    def cost(values):
+        candidate = schema.unpack(values, copy=False)
+        AL, _ = R.L_model_forward(X, candidate, activation, output, training=True)
+        return R.compute_cost(AL, Y, output, sample_weight) + R.l2_cost(candidate, l2, m)
+
+    approx = []
+    for i in np.flatnonzero(schema.trained_mask()):
+        plus, minus = theta.copy(), theta.copy()
+        plus[i] += epsilon
+        minus[i] -= epsilon
+        approx.append((cost(plus) - cost(minus)) / (2 * epsilon))
+    return np.array(approx)
+
+
+def relative_difference(a, b):
+    return float(np.linalg.norm(a - b) / (np.linalg.norm(a) + np.linalg.norm(b)))
+
+
+def kernels_check(output, activation, l2=0.0, weighted=False, seed=20):
+    rng = np.random.default_rng(seed)
+    dims = [4, 5, 3, 3]
+    parameters = bn_network(dims, seed + 1)
+    X, Y = rng.normal(size=(4, 9)), labels(output, 3, 9, rng)
+    w = rng.uniform(0.2, 2.0, 9) if weighted else None
+    grad, _ = kernels_gradient(parameters, X, Y, activation, output, l2=l2)
+    if weighted:
+        from fastbackprop import kernels
+
+        trainer = kernels.Trainer(parameters, X, Y, options=TrainingOptions(
+            hidden_activation=activation, output_activation=output, learning_rate=1.0,
+            batch_norm=True, l2=l2), dtype=np.float64, sample_weight=w)
+        trainer.run(1)
+        schema = Schema.of(parameters)
+        grad = (schema.pack(parameters, np.float64)
+                - schema.pack(trainer.parameters, np.float64))[schema.trained_mask()]
+    return relative_difference(grad, finite_differences(parameters, X, Y, activation, output,
+                                                        l2, w))
+
+
+@pytest.mark.parametrize("output", OUTPUT_ACTIVATIONS)
+def test_the_kernels_gradient_check_with_batch_norm(output):
+    assert kernels_check(output, "tanh") < 1e-7
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("output", OUTPUT_ACTIVATIONS)
+@pytest.mark.parametrize("activation", HIDDEN_ACTIVATIONS)
+def test_the_kernels_gradient_check_with_batch_norm_on_every_output_and_activation(
+        output, activation):
+    assert kernels_check(output, activation) < 1e-7
+
+
+def test_the_kernels_gradient_check_with_batch_norm_l2_and_weights():
+    assert kernels_check("softmax", "relu", l2=0.5) < 1e-7
+    assert kernels_check("sigmoid", "relu", weighted=True) < 1e-7
+    assert kernels_check("linear", "tanh", l2=0.3, weighted=True) < 1e-7
+
+
+def test_the_kernels_gradient_check_fails_on_a_wrong_batch_norm_backward():
+    """The check can fail: a run in a new process whose compiled backward forgets the
+    variance's path (the Z_hat term) is caught."""
+    import subprocess
+    import sys
+
+    script = (
+        "import numpy as np\n"
+        "from fastbackprop.kernels import batch_norm as B\n"
+        "from fastbackprop._jit import jit\n"
+        "from fastbackprop.kernels.layout import layer_of, matrix_view\n"
+        "@jit\n"
+        "def wrong(bn, theta, grad, dims, offsets, l, dZ):\n"
+        "    n, m = dZ.shape\n"
+        "    gamma = B.gamma_of(theta, dims, offsets, l)\n"
+        "    dgamma = B.gamma_of(grad, dims, offsets, l)\n"
+        "    dbeta = matrix_view(grad, offsets[l - 1, 1], dims[l], 1)\n"
+        "    Z_hat = layer_of(bn.zhat, dims, offsets, l, m)\n"
+        "    start = bn.starts[l - 1]\n"
+        "    for i in range(n):\n"
+        "        s = 0.0\n"
+        "        for j in range(m):\n"
+        "            s += dZ[i, j] * Z_hat[i, j]\n"
+        "        dgamma[i, 0] = s\n"
+        "        factor = gamma[i, 0] * bn.stats[start + n + i]\n"
+        "        mean_d = dbeta[i, 0] / m\n"
+        "        for j in range(m):\n"
+        "            dZ[i, j] = factor * (dZ[i, j] - mean_d)\n"
+        "B.backward = wrong\n"
+        "import fastbackprop.kernels.training as T\n"
+        "T.bn_kernels.backward = wrong\n"
+        "import sys; sys.path.insert(0, 'tests')\n"
+        "from test_batch_norm import kernels_check\n"
+        "print(kernels_check('sigmoid', 'tanh'))\n")
+    import os
+
+    env = dict(os.environ, FASTBACKPROP_CACHE="0")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=600, env=env, cwd=os.path.dirname(os.path.dirname(__file__)))
+    assert out.returncode == 0, out.stderr
+    assert float(out.stdout.split()[-1]) > 1e-3
+
+
+AGREEMENT = {np.dtype(np.float64): 1e-10, np.dtype(np.float32): 1e-4}
+
+
+def both_backends(parameters, X, Y, n_epochs, dtype, sample_weight=None, **options):
+    """Each backend's trainer after ``n_epochs`` epochs: ``{name: (parameters, costs)}``."""
+    from fastbackprop import backends
+
+    o = TrainingOptions(**options)
+    out = {}
+    for name in spec.BACKENDS:
+        trainer = backends.get(name).Trainer(
+            {k: v.astype(dtype) for k, v in parameters.items()}, X.astype(dtype),
+            Y.astype(dtype), options=o, dtype=dtype, sample_weight=sample_weight)
+        assert trainer.run(n_epochs) == "ok"
+        out[name] = (trainer.parameters, trainer.costs)
+    return out
+
+
+def assert_agree(result, dtype):
+    (a, costs_a), (b, costs_b) = result["numba"], result["numpy"]
+    tol = AGREEMENT[np.dtype(dtype)]
+    assert set(a) == set(b)
+    for key in b:
+        scale = max(1.0, float(np.max(np.abs(b[key]))))
+        np.testing.assert_allclose(a[key], b[key], rtol=tol, atol=tol * scale, err_msg=key)
+    np.testing.assert_allclose(costs_a, costs_b, rtol=tol)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("optimizer", list(spec.OPTIMIZERS))
+def test_both_backends_agree_after_shuffled_epochs_of_each_optimizer(optimizer, dtype):
+    rng = np.random.default_rng(30)
+    dims = [5, 7, 6, 3]
+    X, Y = rng.normal(size=(5, 53)), labels("softmax", 3, 53, rng)
+    parameters = R.initialize_batch_norm(R.initialize_parameters(dims, "he", 31), True)
+    rate = 0.003 if optimizer in ("rmsprop", "adam", "adam_folded") else 0.05
+    result = both_backends(parameters, X, Y, 4, dtype, hidden_activation="tanh",
+                           output_activation="softmax", optimizer=optimizer, batch_size=16,
+                           learning_rate=rate, batch_norm=True, cost_every=1)
+    assert_agree(result, dtype)
+    # the running statistics moved, the same way in both
+    assert not np.allclose(result["numba"][0]["running_var1"], 1)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("dims, m, batch_size", [
+    ([3, 1, 2], 7, None),          # one unit
+    ([1, 4, 1], 1, None),          # one column: sigma2 = 0
+    ([4, 3, 5, 2], 11, 1),         # batches of one column
+    ([6, 5, 4, 3], 17, 4),         # a short last batch of one column
+    ([2, 9, 3], 33, 32),
+])
+def test_both_backends_agree_over_shapes(dims, m, batch_size, dtype):
+    rng = np.random.default_rng(32)
+    X, Y = rng.normal(size=(dims[0], m)), labels("sigmoid", dims[-1], m, rng)
+    parameters = R.initialize_batch_norm(R.initialize_parameters(dims, "he", 33), True)
+    result = both_backends(parameters, X, Y, 3, dtype, hidden_activation="relu",
+                           optimizer="momentum", batch_size=batch_size, learning_rate=0.05,
+                           batch_norm=True, cost_every=1)
+    assert_agree(result, dtype)
+    for value in result["numba"][0].values():
+        assert np.all(np.isfinite(value))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_both_backends_agree_with_dropout_l2_weights_and_some_layers(dtype):
+    rng = np.random.default_rng(34)
+    dims = [6, 8, 7, 5, 2]
+    m = 45
+    X, Y = rng.normal(size=(6, m)), labels("sigmoid", 2, m, rng)
+    w = rng.uniform(0.1, 3.0, m)
+    flags = (True, False, True)
+    parameters = R.initialize_batch_norm(R.initialize_parameters(dims, "he", 35), flags)
+    result = both_backends(parameters, X, Y, 3, dtype, sample_weight=w,
+                           hidden_activation="leaky_relu", optimizer="adam", batch_size=10,
+                           learning_rate=0.01, batch_norm=flags, keep_prob=(0.8, 1.0, 0.7),
+                           l2=0.4, cost_every=1, batch_norm_momentum=0.5,
+                           batch_norm_epsilon=1e-3)
+    assert_agree(result, dtype)
+
+
+def test_the_compiled_fit_with_batch_norm_runs_on_one_thread_without_gram_mode():
+    from fastbackprop import kernels
+
+    rng = np.random.default_rng(36)
+    dims = [300, 8, 1]  # n_x >= m: Gram mode would apply
+    X, Y = rng.normal(size=(300, 40)), labels("sigmoid", 1, 40, rng)
+    parameters = R.initialize_batch_norm(R.initialize_parameters(dims, "he", 0), True)
+    trainer = kernels.Trainer(parameters, X, Y, options=TrainingOptions(
+        batch_norm=True, n_threads=2), max_epochs=1000)
+    assert trainer.n_threads == 1 and not trainer.gram
+    with pytest.raises(ValueError, match="gram=True: Gram mode has no batch norm"):
+        kernels.Trainer(parameters, X, Y, options=TrainingOptions(batch_norm=True), gram=True)
+
+
+def test_a_diverging_fit_with_batch_norm_keeps_the_same_last_state_on_both_backends():
+    """A fit that blows up (a huge learning rate) stops with the last finite parameters,
+    running statistics included, the same on both backends (the compiled loop's replay
+    recomputes them)."""
+    from fastbackprop import backends
+
+    rng = np.random.default_rng(38)
+    dims = [3, 6, 1]
+    X, Y = rng.normal(size=(3, 20)) * 10, rng.normal(size=(1, 20)) * 1e3
+    parameters = R.initialize_batch_norm(R.initialize_parameters(dims, "he", 0), True)
+    o = TrainingOptions(output_activation="linear", learning_rate=1e6, batch_size=5,
+                        batch_norm=True, hidden_activation="identity")
+    results = {}
+    for name in spec.BACKENDS:
+        trainer = backends.get(name).Trainer(parameters, X, Y, options=o)
+        status = trainer.run(50)
+        results[name] = (status, trainer.t, trainer.parameters)
+    assert results["numba"][0] == results["numpy"][0] != "ok"
+    assert results["numba"][1] == results["numpy"][1]
+    for key, value in results["numpy"][2].items():
+        np.testing.assert_allclose(results["numba"][2][key], value, rtol=1e-10, err_msg=key)
