@@ -93,7 +93,8 @@ def test_train_save_plot_then_predict_on_a_users_csv(tmp_path):
         "batch_size": None, "shuffle": True, "beta": 0.9, "beta1": 0.9, "beta2": 0.999,
         "epsilon": 1e-8, "decay_rate": 0.0, "time_interval": None, "l2": 0.0,
         "keep_prob": 1.0, "early_stopping": False, "patience": 10, "tol": 1e-4,
-        "validation_fraction": 0.1, "n_threads": None}
+        "validation_fraction": 0.1, "n_threads": None, "batch_norm": False,
+        "batch_norm_momentum": 0.9, "batch_norm_epsilon": 1e-5}
     accuracy = model.score(X, Y)
     assert f"training accuracy: {accuracy:.1%}" in result.stdout
 
