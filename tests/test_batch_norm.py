@@ -473,3 +473,118 @@ def test_a_diverging_fit_with_batch_norm_keeps_the_same_last_state_on_both_backe
     assert results["numba"][1] == results["numpy"][1]
     for key, value in results["numpy"][2].items():
         np.testing.assert_allclose(results["numba"][2][key], value, rtol=1e-10, err_msg=key)
+
+
+# ---------------------------------------------------------------------------
+# The Model
+# ---------------------------------------------------------------------------
+
+
+def digits_like(m=120, seed=40):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(8, m))
+    y = (X[0] + 0.5 * X[1] * X[2] > 0).astype(int) + (X[3] > 1)
+    return X, y
+
+
+@pytest.mark.parametrize("backend", list(spec.BACKENDS))
+def test_a_model_with_batch_norm_saves_loads_continues_and_predicts(backend, tmp_path):
+    from fastbackprop import Model
+
+    X, y = digits_like()
+    kwargs = dict(output_activation="softmax", optimizer="adam", batch_size=32,
+                  learning_rate=0.01, seed=0, backend=backend, batch_norm=True,
+                  cost_every=1)
+    five = Model([8, 10, 6, 3], n_epochs=5, **kwargs).fit(X, y)
+    assert set(five.parameters_) == set(Schema([8, 10, 6, 3], (BATCH_NORM,) * 2 + (DENSE,)).keys)
+    two = Model([8, 10, 6, 3], n_epochs=2, **kwargs).fit(X, y)
+    two.save(tmp_path / "m.npz")
+    loaded = Model.load(tmp_path / "m.npz")
+    np.testing.assert_array_equal(loaded.predict_proba(X), two.predict_proba(X))
+    loaded.set_params(n_epochs=3).fit(X, y, warm_start=True)
+    for key, value in five.parameters_.items():  # two epochs, then three more: five
+        np.testing.assert_array_equal(loaded.parameters_[key], value, err_msg=key)
+    # prediction uses the running statistics, as the reference's forward pass does
+    AL, _ = R.L_model_forward(X, five.parameters_, "relu", "softmax")
+    np.testing.assert_allclose(five.predict_proba(X), AL, rtol=1e-12, atol=1e-15)
+    np.testing.assert_array_equal(five.predict(X), np.argmax(AL, axis=0))
+    assert five.score(X, y) == np.mean(np.argmax(AL, axis=0) == y)
+    # one column predicts as it does inside a batch
+    np.testing.assert_allclose(five.predict_proba(X[:, 3:4])[:, 0], AL[:, 3], rtol=1e-12)
+
+
+def test_a_model_with_batch_norm_agrees_between_backends_and_gives_its_gradients():
+    from fastbackprop import Model
+
+    X, y = digits_like(90)
+    fits = {}
+    for b in spec.BACKENDS:
+        model = Model([8, 7, 5, 3], output_activation="softmax", optimizer="momentum",
+                      batch_size=16, learning_rate=0.05, n_epochs=6, seed=1, backend=b,
+                      batch_norm=[False, True], keep_prob=0.9, l2=0.1, cost_every=1)
+        fits[b] = model.fit(X, y, sample_weight=np.linspace(0.5, 2, 90),
+                            validation_data=(X[:, :20], y[:20]))
+    for key, value in fits["numpy"].parameters_.items():
+        np.testing.assert_allclose(fits["numba"].parameters_[key], value, rtol=1e-10,
+                                   atol=1e-12, err_msg=key)
+    np.testing.assert_allclose(fits["numba"].validation_costs_, fits["numpy"].validation_costs_,
+                               rtol=1e-10)
+    grads = fits["numba"].gradients(X, y)
+    assert grads["dgamma2"].shape == (5, 1) and "db2" not in grads and "db1" in grads
+
+
+def test_a_model_with_batch_norm_checks_its_arguments_before_any_work():
+    from fastbackprop import Model
+
+    X, y = digits_like(30)
+    with pytest.raises(ValueError, match=r"batch_norm must be True, False or one bool per "
+                                         r"hidden layer \(2\); got 1 values"):
+        Model([8, 4, 4, 3], batch_norm=[True])
+    with pytest.raises(ValueError, match=r"batch_norm_momentum must be a number in \[0, 1\)"):
+        Model([8, 4, 3], batch_norm=True, batch_norm_momentum=1.0)
+    with pytest.raises(ValueError, match="batch_norm_epsilon must be a finite number >= "):
+        Model([8, 4, 3], batch_norm=True, batch_norm_epsilon=0.0)
+    with pytest.raises(TypeError, match="batch_norm must be True, False"):
+        Model([8, 4, 3], batch_norm="all")
+    dense = Model([8, 4, 3], output_activation="softmax", n_epochs=2, seed=0).fit(X, y)
+    with pytest.raises(ValueError, match=r"parameters must hold the arrays \['W1', 'gamma1'"):
+        Model([8, 4, 3], output_activation="softmax", batch_norm=True).fit(
+            X, y, parameters=dense.parameters_)
+    before = {k: v.copy() for k, v in dense.parameters_.items()}
+    dense.set_params(batch_norm=True)
+    with pytest.raises(ValueError, match="parameters_ must hold the arrays"):
+        dense.fit(X, y, warm_start=True)
+    for key, value in before.items():  # the failed fit left the model as it was
+        np.testing.assert_array_equal(dense.parameters_[key], value)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_a_float32_fit_with_a_tiny_epsilon_and_batches_of_one_stays_finite(dtype):
+    """Batches of one column (sigma2 = 0) and a constant input row, with the smallest
+    epsilon allowed: the fit is finite; a one-column batch trains only beta (and the
+    layers above)."""
+    from fastbackprop import Model
+    from fastbackprop.options import BATCH_NORM_EPSILON_MIN
+
+    X, y = digits_like(12)
+    X[0] = 0.25  # a constant feature
+    model = Model([8, 5, 3], output_activation="softmax", batch_size=1, n_epochs=3, seed=0,
+                  learning_rate=0.01, batch_norm=True, dtype=dtype,
+                  batch_norm_epsilon=BATCH_NORM_EPSILON_MIN).fit(X, y)
+    start = R.initialize_parameters([8, 5, 3], "he", 0, dtype)
+    for value in model.parameters_.values():
+        assert value.dtype == np.dtype(dtype) and np.all(np.isfinite(value))
+    np.testing.assert_array_equal(model.parameters_["W1"], start["W1"])  # dZ1 = 0
+    np.testing.assert_array_equal(model.parameters_["gamma1"], 1)        # dgamma = 0
+    assert np.all(np.isfinite(model.predict_proba(X)))
+
+
+def test_dask_fits_refuse_batch_norm():
+    da = pytest.importorskip("dask.array")
+    from fastbackprop import Model
+
+    X, y = digits_like(40)
+    model = Model([8, 4, 3], output_activation="softmax", batch_norm=True)
+    with pytest.raises(ValueError, match="batch_norm is not supported on Dask arrays"):
+        model.fit(da.from_array(X, chunks=(8, 20)), y)
+    assert not hasattr(model, "parameters_")
