@@ -588,3 +588,18 @@ def test_dask_fits_refuse_batch_norm():
     with pytest.raises(ValueError, match="batch_norm is not supported on Dask arrays"):
         model.fit(da.from_array(X, chunks=(8, 20)), y)
     assert not hasattr(model, "parameters_")
+
+
+def test_the_onnx_export_folds_batch_norm_and_runs_as_the_model_predicts(tmp_path):
+    pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    from fastbackprop import Model
+
+    X, y = digits_like(64)
+    model = Model([8, 6, 5, 3], output_activation="softmax", optimizer="adam", batch_size=16,
+                  learning_rate=0.01, n_epochs=4, seed=2, batch_norm=[True, False],
+                  batch_norm_epsilon=1e-3).fit(X, y)
+    proto = model.to_onnx(tmp_path / "bn.onnx")
+    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    (AL,) = session.run(None, {"X": X})
+    np.testing.assert_allclose(AL, model.predict_proba(X), rtol=1e-10, atol=1e-12)
