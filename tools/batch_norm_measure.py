@@ -14,7 +14,7 @@ import time
 import numpy as np
 
 
-def epoch_cost(repeats=5):
+def epoch_cost(repeats=7):
     from fastbackprop import kernels, reference as R
     from fastbackprop.options import TrainingOptions
 
@@ -33,15 +33,23 @@ def epoch_cost(repeats=5):
         o = TrainingOptions(output_activation="softmax", optimizer="adam", batch_size=128,
                             learning_rate=1e-3, cost_every=1000, **extra)
         trainers[name] = kernels.Trainer(parameters, X, Y, options=o, dtype=np.float32,
-                                         max_epochs=repeats + 1)
+                                         max_epochs=2 * repeats + 1)
         trainers[name].run(1)  # compile, warm up
         print(f"{name}: threads {trainers[name].n_threads}", flush=True)
+    from fastbackprop.kernels.team import blas_threads
+
     times = {name: [] for name in configs}
+    times.update({name + ", BLAS on 1 thread": [] for name in configs if "1 thread" in name})
     for _ in range(repeats):  # interleaved: the machine is shared and noisy
         for name, trainer in trainers.items():
             t0 = time.perf_counter()
             trainer.run(1)
             times[name].append(time.perf_counter() - t0)
+            if "1 thread" in name:
+                with blas_threads(1):
+                    t0 = time.perf_counter()
+                    trainer.run(1)
+                    times[name + ", BLAS on 1 thread"].append(time.perf_counter() - t0)
     for name, values in times.items():
         print(f"{name}: median {np.median(values):.3f} s/epoch, min {min(values):.3f} "
               f"(of {repeats})")
