@@ -201,6 +201,15 @@ def _add_train(commands):
     p.add_argument("--keep-prob", type=_keep_probs, default=1.0, metavar="P[,P...]",
                    help="inverted dropout on the hidden layers: the probability of keeping a "
                         "unit, one for all or one per hidden layer (default: 1, no dropout)")
+    p.add_argument("--batch-norm", action="store_true",
+                   help="batch normalisation in every hidden layer: each unit's Z normalised "
+                        "over the batch, then gamma Z_hat + beta (b dropped); prediction uses "
+                        "the running statistics")
+    p.add_argument("--batch-norm-momentum", type=float, default=0.9, metavar="BETA",
+                   help="the running statistics' average: running = BETA running + (1 - BETA) "
+                        "batch (default: 0.9, PyTorch's momentum=0.1)")
+    p.add_argument("--batch-norm-epsilon", type=float, default=1e-5, metavar="EPS",
+                   help="the epsilon of sqrt(sigma2 + EPS) (default: 1e-5)")
     p.add_argument("--threads", type=int, default=None, metavar="P",
                    help="split every step between P threads (default: the cores, where the "
                         "batch is large enough; 1: one thread)")
@@ -386,6 +395,8 @@ def run_train(args):
                   decay_rate=args.decay_rate, time_interval=args.time_interval, l2=args.l2,
                   keep_prob=args.keep_prob, early_stopping=args.early_stopping,
                   patience=args.patience, n_threads=args.threads,
+                  batch_norm=args.batch_norm, batch_norm_momentum=args.batch_norm_momentum,
+                  batch_norm_epsilon=args.batch_norm_epsilon,
                   **({} if args.validation_fraction is None
                      else {"validation_fraction": args.validation_fraction}))
     X_fit, Y_fit, validation = _held_out(model, X, data.Y, args)

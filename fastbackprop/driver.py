@@ -20,7 +20,10 @@ after a non-finite cost or update. That loop is :class:`StepLoop`, over an
     on), its cost ``(1/m_b) sum_j w_j L_j`` (a float; 0 may stand for it when not
     ``cost``), and its
     number of columns ``m_b``; ``t`` is the update's number (dropout's masks). An engine
-    that adds up blocks (Dask) sums their raw ``dZ A_prev^T`` and divides once.
+    that adds up blocks (Dask) sums their raw ``dZ A_prev^T`` and divides once;
+``statistics`` (optional; None or absent without batch norm)
+    ``statistics(theta)`` writes the last batch's running statistics into the updated
+    ``theta`` (batch norm's ``running_mean``, ``running_var``: not trained, gradient 0).
 
 The engines: the NumPy reference's (``reference_trainer.NumpyEngine``, the
 ``"numpy"`` backend) and Dask blocks' (``fastbackprop.dask``); the
@@ -40,9 +43,10 @@ import time
 import numpy as np
 
 from . import optimizers, outputs, reference, spec
-from .layout import Schema
+from .layout import Schema, layer_kinds
 from .sparse import is_sparse
 from .validation import (
+    check_batch_norm_layers,
     check_finite_parameters,
     check_labels,
     check_parameters,
@@ -166,6 +170,7 @@ class StepLoop:
             for slot in options.slots}
         self.previous = None  # (theta, state) before the last update, once one was made
         self.weights = schema.mask("W")  # where L2 acts
+        self._statistics = getattr(engine, "statistics", None)
         self._costs = []
 
     def epochs(self, start, n_epochs, t):
@@ -222,6 +227,8 @@ class StepLoop:
             {slot: {"dtheta": value} for slot, value in self.state.items()}, t, alpha,
             o.optimizer, optimizers.Hyperparameters(o.beta, o.beta1, o.beta2, o.epsilon))
         theta = new["theta"]
+        if self._statistics is not None:  # into the update's new array (every rule makes one)
+            self._statistics(theta)
         if not np.isfinite(theta.sum()):
             return cost_b * m_b, spec.NONFINITE_UPDATE
         self.previous = (self.theta, self.state)
@@ -317,8 +324,9 @@ class Validation:
         """Record the validation cost and score of the trainer's parameters; True to stop."""
         hp = self.hp
         parameters = trainer.parameters
-        AL, caches = self.steps.L_model_forward(self.X_val, parameters, hp["hidden_activation"],
-                                                hp["output_activation"])
+        AL, caches = self.steps.L_model_forward(
+            self.X_val, parameters, hp["hidden_activation"], hp["output_activation"],
+            batch_norm_epsilon=hp.get("batch_norm_epsilon", reference.BATCH_NORM_EPSILON))
         cost = self.steps.compute_cost_from_logits(caches[-1][1], self.Y_val,
                                                    hp["output_activation"])
         self.costs.append(cost)
@@ -429,13 +437,29 @@ def fresh_seed():
 
 
 def initial_parameters(parameters, hp, seed):
-    """A random initialisation from ``seed``, or a checked copy of ``parameters``, in the
-    model's dtype."""
+    """A random initialisation from ``seed`` (with batch norm's ``gamma = 1``, ``beta = 0``
+    and running statistics 0 and 1 where ``hp["batch_norm"]`` says), or a checked copy of
+    ``parameters``, in the model's dtype."""
     if parameters is None:
-        return reference.initialize_parameters(hp["layer_dims"], hp["init"], seed, hp["dtype"])
-    check_parameters(parameters, hp["layer_dims"])
+        parameters = reference.initialize_parameters(hp["layer_dims"], hp["init"], seed,
+                                                     hp["dtype"])
+        return reference.initialize_batch_norm(parameters, hp.get("batch_norm", False))
+    check_model_parameters(parameters, hp)
     check_finite_parameters(parameters)
     return {k: np.array(v, dtype=hp["dtype"]) for k, v in parameters.items()}
+
+
+def check_model_parameters(parameters, hp, argument="parameters"):
+    """``parameters`` fit the model ``hp``: its ``layer_dims`` and, layer by layer, its
+    ``batch_norm`` (the keys of :data:`fastbackprop.layout.BATCH_NORM` or of ``DENSE``)."""
+    dims = check_parameters(parameters, hp["layer_dims"], argument)
+    expected = Schema(dims, layer_kinds(len(dims) - 1, check_batch_norm_layers(
+        hp.get("batch_norm", False), len(dims) - 2)))
+    if Schema.of(parameters, argument) != expected:
+        raise ValueError(f"{argument} must hold the arrays {list(expected.keys)} of the model's "
+                         f"batch_norm={hp.get('batch_norm', False)!r}; got "
+                         f"{sorted(parameters)}")
+    return dims
 
 
 def is_dask(a):

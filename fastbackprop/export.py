@@ -374,6 +374,10 @@ def model_to_onnx(model, path=None, dtype=None, layout="columns"):
     classes = getattr(model, "classes_", None)
     if classes is not None:
         metadata["fastbackprop.classes"] = json.dumps([_text(c) for c in np.ravel(classes)])
+    if any(key.startswith("gamma") for key in parameters):  # batch norm, folded into W, b
+        from .reference import fold_batch_norm as fold
+
+        parameters = fold(parameters, getattr(model, "batch_norm_epsilon", 1e-5))
     proto = network_to_onnx(
         layers_from_parameters(parameters, model.hidden_activation, model.output_activation),
         dtype, layout, metadata)

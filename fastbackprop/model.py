@@ -35,6 +35,7 @@ from .driver import (
     NotFittedError,
     TrainingDivergedError,
     Validation,
+    check_model_parameters,
     diverged,
     fresh_seed,
     held_out_columns,
@@ -45,10 +46,11 @@ from .driver import (
     score,
     validation_split,
 )
-from .layout import Schema
+from .layout import Schema, layer_kinds
 from .sparse import is_sparse
 from .network import Network
 from .validation import (
+    check_batch_norm_layers,
     check_finite_parameters,
     check_keep_prob,
     check_labels,
@@ -107,9 +109,18 @@ class Model:
     n_threads : the threads each step is split between (numba backend):
         None (the default) picks the cores Numba may use where each keeps
         enough work (:func:`fastbackprop.kernels.team.choose`), 1 none.
+    batch_norm : False, True (every hidden layer) or one bool per hidden
+        layer: normalise each unit's ``Z`` over the batch, then ``gamma Z_hat +
+        beta`` (``b{l}`` is dropped); prediction uses the running statistics
+        (see ``docs/training.md``, "Batch normalisation").
+    batch_norm_momentum : the running statistics' ``running := momentum
+        running + (1 - momentum) batch`` (the course's weighted average;
+        PyTorch's ``momentum=0.1`` and Keras's ``momentum=0.9`` are 0.9 here).
+    batch_norm_epsilon : the ``epsilon`` of ``sqrt(sigma2 + epsilon)``.
 
     Learned by :meth:`fit`: ``parameters_`` (the dict ``W1, b1, ..., WL,
-    bL``), ``costs_`` (float64), ``n_iter_`` (epochs), ``t_`` (updates),
+    bL``; a batch-normalised layer has ``gamma{l}``, ``beta{l}``,
+    ``running_mean{l}``, ``running_var{l}`` in place of ``b{l}``), ``costs_`` (float64), ``n_iter_`` (epochs), ``t_`` (updates),
     ``optimizer_state_`` and ``seed_``. An attribute ``classes_`` (a 1-D
     array of class names, which the command sets for softmax models) is
     saved and loaded with the model.
@@ -121,7 +132,8 @@ class Model:
                  batch_size=None, shuffle=True, beta=0.9, beta1=0.9, beta2=0.999,
                  epsilon=1e-8, decay_rate=0.0, time_interval=None, l2=0.0, keep_prob=1.0,
                  early_stopping=False, patience=10, tol=1e-4, validation_fraction=0.1,
-                 n_threads=None):
+                 n_threads=None, batch_norm=False, batch_norm_momentum=0.9,
+                 batch_norm_epsilon=1e-5):
         self.layer_dims = layer_dims
         self.hidden_activation = hidden_activation
         self.output_activation = output_activation
@@ -148,6 +160,9 @@ class Model:
         self.tol = tol
         self.validation_fraction = validation_fraction
         self.n_threads = n_threads
+        self.batch_norm = batch_norm
+        self.batch_norm_momentum = batch_norm_momentum
+        self.batch_norm_epsilon = batch_norm_epsilon
         self._hyperparameters()  # a bad argument fails here, not in fit
 
     # -- hyperparameters ---------------------------------------------------
@@ -193,12 +208,17 @@ class Model:
         keep_prob = check_keep_prob(self.keep_prob, len(dims) - 2)
         hp["keep_prob"] = (keep_prob[0] if len(set(keep_prob)) == 1
                            and not _is_sequence(self.keep_prob) else list(keep_prob))
+        flags = check_batch_norm_layers(self.batch_norm, len(dims) - 2)
+        hp["batch_norm"] = (hp["batch_norm"] if isinstance(hp["batch_norm"], bool)
+                            else list(flags))
         return hp
 
     def _training_options(self, hp, seed):
         """The :class:`~fastbackprop.options.TrainingOptions` of a fit with ``seed``."""
         values = {name: hp[name] for name in options.FIELDS if name in hp and name != "seed"}
         values["keep_prob"] = tuple(check_keep_prob(hp["keep_prob"], len(hp["layer_dims"]) - 2))
+        values["batch_norm"] = check_batch_norm_layers(hp["batch_norm"],
+                                                       len(hp["layer_dims"]) - 2)
         return options.TrainingOptions(**values, seed=seed)
 
     def __repr__(self):
@@ -265,6 +285,11 @@ class Model:
         """
         hp = self._hyperparameters()
         distributed = is_dask(X) or is_dask(Y)
+        if distributed and any(check_batch_norm_layers(hp["batch_norm"],
+                                                       len(hp["layer_dims"]) - 2)):
+            raise ValueError("fit: batch_norm is not supported on Dask arrays (each block's "
+                             "batch statistics would differ from the whole batch's); fit on "
+                             "a NumPy array, or with batch_norm=False")
         if distributed:  # checked by their metadata here, block by block on the workers
             from . import dask
 
@@ -338,7 +363,7 @@ class Model:
     def _adopt_parameters(self, parameters):
         """``parameters_``: the views of a new fitted :class:`~fastbackprop.network.Network`."""
         self._network = Network(parameters, self.hidden_activation, self.output_activation,
-                                self.backend)
+                                self.backend, self.batch_norm_epsilon)
         self.parameters_ = self._network.parameters
 
     def __getstate__(self):
@@ -362,22 +387,23 @@ class Model:
         if parameters is None:
             self._fitted()  # raises NotFittedError
         network = self.__dict__.get("_network")
+        epsilon = getattr(self, "batch_norm_epsilon", 1e-5)
         if network is None or (network.hidden_activation, network.output_activation,
-                               network.backend) != (self.hidden_activation,
-                                                    self.output_activation, self.backend):
+                               network.backend, network.batch_norm_epsilon) != (
+                self.hidden_activation, self.output_activation, self.backend, epsilon):
             network = self._network = Network(parameters, self.hidden_activation,
-                                              self.output_activation, self.backend)
+                                              self.output_activation, self.backend, epsilon)
         elif not isinstance(parameters, dict) or not network.owns(
                 tuple(map(parameters.get, network.schema.keys))):
             check_parameters(parameters)  # foreign arrays: checked and packed, every call
             return Network(parameters, self.hidden_activation, self.output_activation,
-                           self.backend)
+                           self.backend, epsilon)
         return network
 
     def _continuation(self, hp):
         """Where a warm start begins: the fitted state, checked against the hyperparameters."""
         parameters, _ = self._fitted()
-        check_parameters(parameters, hp["layer_dims"])
+        check_model_parameters(parameters, hp, "parameters_")
         state = getattr(self, "optimizer_state_", None)
         slots = spec.OPTIMIZERS[hp["optimizer"]].state
         if state is not None and set(state) != set(slots):
@@ -466,7 +492,9 @@ class Model:
         ``(n_l, 1)`` for l = 1..L and ``dA{l}`` ``(n_l, m)`` for
         l = 0..L-1, from the backend's ``L_model_backward`` with the
         ``dZ_L = AL - Y`` start that training uses (a sparse ``X``: the reference's
-        on either backend, SciPy's products with ``X``; ``dA0`` comes back dense).
+        on either backend, SciPy's products with ``X``; ``dA0`` comes back dense;
+        batch-normalised layers: ``dgamma{l}``, ``dbeta{l}``, with the statistics of the
+        batch ``X``, as training computes them).
         """
         parameters, dims = self._fitted()
         X = self._check_X(X, dims)
@@ -474,7 +502,8 @@ class Model:
         # sparse X: the reference's passes on both backends (SciPy's products with X)
         steps = reference if is_sparse(X) else self._backend().steps
         AL, caches = steps.L_model_forward(X, parameters, self.hidden_activation,
-                                           self.output_activation)
+                                           self.output_activation, training=True,
+                                           batch_norm_epsilon=self.batch_norm_epsilon)
         return steps.L_model_backward(AL, Y, caches, self.hidden_activation, "dZ",
                                       self.output_activation)
 
@@ -557,8 +586,12 @@ class Model:
             hyperparameters["n_epochs"] = hyperparameters.pop("n_iterations")
         model = cls(**hyperparameters)
         hp = model._hyperparameters()
-        parameters = {key: arrays[key] for key in Schema(hp["layer_dims"]).keys}
-        check_parameters(parameters, hp["layer_dims"])
+        dims = hp["layer_dims"]
+        schema = Schema(dims, layer_kinds(len(dims) - 1,
+                                          check_batch_norm_layers(hp["batch_norm"],
+                                                                  len(dims) - 2)))
+        parameters = {key: arrays[key] for key in schema.keys}
+        check_model_parameters(parameters, hp)
         for key, value in parameters.items():
             if value.dtype != np.dtype(hp["dtype"]):
                 raise ValueError(f"{key} has dtype {value.dtype}; expected {hp['dtype']}")

@@ -24,6 +24,13 @@ workspace kept per thread. :meth:`Network.fast_probabilities` is the fast path
 of ``Model.predict*`` and the scikit-learn classes' ``predict*``: an input
 ready for the kernel as it is goes straight there; anything else returns
 None and goes through the caller's full checks (see docs/serving.md).
+
+A network with batch-normalised layers predicts with its running statistics, folded
+into each such layer's ``W`` and ``b`` once per network (:func:`fastbackprop.reference.fold_batch_norm`):
+prediction then runs the dense network, on either backend, with no batch-norm code
+compiled. (The fold is made when the network is built: writing into a batch-normalised
+model's arrays in place is not seen by its prediction until ``parameters_`` is assigned
+again.)
 """
 
 from __future__ import annotations
@@ -56,12 +63,14 @@ class Network:
     :attr:`dims` ``[n_x, ..., n_L]``, :attr:`dtype`.
     """
 
-    def __init__(self, parameters, hidden_activation, output_activation, backend="numba"):
+    def __init__(self, parameters, hidden_activation, output_activation, backend="numba",
+                 batch_norm_epsilon=1e-5):
         spec.code_of(spec.ACTIVATIONS, hidden_activation, "hidden_activation")
         spec.code_of(spec.OUTPUTS, output_activation, "output_activation")
         self.hidden_activation = hidden_activation
         self.output_activation = output_activation
         self.backend = backend
+        self.batch_norm_epsilon = batch_norm_epsilon
         self._local = threading.local()
         self._pack(parameters)
 
@@ -74,8 +83,23 @@ class Network:
         self.theta = self.schema.pack(parameters, self.dtype)
         self.parameters = self.schema.unpack(self.theta, copy=False)
         self._exposed = tuple(self.parameters[key] for key in self.schema.keys)
-        self._thetas = {self.dtype: self.theta}
+        self._thetas = {self.dtype: self._predicting()}
         self._local = threading.local()
+
+    def _predicting(self):
+        """The packed parameters prediction reads: :attr:`theta`, or with batch norm the
+        folded dense network's (``W1, b1, ..., WL, bL``)."""
+        if not self.schema.has_batch_norm:
+            return self.theta
+        from .reference import fold_batch_norm
+
+        folded = fold_batch_norm(self.parameters, self.batch_norm_epsilon)
+        return Schema(self.dims).pack(folded, self.dtype)
+
+    def dense_parameters(self):
+        """``W1, b1, ..., WL, bL`` of the network as it predicts (batch norm folded), new
+        arrays."""
+        return Schema(self.dims).unpack(self._thetas[self.dtype])
 
     def __getstate__(self):
         state = self.__dict__.copy()
@@ -87,7 +111,8 @@ class Network:
         self.__dict__.update(state)
         self.parameters = self.schema.unpack(self.theta, copy=False)
         self._exposed = tuple(self.parameters[key] for key in self.schema.keys)
-        self._thetas = {self.dtype: self.theta}
+        self.__dict__.setdefault("batch_norm_epsilon", 1e-5)
+        self._thetas = {self.dtype: self._predicting()}
         self._local = threading.local()
 
     def owns(self, arrays):
@@ -105,10 +130,13 @@ class Network:
         self._pack(parameters)
 
     def layers(self):
-        """``[(W1, b1, g), ..., (WL, bL, output)]``: the course's arrays (views) and each
-        layer's activation, for export."""
+        """``[(W1, b1, g), ..., (WL, bL, output)]``: the course's arrays (views; with batch
+        norm, the folded dense network's new arrays) and each layer's activation, for
+        export."""
         L = len(self.dims) - 1
-        return [(self.parameters[f"W{l}"], self.parameters[f"b{l}"],
+        parameters = (self.dense_parameters() if self.schema.has_batch_norm
+                      else self.parameters)
+        return [(parameters[f"W{l}"], parameters[f"b{l}"],
                  self.hidden_activation if l < L else self.output_activation)
                 for l in range(1, L + 1)]
 
@@ -205,14 +233,15 @@ class Network:
         if transpose is None:
             X, transpose = np.asarray(X.T if rows else X, dtype=dtype), rows
         AL, _ = reference.L_model_forward(X, parameters, self.hidden_activation,
-                                          self.output_activation)
+                                          self.output_activation,
+                                          batch_norm_epsilon=self.batch_norm_epsilon)
         return np.ascontiguousarray(AL.T) if transpose else AL
 
     def theta_as(self, dtype):
         """``theta`` in ``dtype`` (itself for the fitted dtype; a copy kept for the other)."""
         theta = self._thetas.get(dtype)
         if theta is None:
-            theta = self._thetas[dtype] = self.theta.astype(dtype)
+            theta = self._thetas[dtype] = self._thetas[self.dtype].astype(dtype)
         return theta
 
 

@@ -23,6 +23,8 @@ import numpy as np
 from . import spec
 from .validation import (
     INITS,
+    check_batch_norm_layers,
+    check_batch_norm_values,
     check_choice,
     check_dtype,
     check_int,
@@ -98,6 +100,18 @@ def keep_prob(value, name):
     return check_keep_prob_values(value, name)
 
 
+def batch_norm(value, name):
+    """Batch normalisation: True or False for every hidden layer, or one bool per hidden
+    layer (the length is checked against the network where the network is known)."""
+    return check_batch_norm_values(value, name)
+
+
+#: The smallest ``batch_norm_epsilon``: float32's smallest normal number, so that
+#: ``sqrt(sigma2 + epsilon)`` is never 0 (nor subnormal, which the compiled loop flushes to
+#: zero) in either dtype.
+BATCH_NORM_EPSILON_MIN = float(np.finfo(np.float32).tiny)
+
+
 def dtype_name(value, name):
     return check_dtype(value, name).name
 
@@ -126,6 +140,11 @@ CONSTRAINTS = {
     "l2": real(0, None, "a finite number >= 0"),
     "keep_prob": keep_prob,
     "n_threads": integer(1, "None or an integer >= 1", optional=True),
+    "batch_norm": batch_norm,
+    "batch_norm_momentum": real(0, 1, _UNIT),
+    "batch_norm_epsilon": real(BATCH_NORM_EPSILON_MIN, None,
+                               f"a finite number >= {BATCH_NORM_EPSILON_MIN:.6g} (float32's "
+                               "smallest normal number)"),
     # the Model's own
     "layer_dims": lambda value, name: check_layer_dims(value, name),
     "n_epochs": positive_integer(),
@@ -166,7 +185,12 @@ class TrainingOptions:
     dropout's keep probability, one number or one per hidden layer.
     ``n_threads``: the threads each step is split between on the compiled
     backend (None: the cores Numba may use, where the work is large enough;
-    1: none; see :mod:`fastbackprop.kernels.team`).
+    1: none; see :mod:`fastbackprop.kernels.team`). ``batch_norm``: normalise the hidden
+    layers' ``Z`` over each batch (True, False, or one bool per hidden layer; see
+    :func:`fastbackprop.reference.batch_norm_forward`); ``batch_norm_momentum``: the running
+    statistics' ``running := momentum running + (1 - momentum) batch`` (the course's
+    exponentially weighted average; PyTorch's ``momentum=0.1`` is 0.9 here);
+    ``batch_norm_epsilon``: the ``epsilon`` of ``sqrt(sigma2 + epsilon)``.
     """
 
     hidden_activation: str = "relu"
@@ -186,6 +210,9 @@ class TrainingOptions:
     l2: float = 0.0
     keep_prob: float | tuple = 1.0
     n_threads: int | None = None
+    batch_norm: bool | tuple = False
+    batch_norm_momentum: float = 0.9
+    batch_norm_epsilon: float = 1e-5
 
     def __post_init__(self):
         for f in dataclasses.fields(self):
@@ -215,6 +242,10 @@ class TrainingOptions:
                                  f"({n_hidden}); got {len(self.keep_prob)} values")
             return self.keep_prob
         return (self.keep_prob,) * n_hidden
+
+    def batch_norm_layers(self, n_hidden):
+        """Whether each of the ``n_hidden`` hidden layers is batch-normalised, a tuple."""
+        return check_batch_norm_layers(self.batch_norm, n_hidden)
 
     def as_dict(self):
         """The fields as a dict of plain values."""

@@ -22,6 +22,18 @@ layer one of ``sigmoid``, ``softmax`` or ``linear`` (:mod:`fastbackprop.outputs`
               dA_prev = W^T dZ
     update    W := W - alpha dW,   b := b - alpha db
 
+Batch normalisation (a hidden layer whose parameters hold ``gamma{l}``, ``beta{l}``,
+``running_mean{l}`` and ``running_var{l}`` in place of ``b{l}``; see
+:func:`batch_norm_forward`)::
+
+    forward   Z = W A_prev;  per unit over the m columns: mu = mean(Z), sigma2 = mean((Z - mu)^2)
+              Z_hat = (Z - mu) / sqrt(sigma2 + eps);  Z_tilde = gamma Z_hat + beta;  A = g(Z_tilde)
+    predict   Z_hat from running_mean, running_var in place of mu, sigma2
+    backward  dZ_tilde = dA * g'(Z_tilde);  dbeta = (1/m) sum dZ_tilde;  dgamma = (1/m) sum dZ_tilde Z_hat
+              dZ = gamma / (m sqrt(sigma2 + eps)) (m dZ_tilde - sum dZ_tilde - Z_hat sum dZ_tilde Z_hat)
+              dW = (1/m) dZ A_prev^T;  dA_prev = W^T dZ
+    running   running_mean := momentum running_mean + (1 - momentum) mu   (likewise sigma2, biased)
+
 Every function computes in the dtype of its inputs (float32 stays float32).
 The step functions check shapes, which is cheap; the entry points that take
 data from a user (:func:`L_layer_model`, :func:`nn_model`,
@@ -34,8 +46,9 @@ import numpy as np
 
 from . import activations, optimizers, outputs, rng
 from .activations import check_activation_name
-from .layout import Schema
+from .layout import BATCH_NORM, BATCH_NORM_START, DENSE, KINDS, Schema
 from .validation import (
+    check_batch_norm_layers,
     check_dtype,
     check_labels,
     check_layer_activation,
@@ -88,6 +101,135 @@ def initialize_parameters(layer_dims, init="he", seed=None, dtype=np.float64):
     return parameters
 
 
+def initialize_batch_norm(parameters, batch_norm):
+    """``parameters`` with batch normalisation in the hidden layers ``batch_norm`` says (one
+    bool per hidden layer): ``b{l}`` dropped, ``gamma{l}`` 1, ``beta{l}`` 0, ``running_mean{l}``
+    0 and ``running_var{l}`` 1 (each ``(n_l, 1)``, in ``W{l}``'s dtype). A new dict; the
+    arrays of the other layers are shared."""
+    dims = check_parameters(parameters)
+    flags = check_batch_norm_layers(batch_norm, len(dims) - 2)
+    out = {}
+    for l in range(1, len(dims)):
+        W = parameters[f"W{l}"]
+        out[f"W{l}"] = W
+        if l < len(dims) - 1 and flags[l - 1]:
+            for kind, value in BATCH_NORM_START.items():
+                out[f"{kind}{l}"] = np.full((dims[l], 1), value, dtype=W.dtype)
+        else:
+            out[f"b{l}"] = parameters[f"b{l}"] if f"b{l}" in parameters else np.zeros(
+                (dims[l], 1), dtype=W.dtype)
+    return out
+
+
+# ---------------------------------------------------------------------------
+# Batch normalisation (a hidden layer's Z, per unit over the batch)
+# ---------------------------------------------------------------------------
+
+#: The defaults of ``batch_norm_epsilon`` and ``batch_norm_momentum`` (PyTorch's epsilon; the
+#: course's ``v = beta v + (1 - beta) x`` with beta 0.9, which is PyTorch's momentum=0.1).
+BATCH_NORM_EPSILON = 1e-5
+BATCH_NORM_MOMENTUM = 0.9
+
+
+def batch_norm_forward(Z, gamma, beta, epsilon=BATCH_NORM_EPSILON):
+    """Normalise each unit (row) of ``Z`` ``(n_l, m)`` over the batch's ``m`` columns, then
+    scale and shift::
+
+        mu = (1/m) sum_i Z_i          sigma2 = (1/m) sum_i (Z_i - mu)^2     (biased)
+        Z_hat = (Z - mu) / sqrt(sigma2 + epsilon)
+        Z_tilde = gamma Z_hat + beta
+
+    gamma, beta: ``(n_l, 1)``. Returns ``Z_tilde`` ``(n_l, m)`` and ``cache = (Z_hat, gamma,
+    std, mu, sigma2)`` with ``std = sqrt(sigma2 + epsilon)``, ``mu``, ``sigma2`` ``(n_l, 1)``.
+
+    A batch of one column, or a unit whose ``Z`` is constant over the batch, has
+    ``sigma2 = 0`` (two passes: ``sigma2`` is never negative), so ``Z_hat`` is 0 (or the
+    rounding of ``Z - mu`` over ``sqrt(epsilon)``), ``Z_tilde = beta``, and nothing is NaN
+    for any ``epsilon > 0`` that is a normal number of ``Z``'s dtype.
+    """
+    m = Z.shape[1]
+    eps = np.asarray(epsilon, dtype=Z.dtype)
+    mu = np.sum(Z, axis=1, keepdims=True) / np.asarray(m, dtype=Z.dtype)
+    centred = Z - mu
+    sigma2 = np.sum(centred * centred, axis=1, keepdims=True) / np.asarray(m, dtype=Z.dtype)
+    std = np.sqrt(sigma2 + eps)
+    Z_hat = centred / std
+    return gamma * Z_hat + beta, (Z_hat, gamma, std, mu, sigma2)
+
+
+def batch_norm_predict(Z, gamma, beta, running_mean, running_var, epsilon=BATCH_NORM_EPSILON):
+    """``Z_tilde = gamma (Z - running_mean) / sqrt(running_var + epsilon) + beta``: the
+    prediction-time normalisation, with the running statistics (all ``(n_l, 1)``)."""
+    eps = np.asarray(epsilon, dtype=Z.dtype)
+    return gamma * (Z - running_mean) / np.sqrt(running_var + eps) + beta
+
+
+def batch_norm_backward(dZ_tilde, cache):
+    """Gradients of :func:`batch_norm_forward` from ``dZ_tilde`` ``(n_l, m)`` (in the course's
+    per-example scale: ``dZ_L = A_L - Y``, each ``dW = (1/m) dZ A_prev^T``)::
+
+        dbeta = (1/m) sum_i dZ_tilde_i          dgamma = (1/m) sum_i dZ_tilde_i Z_hat_i
+        dZ = gamma / (m sqrt(sigma2 + eps)) (m dZ_tilde - sum_i dZ_tilde_i
+                                              - Z_hat sum_i dZ_tilde_i Z_hat_i)
+
+    ``cache`` from :func:`batch_norm_forward`. Returns ``dZ`` ``(n_l, m)``, ``dgamma``,
+    ``dbeta`` ``(n_l, 1)``. A one-column batch gives ``dZ = 0``.
+    """
+    Z_hat, gamma, std, _, _ = cache
+    m = np.asarray(dZ_tilde.shape[1], dtype=dZ_tilde.dtype)
+    sum_d = np.sum(dZ_tilde, axis=1, keepdims=True)
+    sum_dz = np.sum(dZ_tilde * Z_hat, axis=1, keepdims=True)
+    dZ = gamma / (m * std) * (m * dZ_tilde - sum_d - Z_hat * sum_dz)
+    return dZ, sum_dz / m, sum_d / m
+
+
+def running_statistics(parameters, caches, momentum=BATCH_NORM_MOMENTUM):
+    """The running averages after one training batch, for every batch-normalised layer::
+
+        running_mean := momentum running_mean + (1 - momentum) mu
+        running_var  := momentum running_var  + (1 - momentum) sigma2     (biased sigma2)
+
+    (the course's exponentially weighted average; PyTorch's ``momentum`` is ``1 -
+    momentum`` here). ``caches`` from ``L_model_forward(..., training=True)``. Returns a
+    dict ``{"running_mean{l}": ..., "running_var{l}": ...}`` of new arrays.
+    """
+    new = {}
+    for l, cache in enumerate(caches, start=1):
+        if len(cache) < 3:
+            continue
+        _, _, _, mu, sigma2 = cache[2]
+        keep = np.asarray(momentum, dtype=mu.dtype)
+        for kind, batch in (("running_mean", mu), ("running_var", sigma2)):
+            old = parameters[f"{kind}{l}"]
+            new[f"{kind}{l}"] = keep * old + (np.asarray(1, dtype=mu.dtype) - keep) * batch
+    return new
+
+
+def fold_batch_norm(parameters, epsilon=BATCH_NORM_EPSILON):
+    """The dense network that predicts as ``parameters`` does with its running statistics:
+    each batch-normalised layer's ``W{l}``, ``b{l}`` become::
+
+        s = gamma / sqrt(running_var + epsilon)
+        W{l} := s * W{l}  (each row scaled)      b{l} := beta - s * running_mean
+
+    A new dict of ``W1, b1, ..., WL, bL`` (the other layers' arrays shared); ``parameters``
+    without batch norm is returned as it is."""
+    schema = Schema.of(parameters)
+    if not schema.has_batch_norm:
+        return parameters
+    out = {}
+    for l, kinds in enumerate(schema.kinds, start=1):
+        W = parameters[f"W{l}"]
+        if "b" in kinds:
+            out[f"W{l}"], out[f"b{l}"] = W, parameters[f"b{l}"]
+            continue
+        eps = np.asarray(epsilon, dtype=W.dtype)
+        s = parameters[f"gamma{l}"] / np.sqrt(parameters[f"running_var{l}"] + eps)
+        out[f"W{l}"] = s * W
+        out[f"b{l}"] = parameters[f"beta{l}"] - s * parameters[f"running_mean{l}"]
+    return out
+
+
 # ---------------------------------------------------------------------------
 # Forward propagation
 # ---------------------------------------------------------------------------
@@ -122,8 +264,29 @@ def linear_activation_forward(A_prev, W, b, activation):
     return A, (linear_cache, Z)
 
 
+def linear_batch_norm_activation_forward(A_prev, W, gamma, beta, activation, *,
+                                         running=None, epsilon=BATCH_NORM_EPSILON):
+    """``A = g(batch_norm(W A_prev))`` for a hidden layer with batch normalisation.
+
+    A_prev: ``(n_{l-1}, m)``; W: ``(n_l, n_{l-1})``; gamma, beta: ``(n_l, 1)``.
+    ``running``: None in training (the batch's own statistics, :func:`batch_norm_forward`),
+    or ``(running_mean, running_var)`` for prediction (:func:`batch_norm_predict`).
+    Returns ``A`` ``(n_l, m)`` and ``cache = ((A_prev, W, None), Z_tilde, bn_cache)``
+    (``bn_cache`` None for prediction).
+    """
+    check_activation_name(activation, "activation")
+    check_matrix(W, "W", row_name="n_l", col_name="n_{l-1}")
+    check_matrix(A_prev, "A_prev", rows=W.shape[1], row_name="n_{l-1}")
+    Z = W @ A_prev
+    if running is None:
+        Z_tilde, bn_cache = batch_norm_forward(Z, gamma, beta, epsilon)
+    else:
+        Z_tilde, bn_cache = batch_norm_predict(Z, gamma, beta, *running, epsilon), None
+    return activations.forward(Z_tilde, activation), ((A_prev, W, None), Z_tilde, bn_cache)
+
+
 def L_model_forward(X, parameters, hidden_activation="relu", output_activation="sigmoid",
-                    dropout=None):
+                    dropout=None, *, training=False, batch_norm_epsilon=BATCH_NORM_EPSILON):
     """``[LINEAR -> g] x (L-1) -> LINEAR -> OUTPUT`` on ``X`` ``(n_x, m)``.
 
     ``dropout``: None, or one entry per hidden layer, each None or
@@ -131,9 +294,15 @@ def L_model_forward(X, parameters, hidden_activation="relu", output_activation="
     ``A{l} := A{l} * D / keep_prob`` (training only; see
     :func:`fastbackprop.rng.dropout_mask` for the masks training draws).
 
+    Batch-normalised layers (``gamma{l}`` in ``parameters``): with ``training``, normalised
+    by the batch's own statistics (:func:`linear_batch_norm_activation_forward`), else by
+    the running ones; ``batch_norm_epsilon`` is their ``epsilon``. Without batch norm
+    ``training`` changes nothing.
+
     Returns ``AL`` ``(n_L, m)`` and ``caches``: a list of L caches, one per
     layer, each as returned by :func:`linear_activation_forward` (with
-    dropout, ``A`` is the dropped and rescaled one).
+    dropout, ``A`` is the dropped and rescaled one), or by
+    :func:`linear_batch_norm_activation_forward` for a batch-normalised layer.
     """
     check_activation_name(hidden_activation, "hidden_activation")
     outputs.check_output_name(output_activation)
@@ -143,9 +312,16 @@ def L_model_forward(X, parameters, hidden_activation="relu", output_activation="
     caches = []
     A = X
     for l in range(1, L):
-        A, cache = linear_activation_forward(
-            A, parameters[f"W{l}"], parameters[f"b{l}"], hidden_activation
-        )
+        if f"gamma{l}" in parameters:
+            running = None if training else (parameters[f"running_mean{l}"],
+                                             parameters[f"running_var{l}"])
+            A, cache = linear_batch_norm_activation_forward(
+                A, parameters[f"W{l}"], parameters[f"gamma{l}"], parameters[f"beta{l}"],
+                hidden_activation, running=running, epsilon=batch_norm_epsilon)
+        else:
+            A, cache = linear_activation_forward(
+                A, parameters[f"W{l}"], parameters[f"b{l}"], hidden_activation
+            )
         if dropout is not None and dropout[l - 1] is not None:
             D, keep_prob = dropout[l - 1]
             A = A * D / np.asarray(keep_prob, dtype=A.dtype)
@@ -204,8 +380,8 @@ def l2_cost(parameters, l2, m):
     """The course's L2 term ``(l2 / (2m)) sum_l ||W{l}||_F^2`` (biases are not penalised)."""
     if l2 == 0:
         return 0.0
-    L = len(parameters) // 2
-    return float(l2 / (2 * m) * sum(np.sum(np.square(parameters[f"W{l}"])) for l in range(1, L + 1)))
+    weights = [value for key, value in parameters.items() if key[0] == "W"]
+    return float(l2 / (2 * m) * sum(np.sum(np.square(W)) for W in weights))
 
 
 # ---------------------------------------------------------------------------
@@ -249,6 +425,23 @@ def linear_activation_backward(dA, cache, activation):
     return linear_backward(dZ, linear_cache)
 
 
+def linear_batch_norm_activation_backward(dA, cache, activation):
+    """Gradients of :func:`linear_batch_norm_activation_forward` (in training) from ``dA``
+    ``(n_l, m)``: ``dZ_tilde = dA * g'(Z_tilde)``, then :func:`batch_norm_backward` and the
+    linear step without a bias. Returns ``dA_prev`` ``(n_{l-1}, m)``, ``dW``, ``dgamma``,
+    ``dbeta``."""
+    check_activation_name(activation, "activation")
+    (A_prev, W, _), Z_tilde, bn_cache = cache
+    if bn_cache is None:
+        raise ValueError("cache: a batch-normalised layer's backward pass needs the forward "
+                         "pass's batch statistics (L_model_forward(..., training=True))")
+    check_matrix(dA, "dA", rows=Z_tilde.shape[0], cols=Z_tilde.shape[1], row_name="n_l")
+    dZ, dgamma, dbeta = batch_norm_backward(dA * activations.derivative(Z_tilde, activation),
+                                            bn_cache)
+    m = A_prev.shape[1]
+    return W.T @ dZ, (dZ @ A_prev.T) / m, dgamma, dbeta
+
+
 OUTPUT_STARTS = ("dA", "dZ")
 
 
@@ -272,7 +465,9 @@ def L_model_backward(AL, Y, caches, hidden_activation="relu", output_start="dA",
     ``dZ_L``) by its weight.
 
     Returns ``grads`` with ``dW{l}`` ``(n_l, n_{l-1})``, ``db{l}``
-    ``(n_l, 1)`` for l = 1..L and ``dA{l}`` ``(n_l, m)`` for l = 0..L-1.
+    ``(n_l, 1)`` for l = 1..L and ``dA{l}`` ``(n_l, m)`` for l = 0..L-1; a
+    batch-normalised layer (``caches`` from ``L_model_forward(..., training=True)``) has
+    ``dgamma{l}``, ``dbeta{l}`` ``(n_l, 1)`` in place of ``db{l}``.
     """
     check_activation_name(hidden_activation, "hidden_activation")
     output = outputs.functions(output_activation)
@@ -298,6 +493,12 @@ def L_model_backward(AL, Y, caches, hidden_activation="relu", output_start="dA",
         if dropout is not None and dropout[l - 1] is not None:
             D, keep_prob = dropout[l - 1]
             dA = dA * D / np.asarray(keep_prob, dtype=dA.dtype)
+        if len(caches[l - 1]) == 3:  # batch-normalised
+            dA_prev, dW, dgamma, dbeta = linear_batch_norm_activation_backward(
+                dA, caches[l - 1], hidden_activation)
+            grads[f"dA{l - 1}"], grads[f"dW{l}"] = dA_prev, dW
+            grads[f"dgamma{l}"], grads[f"dbeta{l}"] = dgamma, dbeta
+            continue
         dA_prev, dW, db = linear_activation_backward(dA, caches[l - 1], hidden_activation)
         grads[f"dA{l - 1}"], grads[f"dW{l}"], grads[f"db{l}"] = dA_prev, dW, db
     if l2:
@@ -314,20 +515,21 @@ def update_parameters(parameters, grads, learning_rate):
     Returns a new dict; ``parameters`` is left unchanged. The learning rate
     is cast to each array's dtype, so float32 stays float32.
     """
-    check_parameters(parameters)
-    L = len(parameters) // 2
+    schema = Schema.of(parameters)
     new = {}
-    for l in range(1, L + 1):
-        for p in "Wb":
-            value = parameters[f"{p}{l}"]
-            grad = grads[f"d{p}{l}"]
-            if np.shape(grad) != np.shape(value):
-                raise ValueError(
-                    f"grads['d{p}{l}'] must have the shape of {p}{l}, {np.shape(value)}; "
-                    f"got {np.shape(grad)}"
-                )
-            alpha = np.asarray(learning_rate, dtype=value.dtype)
-            new[f"{p}{l}"] = value - alpha * grad
+    for e in schema.entries:
+        value = parameters[e.key]
+        if not KINDS[e.kind].trained:  # the running statistics: not gradient descent's
+            new[e.key] = value
+            continue
+        grad = grads[f"d{e.key}"]
+        if np.shape(grad) != np.shape(value):
+            raise ValueError(
+                f"grads['d{e.key}'] must have the shape of {e.key}, {np.shape(value)}; "
+                f"got {np.shape(grad)}"
+            )
+        alpha = np.asarray(learning_rate, dtype=value.dtype)
+        new[e.key] = value - alpha * grad
     return new
 
 
@@ -578,32 +780,39 @@ def nn_model(X, Y, n_h, hidden_activation="tanh", learning_rate=1.2, num_iterati
 
 def parameters_to_vector(parameters):
     """Stack ``W1, b1, ..., WL, bL`` (row-major) into one column ``(n_params, 1)``: the flat
-    layout of :mod:`fastbackprop.layout`."""
+    layout of :mod:`fastbackprop.layout` (batch-normalised layers: their kinds in order)."""
     schema = Schema.of(parameters)
     return schema.pack(parameters, np.result_type(*parameters.values())).reshape(-1, 1)
 
 
-def vector_to_parameters(theta, layer_dims):
-    """Inverse of :func:`parameters_to_vector` for ``layer_dims`` (views of ``theta``)."""
-    return Schema(layer_dims).unpack(np.asarray(theta).reshape(-1), copy=False)
+def vector_to_parameters(theta, layer_dims, kinds=None):
+    """Inverse of :func:`parameters_to_vector` for ``layer_dims`` (views of ``theta``);
+    ``kinds``: each layer's (:class:`fastbackprop.layout.Schema`'s; default dense)."""
+    return Schema(layer_dims, kinds).unpack(np.asarray(theta).reshape(-1), copy=False)
 
 
 def gradients_to_vector(grads, L):
-    """Stack ``dW1, db1, ..., dWL, dbL`` in the order of :func:`parameters_to_vector`."""
+    """Stack ``dW1, db1, ..., dWL, dbL`` in the order of :func:`parameters_to_vector` (a
+    batch-normalised layer: ``dW``, ``dgamma``, ``dbeta`` and zeros for its running
+    statistics, which no gradient moves)."""
     dims = [grads["dW1"].shape[1]] + [grads[f"dW{l}"].shape[0] for l in range(1, L + 1)]
-    schema = Schema(dims)
-    keyed = {e.key: grads["d" + e.key] for e in schema.entries}
-    return schema.pack(keyed, np.result_type(*keyed.values())).reshape(-1, 1)
+    schema = Schema(dims, tuple(BATCH_NORM if f"dgamma{l}" in grads else DENSE
+                                for l in range(1, L + 1)))
+    dtype = np.result_type(*(grads[f"dW{l}"] for l in range(1, L + 1)))
+    keyed = {e.key: grads["d" + e.key] if KINDS[e.kind].trained else np.zeros(e.shape, dtype)
+             for e in schema.entries}
+    return schema.pack(keyed, dtype).reshape(-1, 1)
 
 
 def gradient_check(parameters, X, Y, hidden_activation="relu", epsilon=1e-7,
                    output_start="dA", output_activation="sigmoid", *, l2=0.0, dropout=None,
-                   sample_weight=None):
+                   sample_weight=None, batch_norm_epsilon=BATCH_NORM_EPSILON):
     """Relative difference between backprop's gradient and centred finite differences.
 
-    For every parameter theta_i, ``gradapprox_i = (J(theta + eps e_i) -
+    For every trained parameter theta_i, ``gradapprox_i = (J(theta + eps e_i) -
     J(theta - eps e_i)) / (2 eps)`` with ``J`` = :func:`compute_cost`
-    after :func:`L_model_forward`. Returns
+    after :func:`L_model_forward` (batch-normalised layers with the batch's statistics,
+    as in training; their running statistics are not trained and not checked). Returns
     ``||grad - gradapprox|| / (||grad|| + ||gradapprox||)`` (a float): about
     1e-9 when backprop is right in float64, and above 1e-7 indicates a bug.
     Computed in float64 whatever the parameters' dtype.
@@ -613,28 +822,34 @@ def gradient_check(parameters, X, Y, hidden_activation="relu", epsilon=1e-7,
     X = check_X(X, n_x=dims[0], dtype=np.float64)
     Y = check_labels(Y, output_activation, n_y=dims[-1], m=X.shape[1], dtype=np.float64)
     parameters = {k: np.asarray(v, dtype=np.float64) for k, v in parameters.items()}
+    schema = Schema.of(parameters)
     L = len(dims) - 1
 
     m = X.shape[1]
 
+    def forward(candidate):
+        return L_model_forward(X, candidate, hidden_activation, output_activation, dropout,
+                               training=True, batch_norm_epsilon=batch_norm_epsilon)
+
     def cost(theta):
-        candidate = vector_to_parameters(theta, dims)
-        AL, _ = L_model_forward(X, candidate, hidden_activation, output_activation, dropout)
+        candidate = schema.unpack(theta.reshape(-1), copy=False)
+        AL, _ = forward(candidate)
         return (compute_cost(AL, Y, output_activation, sample_weight)
                 + l2_cost(candidate, l2, m))
 
-    AL, caches = L_model_forward(X, parameters, hidden_activation, output_activation, dropout)
+    AL, caches = forward(parameters)
     grads = L_model_backward(AL, Y, caches, hidden_activation, output_start, output_activation,
                              l2=l2, dropout=dropout, sample_weight=sample_weight)
-    grad = gradients_to_vector(grads, L)
+    trained = schema.trained_mask()
+    grad = gradients_to_vector(grads, L)[trained]
     theta = parameters_to_vector(parameters)
-    gradapprox = np.zeros_like(theta)
-    for i in range(theta.shape[0]):
+    gradapprox = np.zeros_like(grad)
+    for j, i in enumerate(np.flatnonzero(trained)):
         plus = theta.copy()
         plus[i] += epsilon
         minus = theta.copy()
         minus[i] -= epsilon
-        gradapprox[i] = (cost(plus) - cost(minus)) / (2 * epsilon)
+        gradapprox[j] = (cost(plus) - cost(minus)) / (2 * epsilon)
     numerator = np.linalg.norm(grad - gradapprox)
     denominator = np.linalg.norm(grad) + np.linalg.norm(gradapprox)
     return float(numerator / denominator) if denominator > 0 else 0.0

@@ -29,11 +29,20 @@ class NumpyEngine:
     dropout masks of the update's number), the cost from ``ZL`` when asked, and
     backward from ``dZ_L = AL - Y`` (times the columns' weights): the batch's gradient
     as ``L_model_backward`` returns it, flattened.
+
+    With batch-normalised layers (``schema``'s kinds), each step normalises by the
+    batch's statistics (unweighted: the sample weights enter through ``dZ_L`` only, as in
+    PyTorch) and :meth:`statistics` writes the running averages they give into the
+    updated ``theta``.
     """
 
-    def __init__(self, X, Y, dims, options, keep_prob, sample_weight, dtype):
+    def __init__(self, X, Y, dims, options, keep_prob, sample_weight, dtype, schema=None):
         self.X, self.Y = X, Y
         self.dims = dims
+        self.schema = Schema(dims) if schema is None else schema
+        self._running = None
+        if not self.schema.has_batch_norm:
+            self.statistics = None
         self.options = options
         self.keep_prob = keep_prob
         self.w = sample_weight
@@ -53,11 +62,15 @@ class NumpyEngine:
         X_b, Y_b = self.X[:, columns], self.Y[:, columns]
         w_b = None if self.w is None else self.w[columns].astype(self.dtype)
         m_b = len(columns)
-        parameters = R.vector_to_parameters(theta, self.dims)
+        parameters = self.schema.unpack(theta, copy=False)
         dropout = R.dropout_masks(self.keep_prob, [(n, m_b) for n in self.dims[1:-1]], o.seed, t)
         with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
             AL, caches = R.L_model_forward(X_b, parameters, o.hidden_activation,
-                                           o.output_activation, dropout)
+                                           o.output_activation, dropout, training=True,
+                                           batch_norm_epsilon=o.batch_norm_epsilon)
+            if self.schema.has_batch_norm:
+                self._running = R.running_statistics(parameters, caches,
+                                                     o.batch_norm_momentum)
             ZL = caches[-1][1]
             loss = R.compute_cost_from_logits(ZL, Y_b, o.output_activation, w_b) if cost else 0.0
             if not np.isfinite(np.sum(ZL)):
@@ -66,6 +79,13 @@ class NumpyEngine:
                                        o.output_activation, dropout=dropout, sample_weight=w_b)
         grad = R.gradients_to_vector(grads, len(self.dims) - 1).reshape(-1)
         return grad, loss, m_b
+
+    def statistics(self, theta):
+        """Write the last batch's running statistics into ``theta`` (the parameters after
+        its update; the optimiser leaves them as they were, their gradient being 0)."""
+        views = self.schema.unpack(theta, copy=False)
+        for key, value in self._running.items():
+            views[key][...] = value
 
 
 class Trainer(OnStepLoop, TrainerBase):
@@ -93,22 +113,25 @@ class Trainer(OnStepLoop, TrainerBase):
         # sparse X: a checked csc_array; the reference's products with it are SciPy's
         X = check_sparse_X(X, dtype=self.dtype) if is_sparse(X) else np.array(X, dtype=self.dtype)
         Y = np.array(Y, dtype=self.dtype)
+        schema = Schema.of(parameters)
         engine = NumpyEngine(X, Y, self.dims, self.options, self.keep_prob,
-                             self._sample_weight, self.dtype)
-        self._loop = StepLoop(engine, self.options, Schema(self.dims), self.dtype, parameters,
+                             self._sample_weight, self.dtype, schema)
+        self._loop = StepLoop(engine, self.options, schema, self.dtype, parameters,
                               optimizer_state)
 
 
 def probabilities(X, parameters, hidden_activation="relu", output_activation="sigmoid",
-                  dtype=None):
+                  dtype=None, *, batch_norm_epsilon=R.BATCH_NORM_EPSILON):
     """``AL`` ``(n_L, m)`` of the network on ``X`` ``(n_x, m)``, by the reference's forward pass.
 
     ``dtype``: compute in this dtype (default: NumPy's promotion of the inputs).
+    Batch-normalised layers use their running statistics (``batch_norm_epsilon``).
     """
     if dtype is not None:
         X = np.asarray(X, dtype=dtype)
         parameters = {k: np.asarray(v, dtype=dtype) for k, v in parameters.items()}
-    AL, _ = R.L_model_forward(X, parameters, hidden_activation, output_activation)
+    AL, _ = R.L_model_forward(X, parameters, hidden_activation, output_activation,
+                              batch_norm_epsilon=batch_norm_epsilon)
     return AL
 
 

@@ -273,6 +273,35 @@ def check_keep_prob(keep_prob, n_hidden, argument="keep_prob"):
                             high_open=False) for v in values)
 
 
+def check_batch_norm_values(batch_norm, argument="batch_norm"):
+    """``batch_norm``: True or False for every hidden layer, or a sequence of bools (one per
+    hidden layer; its length is checked where the network is known). Returns a bool or a
+    tuple of bools."""
+    if isinstance(batch_norm, (bool, np.bool_)):
+        return bool(batch_norm)
+    if isinstance(batch_norm, (str, bytes)) or not hasattr(batch_norm, "__iter__"):
+        raise TypeError(f"{argument} must be True, False or one bool per hidden layer; "
+                        f"got {batch_norm!r}")
+    values = tuple(batch_norm)
+    for v in values:
+        if not isinstance(v, (bool, np.bool_)):
+            raise TypeError(f"{argument} must be True, False or one bool per hidden layer; "
+                            f"got {v!r} in {batch_norm!r}")
+    return tuple(bool(v) for v in values)
+
+
+def check_batch_norm_layers(batch_norm, n_hidden, argument="batch_norm"):
+    """Whether each of the ``n_hidden`` hidden layers is batch-normalised: a tuple of bools
+    from ``batch_norm`` (a bool for all, or one per hidden layer)."""
+    values = check_batch_norm_values(batch_norm, argument)
+    if isinstance(values, bool):
+        return (values,) * n_hidden
+    if len(values) != n_hidden:
+        raise ValueError(f"{argument} must be True, False or one bool per hidden layer "
+                         f"({n_hidden}); got {len(values)} values")
+    return values
+
+
 def check_keep_prob_values(keep_prob, argument="keep_prob"):
     """A sequence of keep probabilities, each in (0, 1], as a tuple of floats (any length)."""
     try:

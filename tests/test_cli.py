@@ -120,7 +120,8 @@ def test_train_save_plot_then_predict_on_a_users_csv(tmp_path):
         "batch_size": None, "shuffle": True, "beta": 0.9, "beta1": 0.9, "beta2": 0.999,
         "epsilon": 1e-8, "decay_rate": 0.0, "time_interval": None, "l2": 0.0,
         "keep_prob": 1.0, "early_stopping": False, "patience": 10, "tol": 1e-4,
-        "validation_fraction": 0.1, "n_threads": None}
+        "validation_fraction": 0.1, "n_threads": None, "batch_norm": False,
+        "batch_norm_momentum": 0.9, "batch_norm_epsilon": 1e-5}
     accuracy = model.score(X, Y)
     assert f"training accuracy: {accuracy:.1%}" in result.stdout
 
@@ -637,3 +638,23 @@ def test_train_with_regularisation_validation_and_early_stopping(tmp_path):
     assert (model.l2, model.keep_prob, model.early_stopping, model.patience,
             model.validation_fraction) == (0.5, [0.9, 0.8], True, 50, 0.25)
     assert (tmp_path / "costs.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_train_with_batch_norm_saves_a_model_that_predicts(tmp_path):
+    write_csv(tmp_path / "train.csv")
+    result = fastbackprop("train", "--data", "train.csv", "--layers", "3,8,6,1", "--epochs",
+                          "20", "--seed", "0", "--optimizer", "adam", "--batch-size", "16",
+                          "--lr", "0.01", "--batch-norm", "--batch-norm-momentum", "0.8",
+                          "--batch-norm-epsilon", "1e-4", "--save", "bn.npz", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    model = Model.load(tmp_path / "bn.npz")
+    assert (model.batch_norm, model.batch_norm_momentum, model.batch_norm_epsilon) == (
+        True, 0.8, 1e-4)
+    assert {"gamma1", "beta2", "running_var2"} <= set(model.parameters_)
+    assert "b1" not in model.parameters_
+    result = fastbackprop("predict", "--model", "bn.npz", "--data", "train.csv",
+                          cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    result = fastbackprop("train", *FAST, "--batch-norm", "--batch-norm-momentum", "1",
+                          cwd=tmp_path)
+    assert_one_line_error(result, 2, r"batch_norm_momentum must be a number in \[0, 1\)")

@@ -197,7 +197,8 @@ def test_get_params_and_set_params():
         "batch_size": None, "shuffle": True, "beta": 0.9, "beta1": 0.9, "beta2": 0.999,
         "epsilon": 1e-8, "decay_rate": 0.0, "time_interval": None, "l2": 0.0,
         "keep_prob": 1.0, "early_stopping": False, "patience": 10, "tol": 1e-4,
-        "validation_fraction": 0.1, "n_threads": None}
+        "validation_fraction": 0.1, "n_threads": None, "batch_norm": False,
+        "batch_norm_momentum": 0.9, "batch_norm_epsilon": 1e-5}
     assert model.set_params(learning_rate=0.5, seed=3) is model
     assert (model.learning_rate, model.seed) == (0.5, 3)
     with pytest.raises(ValueError, match="learning_rate must be a finite number > 0"):

@@ -109,6 +109,11 @@ def hidden(inp, theta, dims, offsets, code, A):
     raise NotImplementedError("for use inside kernels only")
 
 
+def product(inp, theta, dims, offsets, Z):
+    """``Z = W1 X`` into ``Z`` ``(n_1, m)``, no bias (a batch-normalised first layer)."""
+    raise NotImplementedError("for use inside kernels only")
+
+
 def output(inp, theta, dims, offsets, code, Y, w, A, cost, cols):
     """The output layer's step when it is the first (``L = 1``); returns ``(sum(Z_L), loss)``."""
     raise NotImplementedError("for use inside kernels only")
@@ -157,6 +162,20 @@ def _hidden(inp, theta, dims, offsets, code, A):
         gram_mode.W1X(theta, dims, offsets, inp, A)
         return bias_activation(A, b_of(theta, dims, offsets, FIRST), code)
     return gram
+
+
+@overload_kernel(product)
+def _product(inp, theta, dims, offsets, Z):
+    form = _form(inp)
+    if form is gram_mode.Gram:
+        def gram(inp, theta, dims, offsets, Z):
+            gram_mode.W1X(theta, dims, offsets, inp, Z)
+        return gram
+    mode = NN if form is Columns else NT  # W1 X, or W1 X^T with X as rows
+
+    def plain(inp, theta, dims, offsets, Z):
+        gemm(W_of(theta, dims, offsets, FIRST), inp.X, Z, mode)
+    return plain
 
 
 @overload_kernel(output)

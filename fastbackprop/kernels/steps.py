@@ -10,6 +10,11 @@ Arrays may be float32 or float64 (mixed inputs follow NumPy's promotion),
 C- or F-ordered or strided: each is copied at most once, to C order.
 Kernels compiled per constant code are reached through
 :func:`~.convert.call_specialised`.
+
+Batch-normalised parameters (``gamma{l}`` in the dict) go to the reference's step
+functions, which this module then calls (the compiled loop has batch norm inside its
+epochs: :mod:`.batch_norm`); :func:`probabilities` folds the running statistics into a
+dense network (:func:`fastbackprop.reference.fold_batch_norm`) and runs it compiled.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import outputs as numpy_outputs
-from .. import spec
+from .. import reference, spec
 from ..activations import check_activation_name
 from ..validation import (
     check_layer_activation,
@@ -104,12 +109,25 @@ def linear_activation_forward(A_prev, W, b, activation):
     return A, ((A_prev, W, b), Z)
 
 
+def _batch_normalised(parameters):
+    """Whether a parameters dict has batch-normalised layers."""
+    return isinstance(parameters, dict) and any(
+        isinstance(key, str) and key.startswith("gamma") for key in parameters)
+
+
 def L_model_forward(X, parameters, hidden_activation="relu", output_activation="sigmoid",
-                    dropout=None):
+                    dropout=None, *, training=False,
+                    batch_norm_epsilon=reference.BATCH_NORM_EPSILON):
     """``[LINEAR -> g] x (L-1) -> LINEAR -> OUTPUT``; returns ``AL`` ``(n_L, m)`` and ``caches``.
 
-    ``dropout``: as :func:`fastbackprop.reference.L_model_forward` (fixed masks).
+    ``dropout``: as :func:`fastbackprop.reference.L_model_forward` (fixed masks);
+    ``training``, ``batch_norm_epsilon``: for batch-normalised parameters, which the
+    reference computes.
     """
+    if _batch_normalised(parameters):
+        return reference.L_model_forward(X, parameters, hidden_activation, output_activation,
+                                         dropout, training=training,
+                                         batch_norm_epsilon=batch_norm_epsilon)
     check_activation_name(hidden_activation, "hidden_activation")
     numpy_outputs.check_output_name(output_activation)
     dims = check_parameters(parameters)
@@ -140,13 +158,18 @@ def predict(X, parameters, hidden_activation="relu", output_activation="sigmoid"
 
 
 def probabilities(X, parameters, hidden_activation="relu", output_activation="sigmoid",
-                  dtype=None):
+                  dtype=None, *, batch_norm_epsilon=reference.BATCH_NORM_EPSILON):
     """``AL`` ``(n_L, m)`` of the network on ``X`` ``(n_x, m)``, without caches.
 
     The training loop's forward pass: one compiled call, one buffer for all
     activations, only the activation in use compiled. ``dtype``: compute in
     this dtype (default: the common dtype of ``X`` and the parameters).
+    Batch-normalised parameters predict with their running statistics, folded into
+    ``W`` and ``b`` first (``batch_norm_epsilon`` their epsilon).
     """
+    if _batch_normalised(parameters):
+        check_parameters(parameters)
+        parameters = reference.fold_batch_norm(parameters, batch_norm_epsilon)
     code = check_activation_name(hidden_activation, "hidden_activation")
     output = numpy_outputs.check_output_name(output_activation)
     dims = check_parameters(parameters)
@@ -266,6 +289,10 @@ def L_model_backward(AL, Y, caches, hidden_activation="relu", output_start="dA",
     Same contract as :func:`fastbackprop.reference.L_model_backward`;
     ``output_start="dZ"`` takes the fused ``dZ_L = AL - Y`` path.
     """
+    if any(len(cache) == 3 for cache in caches):  # batch-normalised: the reference's
+        return reference.L_model_backward(AL, Y, caches, hidden_activation, output_start,
+                                          output_activation, l2=l2, dropout=dropout,
+                                          sample_weight=sample_weight)
     check_activation_name(hidden_activation, "hidden_activation")
     numpy_outputs.check_output_name(output_activation)
     if output_start not in ("dA", "dZ"):
@@ -306,6 +333,8 @@ def update_parameters(parameters, grads, learning_rate):
 
     The learning rate is cast to each parameter's dtype.
     """
+    if _batch_normalised(parameters):  # the running statistics have no gradient
+        return reference.update_parameters(parameters, grads, learning_rate)
     check_parameters(parameters)
     new = {}
     for key, value in parameters.items():

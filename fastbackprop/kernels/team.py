@@ -42,13 +42,14 @@ MIN_COLUMNS = 64
 ALIGN = 128
 
 
-def choose(n_threads, dims, width, gram=False):
+def choose(n_threads, dims, width, gram=False, batch_norm=False):
     """The threads of a fit: ``n_threads`` when given, else (None) as many of the cores
     Numba may use as leave each thread at least :data:`MIN_COLUMNS` columns of a batch
     of ``width`` and :data:`MIN_SHARE` multiply-adds of its products, at least 1. Never
-    more threads than the batch's columns, and one in Gram mode (its products are the
-    whole data's)."""
-    if gram or width < 2:
+    more threads than the batch's columns, one in Gram mode (its products are the
+    whole data's), and one with batch norm (its statistics are the whole batch's: a split
+    batch would need a reduction between the threads inside each layer's pass)."""
+    if gram or batch_norm or width < 2:
         return 1
     if n_threads is None:
         import numba
@@ -83,11 +84,12 @@ class Team:
     ``n``: the entries of the flat layout (``theta`` and, in Gram mode, ``D``);
     ``dims``; ``capacity``: the columns of the largest batch; ``rows``: the data are
     :class:`.training.RowData` (else columns: one thread only); ``n_x``, ``n_L``, ``m``;
+    ``kinds``: each layer's parameter kinds (:class:`fastbackprop.layout.Schema`'s);
     ``costs``: the costs array of thread 0's workspace; ``batches``: the threads' batch
     buffers when the data need others than :class:`.training.Batches` (sparse data).
     """
 
-    def __init__(self, P, n, dims, capacity, dtype, rows, m, batches=None):
+    def __init__(self, P, n, dims, capacity, dtype, rows, m, kinds=None, batches=None):
         self.P = P
         per = padded(n, dtype)
         grads = aligned_zeros((P, per), dtype)
@@ -98,7 +100,7 @@ class Team:
         share = -(-capacity // P)  # a thread's columns of the largest batch
         self.own = []
         for p in range(P):
-            work = training.workspace(dims, share, dtype, 0)._replace(grad=grads[p][:n])
+            work = training.workspace(dims, share, dtype, 0, kinds)._replace(grad=grads[p][:n])
             if batches is not None:
                 own = batches[p]
             elif rows:

@@ -43,6 +43,7 @@ from numba import literally
 
 from .. import spec
 from .._jit import jit, overload_kernel
+from . import batch_norm as bn_kernels
 from . import first_layer, fpenv, sync
 from . import sparse as sparse_kernels
 from . import gram as gram_mode
@@ -51,8 +52,10 @@ from .layout import W_of, b_of, layer_of, layer_offsets, matrix_view, n_paramete
 from .optimizers import optimizer_update
 from .outputs import output_layer
 from .passes import (
+    NN,
     NT,
     TN,
+    bias_activation,
     backward_delta,
     dropout_backward,
     dropout_forward,
@@ -149,11 +152,13 @@ class Hyper(NamedTuple):
 
 class Parts(NamedTuple):
     """The optional parts, each ``None`` when unused: ``gram`` (:class:`~.gram.Gram`, one
-    thread only), ``l2`` (a float of the data's dtype), ``dropout`` (:class:`Dropout`)."""
+    thread only), ``l2`` (a float of the data's dtype), ``dropout`` (:class:`Dropout`),
+    ``batch_norm`` (:class:`~.batch_norm.BatchNorm`, one thread only)."""
 
     gram: object
     l2: object
     dropout: object
+    batch_norm: object = None
 
 
 class Run(NamedTuple):
@@ -203,15 +208,16 @@ class Team(NamedTuple):
     sync: np.ndarray
 
 
-def workspace(dims, capacity, dtype, n_grad=None):
+def workspace(dims, capacity, dtype, n_grad=None, kinds=None):
     """A :class:`Work` for batches of up to ``capacity`` columns of the network
-    ``dims``: activation and delta slots, a gradient of ``n_grad`` entries (default the
-    parameters'), ``(4, capacity)`` column scratch, the layer offsets, and no costs yet."""
+    ``dims`` (each layer's ``kinds``, default dense): activation and delta slots, a
+    gradient of ``n_grad`` entries (default the parameters'), ``(4, capacity)`` column
+    scratch, the layer offsets, and no costs yet."""
     acts = np.empty(int(np.sum(dims[1:])) * capacity, dtype=dtype)
     n_grad = n_parameters(dims) if n_grad is None else n_grad
     return Work(acts, np.empty_like(acts), np.zeros(n_grad, dtype=dtype),
                 np.full(0, np.nan, dtype=dtype), np.empty((4, capacity), dtype=dtype),
-                layer_offsets(dims, capacity))
+                layer_offsets(dims, capacity, kinds))
 
 
 # ---------------------------------------------------------------------------
@@ -226,8 +232,12 @@ def drops(dropout, l):
 
 
 @jit
-def forward(theta, batch, dims, work, hidden, output, cost, dropout, t):
+def forward(theta, batch, dims, work, hidden, output, cost, dropout, t, bn=None):
     """Forward pass: ``work.acts`` receives ``A1, ..., AL``; returns ``(sum(ZL), loss)``.
+
+    Batch-normalised hidden layers (``bn``, a :class:`~.batch_norm.BatchNorm`, or None):
+    ``Z = W A_prev`` without a bias, normalised by the batch's statistics and scaled by
+    ``gamma`` (:func:`.batch_norm.normalise`), then the activation pass adds ``beta``.
 
     ``sum(ZL)`` is finite exactly when the cost is. When ``cost`` the
     unscaled loss against ``batch.Y`` (each column's times its weight
@@ -246,12 +256,22 @@ def forward(theta, batch, dims, work, hidden, output, cost, dropout, t):
         return first_layer.output(inp, theta, dims, offsets, output, batch.Y, batch.w, AL, cost,
                                   work.cols)
     A_prev = layer_of(work.acts, dims, offsets, first_layer.FIRST, m)
-    first_layer.hidden(inp, theta, dims, offsets, hidden, A_prev)
+    if bn is not None and bn_kernels.normalises(bn, 1):
+        first_layer.product(inp, theta, dims, offsets, A_prev)
+        bn_kernels.normalise(bn, theta, dims, offsets, first_layer.FIRST, A_prev)
+        bias_activation(A_prev, b_of(theta, dims, offsets, first_layer.FIRST), hidden)
+    else:
+        first_layer.hidden(inp, theta, dims, offsets, hidden, A_prev)
     for l in range(1, L):
         if l > 1:
             A = layer_of(work.acts, dims, offsets, l, m)
-            linear_activation(W_of(theta, dims, offsets, l), A_prev,
-                              b_of(theta, dims, offsets, l), hidden, A)
+            if bn is not None and bn_kernels.normalises(bn, l):
+                gemm(W_of(theta, dims, offsets, l), A_prev, A, NN)
+                bn_kernels.normalise(bn, theta, dims, offsets, l, A)
+                bias_activation(A, b_of(theta, dims, offsets, l), hidden)
+            else:
+                linear_activation(W_of(theta, dims, offsets, l), A_prev,
+                                  b_of(theta, dims, offsets, l), hidden, A)
             A_prev = A
         if dropout is not None and drops(dropout, l):
             dropout_forward(A_prev, dropout.keep[l - 1], dropout.threshold[l - 1],
@@ -261,8 +281,12 @@ def forward(theta, batch, dims, work, hidden, output, cost, dropout, t):
 
 
 @jit
-def backward(theta, batch, dims, work, hidden, dropout, t):
+def backward(theta, batch, dims, work, hidden, dropout, t, bn=None):
     """Backward pass from ``dZ_L = (A_L - Y) * w``: raw ``dW``, ``db`` into ``work.grad``.
+
+    A batch-normalised layer's ``dZ_tilde`` and its row sum (``beta``'s gradient) come
+    from the same fused pass as any layer's ``dZ`` and ``db``; then
+    :func:`.batch_norm.backward` forms ``gamma``'s gradient and ``dZ``.
 
     Layers that dropped units in the forward pass (update ``t``) mask
     ``dA`` with the same masks. The first layer's gradient is
@@ -297,6 +321,8 @@ def backward(theta, batch, dims, work, hidden, dropout, t):
                              batch.first)
         else:
             backward_delta(W, dZ, A_prev, hidden, dZ_prev, db_prev)
+        if bn is not None and bn_kernels.normalises(bn, l - 1):
+            bn_kernels.backward(bn, theta, grad, dims, offsets, l - 1, dZ_prev)
         dZ = dZ_prev
     first_layer.weight_gradient(inp, dZ, grad, dims, offsets)
 
@@ -317,7 +343,8 @@ def squared_norm_share(theta, dims, offsets, lo, hi):
     """``sum W^2`` over the weights (not the biases) among the entries ``lo .. hi - 1``."""
     total = like(theta, 0.0)
     for l in range(1, dims.size):
-        for k in range(max(lo, offsets[l - 1, 0]), min(hi, offsets[l - 1, 1])):
+        start = offsets[l - 1, 0]
+        for k in range(max(lo, start), min(hi, start + dims[l] * dims[l - 1])):
             total += theta[k] * theta[k]
     return total
 
@@ -326,7 +353,8 @@ def squared_norm_share(theta, dims, offsets, lo, hi):
 def add_l2_share(grad, theta, l2, dims, offsets, lo, hi):
     """``dW += l2 W`` over the weights among the entries ``lo .. hi - 1`` (raw sums)."""
     for l in range(1, dims.size):
-        for k in range(max(lo, offsets[l - 1, 0]), min(hi, offsets[l - 1, 1])):
+        start = offsets[l - 1, 0]
+        for k in range(max(lo, start), min(hi, start + dims[l] * dims[l - 1])):
             grad[k] += l2 * theta[k]
 
 
@@ -366,7 +394,7 @@ def sync_at(state, tid, P):
 
 
 @jit
-def step(tid, current, other, batch, dims, work, team, hyper, l2, dropout, hidden, output,
+def step(tid, current, other, batch, dims, work, team, hyper, l2, dropout, bn, hidden, output,
          optimizer, alpha, t, cost, checkpoint):
     """One update from one batch, by thread ``tid`` of the team (see :class:`Team`).
 
@@ -383,15 +411,18 @@ def step(tid, current, other, batch, dims, work, team, hyper, l2, dropout, hidde
     ``(l2 / 2) sum ||W||^2`` when ``cost``); status ``NONFINITE_COST`` when
     the cost of ``current`` is not finite (nothing changed),
     ``NONFINITE_UPDATE`` when the update made it so (``current`` then holds
-    it), ``ABORTED`` when another thread gave up.
+    it), ``ABORTED`` when another thread gave up. With batch norm (``bn``; one thread), the
+    running statistics are updated in ``current`` from the batch's once its cost is
+    finite, after the checkpoint's copy (their gradient is 0: the optimiser keeps them).
     """
     lo, hi = team.shares[tid], team.shares[tid + 1]
     offsets = work.offsets
     values = team.values
     zero = like(alpha, 0.0)
     if batch.w.size > 0:
-        ZL_sum, loss = forward(current, batch, dims, work, hidden, output, cost, dropout, t)
-        backward(current, batch, dims, work, hidden, dropout, t)
+        ZL_sum, loss = forward(current, batch, dims, work, hidden, output, cost, dropout, t,
+                               bn)
+        backward(current, batch, dims, work, hidden, dropout, t, bn)
     else:  # a batch shorter than the team: this thread adds nothing
         ZL_sum, loss = zero, zero
         grad = work.grad
@@ -420,6 +451,8 @@ def step(tid, current, other, batch, dims, work, team, hyper, l2, dropout, hidde
         add_l2_share(grad, current, l2, dims, offsets, lo, hi)
     if checkpoint:
         copy_share(other, current, n, lo, hi)
+    if bn is not None:
+        bn_kernels.update_running(bn, current, dims, offsets)
     inv_m = like(alpha, 1.0) / like(alpha, batch.m)
     values[tid, 3] = optimizer_update(optimizer, current, grad, inv_m, alpha, hyper, t, lo, hi)
     if not meet(team, tid):
@@ -643,8 +676,9 @@ def train(tid, current, other, data, own, team, hyper, parts, dims, hidden, outp
                                      min(width, m - first), tid, P)
                 checkpoint = not replaying and (done == 0 or done == planned - 1)
                 failed, batch_loss = step(tid, current, other, batch, dims, work, team, hyper,
-                                          parts.l2, parts.dropout, hidden, output, optimizer,
-                                          alpha, run.t + done + 1, record, checkpoint)
+                                          parts.l2, parts.dropout, parts.batch_norm, hidden,
+                                          output, optimizer, alpha, run.t + done + 1, record,
+                                          checkpoint)
                 loss += batch_loss
                 if failed != OK:
                     break
