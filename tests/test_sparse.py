@@ -312,6 +312,24 @@ def test_sparse_fits_run_on_one_thread_and_refuse_gram_mode():
         Trainer(parameters, X, Y, gram=True)
 
 
+def test_batch_norm_on_sparse_X_equals_dense_on_numpy_and_is_refused_by_the_kernels():
+    X = random_sparse(12, 40, 0.3, seed=2)
+    Y = (np.arange(40) % 2).reshape(1, -1).astype(float)
+    kw = dict(optimizer="adam", batch_size=16, n_epochs=3, seed=0, batch_norm=True)
+    dense = Model([12, 5, 1], backend="numpy", **kw).fit(X.toarray(), Y)
+    sparse = Model([12, 5, 1], backend="numpy", **kw).fit(X, Y)
+    for key, value in dense.parameters_.items():
+        np.testing.assert_allclose(sparse.parameters_[key], value, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(sparse.predict_proba(X), dense.predict_proba(X.toarray()),
+                               rtol=0, atol=1e-12)
+    model = Model([12, 5, 1], **kw).fit(X.toarray(), Y)
+    before = {key: value.copy() for key, value in model.parameters_.items()}
+    with pytest.raises(ValueError, match="^X: batch norm .* sparse X .*backend='numpy'"):
+        model.fit(X, Y)
+    for key, value in before.items():  # the failed fit kept the fitted state
+        np.testing.assert_array_equal(model.parameters_[key], value)
+
+
 def test_a_dense_fit_compiles_no_sparse_code():
     import subprocess
     import sys

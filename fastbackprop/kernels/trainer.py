@@ -67,8 +67,9 @@ class Trainer(TrainerBase):
         if gram and any(normalised):
             raise ValueError("gram=True: Gram mode has no batch norm; pass gram=None or False")
         if self.sparse and any(normalised):
-            raise ValueError("X: batch norm does not train on sparse X yet; pass a dense X "
-                             "(X.toarray()) or batch_norm=False")
+            raise ValueError("X: batch norm does not train on sparse X on the compiled backend "
+                             "yet; pass a dense X (X.toarray()), batch_norm=False or "
+                             "backend='numpy'")
         if dtype is None:
             dtype = common_dtype(X=np.empty(0, X.dtype) if self.sparse else X, **parameters)
         self.dtype = np.dtype(dtype)
