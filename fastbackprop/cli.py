@@ -56,6 +56,9 @@ DEFAULTS = {"activation": "tanh", "lr": 1.2, "iterations": 10000, "init": "scale
 #: scale them, or lower --lr), and 0.01 learns too slowly for 10000 iterations.
 #: What the progress shows while the kernels compile.
 COMPILING = "compiling the numba kernels (the first run only) ..."
+#: Seconds a compilation runs before the progress bar says so (loading from the cache
+#: takes milliseconds, and would only make the label flicker).
+LABEL_AFTER = 0.2
 
 OUTPUT_DEFAULTS = {"softmax": {"lr": 0.5, "hidden_units": 10}, "linear": {"lr": 0.03}}
 
@@ -643,8 +646,21 @@ def _progress(total, clock):
         return
     with tqdm(total=total, desc="training", unit="epoch", file=sys.stderr,
               dynamic_ncols=True) as bar:
-        clock.on_start = lambda: bar.set_description(COMPILING.rstrip(" ."))
-        clock.on_end = lambda: bar.set_description("training")
+        label = []  # the timer that will relabel the bar, while a compilation runs
+
+        def start():  # a cache load takes milliseconds: the bar says nothing of it
+            label.append(threading.Timer(LABEL_AFTER, bar.set_description,
+                                         [COMPILING.rstrip(" .")]))
+            label[-1].start()
+
+        def end():
+            timer = label.pop()
+            timer.cancel()
+            timer.join()  # had it fired, its label is set by now: undone below
+            if bar.desc.startswith(COMPILING.rstrip(" .")):
+                bar.set_description("training")
+
+        clock.on_start, clock.on_end = start, end
 
         def update(n_iter, cost):
             bar.set_postfix(cost=f"{cost:.6f}", refresh=False)
