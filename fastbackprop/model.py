@@ -203,6 +203,7 @@ class Model:
         hp = {name: options.check(_CONSTRAINT.get(name, name), getattr(self, name), name)
               for name in self._parameter_names()}
         dims = hp["layer_dims"]
+        options.check_beta(hp["beta"], hp["optimizer"])
         if hp["output_activation"] == "softmax" and dims[-1] < 2:
             raise ValueError("a softmax output needs at least 2 classes: layer_dims[-1] must be "
                              f">= 2; got {dims[-1]} (use output_activation='sigmoid' for one label)")

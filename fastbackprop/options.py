@@ -131,7 +131,8 @@ CONSTRAINTS = {
     "batch_size": integer(1, "None or an integer >= 1", optional=True),
     "shuffle": boolean,
     "seed": integer(0, "an integer >= 0"),
-    "beta": real(0, 1, _UNIT),
+    "beta": real(0, 1, f"{_UNIT} (or 1 with optimizer {' or '.join(map(repr, spec.UNDAMPED))})",
+                 high_open=False),
     "beta1": real(0, 1, _UNIT),
     "beta2": real(0, 1, _UNIT),
     "epsilon": real(0, None, "a finite number > 0", low_open=True),
@@ -157,6 +158,17 @@ CONSTRAINTS = {
     "tol": real(0, None, "a finite number >= 0"),
     "validation_fraction": real(0, 1, "a number in (0, 1)", low_open=True),
 }
+
+
+def check_beta(beta, optimizer, argument="beta"):
+    """``beta`` = 1 only with the optimisers of ``spec.UNDAMPED`` (``beta`` and ``optimizer``
+    each already checked); ``ValueError`` naming ``argument`` otherwise."""
+    if beta == 1 and optimizer not in spec.UNDAMPED:
+        raise ValueError(
+            f"{argument} must be {_UNIT}; got {beta!r}: 1 only with optimizer "
+            f"{' or '.join(map(repr, spec.UNDAMPED))} (v := beta v - alpha dW), not "
+            f"{optimizer!r}")
+    return beta
 
 
 def check(name, value, argument=None):
@@ -217,6 +229,7 @@ class TrainingOptions:
     def __post_init__(self):
         for f in dataclasses.fields(self):
             object.__setattr__(self, f.name, check(f.name, getattr(self, f.name)))
+        check_beta(self.beta, self.optimizer)
 
     def replace(self, **changes):
         """A checked copy with ``changes``."""
