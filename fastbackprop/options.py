@@ -87,6 +87,17 @@ def boolean(value, name):
     return bool(value)
 
 
+def beta(value, name):
+    """Momentum's ``beta``: a number in [0, 1), or 1, which :func:`check_beta` allows with the
+    optimisers of ``spec.UNDAMPED`` only (where the optimiser is known)."""
+    try:
+        return check_real(value, name, 0, 1, _UNIT)
+    except ValueError:
+        if isinstance(value, numbers.Real) and float(value) == 1:
+            return 1.0
+        raise
+
+
 def learning_rate(value, name):
     return check_learning_rate(value, name)
 
@@ -131,8 +142,7 @@ CONSTRAINTS = {
     "batch_size": integer(1, "None or an integer >= 1", optional=True),
     "shuffle": boolean,
     "seed": integer(0, "an integer >= 0"),
-    "beta": real(0, 1, f"{_UNIT} (or 1 with optimizer {' or '.join(map(repr, spec.UNDAMPED))})",
-                 high_open=False),
+    "beta": beta,
     "beta1": real(0, 1, _UNIT),
     "beta2": real(0, 1, _UNIT),
     "epsilon": real(0, None, "a finite number > 0", low_open=True),

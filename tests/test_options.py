@@ -72,8 +72,7 @@ def test_beta_of_one_is_for_the_undamped_velocities_only():
             TrainingOptions(optimizer=optimizer, beta=1.0)
         with pytest.raises(ValueError, match=message):
             Model([2, 3, 1], optimizer=optimizer, beta=1.0)
-    with pytest.raises(ValueError, match=r"beta must be a number in \[0, 1\) \(or 1 with "
-                                         r"optimizer 'sgd_momentum' or 'nesterov'\); got 1.5"):
+    with pytest.raises(ValueError, match=r"beta must be a number in \[0, 1\); got 1.5$"):
         TrainingOptions(optimizer="nesterov", beta=1.5)
 
 
