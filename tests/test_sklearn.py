@@ -481,11 +481,15 @@ def _weighted_cost(theta, X, Y, w, dims, hidden, output, l2):
     """``(1/m) sum_j w_j L_j + (l2 / (2m)) sum ||W||^2`` by the reference's forward pass."""
     parameters = R.vector_to_parameters(theta, dims)
     AL, caches = R.L_model_forward(X, parameters, hidden, output)
-    A = np.clip(AL, 1e-300, 1 - 1e-16) if output != "linear" else AL
+    A = np.clip(AL, 1e-300, 1 - 1e-16) if output in ("sigmoid", "softmax") else AL
     if output == "sigmoid":
         per_column = -np.sum(Y * np.log(A) + (1 - Y) * np.log(1 - A), axis=0)
     elif output == "softmax":
         per_column = -np.sum(Y * np.log(A), axis=0)
+    elif output == "exp":  # scikit-learn's poisson_loss
+        from scipy.special import xlogy
+
+        per_column = np.sum(xlogy(Y, Y / A) - Y + A, axis=0)
     else:
         per_column = 0.5 * np.sum((A - Y) ** 2, axis=0)
     m = X.shape[1]
@@ -494,7 +498,7 @@ def _weighted_cost(theta, X, Y, w, dims, hidden, output, l2):
 
 
 @pytest.mark.parametrize("backend", ["numba", "numpy"])
-@pytest.mark.parametrize("output", ["sigmoid", "softmax", "linear"])
+@pytest.mark.parametrize("output", ["sigmoid", "softmax", "linear", "exp"])
 def test_per_column_weights_give_the_gradient_of_the_weighted_cost(backend, output):
     """The trainer's step with weights: ``(theta_0 - theta_1) / alpha`` equals the centred
     finite differences of ``(1/m) sum w_j L_j + (l2 / 2m) ||W||^2`` (a gradient check of
@@ -508,6 +512,8 @@ def test_per_column_weights_give_the_gradient_of_the_weighted_cost(backend, outp
         Y = np.eye(3)[:, rng.integers(0, 3, m)]
     elif output == "sigmoid":
         Y = (rng.random((3, m)) > 0.5).astype(float)
+    elif output == "exp":
+        Y = rng.poisson(1.5, (3, m)).astype(float)
     else:
         Y = rng.standard_normal((3, m))
     w = rng.uniform(0, 3, m)
