@@ -54,13 +54,16 @@ DEFAULTS = {"activation": "tanh", "lr": 1.2, "iterations": 10000, "init": "scale
 #: every seed tried. Linear: 1.2 diverges on regression targets; 0.03 descends
 #: steadily on targets up to about ten times the features' size (larger ones:
 #: scale them, or lower --lr), and 0.01 learns too slowly for 10000 iterations.
+#: Exp: the linear output's 0.03 (its gradient e^z - y grows with the counts, as the
+#: linear output's with the targets).
 #: What the progress shows while the kernels compile.
 COMPILING = "compiling the numba kernels (the first run only) ..."
 #: Seconds a compilation runs before the progress bar says so (loading from the cache
 #: takes milliseconds, and would only make the label flicker).
 LABEL_AFTER = 0.2
 
-OUTPUT_DEFAULTS = {"softmax": {"lr": 0.5, "hidden_units": 10}, "linear": {"lr": 0.03}}
+OUTPUT_DEFAULTS = {"softmax": {"lr": 0.5, "hidden_units": 10}, "linear": {"lr": 0.03},
+                   "exp": {"lr": 0.03}}
 
 
 def default(name, output):
@@ -69,7 +72,7 @@ def default(name, output):
 
 
 #: What the label column holds for each output layer (the loaders' ``labels``).
-LABELS = {"sigmoid": "binary", "softmax": "classes", "linear": "real"}
+LABELS = {"sigmoid": "binary", "softmax": "classes", "linear": "real", "exp": "real"}
 
 #: The built-in data sets ``--data NAME`` selects (when no file of that name exists).
 BUILTIN = {"planar": "planar flower (built-in)", "spiral": "spiral (built-in)"}
@@ -146,8 +149,8 @@ def _command(argv):
 def _add_train(commands):
     p = commands.add_parser(
         "train", help="train a model and report its training accuracy (or R²)",
-        description="Train [LINEAR -> g] x (L-1) -> LINEAR -> OUTPUT (sigmoid, softmax or "
-                    "linear) by gradient descent. Without --data: the course's planar "
+        description="Train [LINEAR -> g] x (L-1) -> LINEAR -> OUTPUT (sigmoid, softmax, "
+                    "linear or exp) by gradient descent. Without --data: the course's planar "
                     "'flower' data and network.",
     )
     p.add_argument("--data", metavar="FILE",
@@ -163,8 +166,9 @@ def _add_train(commands):
                         "header line. An svmlight/libsvm --data file (.svm, .svmlight, "
                         ".libsvm) holds its labels. Sparse data train sparse")
     p.add_argument("--output", choices=tuple(spec.OUTPUTS), default="sigmoid",
-                   help="output layer: sigmoid (0/1 labels), softmax (one of several classes) "
-                        "or linear (real numbers: regression) (default: %(default)s)")
+                   help="output layer: sigmoid (0/1 labels), softmax (one of several classes), "
+                        "linear (real numbers: regression) or exp (counts or rates >= 0: "
+                        "Poisson regression, A = exp(Z)) (default: %(default)s)")
     p.add_argument("--layers", type=_layers, metavar="N_X,...,N_Y",
                    help="layer sizes, e.g. 2,4,1; the first must be the number of features "
                         "and the last the number of labels (with --output softmax: of classes) "
@@ -176,7 +180,7 @@ def _add_train(commands):
     p.add_argument("--lr", type=_positive_float, default=None,
                    help=f"learning rate alpha (default: {DEFAULTS['lr']}; "
                         f"{default('lr', 'softmax')} with --output softmax, "
-                        f"{default('lr', 'linear')} with --output linear)")
+                        f"{default('lr', 'linear')} with --output linear or exp)")
     p.add_argument("--epochs", "--iterations", dest="epochs", type=_positive_int,
                    default=DEFAULTS["iterations"], metavar="N",
                    help="epochs (passes over the data); with full batches each is one "
@@ -255,7 +259,7 @@ def _add_predict(commands):
         description="Write a line for each example (row) of FILE: for a sigmoid model the "
                     "probability that its label is 1 and the 0/1 prediction; for softmax one "
                     "probability per class (p_NAME) and the predicted class name; for linear "
-                    "the predicted value(s). FILE has the model's feature columns, and may "
+                    "and exp the predicted value(s). FILE has the model's feature columns, and may "
                     "also have the label column: then the accuracy (or R²) is reported too.",
     )
     p.add_argument("--model", required=True, metavar="MODEL.npz",
@@ -275,7 +279,7 @@ def _add_export(commands):
         "export", help="write a saved model as an ONNX file, to serve with onnxruntime",
         description="Write the network of a model saved by 'fastbackprop train --save' as an "
                     "ONNX file (needs the onnx extra): input X, output A_L (the probabilities, "
-                    "or a linear output's values). See docs/serving.md.",
+                    "or a linear or exp output's values). See docs/serving.md.",
     )
     p.add_argument("--model", required=True, metavar="MODEL.npz",
                    help="a model written by 'fastbackprop train --save'")
@@ -378,9 +382,10 @@ def run_train(args):
     for option, path in (("--save", args.save), ("--plot", args.plot),
                          ("--plot-regions", args.plot_regions)):
         _check_output_directory(option, path)
-    if args.plot_regions and args.output == "linear":
+    if args.plot_regions and spec.OUTPUTS[args.output].regression:
         raise CommandError("--plot-regions draws a classifier's decision regions; "
-                           "a linear output (regression) has none")
+                           f"{'an' if args.output == 'exp' else 'a'} {args.output} output "
+                           "(regression) has none")
     for option, path in (("--plot", args.plot), ("--plot-regions", args.plot_regions)):
         if path:
             _check_plotting(path, option)
@@ -453,9 +458,10 @@ def _learning_rate(args):
 
 
 def _score_line(prefix, model, X, Y):
-    """``training accuracy: 97.3%`` (sigmoid, softmax) or ``training R²: 0.912`` (linear)."""
+    """``training accuracy: 97.3%`` (sigmoid, softmax) or ``training R²: 0.912`` (linear,
+    exp)."""
     score = model.score(X, Y)
-    if model.output_activation == "linear":
+    if spec.OUTPUTS[model.output_activation].regression:
         return f"{prefix}R²: {score:.3f}"
     return f"{prefix}accuracy: {score:.1%}"
 
@@ -465,7 +471,7 @@ class _Data:
 
     ``X`` ``(n_x, m)``; ``Y``: what ``Model.fit`` takes (``(n_y, m)`` of 0/1
     or reals, or ``(m,)`` int64 class indices for softmax); ``y`` ``(m,)``
-    the class of each example for drawing (None for linear); ``classes``
+    the class of each example for drawing (None for linear and exp); ``classes``
     the sorted class names for softmax (else None); ``n_out`` the last
     layer's size; ``source`` and ``note`` describe it.
     """
@@ -795,7 +801,7 @@ def run_predict(args):
         classes = _model_classes(model, args.model)
         text = class_predictions_csv(model.predict_proba(X), classes)
         score = None if Y is None else _class_accuracy(model, X, Y, classes, notes)
-    elif output == "linear":
+    elif spec.OUTPUTS[output].regression:
         if Y is not None and Y.shape[0] != model.layer_dims[-1]:
             raise CommandError(f"{args.data} has {Y.shape[0]} label column; the model predicts "
                                f"{model.layer_dims[-1]} values per example")

@@ -408,11 +408,12 @@ def r2_score(Y, A):
 
 
 def score(output_activation, AL, Y):
-    """Accuracy (sigmoid, softmax) or R² (linear) of the outputs ``AL`` against ``Y``."""
+    """Accuracy (sigmoid, softmax) or R² (linear, exp: the regression outputs) of the outputs
+    ``AL`` against ``Y``."""
     prediction = outputs.FUNCTIONS[output_activation].predict(AL)
     if output_activation == "softmax":
         return float(np.mean(prediction == np.argmax(Y, axis=0)))
-    if output_activation == "linear":
+    if spec.OUTPUTS[output_activation].regression:
         return r2_score(Y, prediction)
     return float(np.mean(prediction == Y))
 

@@ -263,6 +263,7 @@ OUTPUT = {
     "sigmoid": _unary("Sigmoid"),
     "softmax": _softmax,
     "linear": _identity,
+    "exp": _unary("Exp"),
 }
 
 
@@ -307,7 +308,7 @@ def network_to_onnx(layers, dtype, layout="columns", metadata=None):
     layers : :class:`Layer` ``(W, b, activation)`` for ``l = 1..L`` (see
         :func:`layers_from_parameters`); ``W`` ``(n_l, n_{l-1})``, ``b``
         ``(n_l, 1)``; the last layer's ``activation`` is the output layer's
-        name (``"sigmoid"``, ``"softmax"``, ``"linear"``).
+        name (``"sigmoid"``, ``"softmax"``, ``"linear"``, ``"exp"``).
     dtype : ``"float32"`` or ``"float64"`` (or the numpy dtypes): the input's,
         the output's and every weight's (``W`` and ``b`` are converted).
     layout : ``"columns"``: input ``X`` ``(n_x, m)``, output ``A_L`` ``(n_y,

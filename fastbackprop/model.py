@@ -76,7 +76,7 @@ class Model:
     Examples are columns, as in the course: ``X`` is ``(n_x, m)`` and ``Y``
     ``(n_y, m)``: 0/1 labels for a sigmoid output (or ``(m,)`` when
     ``n_y = 1``), one-hot columns or class indices ``(m,)`` for softmax,
-    real values for a linear output.
+    real values for a linear output, reals >= 0 (counts, rates) for an exp output.
 
     Parameters (stored as given and validated; nothing is learned here):
 
@@ -84,7 +84,8 @@ class Model:
     hidden_activation : ``g`` of the hidden layers, ``"relu"``, ``"tanh"``,
         ``"sigmoid"`` or ``"leaky_relu"``.
     output_activation : ``"sigmoid"`` (binary and multi-label), ``"softmax"``
-        (multi-class, ``n_L >= 2``) or ``"linear"`` (regression); see
+        (multi-class, ``n_L >= 2``), ``"linear"`` (regression) or ``"exp"`` (Poisson
+        regression: ``A_L = exp(Z_L)``, labels >= 0); see
         :data:`fastbackprop.spec.OUTPUTS`.
     learning_rate : ``alpha0`` > 0 (``W := W - alpha dW`` for gradient descent).
     n_epochs : epochs per ``fit``; with ``batch_size=None`` an epoch is one
@@ -202,6 +203,7 @@ class Model:
         hp = {name: options.check(_CONSTRAINT.get(name, name), getattr(self, name), name)
               for name in self._parameter_names()}
         dims = hp["layer_dims"]
+        options.check_beta(hp["beta"], hp["optimizer"])
         if hp["output_activation"] == "softmax" and dims[-1] < 2:
             raise ValueError("a softmax output needs at least 2 classes: layer_dims[-1] must be "
                              f">= 2; got {dims[-1]} (use output_activation='sigmoid' for one label)")
@@ -444,12 +446,14 @@ class Model:
         """``A_L`` ``(n_y, m)``: probabilities, for the sigmoid and softmax outputs.
 
         sigmoid: the probability that each label is 1; softmax: each
-        column's class probabilities (they sum to 1). A linear output has no
-        probabilities: ``ValueError``. X : ``(n_x, m)``, one example per column.
+        column's class probabilities (they sum to 1). A regression output (linear,
+        exp) has no probabilities: ``ValueError``. X : ``(n_x, m)``, one example per
+        column.
         """
-        if self.output_activation == "linear":
-            raise ValueError("predict_proba: a linear output (regression) has no "
-                             "probabilities; use predict for its values")
+        if spec.OUTPUTS[self.output_activation].regression:
+            article = "an" if self.output_activation == "exp" else "a"
+            raise ValueError(f"predict_proba: {article} {self.output_activation} output "
+                             "(regression) has no probabilities; use predict for its values")
         if type(X) is not np.ndarray and is_dask(X):
             from . import dask
 
@@ -460,8 +464,8 @@ class Model:
         """What the output layer predicts for ``X`` ``(n_x, m)``, examples as columns.
 
         sigmoid: 0/1 ``(n_y, m)``, 1 where ``A_L > 0.5``; softmax: the class
-        index of each column, int64 ``(m,)``; linear: the values ``A_L``
-        ``(n_y, m)``.
+        index of each column, int64 ``(m,)``; linear and exp: the values ``A_L``
+        ``(n_y, m)`` (exp: the predicted means, ``exp(Z_L)``).
         """
         if type(X) is not np.ndarray and is_dask(X):
             from . import dask
@@ -470,12 +474,12 @@ class Model:
         return outputs.FUNCTIONS[self.output_activation].predict(self._output(X))
 
     def score(self, X, Y):
-        """Accuracy for sigmoid and softmax outputs, R² for a linear output.
+        """Accuracy for sigmoid and softmax outputs, R² for a linear or exp output.
 
         X : ``(n_x, m)``; Y : labels as :meth:`fit` takes them; examples as
         columns. sigmoid: the fraction of the labels that :meth:`predict`
         gets right (with ``n_y > 1`` every label counts once); softmax: the
-        fraction of columns whose class is right; linear: the coefficient of
+        fraction of columns whose class is right; linear and exp: the coefficient of
         determination ``1 - sum (y - a)^2 / sum (y - mean y)^2`` per output
         row, averaged over the rows (scikit-learn's ``r2_score``).
         """

@@ -87,6 +87,17 @@ def boolean(value, name):
     return bool(value)
 
 
+def beta(value, name):
+    """Momentum's ``beta``: a number in [0, 1), or 1, which :func:`check_beta` allows with the
+    optimisers of ``spec.UNDAMPED`` only (where the optimiser is known)."""
+    try:
+        return check_real(value, name, 0, 1, _UNIT)
+    except ValueError:
+        if isinstance(value, numbers.Real) and float(value) == 1:
+            return 1.0
+        raise
+
+
 def learning_rate(value, name):
     return check_learning_rate(value, name)
 
@@ -131,7 +142,7 @@ CONSTRAINTS = {
     "batch_size": integer(1, "None or an integer >= 1", optional=True),
     "shuffle": boolean,
     "seed": integer(0, "an integer >= 0"),
-    "beta": real(0, 1, _UNIT),
+    "beta": beta,
     "beta1": real(0, 1, _UNIT),
     "beta2": real(0, 1, _UNIT),
     "epsilon": real(0, None, "a finite number > 0", low_open=True),
@@ -157,6 +168,17 @@ CONSTRAINTS = {
     "tol": real(0, None, "a finite number >= 0"),
     "validation_fraction": real(0, 1, "a number in (0, 1)", low_open=True),
 }
+
+
+def check_beta(beta, optimizer, argument="beta"):
+    """``beta`` = 1 only with the optimisers of ``spec.UNDAMPED`` (``beta`` and ``optimizer``
+    each already checked); ``ValueError`` naming ``argument`` otherwise."""
+    if beta == 1 and optimizer not in spec.UNDAMPED:
+        raise ValueError(
+            f"{argument} must be {_UNIT}; got {beta!r}: 1 only with optimizer "
+            f"{' or '.join(map(repr, spec.UNDAMPED))} (v := beta v - alpha dW), not "
+            f"{optimizer!r}")
+    return beta
 
 
 def check(name, value, argument=None):
@@ -217,6 +239,7 @@ class TrainingOptions:
     def __post_init__(self):
         for f in dataclasses.fields(self):
             object.__setattr__(self, f.name, check(f.name, getattr(self, f.name)))
+        check_beta(self.beta, self.optimizer)
 
     def replace(self, **changes):
         """A checked copy with ``changes``."""

@@ -10,7 +10,13 @@ output     ``A_L``                  cost ``J``                                  
 sigmoid    ``1 / (1 + e^-Z)``       ``-(1/m) sum [y log a + (1-y) log(1-a)]``   ``-(y/a - (1-y)/(1-a))``
 softmax    ``e^Z / sum_k e^Z_k``    ``-(1/m) sum_i sum_k y_ki log a_ki``        ``-y / a``
 linear     ``Z``                    ``(1/(2m)) sum (a - y)^2``                  ``a - y``
+exp        ``e^Z``                  ``(1/m) sum [y log(y/a) - y + a]``          ``1 - y/a``
 =========  =======================  ==========================================  ==========
+
+The exp output's cost is the half Poisson deviance, scikit-learn's
+``MLPRegressor(loss="poisson")`` loss (``y log(y/a)`` is 0 where ``y`` is 0), and
+its labels are reals >= 0 (counts, rates); through ``a = e^z`` its ``dA_L``
+becomes ``dZ_L = a - y`` like the others'.
 
 Through each activation the chain rule turns ``dA_L`` into ``dZ_L``
 (:func:`backward`), and for each canonical pair the result simplifies to
@@ -91,6 +97,27 @@ def squared_error(AL, Y, w=None):
     return mean_cost(D * D / 2, w)
 
 
+def _y_log_y(Y):
+    """``y log y``, 0 where ``y`` is 0 (scipy's ``xlogy(y, y)``)."""
+    Y = np.asarray(Y)
+    positive = Y > 0
+    return np.where(positive, Y * np.log(np.where(positive, Y, 1)), 0)
+
+
+def poisson_deviance(AL, Y, w=None):
+    """``(1/m) sum [y log(y/a) - y + a]`` (the half Poisson deviance); ``AL`` clipped to the
+    smallest normal number away from 0 inside the log."""
+    AL = np.asarray(AL)
+    log_a = np.log(np.maximum(AL, _tiny(AL)))
+    return mean_cost(_y_log_y(Y) - Y * log_a - Y + AL, w)
+
+
+def poisson_deviance_from_logits(ZL, Y, w=None):
+    """``(1/m) sum [y log y - y z - y + e^z]``: no log of ``e^z``, so finite for any finite
+    ``ZL`` whose ``e^z`` is (infinite when ``e^z`` overflows: the cost is)."""
+    return mean_cost(_y_log_y(Y) - Y * ZL - Y + np.exp(ZL), w)
+
+
 # -- the chain rule through the output activation ---------------------------
 
 
@@ -103,6 +130,11 @@ def softmax_backward(dA, Z):
     """``dZ = A * (dA - sum_k(dA * A))`` per column, ``A = softmax(Z)`` (the Jacobian)."""
     A = softmax(Z)
     return A * (dA - np.sum(dA * A, axis=0, keepdims=True))
+
+
+def exp_backward(dA, Z):
+    """``dZ = dA * e^Z`` (``e^z`` is its own derivative)."""
+    return dA * np.exp(Z)
 
 
 def identity_backward(dA, Z):
@@ -133,6 +165,10 @@ FUNCTIONS = {
     "linear": OutputFunctions(
         lambda Z: np.array(Z, copy=True), squared_error, squared_error,
         lambda AL, Y: AL - Y, identity_backward,
+        lambda AL: AL),
+    "exp": OutputFunctions(
+        np.exp, poisson_deviance, poisson_deviance_from_logits,
+        lambda AL, Y: 1 - Y / AL, exp_backward,
         lambda AL: AL),
 }
 assert set(FUNCTIONS) == set(spec.OUTPUTS)

@@ -73,7 +73,7 @@ class NumpyEngine:
                                                      o.batch_norm_momentum)
             ZL = caches[-1][1]
             loss = R.compute_cost_from_logits(ZL, Y_b, o.output_activation, w_b) if cost else 0.0
-            if not np.isfinite(np.sum(ZL)):
+            if not _finite_output(ZL, AL):
                 return None, loss, m_b
             grads = R.L_model_backward(AL, Y_b, caches, o.hidden_activation, "dZ",
                                        o.output_activation, dropout=dropout, sample_weight=w_b)
@@ -88,6 +88,13 @@ class NumpyEngine:
             views[key][...] = value
 
 
+def _finite_output(ZL, AL):
+    """The divergence check of the kernels' output pass: ``sum(ZL)`` and ``sum(AL)`` finite
+    (``AL`` adds nothing for the bounded outputs, and catches the exp output's ``e^z``
+    overflowing for a finite ``z``)."""
+    return bool(np.isfinite(np.sum(ZL)) and np.isfinite(np.sum(AL)))
+
+
 class Trainer(OnStepLoop, TrainerBase):
     """The interface of :class:`fastbackprop.kernels.Trainer`, on :mod:`fastbackprop.reference`.
 
@@ -98,7 +105,7 @@ class Trainer(OnStepLoop, TrainerBase):
     (:func:`fastbackprop.optimizers.update`).
 
     Failures follow the kernels: when the cost of the current parameters
-    is non-finite (checked every step through ``sum(ZL)``), the result is
+    is non-finite (checked every step through ``sum(ZL)`` and ``sum(AL)``), the result is
     the previous parameters and state, and ``failed_at`` the epoch; when an
     update produces non-finite parameters, the result is the parameters
     before it.
@@ -149,7 +156,7 @@ def gradient_sums(theta, X, Y, dims, hidden_activation="relu", output_activation
     AL, caches = R.L_model_forward(X, parameters, hidden_activation, output_activation)
     ZL = caches[-1][1]
     loss = (R.compute_cost_from_logits(ZL, Y, output_activation, sample_weight) * m
-            if np.isfinite(np.sum(ZL)) else float("nan"))
+            if _finite_output(ZL, AL) else float("nan"))
     grads = R.L_model_backward(AL, Y, caches, hidden_activation, "dZ", output_activation,
                                sample_weight=sample_weight)
     return R.gradients_to_vector(grads, len(dims) - 1).reshape(-1) * m, loss

@@ -63,7 +63,7 @@ __all__ = ["MLPClassifier", "MLPRegressor"]
 ACTIVATIONS = {"relu": "relu", "tanh": "tanh", "logistic": "sigmoid", "identity": "identity"}
 
 #: scikit-learn's names of the output layers -> the package's (``spec.OUTPUTS``).
-OUTPUTS = {"logistic": "sigmoid", "softmax": "softmax", "identity": "linear"}
+OUTPUTS = {"logistic": "sigmoid", "softmax": "softmax", "identity": "linear", "exp": "exp"}
 assert set(ACTIVATIONS.values()) <= set(spec.ACTIVATIONS)
 assert set(OUTPUTS.values()) <= set(spec.OUTPUTS)
 
@@ -125,12 +125,6 @@ class _BaseMLP(BaseEstimator):
 
     # -- checks ------------------------------------------------------------
 
-    def _check_supported(self):
-        """Refuse, with the reason, what scikit-learn accepts and this package cannot do."""
-        if self.solver == "sgd" and self.momentum == 1:
-            raise ValueError("momentum=1 is not supported by fastbackprop.sklearn (the velocity "
-                             "would never decay); use a momentum in [0, 1).")
-
     def _hidden_layer_sizes(self):
         sizes = self.hidden_layer_sizes
         sizes = list(sizes) if hasattr(sizes, "__iter__") else [sizes]
@@ -156,7 +150,6 @@ class _BaseMLP(BaseEstimator):
 
     def _fit(self, X, y, sample_weight=None, incremental=False):
         self._validate_params()
-        self._check_supported()
         hidden = self._hidden_layer_sizes()
         first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
         X, Y, y_labels = self._validate_input(X, y, incremental, reset=first_pass)
@@ -260,8 +253,8 @@ class _BaseMLP(BaseEstimator):
         engine = lbfgs.CompiledPass(X.T, np.asarray(Y).T, units, ACTIVATIONS[self.activation],
                                     OUTPUTS[self.out_activation_], weight, X.dtype)
         output = OUTPUTS[self.out_activation_]
-        clip = None if output == "linear" else lbfgs.LogLossClip(engine.Y, weight, output,
-                                                                 X.dtype)
+        clip = (None if spec.OUTPUTS[output].regression
+                else lbfgs.LogLossClip(engine.Y, weight, output, X.dtype))
         objective = lbfgs.Objective(engine, layout, self.alpha, weight_sum,
                                     self._lbfgs_loss_divisor(), clip)
         with _blas_threads(n * max(a * b for a, b in zip(units[:-1], units[1:]))):
@@ -595,10 +588,10 @@ _PARAMETERS_DOC = """
         ``early_stopping`` split; the shuffles come from a seed drawn from it
         afterwards and the package's own permutation, so they differ from
         scikit-learn's.
-    momentum : float in [0, 1), default=0.9
+    momentum : float in [0, 1], default=0.9
         sgd only, scikit-learn's rule ``v = momentum v - lr g; W += v`` (the
         package's ``"sgd_momentum"``), not the course's ``v = beta v + (1 -
-        beta) g``. ``momentum=1`` is refused.
+        beta) g``. ``momentum=1`` keeps the whole velocity, as in scikit-learn.
     nesterovs_momentum : bool, default=True
         scikit-learn's Nesterov form ``W += momentum v - lr g`` (``"nesterov"``).
     beta_1, beta_2, epsilon
@@ -827,10 +820,15 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     A drop-in replacement for ``sklearn.neural_network.MLPRegressor``: the
     same constructor arguments and defaults, fitted attributes and methods;
     1-D or 2-D targets. The output layer is linear (``'identity'``) with
-    the squared error ``(1/2) mean (y - p)^2``.
-    """ + _PARAMETERS_DOC + """    loss : {'squared_error'}, default='squared_error'
-        'poisson' is refused with a ValueError: the package has no
-        exponential output layer yet.
+    the squared error ``(1/2) mean (y - p)^2``, or with ``loss='poisson'``
+    exponential (``'exp'``, ``p = exp(z)``) with the half Poisson deviance.
+    """ + _PARAMETERS_DOC + """    loss : {'squared_error', 'poisson'}, default='squared_error'
+        scikit-learn's: 'squared_error' the halved squared error averaged over
+        the outputs; 'poisson' the half Poisson deviance
+        ``mean_samples sum_outputs [y log(y / p) - y + p]`` (weighted by
+        ``sample_weight``), ``p = exp(z)`` (the package's output ``"exp"``;
+        ``predict`` returns ``p``). 'poisson' needs ``y >= 0`` (a ValueError
+        otherwise; scikit-learn's loss is NaN there).
 
     Attributes: ``loss_``, ``best_loss_``, ``loss_curve_``,
     ``validation_scores_``, ``best_validation_score_``, ``t_``, ``coefs_``,
@@ -881,15 +879,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         self.max_fun = max_fun
         self.n_threads = n_threads
 
-    def _check_supported(self):
-        if self.loss == "poisson":
-            raise ValueError("loss='poisson' is not supported by fastbackprop.sklearn (the "
-                             "package has no exponential output layer); use "
-                             "loss='squared_error', or sklearn.neural_network.MLPRegressor.")
-        super()._check_supported()
-
     def _output_activation(self):
-        return "identity"
+        return "exp" if self.loss == "poisson" else "identity"
 
     def _validate_input(self, X, y, incremental, reset):
         X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
@@ -897,11 +888,19 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         Y = y.reshape(-1, 1) if y.ndim == 1 else y
+        if self.loss == "poisson":
+            negative = np.argwhere(Y < 0)
+            if negative.size:
+                i, k = (int(n) for n in negative[0])
+                where = f"sample {i}" + ("" if y.ndim == 1 else f", output {k}")
+                raise ValueError(f"y must be >= 0 for loss='poisson' (counts or rates: its half "
+                                 f"Poisson deviance takes log y); found {Y[i, k]} at {where}")
         return X, Y, y
 
     def _lbfgs_loss_divisor(self):
-        """scikit-learn's squared loss averages the outputs (its gradient sums them)."""
-        return self.n_outputs_
+        """scikit-learn's squared loss averages the outputs (its gradient sums them); its
+        Poisson loss sums them, as its gradient does."""
+        return 1 if self.loss == "poisson" else self.n_outputs_
 
     def _epoch_loss(self, trainer):
         """scikit-learn's loss averages the outputs' halved squared errors (its gradient
@@ -909,7 +908,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         term, summed over the batches before each update, estimated from the weights
         after the epoch."""
         loss = float(trainer.costs[-1])
-        if self.n_outputs_ == 1:
+        if self.n_outputs_ == 1 or self.loss == "poisson":  # Poisson: summed, as the cost
             return loss
         penalty = 0.0
         if self._l2:

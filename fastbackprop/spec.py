@@ -32,13 +32,17 @@ class Activation(NamedTuple):
 class Output(NamedTuple):
     """An output layer: its activation, its cost, and the labels it takes.
 
-    For every entry the start of backprop is the same, ``dZ_L = A_L - Y``.
+    For every entry the start of backprop is the same, ``dZ_L = A_L - Y``: each
+    pairs its activation with its canonical cost. ``regression``: the output's
+    prediction is ``A_L`` itself (real values: no classes, no probabilities,
+    scored by R²), where the others predict classes.
     """
 
     code: int
     A_L: str
     cost: str
     labels: str
+    regression: bool
 
 
 class Optimizer(NamedTuple):
@@ -64,11 +68,16 @@ ACTIVATIONS = {
 OUTPUTS = {
     "sigmoid": Output(0, "1 / (1 + exp(-Z_L))",
                       "-(1/m) sum [Y log A_L + (1 - Y) log(1 - A_L)]",
-                      "0/1, (n_L, m): binary and multi-label"),
+                      "0/1, (n_L, m): binary and multi-label", False),
     "softmax": Output(1, "exp(Z_L) / sum_k exp(Z_L)_k, per column",
                       "-(1/m) sum_i sum_k Y_ki log A_L,ki",
-                      "one-hot (n_L, m) or class indices (m,) in 0..n_L-1; n_L >= 2"),
-    "linear": Output(2, "Z_L", "(1/(2m)) sum (A_L - Y)^2", "real (n_L, m): regression"),
+                      "one-hot (n_L, m) or class indices (m,) in 0..n_L-1; n_L >= 2", False),
+    "linear": Output(2, "Z_L", "(1/(2m)) sum (A_L - Y)^2", "real (n_L, m): regression", True),
+    # Poisson regression (scikit-learn's MLPRegressor(loss="poisson"), out_activation_ "exp"):
+    # the half Poisson deviance, scikit-learn's, with its constant Y log Y - Y; Y log Y is 0
+    # where Y is 0
+    "exp": Output(3, "exp(Z_L)", "(1/m) sum [Y log(Y / A_L) - Y + A_L]",
+                  "real >= 0 (n_L, m): counts or rates, Poisson regression", True),
 }
 
 #: Optimisers, name -> :class:`Optimizer`.
@@ -95,6 +104,13 @@ OPTIMIZERS = {
 
 #: The optimisers' hyperparameters and their defaults (the course's).
 OPTIMIZER_DEFAULTS = {"beta": 0.9, "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8}
+
+#: The optimisers that take ``beta = 1`` (scikit-learn's ``momentum=1``): their velocity
+#: ``v := beta v - alpha dW`` then keeps all of itself and adds every step's gradient
+#: (momentum without friction), well defined for any number of steps. Every other
+#: optimiser takes ``beta`` in [0, 1): the course's momentum ``v := beta v + (1 - beta) dW``
+#: would keep ``v = 0`` (no step at all), and the rest do not read ``beta``.
+UNDAMPED = ("sgd_momentum", "nesterov")
 
 #: Status codes the compiled loop returns: all went well; the cost of the
 #: current parameters is NaN or infinite; an update produced NaN or infinity;

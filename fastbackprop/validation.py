@@ -199,7 +199,9 @@ def check_labels(Y, output_activation="sigmoid", n_y=None, m=None, dtype=None, a
     * ``"softmax"``: one-hot ``(n_y, m)`` (every column holds one 1, the rest
       0), or class indices ``(m,)`` or ``(1, m)`` of integers ``0..n_y-1``,
       returned one-hot;
-    * ``"linear"``: any finite reals ``(n_y, m)``, or ``(m,)`` when ``n_y`` is 1.
+    * ``"linear"``: any finite reals ``(n_y, m)``, or ``(m,)`` when ``n_y`` is 1;
+    * ``"exp"``: finite reals ``>= 0`` (counts, rates: Poisson regression), shaped as
+      for ``"linear"``.
 
     Anything else raises ``ValueError``/``TypeError`` naming ``argument``
     and the offending column.
@@ -216,7 +218,19 @@ def check_labels(Y, output_activation="sigmoid", n_y=None, m=None, dtype=None, a
     check_finite(Y, argument)
     if output_activation == "softmax":
         _check_one_hot(Y, argument)
+    elif output_activation == "exp":
+        _check_non_negative(Y, argument)
     return Y
+
+
+def _check_non_negative(Y, argument):
+    """Every label of an exp output (Poisson regression) is ``>= 0``."""
+    negative = np.argwhere(Y < 0)
+    if negative.size:
+        i, j = (int(k) for k in negative[0])
+        raise ValueError(f"{argument} must hold values >= 0 for output_activation='exp' (counts "
+                         f"or rates: Poisson regression, whose cost takes log Y); found "
+                         f"{Y[i, j]} at row {i}, column {j}")
 
 
 def _are_class_indices(Y, n_y):

@@ -366,6 +366,44 @@ def test_linear_output_on_a_regression_csv(tmp_path):
     np.testing.assert_allclose(values, model.predict(X)[0], rtol=1e-9)
 
 
+def write_counts_csv(path, m=80, seed=6):
+    """A CSV ``x1,x2,visits`` of Poisson counts with mean ``exp(1 + x1 - x2 / 2)``."""
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(-1, 1, (2, m))
+    Y = rng.poisson(np.exp(1 + X[:1] - 0.5 * X[1:])).astype(float)
+    np.savetxt(path, np.vstack([X, Y]).T, fmt="%.17g", delimiter=",", header="x1,x2,visits",
+               comments="")
+    return X, Y
+
+
+def test_exp_output_on_a_csv_of_counts(tmp_path):
+    """``--output exp`` (Poisson regression): trained with its default rate, reported and
+    predicted as a regression (R², the predicted means); negative counts are one line."""
+    X, Y = write_counts_csv(tmp_path / "visits.csv")
+    result = fastbackprop("train", "--data", "visits.csv", "--output", "exp", "--backend",
+                          "numpy", "--iterations", "2000", "--seed", "0", "--save", "m.npz",
+                          cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    model = Model.load(tmp_path / "m.npz")
+    assert model.output_activation == "exp" and model.learning_rate == 0.03
+    r2 = model.score(X, Y)
+    assert r2 > 0.3 and result.stdout.splitlines()[2] == f"training R²: {r2:.3f}"
+    result = fastbackprop("predict", "--model", "m.npz", "--data", "visits.csv", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0] == "prediction" and result.stderr == f"R²: {r2:.3f}\n"
+    values = np.loadtxt(result.stdout.splitlines()[1:])
+    np.testing.assert_allclose(values, model.predict(X)[0], rtol=1e-9)
+    assert np.all(values > 0)
+    write_regression_csv(tmp_path / "prices.csv")  # prices below 0 among them
+    result = fastbackprop("train", "--data", "prices.csv", "--output", "exp", *FAST,
+                          cwd=tmp_path)
+    assert result.returncode == 2 and "training" not in result.stdout
+    assert re.fullmatch(r"fastbackprop: error: Y must hold values >= 0 for "
+                        r"output_activation='exp' \(counts or rates: Poisson regression, whose "
+                        r"cost takes log Y\); found -[\d.]+ at row 0, column \d+",
+                        result.stderr.splitlines()[-1]), result.stderr
+
+
 def test_linear_output_with_several_targets_from_npz(tmp_path):
     rng = np.random.default_rng(5)
     X = rng.standard_normal((40, 3))
@@ -447,6 +485,8 @@ def test_a_file_named_like_a_built_in_data_set_wins(monkeypatch, capsys, tmp_pat
      r"--plot-regions needs data with exactly 2 features \(a plane\); three.csv has 3$"),
     (["train", "--data", "prices.csv", "--output", "linear", "--plot-regions", "r.png"],
      r"--plot-regions draws a classifier's decision regions; a linear output \(regression\) has none$"),
+    (["train", "--data", "prices.csv", "--output", "exp", "--plot-regions", "r.png"],
+     r"--plot-regions draws a classifier's decision regions; an exp output \(regression\) has none$"),
     (["train", "--data", "two.npz", "--layers", "2,4,2", "--plot-regions", "r.png"],
      r"--plot-regions needs one label per example; two.npz has 2$"),
     (["train", "--data", "spiral", "--plot-regions", "r.xyz"],

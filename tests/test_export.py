@@ -92,8 +92,10 @@ def onnx_output(model, X, layout="columns", dtype=None):
 
 
 def expected_output(model, X):
-    """What ``A_L`` must equal: ``predict_proba``, or ``predict`` for a linear output."""
-    return model.predict(X) if model.output_activation == "linear" else model.predict_proba(X)
+    """What ``A_L`` must equal: ``predict_proba``, or ``predict`` for a regression output
+    (linear, exp)."""
+    return (model.predict(X) if spec.OUTPUTS[model.output_activation].regression
+            else model.predict_proba(X))
 
 
 def assert_same_labels(model, A, X):
@@ -393,7 +395,7 @@ def test_a_failed_registration_warns_and_does_not_break_skl2onnx(monkeypatch):
 
 def sklearn_data(kind, dtype):
     """``X`` ``(60, 4)`` and targets of ``kind``: binary, multiclass, strings, multilabel,
-    regression (one output) or regression3 (three)."""
+    regression (one output) or regression3 (three), poisson or poisson3 (counts, >= 0)."""
     rng = np.random.default_rng(7)
     X = rng.normal(size=(60, 4)).astype(dtype)
     bins = np.digitize(X[:, 0], [-0.5, 0.5])
@@ -402,7 +404,9 @@ def sklearn_data(kind, dtype):
          "strings": lambda: np.array(["ant", "bee", "cat"])[bins],
          "multilabel": lambda: (X[:, :3] > 0).astype(int),
          "regression": lambda: X[:, 0] - X[:, 1] ** 2,
-         "regression3": lambda: X[:, :3] * [1, 2, -1]}[kind]()
+         "regression3": lambda: X[:, :3] * [1, 2, -1],
+         "poisson": lambda: np.round(np.exp(X[:, 0])),
+         "poisson3": lambda: np.abs(X[:, :3]) * [1, 2, 3]}[kind]()
     return X, y
 
 
@@ -414,7 +418,8 @@ def sklearn_fitted(kind, dtype, pipeline):
     from fastbackprop.sklearn import MLPClassifier, MLPRegressor
 
     X, y = sklearn_data(kind, dtype)
-    Estimator = MLPRegressor if kind.startswith("regression") else MLPClassifier
+    Estimator = (functools.partial(MLPRegressor, loss="poisson") if kind.startswith("poisson")
+                 else MLPRegressor if kind.startswith("regression") else MLPClassifier)
     estimator = Estimator(hidden_layer_sizes=(8, 6), activation="tanh", max_iter=20,
                           random_state=0)
     if pipeline:
@@ -466,7 +471,7 @@ def test_skl2onnx_zipmap_default_output(kind):
 
 @pytest.mark.parametrize("pipeline", [False, True], ids=["alone", "pipeline"])
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("kind", ["regression", "regression3"])
+@pytest.mark.parametrize("kind", ["regression", "regression3", "poisson", "poisson3"])
 def test_skl2onnx_converts_the_regressor(kind, dtype, pipeline):
     pytest.importorskip("skl2onnx")
     estimator = sklearn_fitted(kind, dtype, pipeline)

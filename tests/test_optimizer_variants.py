@@ -147,10 +147,10 @@ def _problem(output, dtype, n_x=5, m=53, n_L=3, seed=0):
     return X, check_labels(Y, output, n_y=n_L, m=m, dtype=dtype)
 
 
-def _backends_agree(optimizer, output, dtype):
+def _backends_agree(optimizer, output, dtype, beta=0.9):
     X, Y = _problem(output, dtype)
     kw = dict(output_activation=output, learning_rate=0.01, n_epochs=3, seed=4, dtype=dtype,
-              optimizer=optimizer, batch_size=16, decay_rate=0.2, cost_every=1)
+              optimizer=optimizer, batch_size=16, decay_rate=0.2, cost_every=1, beta=beta)
     fits = {b: Model([5, 7, 3], "relu", backend=b, **kw).fit(X, Y) for b in spec.BACKENDS}
     numba, numpy = fits["numba"], fits["numpy"]
     assert numba.t_ == numpy.t_ == 12 and numba.n_iter_ == 3
@@ -177,6 +177,28 @@ def _backends_agree(optimizer, output, dtype):
 def test_both_backends_agree_after_three_shuffled_epochs_with_a_partial_batch(optimizer, output,
                                                                               dtype):
     _backends_agree(optimizer, output, dtype)
+
+
+@pytest.mark.parametrize("optimizer,output", [("sgd_momentum", "sigmoid"), ("nesterov", "exp")])
+def test_beta_of_one_keeps_the_whole_velocity_in_both_backends(optimizer, output):
+    """scikit-learn's ``momentum=1`` (``v := v - alpha dW``): the backends agree, and
+    the velocity is the sum of every step's ``-alpha dW`` (none of it decays)."""
+    _backends_agree(optimizer, output, np.float64, beta=1.0)
+    X, Y = _problem(output, np.float64)
+    Trainer = backends.get("numba").Trainer
+    start = R.initialize_parameters([5, 7, 3], seed=4)
+    kw = dict(cost_every=1, output_activation=output, optimizer=optimizer, beta=1.0,
+              batch_size=None)
+    trainer = Trainer(start, X, Y, "relu", 0.01, **kw)
+    steps = []
+    for _ in range(3):
+        AL, caches = R.L_model_forward(X, trainer.parameters, "relu", output)
+        grads = R.L_model_backward(AL, Y, caches, "relu", "dZ", output)
+        steps.append({k: -0.01 * g for k, g in grads.items() if k[:2] in ("dW", "db")})
+        trainer.run(1)
+    for key, v in trainer.optimizer_state["v"].items():
+        np.testing.assert_allclose(v, sum(step[key] for step in steps), rtol=1e-10,
+                                   atol=1e-14, err_msg=key)
 
 
 @pytest.mark.slow

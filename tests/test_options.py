@@ -12,7 +12,7 @@ from typing import NamedTuple
 import numpy as np
 import pytest
 
-from fastbackprop import options as opts
+from fastbackprop import Model, options as opts, spec
 from fastbackprop.options import TrainingOptions
 
 
@@ -55,6 +55,25 @@ def test_every_field_is_checked_with_its_message(changes, error, message):
 
 def test_every_field_has_a_declared_check():
     assert set(opts.FIELDS) <= set(opts.CONSTRAINTS)
+
+
+def test_beta_of_one_is_for_the_undamped_velocities_only():
+    """scikit-learn's ``momentum=1``: ``v := beta v - alpha dW`` keeps all of its velocity,
+    which ``sgd_momentum`` and ``nesterov`` take; the course's momentum would keep ``v = 0``
+    at beta 1, and no other optimiser reads beta, so they keep [0, 1). Above 1: refused."""
+    for optimizer in spec.UNDAMPED:
+        assert TrainingOptions(optimizer=optimizer, beta=1).beta == 1.0
+        assert TrainingOptions(optimizer=optimizer).replace(beta=1.0).beta == 1.0
+        assert Model([2, 3, 1], optimizer=optimizer, beta=1.0).beta == 1.0
+    for optimizer in set(spec.OPTIMIZERS) - set(spec.UNDAMPED):
+        message = (r"beta must be a number in \[0, 1\); got 1.0: 1 only with optimizer "
+                   rf"'sgd_momentum' or 'nesterov' \(v := beta v - alpha dW\), not '{optimizer}'")
+        with pytest.raises(ValueError, match=message):
+            TrainingOptions(optimizer=optimizer, beta=1.0)
+        with pytest.raises(ValueError, match=message):
+            Model([2, 3, 1], optimizer=optimizer, beta=1.0)
+    with pytest.raises(ValueError, match=r"beta must be a number in \[0, 1\); got 1.5$"):
+        TrainingOptions(optimizer="nesterov", beta=1.5)
 
 
 def test_values_are_normalised_and_the_object_is_frozen():

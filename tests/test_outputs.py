@@ -1,4 +1,4 @@
-"""The output layers (sigmoid, softmax, linear): calculus, kernels against the
+"""The output layers (sigmoid, softmax, linear, exp): calculus, kernels against the
 reference, whole-loop training, labels, and the Model's predictions and scores.
 
 Every test is parametrised over the table ``spec.OUTPUTS`` (or states why it
@@ -10,7 +10,8 @@ import pytest
 
 from conftest import DTYPES, assert_close, backend
 
-from fastbackprop import Model, activations, backends, outputs, reference as R, spec
+from fastbackprop import (Model, TrainingDivergedError, activations, backends, outputs,
+                          reference as R, spec)
 from fastbackprop.validation import check_labels
 
 K = backend("numba")
@@ -18,7 +19,7 @@ OUTPUTS = list(spec.OUTPUTS)
 HIDDEN = list(activations.HIDDEN)
 
 #: The smallest output width each output layer takes, and a wide one.
-WIDTHS = {"sigmoid": (1, 3), "softmax": (2, 10), "linear": (1, 3)}
+WIDTHS = {"sigmoid": (1, 3), "softmax": (2, 10), "linear": (1, 3), "exp": (1, 3)}
 
 
 def labels(output, n_L, m, rng, dtype=np.float64):
@@ -27,6 +28,8 @@ def labels(output, n_L, m, rng, dtype=np.float64):
         return np.eye(n_L, dtype=dtype)[:, rng.integers(0, n_L, m)]
     if output == "linear":
         return rng.standard_normal((n_L, m)).astype(dtype)
+    if output == "exp":  # counts, zeros among them (y log y is 0 there)
+        return rng.poisson(1.5, (n_L, m)).astype(dtype)
     return (rng.random((n_L, m)) > 0.5).astype(dtype)
 
 
@@ -161,6 +164,10 @@ def test_costs_from_logits_equal_costs_from_outputs_and_stay_finite(output):
     assert R.compute_cost_from_logits(ZL, Y, output) == pytest.approx(
         R.compute_cost(AL, Y, output), rel=1e-12)
     huge = ZL * 1e3  # |z| far past where A_L rounds to 0 or 1
+    if output == "exp":  # e^z overflows for z > 709, and the cost is infinite: z << 0 only
+        huge = -np.abs(huge)
+        with np.errstate(over="ignore"):
+            assert R.compute_cost_from_logits(-huge, Y, output) == np.inf
     assert np.isfinite(R.compute_cost_from_logits(huge, Y, output))
 
 
@@ -226,7 +233,7 @@ def test_step_functions_with_each_output_equal_the_reference(output, dtype, outp
             assert_close(grads[key], grads_ref[key], dtype, factor=100, err_msg=key)
         prediction = K.predict(X, parameters, "tanh", output)
         expected = R.predict(X, parameters, "tanh", output)
-        if output == "linear":
+        if spec.OUTPUTS[output].regression:
             assert_close(prediction, expected, dtype, factor=10)
         else:
             np.testing.assert_array_equal(prediction, expected)
@@ -235,8 +242,13 @@ def test_step_functions_with_each_output_equal_the_reference(output, dtype, outp
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("output", OUTPUTS)
 def test_extreme_logits_give_finite_costs_and_gradients(output, dtype):
-    """|z| >= 100: the output saturates, the cost and dZ_L stay finite and right."""
+    """|z| >= 100: the output saturates, the cost and dZ_L stay finite and right. (exp: z
+    <= -100, where A_L rounds to 0; e^z overflows for a large positive z, and so does its
+    cost, which training stops on: test_an_overflowing_exp_output_is_a_divergence.)"""
     parameters, X, Y = network([3, 4, WIDTHS[output][1]], 6, output, dtype, scale=300.0)
+    if output == "exp":  # relu's A >= 0: every z <= -100
+        parameters["W2"] = -np.abs(parameters["W2"])
+        parameters["b2"] = -np.abs(parameters["b2"]) - dtype(100)
     AL, caches = K.L_model_forward(X * dtype(3), parameters, "relu", output)
     ZL = caches[-1][1]
     assert np.max(np.abs(ZL)) >= 100
@@ -314,6 +326,66 @@ def test_a_linear_output_fits_a_regression_to_a_stated_r2():
         model.predict_proba(X)
 
 
+def _poisson_deviance(y, mu):
+    """scikit-learn's ``mean_poisson_deviance`` times the count, written out."""
+    from scipy.special import xlogy
+
+    return 2 * float(np.sum(xlogy(y, y / mu) - y + mu))
+
+
+def test_an_exp_output_fits_a_poisson_regression_to_a_stated_deviance():
+    """Counts y ~ Poisson(exp(1 + sin(2 x1) + x2 / 2 - x3^2)), 400 for training and 200
+    held out: a [3, 16, 1] tanh/exp network, 3000 full-batch steps at 0.1, explains at
+    least 55% of the held-out Poisson deviance of the constant model (measured: 57.5%;
+    the true means explain 58.5%). Its predictions are the means exp(Z_L) > 0; its score
+    is R² (measured: 0.62), as scikit-learn's MLPRegressor(loss="poisson") scores."""
+    rng = np.random.default_rng(0)
+    X = rng.uniform(-1, 1, (3, 600))
+    mu = np.exp(1 + np.sin(2 * X[0]) + 0.5 * X[1] - X[2] ** 2)
+    y = rng.poisson(mu).astype(float)
+    model = Model([3, 16, 1], "tanh", "exp", learning_rate=0.1, n_epochs=3000, seed=0)
+    model.fit(X[:, :400], y[:400])
+    prediction = model.predict(X[:, 400:])
+    assert prediction.shape == (1, 200) and np.all(prediction > 0)
+    constant = _poisson_deviance(y[400:], np.full(200, y[:400].mean()))
+    assert 1 - _poisson_deviance(y[400:], prediction[0]) / constant >= 0.55
+    assert 1 - _poisson_deviance(y[400:], mu[400:]) / constant < 0.6  # the best there is
+    A = prediction[0]
+    r2 = 1 - np.sum((y[400:] - A) ** 2) / np.sum((y[400:] - y[400:].mean()) ** 2)
+    assert model.score(X[:, 400:], y[400:]) == pytest.approx(r2) and r2 >= 0.55
+    with pytest.raises(ValueError, match="an exp output .* has no probabilities"):
+        model.predict_proba(X)
+
+
+@pytest.mark.parametrize("backend_name", spec.BACKENDS)
+def test_an_overflowing_exp_output_is_a_divergence(backend_name):
+    """e^z overflows for a finite z (z > 709.8 in float64): the cost is infinite, so
+    training stops there as on any non-finite cost, keeping the parameters of the last
+    finite one (the output pass reports ``sum(Z_L) + sum(A_L)``: ``sum(Z_L)`` alone is
+    finite here, and the inf would reach the update one step later instead)."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((2, 40))
+    Y = rng.poisson(np.exp(2 + X[0]))[None].astype(float)
+    model = Model([2, 3, 1], "tanh", "exp", learning_rate=0.2, n_epochs=100, seed=0,
+                  backend=backend_name)
+    with pytest.raises(TrainingDivergedError, match=r"training diverged at epoch 3: the cost "
+                       r"became NaN or infinite; the model is unchanged") as caught:
+        model.fit(X, Y)
+    error = caught.value
+    assert (error.iteration, error.n_iter, error.reason) == (3, 2, "nonfinite_cost")
+    assert not hasattr(model, "parameters_")
+    two = Model(**{**model.get_params(), "n_epochs": 2}).fit(X, Y)
+    for key in two.parameters_:
+        np.testing.assert_allclose(error.parameters[key], two.parameters_[key], rtol=1e-12)
+    # the third step's parameters: Z_L finite, e^Z_L not
+    AL, caches = R.L_model_forward(X, two.parameters_, "tanh", "exp")
+    grads = R.L_model_backward(AL, Y, caches, "tanh", "dZ", "exp")
+    third = R.update_parameters(two.parameters_, grads, 0.2)
+    with np.errstate(over="ignore"):
+        AL, caches = R.L_model_forward(X, third, "tanh", "exp")
+    assert np.all(np.isfinite(caches[-1][1])) and not np.all(np.isfinite(AL))
+
+
 # ---------------------------------------------------------------------------
 # Labels and the Model
 # ---------------------------------------------------------------------------
@@ -337,12 +409,16 @@ def test_softmax_labels_as_indices_or_one_hot_are_the_same():
     ("linear", [[0.5, np.nan, 1.0]], r"Y must be finite; found nan at index \(0, 1\)"),
     ("linear", [[0.5, 1.0]], r"Y must have shape \(1, 3\)"),
     ("sigmoid", [0, 2, 1], "Y must hold labels 0 or 1 only"),
+    ("exp", [[2.0, -0.5, 1.0]], r"Y must hold values >= 0 for output_activation='exp' \(counts "
+                                r"or rates: Poisson regression.*found -0.5 at row 0, column 1"),
+    ("exp", [[2.0, np.inf, 1.0]], r"Y must be finite; found inf at index \(0, 1\)"),
 ])
 def test_bad_labels_are_refused_naming_the_column_and_the_model_is_unchanged(output, Y, match):
     n_y = 2 if output == "softmax" else 1
     X = np.random.default_rng(0).standard_normal((2, 3))
     model = Model([2, 3, n_y], output_activation=output, n_epochs=5, seed=0, backend="numpy")
-    good = {"softmax": [0, 1, 1], "linear": [0.1, 0.2, 0.3], "sigmoid": [0, 1, 1]}[output]
+    good = {"softmax": [0, 1, 1], "linear": [0.1, 0.2, 0.3], "sigmoid": [0, 1, 1],
+            "exp": [0.0, 2.0, 0.5]}[output]
     model.fit(X, good)
     before = {k: v.copy() for k, v in model.parameters_.items()}
     with pytest.raises(ValueError, match=match):

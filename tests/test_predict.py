@@ -60,11 +60,12 @@ def no_full_checks(monkeypatch, *modules_and_names):
 def test_model_fast_path_is_the_general_path(output, dtype, m, monkeypatch):
     model = fitted_model(output, dtype)
     X = np.random.default_rng(m).standard_normal((5, m)).astype(dtype)
-    method = model.predict if output == "linear" else model.predict_proba
+    regression = spec.OUTPUTS[output].regression
+    method = model.predict if regression else model.predict_proba
     general = {name: method(x) for name, x in forms(X).items()}
     labels = model.predict(X)
     reference = fitted_model(output, dtype, backend="numpy")
-    expected = reference.predict(X) if output == "linear" else reference.predict_proba(X)
+    expected = reference.predict(X) if regression else reference.predict_proba(X)
 
     import fastbackprop.model as model_module
     with monkeypatch.context() as patch:
@@ -172,6 +173,8 @@ def estimators():
             fitted[("softmax", dtype)] = MLPClassifier(**settings).fit(Xd, y3)
             fitted[("sigmoid", dtype)] = MLPClassifier(**settings).fit(Xd, Y.ravel())
             fitted[("linear", dtype)] = MLPRegressor(**settings).fit(Xd, X[:, :2])
+            fitted[("exp", dtype)] = MLPRegressor(loss="poisson", **settings).fit(
+                Xd, np.abs(X[:, :2]))
     return fitted
 
 
@@ -184,7 +187,7 @@ def test_sklearn_fast_path_is_the_general_path(estimators, output, dtype, m, mon
 
     est = estimators[(output, dtype)]
     X = np.random.default_rng(m).standard_normal((m, 6)).astype(dtype)
-    methods = [est.predict] + ([] if output == "linear" else [est.predict_proba])
+    methods = [est.predict] + ([] if spec.OUTPUTS[output].regression else [est.predict_proba])
     general = [{name: method(x) for name, x in forms(X, matrix=False).items()}
                for method in methods]
     with monkeypatch.context() as patch:

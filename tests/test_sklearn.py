@@ -7,6 +7,7 @@ labels of every type; pipelines, searches, pickling, pandas; and (slow) the
 test scores on digits and breast_cancer within 0.01 of scikit-learn's.
 """
 
+import functools
 import inspect
 import io
 import pickle
@@ -134,6 +135,9 @@ def test_the_initial_weights_are_scikit_learns_glorot_draws():
     ("adam", {}),
     ("sgd", {}),                                   # Nesterov's momentum
     ("sgd", {"nesterovs_momentum": False}),
+    ("sgd", {"momentum": 1.0}),                    # no friction: v keeps all of itself
+    ("sgd", {"momentum": 1.0, "nesterovs_momentum": False}),
+    ("sgd", {"momentum": 0.0}),
     ("sgd", {"learning_rate": "invscaling", "power_t": 0.3}),
     ("sgd", {"learning_rate": "adaptive", "tol": 0.05, "n_iter_no_change": 2}),
 ])
@@ -169,6 +173,60 @@ def test_binary_multilabel_and_regression_updates_are_scikit_learns():
     _assert_same_fit(MLPClassifier(**kw).fit(X, Y), sk.MLPClassifier(**kw).fit(X, Y))
     target = X[:, 0] - 2 * X[:, 1] ** 2
     _assert_same_fit(MLPRegressor(**kw).fit(X, target), sk.MLPRegressor(**kw).fit(X, target))
+
+
+def _counts(X, n_outputs=1, seed=0):
+    """Poisson counts whose log-mean is a smooth function of ``X``'s first columns."""
+    rng = np.random.default_rng(seed)
+    log_mu = 0.5 + 0.6 * X[:, 0] - 0.3 * X[:, 1] ** 2
+    y = np.column_stack([rng.poisson(np.exp(log_mu + 0.4 * k * X[:, 2]))
+                         for k in range(n_outputs)]).astype(float)
+    return y[:, 0] if n_outputs == 1 else y
+
+
+@pytest.mark.parametrize("solver,extra", [
+    ("adam", {}),
+    ("sgd", {}),
+    ("sgd", {"nesterovs_momentum": False, "momentum": 1.0}),
+    ("adam", {"n_outputs": 3}),
+    ("adam", {"weighted": True, "batch_size": 90}),
+])
+def test_poisson_loss_is_scikit_learns(solver, extra):
+    """``loss='poisson'``: the output ``exp`` (scikit-learn's ``out_activation_``) and the
+    half Poisson deviance, summed over the outputs (its squared error averages them): the
+    same weights, loss curve and stopping as scikit-learn's, one or several outputs, with
+    sample weights (one batch), and ``predict`` is ``exp(Z_L)``."""
+    extra = dict(extra)
+    n_outputs, weighted = extra.pop("n_outputs", 1), extra.pop("weighted", False)
+    X, _ = _data(n=90)
+    y = _counts(X, n_outputs)
+    w = np.random.default_rng(2).uniform(0, 3, len(X)) if weighted else None
+    kw = dict(dict(loss="poisson", hidden_layer_sizes=(8, 5), solver=solver, shuffle=False,
+                   batch_size=32, max_iter=15, random_state=0, learning_rate_init=0.01,
+                   alpha=0.01), **extra)
+    ours = MLPRegressor(**kw).fit(X, y, sample_weight=w)
+    theirs = sk.MLPRegressor(**kw).fit(X, y, sample_weight=w)
+    assert ours.out_activation_ == "exp"
+    _assert_same_fit(ours, theirs)
+    np.testing.assert_allclose(ours.predict(X), theirs.predict(X), rtol=1e-9)
+    assert ours.predict(X).shape == y.shape and np.all(ours.predict(X) > 0)
+    assert ours.score(X, y) == pytest.approx(theirs.score(X, y), rel=1e-9)
+
+
+def test_poisson_loss_refuses_negative_targets_naming_them():
+    """scikit-learn's Poisson loss is NaN for y < 0 (it takes log y) and trains on; here the
+    fit is refused, naming the first negative target."""
+    X, _ = _data(n=20)
+    y = _counts(X)
+    y[7] = -1.0
+    with pytest.raises(ValueError, match=r"y must be >= 0 for loss='poisson' \(counts or "
+                       r"rates: its half Poisson deviance takes log y\); found -1.0 at sample 7$"):
+        MLPRegressor(loss="poisson", max_iter=1).fit(X, y)
+    Y = _counts(X, 2)
+    Y[3, 1] = -2.0
+    with pytest.raises(ValueError, match=r"found -2.0 at sample 3, output 1$"):
+        MLPRegressor(loss="poisson", max_iter=1).fit(X, Y)
+    MLPRegressor(max_iter=1).fit(X, y)  # the squared error takes any real
 
 
 def test_early_stopping_splits_scores_and_restores_the_best_as_scikit_learn():
@@ -242,6 +300,8 @@ def _lbfgs_problems():
     X2, y2 = _data(n=80, classes=2, seed=1)
     multilabel = np.column_stack([y == 0, y == 1, X[:, 0] > 0]).astype(int)
     target = X[:, 0] - 2 * X[:, 1] ** 2
+    poisson = functools.partial(MLPRegressor, loss="poisson")
+    sk_poisson = functools.partial(sk.MLPRegressor, loss="poisson")
     return {
         "binary": (MLPClassifier, sk.MLPClassifier, X2, y2),
         "multiclass": (MLPClassifier, sk.MLPClassifier, X, y),
@@ -249,13 +309,15 @@ def _lbfgs_problems():
         "regression": (MLPRegressor, sk.MLPRegressor, X, target),
         "multi-output": (MLPRegressor, sk.MLPRegressor, X,
                          np.column_stack([target, np.sin(X[:, 2]), X[:, 3]])),
+        "poisson": (poisson, sk_poisson, X, _counts(X)),
+        "multi-output-poisson": (poisson, sk_poisson, X, _counts(X, 3)),
     }
 
 
 @pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
 @pytest.mark.parametrize("activation", ["relu", "tanh", "logistic", "identity"])
 @pytest.mark.parametrize("problem", ["binary", "multiclass", "multilabel", "regression",
-                                     "multi-output"])
+                                     "multi-output", "poisson", "multi-output-poisson"])
 def test_lbfgs_is_scikit_learns(problem, activation, weighted):
     """The same ``random_state``: scikit-learn's weights to 1e-8 after 20 iterations
     (measured by ``tools/lbfgs_agreement.py``: median 1.5e-13, at most 1.7e-9). The
@@ -275,7 +337,7 @@ def test_lbfgs_is_scikit_learns(problem, activation, weighted):
 @pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
 @pytest.mark.parametrize("activation", ["relu", "tanh", "logistic", "identity"])
 @pytest.mark.parametrize("problem", ["binary", "multiclass", "multilabel", "regression",
-                                     "multi-output"])
+                                     "multi-output", "poisson", "multi-output-poisson"])
 def test_lbfgs_on_float32_is_scikit_learns_to_float32_rounding(problem, activation, weighted):
     """scikit-learn's L-BFGS on float32 ``X``: scipy hands the loss function float32
     points (``x0`` is float32), so the passes run in float32 while scipy's state stays
@@ -419,11 +481,15 @@ def _weighted_cost(theta, X, Y, w, dims, hidden, output, l2):
     """``(1/m) sum_j w_j L_j + (l2 / (2m)) sum ||W||^2`` by the reference's forward pass."""
     parameters = R.vector_to_parameters(theta, dims)
     AL, caches = R.L_model_forward(X, parameters, hidden, output)
-    A = np.clip(AL, 1e-300, 1 - 1e-16) if output != "linear" else AL
+    A = np.clip(AL, 1e-300, 1 - 1e-16) if output in ("sigmoid", "softmax") else AL
     if output == "sigmoid":
         per_column = -np.sum(Y * np.log(A) + (1 - Y) * np.log(1 - A), axis=0)
     elif output == "softmax":
         per_column = -np.sum(Y * np.log(A), axis=0)
+    elif output == "exp":  # scikit-learn's poisson_loss
+        from scipy.special import xlogy
+
+        per_column = np.sum(xlogy(Y, Y / A) - Y + A, axis=0)
     else:
         per_column = 0.5 * np.sum((A - Y) ** 2, axis=0)
     m = X.shape[1]
@@ -432,7 +498,7 @@ def _weighted_cost(theta, X, Y, w, dims, hidden, output, l2):
 
 
 @pytest.mark.parametrize("backend", ["numba", "numpy"])
-@pytest.mark.parametrize("output", ["sigmoid", "softmax", "linear"])
+@pytest.mark.parametrize("output", ["sigmoid", "softmax", "linear", "exp"])
 def test_per_column_weights_give_the_gradient_of_the_weighted_cost(backend, output):
     """The trainer's step with weights: ``(theta_0 - theta_1) / alpha`` equals the centred
     finite differences of ``(1/m) sum w_j L_j + (l2 / 2m) ||W||^2`` (a gradient check of
@@ -446,6 +512,8 @@ def test_per_column_weights_give_the_gradient_of_the_weighted_cost(backend, outp
         Y = np.eye(3)[:, rng.integers(0, 3, m)]
     elif output == "sigmoid":
         Y = (rng.random((3, m)) > 0.5).astype(float)
+    elif output == "exp":
+        Y = rng.poisson(1.5, (3, m)).astype(float)
     else:
         Y = rng.standard_normal((3, m))
     w = rng.uniform(0, 3, m)
@@ -586,8 +654,8 @@ def test_sparse_input_trains_as_the_dense_one():
 
 
 @pytest.mark.parametrize("cls,kwargs,match", [
-    (MLPRegressor, dict(loss="poisson"), "loss='poisson' is not supported"),
-    (MLPRegressor, dict(solver="sgd", momentum=1.0), "momentum=1 is not supported"),
+    (MLPRegressor, dict(loss="squared_error", momentum=1.5), "The 'momentum' parameter of "
+                                                            "MLPRegressor must be"),
     (MLPClassifier, dict(alpha=-1.0), "The 'alpha' parameter of MLPClassifier must be"),
     (MLPClassifier, dict(hidden_layer_sizes=(3, 0)), "hidden_layer_sizes must be > 0"),
 ])

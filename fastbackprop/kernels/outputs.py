@@ -10,8 +10,9 @@ Each entry is three compiled functions:
 ``cost_from_A(AL, Y, w)``
     the unscaled cost from the output itself (the step API's ``compute_cost``).
 
-``layer`` and ``apply`` return ``(sum(Z_L), loss)``: ``sum(Z_L)`` is finite
-exactly when the cost is (training's divergence check), and ``loss`` is
+``layer`` and ``apply`` return ``(sum(Z_L), loss)`` (exp: ``sum(Z_L) + sum(A_L)``,
+since ``e^z`` overflows for a finite ``z``): the first is finite exactly when the
+cost is (training's divergence check), and ``loss`` is
 the unscaled sum of the per-example costs against ``Y``, each times its
 column's weight ``w[j]``, when ``cost`` is true, else 0 (``Y`` and ``w``
 are then not read). ``cols`` is scratch of at least
@@ -174,11 +175,72 @@ def squared_error_from_A(AL, Y, w):
     return total
 
 
+# -- exp: A = e^Z, the half Poisson deviance ---------------------------------
+
+
+@jit
+def exp_apply(A, b, Y, w, cost, cols):
+    """``A := exp(A + b)`` in place; the loss ``sum w [y log y - y z - y + e^z]`` when ``cost``.
+
+    Returns ``sum(Z_L) + sum(A_L)`` as the first value: ``e^z`` overflows to inf (the cost
+    with it) for a large finite ``z``, where ``sum(Z_L)`` alone would stay finite. The
+    loss is the half Poisson deviance ``y log(y / a) - y + a`` from the logit (no log of
+    ``a``, so no overflow from ``a`` rounding to 0); ``y log y`` is 0 where ``y`` is 0.
+    """
+    zero = like(A, 0.0)
+    total = zero
+    loss = zero
+    for i in range(A.shape[0]):
+        bi = b[i, 0]
+        if cost:
+            for j in range(A.shape[1]):
+                z = A[i, j] + bi
+                a = exp(z)
+                A[i, j] = a
+                total += z + a
+                y = Y[i, j]
+                y_log_y = y * np.log(y) if y > zero else zero
+                loss += (y_log_y - y * z - y + a) * w[j]
+        else:
+            for j in range(A.shape[1]):
+                z = A[i, j] + bi
+                a = exp(z)
+                A[i, j] = a
+                total += z + a
+    return total, loss
+
+
+@jit
+def exp_layer(W, A_prev, b, Y, w, A, cost, cols):
+    """Exp output from ``A_prev``: the product, then :func:`exp_apply`."""
+    gemm(W, A_prev, A, NN)
+    return exp_apply(A, b, Y, w, cost, cols)
+
+
+@jit
+def poisson_deviance_from_A(AL, Y, w):
+    """``sum w [y log(y / a) - y + a]``, unscaled; ``AL`` clipped to the smallest normal
+    number away from 0 inside the log."""
+    tiny = like(AL, np.finfo(AL.dtype).tiny)
+    zero = like(AL, 0.0)
+    total = zero
+    for i in range(AL.shape[0]):
+        for j in range(AL.shape[1]):
+            a = AL[i, j]
+            y = Y[i, j]
+            term = a - y
+            if y > zero:
+                term += y * (np.log(y) - np.log(max(a, tiny)))
+            total += term * w[j]
+    return total
+
+
 #: Output code -> ``(layer, apply, cost_from_A)``; one entry per ``spec.OUTPUTS`` row.
 OUTPUT_KERNELS = {
     spec.OUTPUTS["sigmoid"].code: (sigmoid_layer, sigmoid_apply, cost_from_probabilities),
     spec.OUTPUTS["softmax"].code: (softmax_layer, softmax_apply, softmax_cost_from_A),
     spec.OUTPUTS["linear"].code: (linear_layer, linear_apply, squared_error_from_A),
+    spec.OUTPUTS["exp"].code: (exp_layer, exp_apply, poisson_deviance_from_A),
 }
 
 
