@@ -497,15 +497,28 @@ class _Skl2onnxGraph(_Graph):
 
 
 def _sklearn_layers(estimator):
-    """A fitted ``fastbackprop.sklearn`` estimator's layers: ``W{l} = coefs_[l-1].T``."""
+    """A fitted ``fastbackprop.sklearn`` estimator's layers: ``W{l} = coefs_[l-1].T``; a
+    batch-normalised layer (``batch_norm_gamma_[l-1]`` not None, ``intercepts_[l-1]`` its
+    ``beta``) folded with its running statistics (:func:`fold_batch_norm`, in float64), as
+    the estimator predicts."""
     from .sklearn import ACTIVATIONS, OUTPUTS
 
     L = len(estimator.coefs_)
-    return _check_layers([
-        Layer(coef.T, intercept.reshape(-1, 1),
-              ACTIVATIONS[estimator.activation] if l < L else OUTPUTS[estimator.out_activation_])
-        for l, (coef, intercept) in enumerate(zip(estimator.coefs_, estimator.intercepts_),
-                                              start=1)])
+    gammas = getattr(estimator, "batch_norm_gamma_", None) or [None] * L
+    layers = []
+    for l, (coef, intercept, gamma) in enumerate(
+            zip(estimator.coefs_, estimator.intercepts_, gammas), start=1):
+        activation = (ACTIVATIONS[estimator.activation] if l < L
+                      else OUTPUTS[estimator.out_activation_])
+        if gamma is None:
+            layers.append(Layer(coef.T, intercept.reshape(-1, 1), activation))
+            continue
+        plain = Layer(coef.T, np.zeros((coef.shape[1], 1)), activation)
+        layers.append(fold_batch_norm(plain, gamma, intercept,
+                                      estimator.batch_norm_running_mean_[l - 1],
+                                      estimator.batch_norm_running_var_[l - 1],
+                                      float(estimator.batch_norm_epsilon)))
+    return _check_layers(layers)
 
 
 def _sklearn_forward(scope, operator, container):

@@ -55,7 +55,10 @@ except ImportError as error:  # pragma: no cover - depends on the environment
 
 from . import _post_import, backends, spec
 from .network import Network
-from .options import TrainingOptions
+from .layout import BATCH_NORM_START
+from .options import BATCH_NORM_EPSILON_MIN, TrainingOptions
+from .sparse import is_sparse
+from .validation import check_batch_norm_layers
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
 
@@ -121,9 +124,30 @@ class _BaseMLP(BaseEstimator):
                              Options(numbers.Real, {np.inf})],
         "max_fun": [Interval(numbers.Integral, 1, None, closed="left")],
         "n_threads": [Interval(numbers.Integral, 1, None, closed="left"), None],
+        "batch_norm": ["boolean", "array-like"],
+        "batch_norm_momentum": [Interval(numbers.Real, 0, 1, closed="left")],
+        "batch_norm_epsilon": [Interval(numbers.Real, BATCH_NORM_EPSILON_MIN, None,
+                                        closed="left")],
     }
 
     # -- checks ------------------------------------------------------------
+
+    def _check_supported(self):
+        """Refuse, with the reason, an extension that cannot train with the options given
+        (batch norm with L-BFGS), before any work."""
+        flags = self._batch_norm_layers()  # one bool per hidden layer, the Model's message
+        if self.solver == "lbfgs" and any(flags):
+            raise ValueError(
+                f"batch_norm={self.batch_norm!r} is not supported with solver='lbfgs' (batch "
+                "normalisation is trained on mini-batches, with running statistics for "
+                "prediction; L-BFGS has neither); use solver='adam' or 'sgd', or "
+                "batch_norm=False")
+
+    def _batch_norm_layers(self):
+        """Whether each hidden layer is batch-normalised: a tuple of bools from
+        ``batch_norm`` (one bool for all, or one per hidden layer), checked as the Model
+        checks it."""
+        return check_batch_norm_layers(self.batch_norm, len(self._hidden_layer_sizes()))
 
     def _hidden_layer_sizes(self):
         sizes = self.hidden_layer_sizes
@@ -150,8 +174,13 @@ class _BaseMLP(BaseEstimator):
 
     def _fit(self, X, y, sample_weight=None, incremental=False):
         self._validate_params()
+        self._check_supported()
         hidden = self._hidden_layer_sizes()
         first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
+        if is_sparse(X) and any(self._batch_norm_layers()):
+            raise ValueError("batch_norm: batch normalisation does not train on sparse X yet "
+                             "(the compiled trainer's sparse path has no batch statistics); "
+                             "pass a dense X (X.toarray()), or batch_norm=False")
         X, Y, y_labels = self._validate_input(X, y, incremental, reset=first_pass)
         n_samples, n_features = X.shape
         if sample_weight is not None:
@@ -182,16 +211,32 @@ class _BaseMLP(BaseEstimator):
         self.n_layers_ = len(layer_units)
         self.out_activation_ = self._output_activation()
         self.coefs_, self.intercepts_ = [], []
-        for fan_in, fan_out in zip(layer_units[:-1], layer_units[1:]):
-            # Glorot-uniform, scikit-learn's draws in its order: weights, then biases
+        normalised = self._batch_norm_layers() + (False,)  # the output layer never is
+        gammas, means, variances = [], [], []
+        for fan_in, fan_out, flag in zip(layer_units[:-1], layer_units[1:], normalised):
+            # Glorot-uniform, scikit-learn's draws in its order: weights, then biases (drawn
+            # for a batch-normalised layer too, so that every W is scikit-learn's draw)
             factor = 2.0 if self.activation == "logistic" else 6.0
             bound = np.sqrt(factor / (fan_in + fan_out))
             coef = self._random_state.uniform(-bound, bound, (fan_in, fan_out))
             intercept = self._random_state.uniform(-bound, bound, fan_out)
             self.coefs_.append(coef.astype(dtype, copy=False))
-            self.intercepts_.append(intercept.astype(dtype, copy=False))
-        self._best_coefs = [c.copy() for c in self.coefs_]
-        self._best_intercepts = [i.copy() for i in self.intercepts_]
+            if flag:  # beta in b's place; gamma 1, running mean 0, running variance 1
+                start = {k: np.full(fan_out, v, dtype=dtype)
+                         for k, v in BATCH_NORM_START.items()}
+                self.intercepts_.append(start["beta"])
+                gammas.append(start["gamma"])
+                means.append(start["running_mean"])
+                variances.append(start["running_var"])
+            else:
+                self.intercepts_.append(intercept.astype(dtype, copy=False))
+                gammas.append(None)
+                means.append(None)
+                variances.append(None)
+        self.batch_norm_gamma_ = gammas
+        self.batch_norm_running_mean_ = means
+        self.batch_norm_running_var_ = variances
+        self._keep_best()
         self.__dict__.pop("_solver_state", None)
         if self.solver == "lbfgs":
             return  # scikit-learn sets no loss curve, best loss or validation scores for it
@@ -207,13 +252,44 @@ class _BaseMLP(BaseEstimator):
             self.best_validation_score_ = None
 
     def _check_continuation(self, Y, layer_units):
-        """A warm start or ``partial_fit`` continues a network of the same shape."""
+        """A warm start or ``partial_fit`` continues a network of the same shape, with batch
+        normalisation in the same layers."""
         have = [self.coefs_[0].shape[0]] + [c.shape[1] for c in self.coefs_]
         if have != layer_units:
             raise ValueError(
                 f"the fitted network has layer sizes {have}, but this call needs {layer_units} "
                 "(hidden_layer_sizes or the number of outputs changed); fit it afresh with "
                 "warm_start=False")
+        fitted, wanted = self._fitted_batch_norm()[:-1], self._batch_norm_layers()
+        if fitted != wanted:
+            raise ValueError(
+                f"the fitted network has batch normalisation in its hidden layers {list(fitted)}, "
+                f"but batch_norm={self.batch_norm!r} asks for {list(wanted)}; fit it afresh "
+                "with warm_start=False")
+
+    def _fitted_batch_norm(self):
+        """Whether each fitted layer (the output layer too) is batch-normalised: where
+        ``batch_norm_gamma_`` holds an array (a model pickled before batch norm has none)."""
+        gammas = self.__dict__.get("batch_norm_gamma_")
+        if gammas is None:
+            return (False,) * len(self.coefs_)
+        return tuple(g is not None for g in gammas)
+
+    def _batch_norm_arrays(self):
+        """``(gammas, running_means, running_vars)``: the fitted lists (None for a plain
+        layer), or None when no layer is batch-normalised."""
+        if not any(self._fitted_batch_norm()):
+            return None
+        return (self.batch_norm_gamma_, self.batch_norm_running_mean_,
+                self.batch_norm_running_var_)
+
+    def _keep_best(self):
+        """Copies of the fitted arrays, restored at the end of an ``early_stopping`` fit."""
+        self._best_coefs = [c.copy() for c in self.coefs_]
+        self._best_intercepts = [i.copy() for i in self.intercepts_]
+        arrays = self._batch_norm_arrays()
+        self._best_batch_norm = None if arrays is None else tuple(
+            [None if a is None else a.copy() for a in kind] for kind in arrays)
 
     def _solver(self, incremental):
         """The optimiser's state, kept between ``partial_fit`` calls (scikit-learn's
@@ -317,50 +393,80 @@ class _BaseMLP(BaseEstimator):
         solver["t"] = trainer.t
         solver["state"] = trainer.optimizer_state
         if self.early_stopping:
-            self._adopt_network(self._best_coefs, self._best_intercepts)
+            self._adopt_network(self._best_coefs, self._best_intercepts, self._best_batch_norm)
 
     def _store(self, trainer):
-        """``coefs_`` and ``intercepts_`` from the trainer's parameters (scikit-learn's layout)."""
+        """The fitted arrays from the trainer's parameters (scikit-learn's layout; a
+        batch-normalised layer's ``beta`` in ``intercepts_``)."""
         parameters = trainer.parameters
         L = len(self.coefs_)
+        batch_norm = None
+        if any(f"gamma{l}" in parameters for l in range(1, L + 1)):
+            batch_norm = tuple([parameters.get(f"{kind}{l}") for l in range(1, L + 1)]
+                               for kind in ("gamma", "running_mean", "running_var"))
         self._adopt_network([parameters[f"W{l}"].T for l in range(1, L + 1)],
-                            [parameters[f"b{l}"] for l in range(1, L + 1)])
+                            [parameters.get(f"b{l}", parameters.get(f"beta{l}"))
+                             for l in range(1, L + 1)], batch_norm)
 
-    def _network_of(self, coefs, intercepts):
+    def _network_of(self, coefs, intercepts, batch_norm=None):
         """A :class:`~fastbackprop.network.Network` of scikit-learn's arrays (``W{l}`` is
-        ``coefs[l-1].T``)."""
+        ``coefs[l-1].T``; ``batch_norm``: None, or ``(gammas, running_means, running_vars)``
+        lists with None for a plain layer, whose layers' ``intercepts`` are ``beta``)."""
         parameters = {}
         for l, (coef, intercept) in enumerate(zip(coefs, intercepts), start=1):
             parameters[f"W{l}"] = np.asarray(coef).T
-            parameters[f"b{l}"] = np.asarray(intercept).reshape(-1, 1)
-        return Network(parameters, ACTIVATIONS[self.activation], OUTPUTS[self.out_activation_])
+            column = np.asarray(intercept).reshape(-1, 1)
+            gamma = None if batch_norm is None else batch_norm[0][l - 1]
+            if gamma is None:
+                parameters[f"b{l}"] = column
+                continue
+            parameters[f"gamma{l}"] = np.asarray(gamma).reshape(-1, 1)
+            parameters[f"beta{l}"] = column
+            parameters[f"running_mean{l}"] = np.asarray(batch_norm[1][l - 1]).reshape(-1, 1)
+            parameters[f"running_var{l}"] = np.asarray(batch_norm[2][l - 1]).reshape(-1, 1)
+        return Network(parameters, ACTIVATIONS[self.activation], OUTPUTS[self.out_activation_],
+                       batch_norm_epsilon=float(self.batch_norm_epsilon))
 
-    def _adopt_network(self, coefs, intercepts):
-        """``coefs_`` and ``intercepts_``: the views (``(n_in, n_out)``, ``(n_out,)``) of a new
-        fitted network of these arrays, so that prediction packs nothing."""
-        network = self._network = self._network_of(coefs, intercepts)
+    def _adopt_network(self, coefs, intercepts, batch_norm=None):
+        """The fitted arrays: the views (``coefs_`` ``(n_in, n_out)``, the others ``(n_out,)``)
+        of a new fitted network of these arrays, so that prediction packs nothing."""
+        network = self._network = self._network_of(coefs, intercepts, batch_norm)
+        p = network.parameters
         L = len(network.dims) - 1
-        self.coefs_ = [network.parameters[f"W{l}"].T for l in range(1, L + 1)]
-        self.intercepts_ = [network.parameters[f"b{l}"].reshape(-1) for l in range(1, L + 1)]
-        network.exposed = (*self.coefs_, *self.intercepts_)
+        self.coefs_ = [p[f"W{l}"].T for l in range(1, L + 1)]
+        self.intercepts_ = [p.get(f"b{l}", p.get(f"beta{l}")).reshape(-1)
+                            for l in range(1, L + 1)]
+        for attribute, kind in _BATCH_NORM_ATTRIBUTES:
+            setattr(self, attribute, [p[f"{kind}{l}"].reshape(-1) if f"{kind}{l}" in p else None
+                                      for l in range(1, L + 1)])
+        network.exposed = self._exposed_arrays()
+
+    def _exposed_arrays(self):
+        """The fitted arrays, in the order the fitted network records them."""
+        arrays = self._batch_norm_arrays()
+        if arrays is None:
+            return (*self.coefs_, *self.intercepts_)
+        return (*self.coefs_, *self.intercepts_, *(a for kind in arrays for a in kind))
 
     def _fitted_network(self):
-        """The fitted network, or (arrays replaced, activation changed) a new one of
-        ``coefs_`` and ``intercepts_``, built for this call only (prediction changes no
-        attribute: scikit-learn's ``check_dict_unchanged``)."""
+        """The fitted network, or (arrays replaced, activation or ``batch_norm_epsilon``
+        changed) a new one of the fitted arrays, built for this call only (prediction
+        changes no attribute: scikit-learn's ``check_dict_unchanged``)."""
         network = self.__dict__.get("_network")
-        arrays = (*self.coefs_, *self.intercepts_)
+        arrays = self._exposed_arrays()
         exposed = getattr(network, "exposed", ())
         if (network is not None and len(arrays) == len(exposed)
                 and all(a is b for a, b in zip(arrays, exposed))
-                and network.hidden_activation == ACTIVATIONS[self.activation]):
+                and network.hidden_activation == ACTIVATIONS[self.activation]
+                and (not network.schema.has_batch_norm
+                     or network.batch_norm_epsilon == self.batch_norm_epsilon)):
             return network
-        return self._network_of(self.coefs_, self.intercepts_)
+        return self._network_of(self.coefs_, self.intercepts_, self._batch_norm_arrays())
 
     def __setstate__(self, state):
         super().__setstate__(state)
         if "_network" in state and "coefs_" in state:  # unpickled: the arrays are copies
-            self._adopt_network(self.coefs_, self.intercepts_)
+            self._adopt_network(self.coefs_, self.intercepts_, self._batch_norm_arrays())
 
     def _epochs(self, trainer, n_samples, X_val, y_val, w_val, solver, incremental):
         """scikit-learn's epoch loop: one compiled epoch, then its bookkeeping in Python."""
@@ -428,11 +534,19 @@ class _BaseMLP(BaseEstimator):
         dims = [X.shape[1]] + [c.shape[1] for c in self.coefs_]
         dtype = X.dtype
         parameters = {}
+        batch_norm = self._batch_norm_arrays()
         for l, (coef, intercept) in enumerate(zip(self.coefs_, self.intercepts_), start=1):
             parameters[f"W{l}"] = np.asarray(coef, dtype=dtype).T
-            parameters[f"b{l}"] = np.asarray(intercept, dtype=dtype).reshape(-1, 1)
+            column = np.asarray(intercept, dtype=dtype).reshape(-1, 1)
+            if batch_norm is None or batch_norm[0][l - 1] is None:
+                parameters[f"b{l}"] = column
+                continue
+            parameters[f"beta{l}"] = column
+            for kind, arrays in zip(("gamma", "running_mean", "running_var"), batch_norm):
+                parameters[f"{kind}{l}"] = np.asarray(arrays[l - 1], dtype=dtype).reshape(-1, 1)
         assert [parameters["W1"].shape[1]] + [parameters[f"W{l}"].shape[0]
                                               for l in range(1, len(dims))] == dims
+        flags = self._fitted_batch_norm()[:-1]
         options = TrainingOptions(
             hidden_activation=ACTIVATIONS[self.activation],
             output_activation=OUTPUTS[self.out_activation_], optimizer=solver["optimizer"],
@@ -441,7 +555,10 @@ class _BaseMLP(BaseEstimator):
             # the shuffles' seed, drawn after scikit-learn's draws (initialisation, split)
             seed=int(self._random_state.randint(np.iinfo(np.int32).max)),
             beta=float(self.momentum), beta1=float(self.beta_1), beta2=float(self.beta_2),
-            epsilon=float(self.epsilon), l2=l2, n_threads=self.n_threads)
+            epsilon=float(self.epsilon), l2=l2, n_threads=self.n_threads,
+            batch_norm=flags if any(flags) else False,
+            batch_norm_momentum=float(self.batch_norm_momentum),
+            batch_norm_epsilon=float(self.batch_norm_epsilon))
         self._l2 = l2  # as passed: the multi-output regressor's loss_ reads it
         Trainer = backends.get("numba").Trainer
         return Trainer(parameters, X.T, np.asarray(Y, dtype=dtype).T, options=options,
@@ -484,8 +601,7 @@ class _BaseMLP(BaseEstimator):
                 self._no_improvement_count = 0
             if score > self.best_validation_score_:
                 self.best_validation_score_ = score
-                self._best_coefs = [c.copy() for c in self.coefs_]
-                self._best_intercepts = [i.copy() for i in self.intercepts_]
+                self._keep_best()
         else:
             if self.loss_curve_[-1] > self.best_loss_ - self.tol:
                 self._no_improvement_count += 1
@@ -530,8 +646,27 @@ class _BaseMLP(BaseEstimator):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.input_tags.sparse = True  # CSR and CSC, trained on their nonzeros
+        # CSR and CSC, trained on their nonzeros; not with batch norm, which refuses them
+        tags.input_tags.sparse = not self._asks_for_batch_norm()
         return tags
+
+    def _asks_for_batch_norm(self):
+        """Whether ``batch_norm`` asks for any batch-normalised layer (False for a value
+        that ``fit`` would refuse)."""
+        value = self.batch_norm
+        if isinstance(value, (bool, np.bool_)):
+            return bool(value)
+        try:
+            return any(v is True or isinstance(v, np.bool_) and bool(v) for v in value)
+        except TypeError:
+            return False
+
+
+#: The fitted attributes of batch normalisation (a list per layer, None for a plain layer) and
+#: the parameters they hold (``gamma{l}``, ...; ``beta{l}`` is in ``intercepts_``).
+_BATCH_NORM_ATTRIBUTES = (("batch_norm_gamma_", "gamma"),
+                          ("batch_norm_running_mean_", "running_mean"),
+                          ("batch_norm_running_var_", "running_var"))
 
 
 def _blas_threads(multiply_adds):
@@ -672,7 +807,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                  random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
-                 class_weight=None, n_threads=None):
+                 class_weight=None, n_threads=None, batch_norm=False, batch_norm_momentum=0.9,
+                 batch_norm_epsilon=1e-5):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -698,6 +834,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         self.max_fun = max_fun
         self.class_weight = class_weight
         self.n_threads = n_threads
+        self.batch_norm = batch_norm
+        self.batch_norm_momentum = batch_norm_momentum
+        self.batch_norm_epsilon = batch_norm_epsilon
 
     def _output_activation(self):
         return "softmax" if self._label_binarizer.y_type_ == "multiclass" else "logistic"
@@ -852,7 +991,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
                  random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
-                 n_threads=None):
+                 n_threads=None, batch_norm=False, batch_norm_momentum=0.9,
+                 batch_norm_epsilon=1e-5):
         self.loss = loss
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -878,6 +1018,9 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         self.n_iter_no_change = n_iter_no_change
         self.max_fun = max_fun
         self.n_threads = n_threads
+        self.batch_norm = batch_norm
+        self.batch_norm_momentum = batch_norm_momentum
+        self.batch_norm_epsilon = batch_norm_epsilon
 
     def _output_activation(self):
         return "exp" if self.loss == "poisson" else "identity"

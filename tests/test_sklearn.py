@@ -88,9 +88,11 @@ def test_importing_fastbackprop_does_not_import_scikit_learn():
 
 
 def test_the_constructors_take_scikit_learns_parameters_with_its_defaults():
+    extensions = {"n_threads": None, "batch_norm": False, "batch_norm_momentum": 0.9,
+                  "batch_norm_epsilon": 1e-5}
     for ours, theirs, extra in ((MLPClassifier, sk.MLPClassifier,
-                                 {"class_weight": None, "n_threads": None}),
-                                (MLPRegressor, sk.MLPRegressor, {"n_threads": None})):
+                                 {"class_weight": None, **extensions}),
+                                (MLPRegressor, sk.MLPRegressor, extensions)):
         mine = ours().get_params()
         assert mine == {**theirs().get_params(), **extra}
         ours_sig = list(inspect.signature(ours).parameters)
