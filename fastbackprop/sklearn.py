@@ -763,6 +763,9 @@ _DIFFERENCES_DOC = """
       non-convex loss amplifies rounding: the weights agree to 1e-8 for tens
       of iterations, then drift as scikit-learn's own do when its loss is
       perturbed by one ulp (docs/sklearn.md, "L-BFGS").
+    * with ``loss='poisson'`` (the regressor), ``y`` must be >= 0: a ValueError
+      names the first negative target (scikit-learn's loss is NaN there, and it
+      trains on).
     * a warm start or ``partial_fit`` must keep the layer sizes (a clear
       ValueError otherwise).
     * ``fit`` runs BLAS on one thread when a batch's matrix products are small
