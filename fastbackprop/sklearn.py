@@ -739,7 +739,21 @@ _PARAMETERS_DOC = """
     n_threads : int or None, default=None
         Not in scikit-learn's class (an extension): the threads each step is
         split between; None picks the cores where a batch is large enough
-        (``fastbackprop.kernels.team.choose``), 1 keeps one thread.
+        (``fastbackprop.kernels.team.choose``), 1 keeps one thread. A fit with
+        batch norm runs on one thread.
+    batch_norm : bool or list of bool, default=False
+        Not in scikit-learn's class (an extension): the ``Model``'s batch
+        normalisation (docs/training.md), True for every hidden layer or one
+        bool per hidden layer; 'adam' and 'sgd' only ('lbfgs' and sparse ``X``
+        are refused). A normalised layer's ``intercepts_[l]`` is its ``beta``;
+        its ``gamma`` and running statistics are in ``batch_norm_gamma_``,
+        ``batch_norm_running_mean_`` and ``batch_norm_running_var_`` (one entry
+        per layer, None for a plain layer), which prediction uses.
+    batch_norm_momentum : float in [0, 1), default=0.9
+        The running statistics' ``running := momentum running + (1 -
+        momentum) batch`` (PyTorch's ``momentum=0.1``).
+    batch_norm_epsilon : float, default=1e-5
+        The ``epsilon`` of ``sqrt(sigma2 + epsilon)``.
 """
 
 _DIFFERENCES_DOC = """
@@ -796,7 +810,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     ``feature_names_in_``, ``n_iter_``, ``n_layers_``, ``n_outputs_``,
     ``out_activation_``, as scikit-learn's (with 'lbfgs', as there, no
     ``loss_curve_``, ``best_loss_`` or validation scores, and no
-    ``partial_fit``).
+    ``partial_fit``); and ``batch_norm_gamma_``, ``batch_norm_running_mean_``,
+    ``batch_norm_running_var_`` (see ``batch_norm``).
     """ + _DIFFERENCES_DOC
 
     _parameter_constraints: dict = {
@@ -977,7 +992,9 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     ``intercepts_``, ``n_features_in_``, ``feature_names_in_``, ``n_iter_``,
     ``n_layers_``, ``n_outputs_``, ``out_activation_``, as scikit-learn's (with
     'lbfgs', as there, no ``loss_curve_``, ``best_loss_`` or validation
-    scores; ``partial_fit`` then runs L-BFGS from the current weights).
+    scores; ``partial_fit`` then runs L-BFGS from the current weights); and
+    ``batch_norm_gamma_``, ``batch_norm_running_mean_``,
+    ``batch_norm_running_var_`` (see ``batch_norm``).
     For several outputs scikit-learn's loss averages the outputs' squared
     errors while its gradient sums them; the gradient here is the same, and
     ``loss_`` divides the data term by ``n_outputs_`` as scikit-learn does.

@@ -269,6 +269,7 @@ def test_early_stopping_restores_the_best_epochs_batch_norm():
     clf = MLPClassifier(**kw).fit(X, y)
     best = int(np.argmax(clf.validation_scores_))
     assert best < clf.n_iter_ - 1  # the last epoch is not the best: something was restored
+    assert all(g is not None for g in clf.batch_norm_gamma_[:2])
     at_best = MLPClassifier(**{**kw, "max_iter": best + 1}).fit(X, y)
     assert at_best.best_validation_score_ == clf.best_validation_score_
     ours = _as_parameters(clf)
