@@ -54,6 +54,11 @@ KEPT_WORKSPACE = 256
 #: prediction of a ``[64, 100, 10]`` network when each batch had its own.
 KEPT_BYTES = 1 << 26
 
+#: Examples as rows go through the compiled prediction in tiles of this many rows (see
+#: ``kernels.training.predict_into``): a tile's activations stay in cache between the
+#: layers. Rows past it need no larger workspace.
+PREDICT_TILE = 512
+
 
 class Network:
     """The fitted network ``parameters`` (the course's dict) with ``hidden_activation`` and
@@ -248,7 +253,8 @@ class Network:
 class _Predictor:
     """One thread's compiled prediction for one input form and dtype: everything a call
     needs but ``X``, resolved once (the packed parameters in the dtype, the layer sizes,
-    the activation codes, a workspace (:data:`KEPT_WORKSPACE`, :data:`KEPT_BYTES`) and, after the
+    the activation codes, a workspace (:data:`KEPT_WORKSPACE`, :data:`KEPT_BYTES`; for rows
+    one tile, :data:`PREDICT_TILE`, at most) and, after the
     first call, the compiled entry point of ``kernels.training.predict_into``, called
     directly: no dispatch on the arguments' types, which are the same by construction).
 
@@ -257,7 +263,7 @@ class _Predictor:
     array, or None when ``X`` is not finite. A thread's own, so its workspace is too.
     """
 
-    __slots__ = ("rows", "dtype", "n_L", "arguments", "work", "capacity", "entry")
+    __slots__ = ("rows", "dtype", "n_L", "arguments", "work", "capacity", "entry", "tile")
 
     def __init__(self, network, rows, dtype):
         from . import spec as names
@@ -272,15 +278,18 @@ class _Predictor:
                           names.ACTIVATIONS[network.hidden_activation].code,
                           names.OUTPUTS[network.output_activation].code)
         self.capacity = KEPT_WORKSPACE
+        self.tile = PREDICT_TILE if rows else 1 << 62
         self.work = workspace(network.dims, self.capacity, self.dtype, 0)
         self.entry = None
 
     def __call__(self, X):
         m = X.shape[0] if self.rows else X.shape[1]
-        work = self.work if m <= self.capacity else self._workspace(m)
+        columns = min(m, self.tile)  # the workspace holds one tile
+        work = self.work if columns <= self.capacity else self._workspace(columns)
         out = np.empty((m, self.n_L) if self.rows else (self.n_L, m), self.dtype)
         theta, form, dims, hidden, output = self.arguments
-        args = (theta, X, form, dims, hidden, output, work.acts, work.cols, work.offsets, out)
+        args = (theta, X, form, dims, hidden, output, work.acts, work.cols, work.offsets, out,
+                self.tile)
         entry = self.entry
         if entry is None:
             finite = self._first_call(args)

@@ -12,7 +12,7 @@ from fastbackprop import Model, spec
 from fastbackprop import reference as R
 from fastbackprop.datasets import make_classification
 from fastbackprop.model import NotFittedError
-from fastbackprop.network import KEPT_WORKSPACE, Network
+from fastbackprop.network import KEPT_WORKSPACE, PREDICT_TILE, Network
 
 DTYPES = [np.float32, np.float64]
 
@@ -310,3 +310,42 @@ def test_one_network_predicts_any_sequence_of_batch_sizes(rows, dtype):
                                    atol=rtol, err_msg=str(m))
         np.testing.assert_allclose(net.probabilities(X, rows=rows), expected, rtol=rtol,
                                    atol=rtol, err_msg=str(m))
+
+
+TILE_SIZES = [1, PREDICT_TILE - 1, PREDICT_TILE, PREDICT_TILE + 1, 2 * PREDICT_TILE + 3]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("output", list(spec.OUTPUTS))
+@pytest.mark.parametrize("rows", [False, True])
+def test_tiled_prediction_covers_every_example(rows, output, dtype):
+    """Rows go through the kernel in tiles of PREDICT_TILE: every batch size around the tile's
+    edges (one example, a tile less one, one, one more, two and a partial third) gives the
+    reference forward pass's A_L for every example, in both forms and dtypes."""
+    dims = [7, 6, 3] if output == "softmax" else [7, 6, 2]
+    parameters = R.initialize_parameters(dims, seed=2, dtype=dtype)
+    net = Network(parameters, "relu", output)
+    rng = np.random.default_rng(3)
+    rtol = TOLERANCES[np.dtype(dtype)]
+    for m in TILE_SIZES:
+        X = rng.standard_normal((dims[0], m)).astype(dtype)
+        expected, _ = R.L_model_forward(X, parameters, "relu", output)
+        given = np.ascontiguousarray(X.T) if rows else X
+        AL = net.fast_probabilities(given, rows=rows)
+        np.testing.assert_allclose(AL.T if rows else AL, expected, rtol=rtol,
+                                   atol=rtol * np.abs(expected).max(), err_msg=str(m))
+
+
+@pytest.mark.parametrize("rows", [False, True])
+def test_a_non_finite_entry_in_any_tile_is_caught(rows):
+    """NaN or infinity in the first tile, a middle one, or the last partial one is refused."""
+    net = Network(R.initialize_parameters([3, 4, 2], seed=0), "relu", "softmax")
+    m = 2 * PREDICT_TILE + 3
+    X = np.ones((m, 3))
+    for row in [0, PREDICT_TILE - 1, PREDICT_TILE, 2 * PREDICT_TILE, m - 1]:
+        bad = X.copy()
+        bad[row, 2] = np.inf if row % 2 else np.nan
+        given = bad if rows else np.ascontiguousarray(bad.T)
+        assert net.fast_probabilities(given, rows=rows) is None, row
+        with pytest.raises(ValueError, match="X must be finite"):
+            net.probabilities(given, rows=rows)

@@ -772,28 +772,46 @@ def predict(theta, inp, m, dims, hidden, output, work):
 
 
 @jit(entry=True)
-def predict_into(theta, X, form, dims, hidden, output, acts, cols, offsets, out):
+def predict_into(theta, X, form, dims, hidden, output, acts, cols, offsets, out, tile):
     """``A_L`` of the network on ``X`` into ``out`` ``(n_L, m)``, after checking that ``X`` is
-    finite; returns whether it is (when not, nothing is computed and ``out`` is untouched).
+    finite; returns whether it is (when not, ``out`` holds nothing meaningful).
 
     ``X`` C-contiguous, of ``theta``'s dtype, in the form ``form`` names (a constant,
     :data:`.first_layer.COLUMNS`: ``(n_x, m)``, or :data:`.first_layer.ROWS`: ``(m, n_x)``);
-    ``acts``, ``cols``, ``offsets``: a :class:`Work`'s, for ``capacity >= m`` columns.
-    ``out``: C-contiguous, ``(n_L, m)``, or for rows ``(m, n_L)`` (always C, so that its
-    type, and the compiled entry point, does not change with ``m``: the transpose of a
-    one-row array would be typed C, of a larger one F).
+    ``acts``, ``cols``, ``offsets``: a :class:`Work`'s, for ``capacity >= min(m, tile)``
+    columns. ``out``: C-contiguous, ``(n_L, m)``, or for rows ``(m, n_L)`` (always C, so
+    that its type, and the compiled entry point, does not change with ``m``: the transpose
+    of a one-row array would be typed C, of a larger one F).
+
+    Rows: the examples go through in tiles of ``tile`` rows (each tile a C-contiguous
+    block of ``X``), checked and pushed through the whole network one tile at a time, so
+    that its activations stay in cache between the layers. Columns: one tile (a block of
+    columns is not contiguous).
     One call does all of a prediction, so that Python's share is one call.
     """
     literally(form)
     literally(hidden)
     literally(output)
+    work = Work(acts, acts, acts[:0], acts[:0], cols, offsets)
+    last = dims.size - 1
+    if form == first_layer.ROWS:
+        m = X.shape[0]
+        for start in range(0, m, tile):
+            stop = min(start + tile, m)
+            block = X[start:stop]
+            if not is_finite(block):
+                return False
+            t = stop - start
+            batch = Batch(first_layer.Rows(block), cols, cols[0, :t], 0, t)  # Y, w not read
+            forward(theta, batch, dims, work, hidden, output, False, None, 0)
+            first_layer.store(layer_of(acts, dims, offsets, last, t), out[start:stop], form)
+        return True
     if not is_finite(X):
         return False
-    m = X.shape[0] if form == first_layer.ROWS else X.shape[1]
-    work = Work(acts, acts, acts[:0], acts[:0], cols, offsets)
+    m = X.shape[1]
     batch = Batch(first_layer.input_of(X, form), cols, cols[0, :m], 0, m)  # Y, w not read
     forward(theta, batch, dims, work, hidden, output, False, None, 0)
-    first_layer.store(layer_of(acts, dims, offsets, dims.size - 1, m), out, form)
+    first_layer.store(layer_of(acts, dims, offsets, last, m), out, form)
     return True
 
 
