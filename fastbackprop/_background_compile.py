@@ -1,11 +1,12 @@
 """The background compile that ``fastbackprop train --backend auto`` starts (:mod:`.first_run`).
 
-``python -m fastbackprop._background_compile DATA.npz HYPERPARAMETERS MARKER LOCK PARTS``:
+``python -m fastbackprop._background_compile DATA.npz HYPERPARAMETERS MARKER LOCK PARTS PID``:
 at a low priority, fit a Model of the hyperparameters (JSON, the numba backend) on the
 data of ``DATA.npz`` (deleted once read) for one chunk of epochs, as the command's fit
 starts, then for one epoch, and make the predictions the command makes, so that the
 kernels this configuration loads are compiled into the cache; then write ``MARKER``
-(holding ``PARTS``, JSON) and remove ``LOCK``. On any failure nothing is written and
+(holding ``PARTS``, JSON) and remove ``LOCK`` (which holds this process's pid, or
+``PID``, its starter's, if this process ended before the starter wrote it). On any failure nothing is written and
 the data file and the lock are removed all the same.
 """
 
@@ -61,7 +62,7 @@ def main(argv):
     """Run the background compile of ``argv`` (see the module); the exit status."""
     from . import first_run
 
-    data, hyperparameters, marker, lock, parts = argv
+    data, hyperparameters, marker, lock, parts, starter = argv
     try:
         os.nice(10)
     except OSError:
@@ -77,7 +78,8 @@ def main(argv):
         return 1
     finally:
         first_run._unlink(data)
-        first_run.release_lock(lock)
+        # the lock holds this process's pid, or still its starter's if this ended first
+        first_run.release_lock(lock, (os.getpid(), starter))
 
 
 if __name__ == "__main__":

@@ -350,15 +350,21 @@ def _remove_stale(path):
 
 
 def set_lock_owner(path, pid):
-    """Write ``pid`` into the lock ``path`` (the background process, once started)."""
-    with open(path, "w") as f:
+    """Write ``pid`` into the lock ``path`` (the background process, once started), unless
+    that process has released it already."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_TRUNC)
+    except FileNotFoundError:
+        return
+    with os.fdopen(fd, "w") as f:
         f.write(str(pid))
 
 
-def release_lock(path, pid=None):
-    """Remove the lock ``path`` if it holds ``pid`` (default this process's)."""
+def release_lock(path, pids=None):
+    """Remove the lock ``path`` if it holds one of ``pids`` (default this process's)."""
+    pids = (os.getpid(),) if pids is None else pids
     try:
-        if pathlib.Path(path).read_text().strip() == str(os.getpid() if pid is None else pid):
+        if pathlib.Path(path).read_text().strip() in {str(pid) for pid in pids}:
             os.unlink(path)
     except OSError:
         pass
@@ -424,7 +430,7 @@ def start_compile(plan, hp, X, Y, validation):
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)
         process = spawn([data, json.dumps({**hp, "backend": "numba"}), str(plan.marker),
-                         str(lock), json.dumps(plan.parts)])
+                         str(lock), json.dumps(plan.parts), str(os.getpid())])
         set_lock_owner(lock, process.pid)
     except Exception:
         _unlink(data)
