@@ -44,18 +44,21 @@ from typing import NamedTuple
 import numpy as np
 
 #: Seconds the numba backend's first run of a configuration spends compiling (Numba's
-#: start-up included). Measured with an empty cache on the 2-core Xeon (tools/first_run.py
-#: ``compile``: ``fastbackprop train --backend numba`` with a fresh NUMBA_CACHE_DIR, the
-#: "compiling the kernels" line): 4.4 and 4.9 s with another process busy on one core,
-#: 3 to 5 s in issue 26. The constant takes the low end, so a run goes to NumPy only
-#: where it wins clearly (and still does once compiling gets faster).
+#: start-up included). Measured with an empty cache on the 2-core Xeon with
+#: ``python tools/first_run.py compile`` (``fastbackprop train --backend numba`` with a
+#: fresh NUMBA_CACHE_DIR, its "compiling the kernels" line): 4.56 s, the median of 3
+#: (4.4 to 4.9 s; 3 to 5 s in issue 26). The constant takes the low end, so a run goes
+#: to NumPy only where NumPy wins clearly, and still does once compiling gets faster.
 COMPILE_SECONDS = 3.0
 
 #: The NumPy backend's cost model (:func:`projected_numpy_seconds`), fitted with
-#: tools/first_run.py ``calibrate`` on the 2-core Xeon: Python's overhead per step and
-#: per layer of a step, the element-wise passes per unit and example, and the matrix
-#: products at a modest rate (one BLAS thread reaches 10 to 25 Gflop/s on them alone;
-#: 2 keeps the projection on the slow side for large products, where numba wins anyway).
+#: ``python tools/first_run.py calibrate`` on the 2-core Xeon: Python's overhead per
+#: step and per layer of a step, the element-wise passes per unit and example, and the
+#: matrix products at a modest rate. It errs on the slow side: the planar network's
+#: 10000 epochs project to 1.75 s (measured 1.2 s idle, 1.3 s with the other core busy),
+#: 20 epochs of [2, 64, 1] on 20000 examples to 1.27 s (0.42 s idle, 1.47 s busy); the
+#: products, 10 to 50 Gflop/s with BLAS alone but several times slower when its threads
+#: meet a busy core, are projected at 2, so large products go to numba.
 STEP_SECONDS = 40e-6
 LAYER_SECONDS = 20e-6
 UNIT_SECONDS = 40e-9
