@@ -238,8 +238,11 @@ def _add_train(commands):
                    help="seed of the initialisation (default: a random one)")
     p.add_argument("--dtype", choices=("float64", "float32"), default="float64",
                    help="(default: %(default)s)")
-    p.add_argument("--backend", choices=spec.BACKENDS, default="numba",
-                   help="compiled kernels or the NumPy reference (default: %(default)s)")
+    p.add_argument("--backend", choices=(*spec.BACKENDS, "auto"), default="auto",
+                   help="numba (compiled kernels), numpy (the NumPy reference) or auto: numba, "
+                        "except on a short first run of a configuration, which trains on "
+                        "numpy while its kernels compile in the background for the next run "
+                        "(FASTBACKPROP_BACKGROUND_COMPILE=0: never) (default: %(default)s)")
     p.add_argument("--cost-every", type=_positive_int, default=100, metavar="N",
                    help="record the cost every N epochs (default: %(default)s)")
     p.add_argument("--save", metavar="MODEL.npz", help="write the trained model here")
@@ -395,8 +398,9 @@ def run_train(args):
         _check_regions(data)
     layers = _fit_layers(args.layers, X, data.n_out, args.output)
     model = Model(layers, hidden_activation=args.activation, output_activation=args.output,
-                  learning_rate=_learning_rate(args), n_epochs=args.epochs,
-                  init=args.init, seed=args.seed, dtype=args.dtype, backend=args.backend,
+                  learning_rate=_learning_rate(args), n_epochs=args.epochs, init=args.init,
+                  seed=args.seed, dtype=args.dtype,
+                  backend="numba" if args.backend == "auto" else args.backend,
                   cost_every=args.cost_every, optimizer=args.optimizer,
                   batch_size=args.batch_size, shuffle=args.shuffle, beta=args.beta,
                   beta1=args.beta1, beta2=args.beta2, epsilon=args.epsilon,
@@ -408,6 +412,7 @@ def run_train(args):
                   **({} if args.validation_fraction is None
                      else {"validation_fraction": args.validation_fraction}))
     X_fit, Y_fit, validation = _held_out(model, X, data.Y, args)
+    plan = _backend_plan(args, model, X_fit, Y_fit, validation)
     print(f"data: {data.source}: {X.shape[1]} examples, {X.shape[0]} features{data.note}")
     print(f"model: {model!r}")
     sys.stdout.flush()  # before the progress bar on stderr
@@ -449,7 +454,28 @@ def run_train(args):
                               title=f"{data.source}: layers {model.layer_dims}, "
                                     f"{model.hidden_activation}, {model.output_activation}")
         print(f"saved the decision regions to {args.plot_regions}")
+    if plan is not None and plan.backend == "numba":
+        from .first_run import finished
+
+        finished(plan)  # the kernels are in the cache now: the marker says so
     return 0
+
+
+def _backend_plan(args, model, X, Y, validation):
+    """The backend of this run (``--backend auto``: :mod:`fastbackprop.first_run`'s choice,
+    its background compile started), set in ``args`` and ``model``; the plan (None with
+    ``--backend numpy``). A note on stderr says when auto trains on NumPy."""
+    if args.backend == "numpy":
+        return None
+    from .first_run import prepare
+
+    plan = prepare(args.backend, model._hyperparameters(), X, Y, validation,
+                   distributed=bool(args.scheduler))
+    args.backend = plan.backend
+    model.set_params(backend=plan.backend)
+    if plan.note:
+        print(plan.note, file=sys.stderr)
+    return plan
 
 
 def _learning_rate(args):

@@ -8,10 +8,16 @@ applied norm-wise (``atol = rtol * max|expected|``) so sums whose terms
 cancel are judged against the size of their terms, not their result.
 """
 
+import os
+
 import numpy as np
 import pytest
 
 from fastbackprop import backends, spec
+
+#: ``fastbackprop train --backend auto`` (the default) runs numba in the tests, as
+#: before auto, and starts no background compiles: tests/test_first_run.py unsets this.
+os.environ["FASTBACKPROP_BACKGROUND_COMPILE"] = "0"
 
 BACKENDS = {name: backends.MODULES[name][0] for name in spec.BACKENDS}
 
