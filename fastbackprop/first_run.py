@@ -43,6 +43,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from . import variants
+
 #: Seconds the numba backend's first run of a configuration spends compiling (Numba's
 #: start-up included). Measured with an empty cache on the 2-core Xeon with
 #: ``python tools/first_run.py compile`` (``fastbackprop train --backend numba`` with a
@@ -72,11 +74,6 @@ WARM_DIRECTORY = "fastbackprop-warm"
 
 #: A lock older than this (seconds) belongs to a compile that died: it is taken over.
 LOCK_STALE_SECONDS = 600
-
-#: :func:`fastbackprop.kernels.team.choose`'s thresholds (kept equal by a test): a step
-#: is split between threads when each keeps this many multiply-adds and columns.
-MIN_SHARE = 32768
-MIN_COLUMNS = 64
 
 #: The background processes this process started (tests wait for them).
 spawned = []
@@ -191,7 +188,9 @@ def variant(hp, m, validation):
     keep = _per_layer(hp["keep_prob"], n_hidden)
     full = hp["batch_size"] is None or (hp["batch_size"] >= m and not hp["shuffle"])
     width = m if full else min(hp["batch_size"], m)
-    gram = (not any(batch_norm) and _gram_applies(dims, m, full, hp, hp["n_epochs"]))
+    linear_update = hp["optimizer"] == "gd" and hp["decay_rate"] == 0 and hp["l2"] == 0
+    gram = not any(batch_norm) and variants.gram_applies(dims, m, full, linear_update,
+                                                         hp["n_epochs"])
     return {
         "dtype": hp["dtype"], "hidden": hp["hidden_activation"],
         "output": hp["output_activation"], "optimizer": hp["optimizer"],
@@ -208,27 +207,9 @@ def _per_layer(value, n_hidden):
     return list(value) if isinstance(value, (list, tuple)) else [value] * n_hidden
 
 
-def _gram_applies(dims, m, full, hp, max_epochs):
-    """:func:`fastbackprop.kernels.gram.applies` for this fit (kept equal by a test)."""
-    linear_update = hp["optimizer"] == "gd" and hp["decay_rate"] == 0 and hp["l2"] == 0
-    n_x, n_1 = dims[0], dims[1]
-    if not (full and linear_update and n_x >= m):
-        return False
-    return max_epochs * n_1 * m * (2 * n_x - m) > n_x * m * m
-
-
-def threads(n_threads, dims, width, gram=False, batch_norm=False, cores=None):
-    """:func:`fastbackprop.kernels.team.choose` without Numba (kept equal by a test), with
-    ``cores`` (default :func:`numba_threads`) for ``numba.get_num_threads()``."""
-    if gram or batch_norm or width < 2:
-        return 1
-    if n_threads is None:
-        P = min(numba_threads() if cores is None else cores, width // MIN_COLUMNS)
-        multiply_adds = width * sum(a * b for a, b in zip(dims[:-1], dims[1:]))
-        while P > 1 and 3 * multiply_adds // P < MIN_SHARE:
-            P -= 1
-        return max(1, P)
-    return max(1, min(int(n_threads), width))
+def threads(n_threads, dims, width, gram=False, batch_norm=False):
+    """:func:`fastbackprop.variants.threads` with :func:`numba_threads` for the cores."""
+    return variants.threads(n_threads, dims, width, numba_threads(), gram, batch_norm)
 
 
 def host_cpu():

@@ -145,22 +145,36 @@ def test_the_marker_key_changes_with_the_compiled_variant(fixed_key, change, m):
     assert first_run.marker_key(same) == first_run.marker_key(base)
 
 
-def test_the_variant_follows_the_kernels_own_choices():
-    """first_run predicts Gram mode and the threads without Numba: as the kernels do."""
-    from fastbackprop.kernels import gram, team
+@pytest.mark.parametrize("dims, m, changes", [
+    ([2, 4, 1], 400, {}),                                       # planar: one thread
+    ([784, 64, 10], 300, {"n_epochs": 100}),                    # n_x >= m: Gram mode
+    ([784, 64, 10], 300, {"n_epochs": 1}),                      # too short to repay G
+    ([784, 64, 10], 300, {"optimizer": "momentum"}),           # not a linear update
+    ([64, 64, 10], 1797, {"batch_size": 32, "optimizer": "adam"}),
+    ([64, 100, 10], 1797, {"batch_size": 200, "optimizer": "adam"}),  # threads
+    ([64, 100, 10], 1797, {"batch_size": 4000, "shuffle": False}),    # one batch: full
+    ([20, 64, 64, 1], 256, {"n_threads": 3}),
+    ([20, 64, 64, 1], 256, {"batch_norm": True}),
+    ([20, 64, 64, 1], 256, {"l2": 0.1}),
+    ([784, 64, 10], 300, {"n_epochs": 100, "l2": 0.1}),        # L2: not a linear update
+    ([784, 64, 10], 300, {"n_epochs": 100, "batch_norm": True}),  # no Gram mode with it
+])
+def test_the_variant_names_the_threads_and_gram_mode_the_trainer_chooses(dims, m, changes):
+    """first_run decides without Numba, from the hyperparameters: as the trainer does."""
+    from fastbackprop import reference
+    from fastbackprop.kernels import Trainer
 
-    assert (first_run.MIN_SHARE, first_run.MIN_COLUMNS) == (team.MIN_SHARE, team.MIN_COLUMNS)
-    import numba
-
-    for dims in ([2, 4, 1], [64, 64, 10], [784, 128, 10], [100, 256, 256, 1], [3, 6, 1]):
-        for width in (1, 2, 32, 64, 128, 400, 1797, 60000):
-            for n_threads in (None, 1, 3):
-                assert first_run.threads(n_threads, dims, width, cores=numba.get_num_threads()
-                                         ) == team.choose(n_threads, dims, width), (dims, width)
-            for epochs in (1, 10, 10000):
-                hp = {"optimizer": "gd", "decay_rate": 0.0, "l2": 0.0}
-                assert first_run._gram_applies(dims, width, True, hp, epochs) == gram.applies(
-                    dims, width, True, True, epochs)
+    hp = Model(dims, seed=0, **changes)._hyperparameters()
+    X = np.random.default_rng(0).random((dims[0], m))
+    Y = np.random.default_rng(1).integers(0, 2, (dims[-1], m)).astype(float)
+    parameters = reference.initialize_parameters(dims, seed=0)
+    if hp["batch_norm"]:
+        parameters = reference.initialize_batch_norm(parameters, [True] * (len(dims) - 2))
+    trainer = Trainer(parameters, X, Y, hp["hidden_activation"], 0.1, max_epochs=hp["n_epochs"],
+                      optimizer=hp["optimizer"], batch_size=hp["batch_size"],
+                      shuffle=hp["shuffle"], l2=hp["l2"], n_threads=hp["n_threads"])
+    variant = first_run.variant(hp, m, None)
+    assert (variant["threads"], variant["gram"]) == (trainer.n_threads, trainer.gram)
 
 
 def test_the_lock_stops_a_second_spawn(cache):

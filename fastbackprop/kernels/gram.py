@@ -26,6 +26,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .._jit import jit
+from ..variants import gram_applies as applies  # noqa: F401 - the rule, without Numba
 from .layout import W_of, matrix_view
 from .passes import NN, NT, add_matrix, gemm
 
@@ -38,22 +39,6 @@ class Gram(NamedTuple):
 
     G: np.ndarray
     P0: np.ndarray
-
-
-def applies(dims, m, full_batch, linear_update, max_epochs=None):
-    """Whether Gram mode is exact here and saves work.
-
-    Exact only for ``full_batch`` training with a ``linear_update`` (plain
-    gradient descent); worth it when ``n_x >= m`` (each step then saves at
-    least half the first layer's work and ``G`` is no larger than ``X``)
-    and, when ``max_epochs`` is known, when the work saved over the run
-    exceeds the ``n_x m^2`` of ``G``.
-    """
-    n_x, n_1 = dims[0], dims[1]
-    if not (full_batch and linear_update and n_x >= m):
-        return False
-    saved_per_step = n_1 * m * (2 * n_x - m)
-    return max_epochs is None or max_epochs * saved_per_step > n_x * m * m
 
 
 def make(enabled, X, n_1, dtype):

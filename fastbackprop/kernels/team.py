@@ -27,15 +27,9 @@ import functools
 
 import numpy as np
 
+from .. import variants
+from ..variants import MIN_COLUMNS, MIN_SHARE  # noqa: F401 - part of this module's API
 from . import sync, training
-
-#: A step is split between threads when each thread's share of its matrix products
-#: is at least this many multiply-adds and of its columns at least :data:`MIN_COLUMNS`
-#: (see :func:`choose`; measured on the 2-core AVX-512 Xeon with tools/thread_split.py:
-#: below, the barriers and the gradient rows and parameters that cross between the
-#: cores cost more than the split saves).
-MIN_SHARE = 32768
-MIN_COLUMNS = 64
 
 #: Bytes a team's shared rows are aligned to (two cache lines: no false sharing,
 #: adjacent-line prefetch included).
@@ -43,23 +37,11 @@ ALIGN = 128
 
 
 def choose(n_threads, dims, width, gram=False, batch_norm=False):
-    """The threads of a fit: ``n_threads`` when given, else (None) as many of the cores
-    Numba may use as leave each thread at least :data:`MIN_COLUMNS` columns of a batch
-    of ``width`` and :data:`MIN_SHARE` multiply-adds of its products, at least 1. Never
-    more threads than the batch's columns, one in Gram mode (its products are the
-    whole data's), and one with batch norm (its statistics are the whole batch's: a split
-    batch would need a reduction between the threads inside each layer's pass)."""
-    if gram or batch_norm or width < 2:
-        return 1
-    if n_threads is None:
-        import numba
+    """:func:`fastbackprop.variants.threads` with the cores Numba may use
+    (``numba.get_num_threads()``)."""
+    import numba
 
-        P = min(numba.get_num_threads(), width // MIN_COLUMNS)
-        multiply_adds = width * sum(a * b for a, b in zip(dims[:-1], dims[1:]))
-        while P > 1 and 3 * multiply_adds // P < MIN_SHARE:
-            P -= 1
-        return max(1, P)
-    return max(1, min(int(n_threads), width))
+    return variants.threads(n_threads, dims, width, numba.get_num_threads(), gram, batch_norm)
 
 
 def aligned_zeros(shape, dtype):

@@ -1,0 +1,51 @@
+"""Which compiled variant a fit runs: Gram mode's rule and the threads' rule, without Numba.
+
+The kernels' trainer (:mod:`fastbackprop.kernels.trainer`) takes both
+decisions when it is built; ``fastbackprop train --backend auto``
+(:mod:`fastbackprop.first_run`) takes the same ones before Numba is
+imported, to name the kernels a run will load. Both read them here.
+"""
+
+from __future__ import annotations
+
+#: A step is split between threads when each thread's share of its matrix products
+#: is at least this many multiply-adds and of its columns at least :data:`MIN_COLUMNS`
+#: (see :func:`threads`; measured on the 2-core AVX-512 Xeon with tools/thread_split.py:
+#: below, the barriers and the gradient rows and parameters that cross between the
+#: cores cost more than the split saves).
+MIN_SHARE = 32768
+MIN_COLUMNS = 64
+
+
+def gram_applies(dims, m, full_batch, linear_update, max_epochs=None):
+    """Whether Gram mode (:mod:`fastbackprop.kernels.gram`) is exact here and saves work.
+
+    Exact only for ``full_batch`` training with a ``linear_update`` (plain
+    gradient descent); worth it when ``n_x >= m`` (each step then saves at
+    least half the first layer's work and ``G`` is no larger than ``X``)
+    and, when ``max_epochs`` is known, when the work saved over the run
+    exceeds the ``n_x m^2`` of ``G``.
+    """
+    n_x, n_1 = dims[0], dims[1]
+    if not (full_batch and linear_update and n_x >= m):
+        return False
+    saved_per_step = n_1 * m * (2 * n_x - m)
+    return max_epochs is None or max_epochs * saved_per_step > n_x * m * m
+
+
+def threads(n_threads, dims, width, cores, gram=False, batch_norm=False):
+    """The threads of a fit: ``n_threads`` when given, else (None) as many of ``cores`` (the
+    threads Numba may use) as leave each thread at least :data:`MIN_COLUMNS` columns of
+    a batch of ``width`` and :data:`MIN_SHARE` multiply-adds of its products, at least 1.
+    Never more threads than the batch's columns, one in Gram mode (its products are the
+    whole data's), and one with batch norm (its statistics are the whole batch's: a split
+    batch would need a reduction between the threads inside each layer's pass)."""
+    if gram or batch_norm or width < 2:
+        return 1
+    if n_threads is None:
+        P = min(cores, width // MIN_COLUMNS)
+        multiply_adds = width * sum(a * b for a, b in zip(dims[:-1], dims[1:]))
+        while P > 1 and 3 * multiply_adds // P < MIN_SHARE:
+            P -= 1
+        return max(1, P)
+    return max(1, min(int(n_threads), width))
