@@ -6,8 +6,9 @@ and a cold kernel cache, and the whole-process time next to a process that
 only calls one trivial cached ``@njit`` function (Numba's own floor) and
 the same script on the NumPy backend.
 
-``python tools/measure_startup.py --first-contact [--repeats N]`` prints
-issue 26's table instead, as a new user meets the package: the first and
+``python tools/measure_startup.py --first-contact [--repeats N] [--against CHECKOUT]``
+prints issue 26's table instead (for this checkout and, alternating process by
+process, the other), as a new user meets the package: the first and
 the second ``fastbackprop train`` (an empty, then a filled kernel cache), and
 a script that fits the scikit-learn drop-in on digits at its defaults (imports
 included), cold and warm, next to the same script with scikit-learn's own class.
@@ -83,33 +84,27 @@ print(MLPClassifier(random_state=0).fit(X, y).score(X, y))
 """
 
 
-def seconds(command, env):
+def seconds(command, env, cwd):
     """Wall seconds of one new process running ``command`` (a list), which must succeed."""
     start = time.perf_counter()
-    subprocess.run(command, env=env, check=True, capture_output=True, cwd=ROOT)
+    subprocess.run(command, env=env, check=True, capture_output=True, cwd=cwd)
     return time.perf_counter() - start
 
 
-def first_contact(base, repeats):
-    """Issue 26's table: each row the median of ``repeats``, a new empty cache for each cold run."""
+def wait_for_background(cache, timeout=120):
+    """Wait until no background compile of ``fastbackprop train`` holds a lock in ``cache``
+    (a checkout without one returns at once)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not any(pathlib.Path(cache).glob("**/*.lock")):
+            return
+        time.sleep(0.05)
+
+
+def first_contact(base, repeats, checkouts):
+    """Issue 26's table: each row the median of ``repeats``, a new empty cache for each cold run,
+    for each checkout (alternating, so that all see the same machine)."""
     train = [sys.executable, "-m", "fastbackprop", "train"]
-    with tempfile.TemporaryDirectory() as scripts:
-        ours, theirs = (os.path.join(scripts, f"{name}.py") for name in ("ours", "theirs"))
-        for path, module in ((ours, "fastbackprop.sklearn"), (theirs, "sklearn.neural_network")):
-            with open(path, "w") as f:
-                f.write(DIGITS.format(module=module))
-        rows = {key: [] for key in ("train cold", "train warm", "ours cold", "ours warm",
-                                    "theirs")}
-        for _ in range(repeats):
-            with tempfile.TemporaryDirectory() as cache:
-                env = dict(base, NUMBA_CACHE_DIR=cache, PYTHONWARNINGS="ignore")
-                rows["train cold"].append(seconds(train, env))
-                rows["train warm"].append(seconds(train, env))
-            with tempfile.TemporaryDirectory() as cache:
-                env = dict(base, NUMBA_CACHE_DIR=cache, PYTHONWARNINGS="ignore")
-                rows["ours cold"].append(seconds([sys.executable, ours], env))
-                rows["ours warm"].append(seconds([sys.executable, ours], env))
-                rows["theirs"].append(seconds([sys.executable, theirs], env))
     labels = {
         "train cold": "first `fastbackprop train` (empty kernel cache)",
         "train warm": "second `fastbackprop train`",
@@ -117,10 +112,35 @@ def first_contact(base, repeats):
         "ours warm": "the same script again",
         "theirs": "the same script with scikit-learn's own `MLPClassifier`",
     }
-    print(f"| what the user runs | seconds (median of {repeats}) |")
-    print("| --- | --- |")
+    rows = {(c, key): [] for c in checkouts for key in labels}
+    with tempfile.TemporaryDirectory() as scripts:
+        ours, theirs = (os.path.join(scripts, f"{name}.py") for name in ("ours", "theirs"))
+        for path, module in ((ours, "fastbackprop.sklearn"), (theirs, "sklearn.neural_network")):
+            with open(path, "w") as f:
+                f.write(DIGITS.format(module=module))
+        for _ in range(repeats):
+            for checkout in checkouts:
+                def run(key, command, env, cwd):
+                    rows[(checkout, key)].append(seconds(command, env, cwd))
+
+                with tempfile.TemporaryDirectory() as cache:
+                    env = dict(base, NUMBA_CACHE_DIR=cache, PYTHONWARNINGS="ignore",
+                               PYTHONPATH=str(checkout))
+                    run("train cold", train, env, cache)
+                    wait_for_background(cache)
+                    run("train warm", train, env, cache)
+                with tempfile.TemporaryDirectory() as cache:
+                    env = dict(base, NUMBA_CACHE_DIR=cache, PYTHONWARNINGS="ignore",
+                               PYTHONPATH=str(checkout))
+                    run("ours cold", [sys.executable, ours], env, cache)
+                    run("ours warm", [sys.executable, ours], env, cache)
+                    run("theirs", [sys.executable, theirs], env, cache)
+    names = [str(c) for c in checkouts]
+    print(f"| what the user runs (seconds, median of {repeats}) | " + " | ".join(names) + " |")
+    print("| --- " * (len(names) + 1) + "|")
     for key, label in labels.items():
-        print(f"| {label} | {statistics.median(rows[key]):.2f} |")
+        cells = [f"{statistics.median(rows[(c, key)]):.2f}" for c in checkouts]
+        print(f"| {label} | " + " | ".join(cells) + " |")
 
 
 def main():
@@ -128,11 +148,13 @@ def main():
     parser.add_argument("--first-contact", action="store_true",
                         help="issue 26's table (first train, the scikit-learn script)")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--against", metavar="CHECKOUT", action="append", default=[],
+                        help="with --first-contact: time this other checkout too (repeatable)")
     args = parser.parse_args()
     base = dict(os.environ, PYTHONPATH=str(ROOT))
     base.pop("FASTBACKPROP_CACHE", None)
     if args.first_contact:
-        first_contact(base, args.repeats)
+        first_contact(base, args.repeats, [ROOT] + [pathlib.Path(a).resolve() for a in args.against])
         return
     base.pop("FASTBACKPROP_CACHE", None)
     importtimes = []
