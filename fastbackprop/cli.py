@@ -442,7 +442,7 @@ def run_train(args):
     if args.save:
         if data.classes is not None:
             model.classes_ = data.classes
-        model.save(args.save)
+        _save(model, args.save, plan)
         print(f"saved the model to {args.save}")
     if args.plot:
         _plot_costs(model, args.plot)
@@ -459,6 +459,19 @@ def run_train(args):
 
         finished(plan)  # the kernels are in the cache now: the marker says so
     return 0
+
+
+def _save(model, path, plan):
+    """``model.save(path)``; a model that ``--backend auto`` trained on NumPy is saved with the
+    numba backend, the one asked for: the file does not depend on the state of the cache."""
+    if plan is None or plan.note is None:
+        model.save(path)
+        return
+    model.set_params(backend="numba")
+    try:
+        model.save(path)
+    finally:
+        model.set_params(backend="numpy")
 
 
 def _backend_plan(args, model, X, Y, validation):
