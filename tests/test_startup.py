@@ -367,3 +367,32 @@ def test_only_entry_kernels_are_cached_and_a_loop_compiled_again_trains_the_same
         f.unlink()
     assert run(PARTLY_CACHED_FIT, package_copy, NUMBA_CACHE_DIR=str(cache)).split() == [
         cost, "0"]
+
+
+def test_a_warm_process_compiles_nothing_for_the_step_api_and_a_validated_fit(package_copy,
+                                                                              tmp_path):
+    """Every kernel Python calls is a cached entry: once the cache is filled, a new process
+    that runs the step API (forward, backward with L2, update) and a fit with early stopping
+    (whose validation runs the step API's forward) loads them all and compiles none. An
+    internal kernel called from Python would compile its in-memory twin in every process."""
+    code = """
+        import numpy as np
+        from fastbackprop import Model
+        from fastbackprop.compile_clock import compile_clock
+        from fastbackprop.datasets import load_planar_dataset
+        from fastbackprop.kernels import steps
+        X, Y = load_planar_dataset()
+        from fastbackprop import reference
+        with compile_clock() as clock:
+            p = reference.initialize_parameters([2, 4, 1], seed=0)
+            AL, caches = steps.L_model_forward(X, p, "tanh")
+            grads = steps.L_model_backward(AL, Y, caches, "tanh", output_start="dZ", l2=0.1)
+            steps.linear_backward(AL - Y, caches[-1][0])
+            steps.update_parameters(p, grads, 0.1)
+            Model([2, 4, 1], hidden_activation="tanh", n_epochs=50, seed=0,
+                  validation_fraction=0.1, early_stopping=True).fit(X, Y)
+        print(clock.compiled)
+    """
+    cache = tmp_path / "numba-cache"
+    assert run(code, package_copy, NUMBA_CACHE_DIR=str(cache)).split()[-1] == "True"
+    assert run(code, package_copy, NUMBA_CACHE_DIR=str(cache)).split()[-1] == "False"

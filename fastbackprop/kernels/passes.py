@@ -445,10 +445,54 @@ def update(theta, grad, inv_m, learning_rate):
     return total
 
 
+# ---------------------------------------------------------------------------
+# The step API's entries: the kernels above that Python calls (kernels/steps.py). An
+# internal kernel called from Python compiles a wrapped twin in memory in every process
+# (_jit.KernelDispatcher); these are compiled once and cached, like gemm_pass.
+# ---------------------------------------------------------------------------
+
+
+@jit(entry=True)
+def add_bias_pass(Z, b):
+    """:func:`add_bias` reachable from Python."""
+    add_bias(Z, b)
+
+
+@jit(entry=True)
+def add_scaled_pass(out, X, factor):
+    """:func:`add_scaled` reachable from Python."""
+    add_scaled(out, X, factor)
+
+
+@jit(entry=True)
+def output_delta_pass(AL, Y, w, dZ, db):
+    """:func:`output_delta` reachable from Python."""
+    output_delta(AL, Y, w, dZ, db)
+
+
+@jit(entry=True)
+def row_sum_pass(dZ, db):
+    """:func:`row_sum` reachable from Python."""
+    row_sum(dZ, db)
+
+
+@jit(entry=True)
+def scale_pass(X, factor):
+    """:func:`scale` reachable from Python."""
+    scale(X, factor)
+
+
+@jit(entry=True)
+def update_pass(theta, grad, inv_m, learning_rate):
+    """:func:`update` reachable from Python; returns ``sum(theta)``."""
+    return update(theta, grad, inv_m, learning_rate)
+
+
 __all__ = [
     "NN", "NT", "TN", "gemm", "linear_activation", "linear_sigmoid_cost", "backward_delta",
     "dropout_forward", "dropout_backward", "add_scaled",
     "add_bias", "add_matrix", "bias_activation", "backward_pointwise", "output_delta",
-    "gemm_pass", "bias_activation_pass", "backward_pointwise_pass",
+    "gemm_pass", "bias_activation_pass", "backward_pointwise_pass", "add_bias_pass",
+    "add_scaled_pass", "output_delta_pass", "row_sum_pass", "scale_pass", "update_pass",
     "row_sum", "sigmoid_cost", "scale", "cost_from_probabilities", "update",
 ]

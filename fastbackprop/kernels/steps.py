@@ -88,7 +88,7 @@ def linear_forward(A_prev, W, b):
     A_prev, W, b = (as_kernel_array(a, dt) for a in (A_prev, W, b))
     Z = np.empty((W.shape[0], A_prev.shape[1]), dtype=dt)
     _gemm(W, A_prev, Z, NN)
-    passes.add_bias(Z, b)
+    passes.add_bias_pass(Z, b)
     return Z, (A_prev, W, b)
 
 
@@ -105,7 +105,7 @@ def linear_activation_forward(A_prev, W, b, activation):
     Z = np.empty((W.shape[0], A_prev.shape[1]), dtype=dt)
     _gemm(W, A_prev, Z, NN)
     A = _activate(Z, b, activation)
-    passes.add_bias(Z, b)  # the cache keeps Z as well
+    passes.add_bias_pass(Z, b)  # the cache keeps Z as well
     return A, ((A_prev, W, b), Z)
 
 
@@ -231,8 +231,8 @@ def _linear_backward_from_dZ(dZ, db_raw, A_prev, W):
     inv_m = dZ.dtype.type(1) / dZ.dtype.type(m)
     dW = np.empty_like(W)
     _gemm(dZ, A_prev, dW, NT)
-    passes.scale(dW, inv_m)
-    passes.scale(db_raw, inv_m)
+    passes.scale_pass(dW, inv_m)
+    passes.scale_pass(db_raw, inv_m)
     dA_prev = np.empty_like(A_prev)
     _gemm(W, dZ, dA_prev, TN)
     return dA_prev, dW, db_raw
@@ -249,7 +249,7 @@ def linear_backward(dZ, cache):
     dt = common_dtype(dZ=dZ, A_prev=A_prev, W=W)
     dZ, A_prev, W = (as_kernel_array(a, dt) for a in (dZ, A_prev, W))
     db = np.empty((W.shape[0], 1), dtype=dt)
-    passes.row_sum(dZ, db)
+    passes.row_sum_pass(dZ, db)
     return _linear_backward_from_dZ(dZ, db, A_prev, W)
 
 
@@ -310,7 +310,7 @@ def L_model_backward(AL, Y, caches, hidden_activation="relu", output_start="dA",
         A_prev, W = as_kernel_array(A_prev, dt), as_kernel_array(W, dt)
         dZ = np.empty_like(AL)
         db = np.empty((AL.shape[0], 1), dtype=dt)
-        passes.output_delta(AL, Y, w, dZ, db)
+        passes.output_delta_pass(AL, Y, w, dZ, db)
         dA_prev, dW, db = _linear_backward_from_dZ(dZ, db, A_prev, W)
     grads[f"dA{L - 1}"], grads[f"dW{L}"], grads[f"db{L}"] = dA_prev, dW, db
     for l in reversed(range(1, L)):
@@ -324,7 +324,7 @@ def L_model_backward(AL, Y, caches, hidden_activation="relu", output_start="dA",
         for l in range(1, L + 1):
             dW = grads[f"dW{l}"]
             W = as_kernel_array(caches[l - 1][0][1], dW.dtype)
-            passes.add_scaled(dW, W, dW.dtype.type(l2 / AL.shape[1]))
+            passes.add_scaled_pass(dW, W, dW.dtype.type(l2 / AL.shape[1]))
     return grads
 
 
@@ -345,7 +345,7 @@ def update_parameters(parameters, grads, learning_rate):
             )
         dt = common_dtype(**{key: value, f"d{key}": grad})
         out = np.array(value, dtype=dt).reshape(-1)  # a new array, updated in place
-        passes.update(out, as_kernel_array(grad, dt).reshape(-1), dt.type(1),
+        passes.update_pass(out, as_kernel_array(grad, dt).reshape(-1), dt.type(1),
                       dt.type(learning_rate))
         new[key] = out.reshape(np.shape(value))
     return new
