@@ -750,8 +750,13 @@ def gradient_sums(theta, X, Y, w, dims, hidden, output, work):
     literally(output)
     control = fpenv.flush_subnormals()
     batch = Batch(as_input(X), Y, w, 0, w.size)
-    total, loss = forward(theta, batch, dims, work, hidden, output, True, None, 0)
-    backward(theta, batch, dims, work, hidden, None, 0)
+    # A constant argument is typed as a literal (Literal[int](0)): the passes, typed again
+    # for it, would compile again in a process that has compiled the training loop. As
+    # np.bool_ and np.int64 they have train's types (a third off the first predict's
+    # compilation after a fit), and every optional part is passed, as None.
+    cost, t = np.bool_(True), np.int64(0)
+    total, loss = forward(theta, batch, dims, work, hidden, output, cost, None, t, None)
+    backward(theta, batch, dims, work, hidden, None, t, None)
     fpenv.restore(control)
     return total, loss
 
@@ -768,7 +773,8 @@ def predict(theta, inp, m, dims, hidden, output, work):
     literally(hidden)
     literally(output)
     batch = Batch(inp, work.cols, work.cols[0, :m], 0, m)  # no cost: Y, w are not read
-    forward(theta, batch, dims, work, hidden, output, False, None, 0)
+    cost, t = np.bool_(False), np.int64(0)  # train's types, not literals (see gradient_sums)
+    forward(theta, batch, dims, work, hidden, output, cost, None, t, None)
 
 
 @jit(entry=True)
@@ -794,6 +800,7 @@ def predict_into(theta, X, form, dims, hidden, output, acts, cols, offsets, out,
     literally(output)
     work = Work(acts, acts, acts[:0], acts[:0], cols, offsets)
     last = dims.size - 1
+    cost, update = np.bool_(False), np.int64(0)  # train's types, not literals (see gradient_sums)
     if form == first_layer.ROWS:
         m = X.shape[0]
         for start in range(0, m, tile):
@@ -803,14 +810,14 @@ def predict_into(theta, X, form, dims, hidden, output, acts, cols, offsets, out,
                 return False
             t = stop - start
             batch = Batch(first_layer.Rows(block), cols, cols[0, :t], 0, t)  # Y, w not read
-            forward(theta, batch, dims, work, hidden, output, False, None, 0)
+            forward(theta, batch, dims, work, hidden, output, cost, None, update, None)
             first_layer.store(layer_of(acts, dims, offsets, last, t), out[start:stop], form)
         return True
     if not is_finite(X):
         return False
     m = X.shape[1]
     batch = Batch(first_layer.input_of(X, form), cols, cols[0, :m], 0, m)  # Y, w not read
-    forward(theta, batch, dims, work, hidden, output, False, None, 0)
+    forward(theta, batch, dims, work, hidden, output, cost, None, update, None)
     first_layer.store(layer_of(acts, dims, offsets, last, m), out, form)
     return True
 
