@@ -185,6 +185,10 @@ COLD_FITS = {
     "regularised": ("digits", dict(layer_dims=[64, 32, 32, 10], hidden_activation="relu",
                                    output_activation="softmax", optimizer="adam", batch_size=64,
                                    learning_rate=0.001, n_epochs=10, l2=0.1, keep_prob=0.8)),
+    # scikit-learn's defaults on digits: batches of 200 split between the threads
+    "threads": ("digits", dict(layer_dims=[64, 100, 10], hidden_activation="relu",
+                               output_activation="softmax", optimizer="adam", batch_size=200,
+                               learning_rate=0.001, n_epochs=10, n_threads=2)),
 }
 
 _COLD_FIT_DATA = """
