@@ -291,8 +291,8 @@ def barrier_at(state, tid, n_threads, stride):
         slot = (other + 1) * stride
         spins = 0
         while atomic_load(state, slot) < count:
-            if atomic_load(state, 0) != 0:
-                return False
+            if atomic_load(state, 0) != 0 and atomic_load(state, slot) < count:
+                return False  # aborted, and the other has not arrived: it never will
             backoff(spins)
             spins += 1
     return True
@@ -301,7 +301,11 @@ def barrier_at(state, tid, n_threads, stride):
 @jit
 def barrier(state, tid, n_threads):
     """Wait until all ``n_threads`` threads have reached this barrier; ``tid`` is the caller's
-    index. Returns True, or False as soon as the abort flag is set (then return too).
+    index. Returns True, or False as soon as the abort flag is set (then return too) while
+    a thread has not arrived: a barrier every thread reached returns True even when the
+    flag went up meanwhile (a thread that passed it can abort before a slow waiter has
+    seen it arrive; the waiter reads the other's count again after the flag, and the
+    count was published before the flag).
 
     Every write made by any thread before its call is visible to every thread
     after the call returns True. Threads must cross the same barriers in the
