@@ -245,3 +245,18 @@ def test_a_first_script_on_auto_never_imports_numba(tmp_path):
     X_train, X_test, y_train, y_test = _split()
     numba = MLPClassifier(random_state=0, backend="numba").fit(X_train, y_train)
     assert abs(result["score"] - numba.score(X_test, y_test)) <= 0.01
+
+
+def test_a_numpy_fit_predicts_one_row_on_the_fast_path_as_on_the_full_one():
+    X, y = _data(n=80)
+    model = MLPClassifier(hidden_layer_sizes=(6,), max_iter=10, random_state=0,
+                          backend="numpy").fit(X, y)
+    network = model._fitted_network()
+    row = np.ascontiguousarray(X[:1])
+    fast = network.fast_probabilities(row, rows=True)
+    assert fast is not None  # the NumPy backend's fast path: no validate_data
+    np.testing.assert_array_equal(fast, network.probabilities(row, rows=True))
+    np.testing.assert_array_equal(model.predict_proba(row), model.predict_proba(row.tolist()))
+    assert network.fast_probabilities(np.full((1, 8), np.nan), rows=True) is None
+    with pytest.raises(ValueError, match="Input X contains NaN"):
+        model.predict_proba(np.full((1, 8), np.nan))
