@@ -118,8 +118,9 @@ def first_contact(base, repeats, checkouts):
     }
     rows = {(c, key): [] for c in checkouts for key in labels}
     with tempfile.TemporaryDirectory() as scripts:
+        # (not "numba.py": the script's directory comes first on sys.path)
         ours, numba, theirs = (os.path.join(scripts, f"{name}.py")
-                               for name in ("ours", "numba", "theirs"))
+                               for name in ("ours", "ours_numba", "theirs"))
         for path, module, options in ((ours, "fastbackprop.sklearn", ""),
                                       (numba, "fastbackprop.sklearn", ', backend="numba"'),
                                       (theirs, "sklearn.neural_network", "")):
