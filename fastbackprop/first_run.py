@@ -66,6 +66,25 @@ LAYER_SECONDS = 20e-6
 UNIT_SECONDS = 40e-9
 FLOPS_PER_SECOND = 2e9
 
+
+class Rates(NamedTuple):
+    """The rates of :func:`projected_numpy_seconds`: seconds per ``step`` and per ``layer`` of
+    a step (Python's overhead), per ``unit`` of the layers per example (the element-wise
+    passes), and the matrix products' ``flops`` per second. The command's are the
+    module's constants (:func:`command_rates`); the scikit-learn drop-in passes realistic
+    ones (:data:`fastbackprop.tiers.RATES`)."""
+
+    step: float
+    layer: float
+    unit: float
+    flops: float
+
+
+def command_rates():
+    """The command's (pessimistic) :class:`Rates`: :data:`STEP_SECONDS`, :data:`LAYER_SECONDS`,
+    :data:`UNIT_SECONDS`, :data:`FLOPS_PER_SECOND`, read when called."""
+    return Rates(STEP_SECONDS, LAYER_SECONDS, UNIT_SECONDS, FLOPS_PER_SECOND)
+
 #: The environment variable that switches the background compile off (0, false, no, off).
 ENVIRONMENT = "FASTBACKPROP_BACKGROUND_COMPILE"
 
@@ -268,7 +287,7 @@ def write_marker(path, parts):
 # ---------------------------------------------------------------------------
 
 
-def projected_numpy_seconds(hp, m):
+def projected_numpy_seconds(hp, m, rates=None):
     """Seconds the NumPy backend is expected to train ``hp`` on ``m`` columns.
 
     Per epoch: each step (``ceil(m / batch_size)``, or one) costs Python's overhead,
@@ -276,15 +295,17 @@ def projected_numpy_seconds(hp, m):
     :data:`UNIT_SECONDS` per unit of the layers (the element-wise passes) and
     ``6 sum n_{l-1} n_l`` flops (forward, dW and dA products) at
     :data:`FLOPS_PER_SECOND`. Validation, dropout and the optimiser's update are left
-    out: small next to these where the answer is close.
+    out: small next to these where the answer is close. ``rates``: other
+    :class:`Rates` than these (default :func:`command_rates`).
     """
+    rates = command_rates() if rates is None else rates
     dims = hp["layer_dims"]
     layers = len(dims) - 1
     steps = 1 if hp["batch_size"] is None else -(-m // hp["batch_size"])
     units = sum(dims[1:])
     flops = 6 * sum(a * b for a, b in zip(dims[:-1], dims[1:]))
-    per_epoch = (steps * (STEP_SECONDS + layers * LAYER_SECONDS)
-                 + m * (units * UNIT_SECONDS + flops / FLOPS_PER_SECOND))
+    per_epoch = (steps * (rates.step + layers * rates.layer)
+                 + m * (units * rates.unit + flops / rates.flops))
     return hp["n_epochs"] * per_epoch
 
 

@@ -37,7 +37,11 @@ error), ``d`` 1, except ``n_outputs`` for the squared error, whose loss scikit-l
 averages over the outputs while its gradient sums them: for several outputs its
 ``J`` and gradient disagree by that factor, and so do these, on purpose.
 
-This module needs NumPy, SciPy and the kernels; not scikit-learn.
+:class:`NumpyPass` is the same engine on the reference's step functions (the drop-in's
+``backend="numpy"``).
+
+This module needs NumPy, SciPy and (for :class:`CompiledPass`) the kernels; not
+scikit-learn.
 """
 
 from __future__ import annotations
@@ -196,6 +200,56 @@ class CompiledPass:
         start = self.work.offsets[L - 1, 2]
         acts = self.work.acts
         return acts[start:start + self.dims[-1] * self.m].reshape(self.dims[-1], self.m)
+
+
+class NumpyPass:
+    """The engine of :class:`CompiledPass` on the NumPy backend: one forward and backward pass
+    of the reference's step functions over every example (``solver="lbfgs"`` with the
+    scikit-learn drop-in's ``backend="numpy"``). The same arguments and results; a
+    SciPy sparse ``X`` goes through SciPy's products. It compiles nothing and imports
+    no Numba.
+    """
+
+    def __init__(self, X, Y, dims, hidden_activation, output_activation, sample_weight=None,
+                 dtype=np.float64):
+        from .sparse import check_sparse_X
+
+        spec.code_of(spec.ACTIVATIONS, hidden_activation, "hidden_activation")
+        spec.code_of(spec.OUTPUTS, output_activation, "output_activation")
+        self.names = (hidden_activation, output_activation)
+        self.dtype = np.dtype(dtype)
+        if self.dtype not in (np.float64, np.float32):
+            raise TypeError(f"dtype must be float64 or float32; got {self.dtype}")
+        self.dims = [int(d) for d in dims]
+        self.X = (check_sparse_X(X, dtype=self.dtype) if is_sparse(X)
+                  else np.ascontiguousarray(X, dtype=self.dtype))
+        self.m = self.X.shape[1]
+        self.Y = np.ascontiguousarray(Y, dtype=self.dtype)
+        if self.Y.shape != (self.dims[-1], self.m):
+            raise ValueError(f"Y must have shape ({self.dims[-1]}, {self.m}); got {self.Y.shape}")
+        self.w = None if sample_weight is None else np.asarray(sample_weight, dtype=self.dtype)
+        self._AL = None
+
+    def __call__(self, theta):
+        from . import reference as R
+
+        parameters = R.vector_to_parameters(np.asarray(theta), self.dims)
+        hidden, output = self.names
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+            AL, caches = R.L_model_forward(self.X, parameters, hidden, output)
+            ZL = caches[-1][1]
+            finite = bool(np.isfinite(np.sum(ZL)) and np.isfinite(np.sum(AL)))
+            loss = (R.compute_cost_from_logits(ZL, self.Y, output, self.w) * self.m
+                    if finite else float("nan"))
+            grads = R.L_model_backward(AL, self.Y, caches, hidden, "dZ", output,
+                                       sample_weight=self.w)
+        self._AL = AL
+        grad = R.gradients_to_vector(grads, len(self.dims) - 1).reshape(-1) * self.m
+        return grad.astype(self.dtype, copy=False), loss
+
+    def output(self):
+        """``A_L`` ``(n_L, m)`` of the last call."""
+        return self._AL
 
 
 class LogLossClip:

@@ -14,7 +14,9 @@ scikit-learn's estimator checks. Examples are **rows** here, as everywhere
 in scikit-learn: ``X`` is ``(n_samples, n_features)`` and ``coefs_[i]`` is
 ``(n_in, n_out)``; inside, the data and the weights are transposed to the
 course's columns (``W{l} = coefs_[l-1].T``) and each epoch is one call of
-the Numba backend's :class:`~fastbackprop.kernels.Trainer`; with
+a backend's ``Trainer`` (the Numba backend's :class:`~fastbackprop.kernels.Trainer`,
+or the NumPy backend's where ``backend="auto"`` finds that compiling would cost
+more than the fit: :mod:`fastbackprop.tiers`); with
 ``solver="lbfgs"``, scipy's L-BFGS-B calls one compiled pass over all the
 samples per evaluation (:mod:`fastbackprop.lbfgs`).
 
@@ -53,7 +55,7 @@ except ImportError as error:  # pragma: no cover - depends on the environment
         "fastbackprop.sklearn needs scikit-learn >= 1.6 (pip install 'scikit-learn>=1.6'); "
         f"importing it failed: {error}") from error
 
-from . import _post_import, backends, spec
+from . import _post_import, backends, spec, tiers
 from .network import Network
 from .layout import BATCH_NORM_START
 from .options import BATCH_NORM_EPSILON_MIN, TrainingOptions
@@ -128,6 +130,7 @@ class _BaseMLP(BaseEstimator):
         "batch_norm_momentum": [Interval(numbers.Real, 0, 1, closed="left")],
         "batch_norm_epsilon": [Interval(numbers.Real, BATCH_NORM_EPSILON_MIN, None,
                                         closed="left")],
+        "backend": [StrOptions(set(tiers.BACKENDS))],
     }
 
     # -- checks ------------------------------------------------------------
@@ -177,6 +180,8 @@ class _BaseMLP(BaseEstimator):
         self._check_supported()
         hidden = self._hidden_layer_sizes()
         first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
+        # the backend of the model a warm start or partial_fit continues (None: a fresh fit)
+        continuing = None if first_pass else self.__dict__.get("backend_", "numba")
         if is_sparse(X) and any(self._batch_norm_layers()):
             raise ValueError("batch_norm: batch normalisation does not train on sparse X yet "
                              "(the compiled trainer's sparse path has no batch statistics); "
@@ -194,10 +199,32 @@ class _BaseMLP(BaseEstimator):
         else:
             self._check_continuation(Y, layer_units)
         if self.solver == "lbfgs":
-            self._fit_lbfgs(X, Y, train_weight)
+            choice = self._choose_backend(X, None, incremental, continuing)
+            self._fit_lbfgs(X, Y, train_weight, choice.backend)
         else:
-            self._fit_stochastic(X, Y, y_labels, sample_weight, train_weight, incremental)
+            choice = self._fit_stochastic(X, Y, y_labels, sample_weight, train_weight,
+                                          incremental, continuing)
+        tiers.finished(choice)
         return self
+
+    def _choose_backend(self, X, batch_size, incremental, continuing):
+        """The backend of this fit on the training samples ``X`` in batches of ``batch_size``
+        (None: L-BFGS), :func:`fastbackprop.tiers.choose`'s :class:`~fastbackprop.tiers.Choice`,
+        set as ``backend_`` (so the fitted network predicts on it)."""
+        lbfgs = batch_size is None
+        hp = None
+        if not lbfgs:
+            n = X.shape[0]
+            hp = tiers.hyperparameters(
+                [X.shape[1]] + [c.shape[1] for c in self.coefs_], ACTIVATIONS[self.activation],
+                OUTPUTS[self.out_activation_],
+                _optimizer_name(self.solver, self.momentum, self.nesterovs_momentum),
+                None if batch_size >= n else batch_size, self.shuffle, self.alpha,
+                self.max_iter, X.dtype.name, self.n_threads, self._batch_norm_layers())
+        choice = tiers.choose(self.backend, hp, X.shape[0], lbfgs=lbfgs, sparse=is_sparse(X),
+                              incremental=incremental, continuing=continuing)
+        self.backend_ = choice.backend
+        return choice
 
     def _training_weights(self, sample_weight, y_labels, incremental, dtype):
         """The per-sample weights of the training loss (the classifier adds its class weights)."""
@@ -302,7 +329,7 @@ class _BaseMLP(BaseEstimator):
             self._solver_state = state
         return state
 
-    def _fit_lbfgs(self, X, Y, weight):
+    def _fit_lbfgs(self, X, Y, weight, backend="numba"):
         """scikit-learn's ``_fit_lbfgs``: scipy's L-BFGS-B on the loss and gradient over all
         the samples, each evaluation one compiled pass (:mod:`fastbackprop.lbfgs`).
 
@@ -312,7 +339,8 @@ class _BaseMLP(BaseEstimator):
         converge; ``early_stopping`` is not used. With float32 ``X`` the passes run in
         float32 at the float32-rounded iterate, scipy's state stays float64 and ``coefs_``
         end float64, as in scikit-learn (scipy evaluates a float32 ``x0``'s function at
-        float32 points).
+        float32 points). ``backend="numpy"``: each pass is the reference's
+        (:class:`fastbackprop.lbfgs.NumpyPass`).
         """
         from . import lbfgs
 
@@ -326,8 +354,9 @@ class _BaseMLP(BaseEstimator):
                                  "(after the class weights, if any).")
         units = [X.shape[1]] + [c.shape[1] for c in self.coefs_]
         layout = lbfgs.Layout(units)
-        engine = lbfgs.CompiledPass(X.T, np.asarray(Y).T, units, ACTIVATIONS[self.activation],
-                                    OUTPUTS[self.out_activation_], weight, X.dtype)
+        Pass = lbfgs.CompiledPass if backend == "numba" else lbfgs.NumpyPass
+        engine = Pass(X.T, np.asarray(Y).T, units, ACTIVATIONS[self.activation],
+                      OUTPUTS[self.out_activation_], weight, X.dtype)
         output = OUTPUTS[self.out_activation_]
         clip = (None if spec.OUTPUTS[output].regression
                 else lbfgs.LogLossClip(engine.Y, weight, output, X.dtype))
@@ -354,7 +383,10 @@ class _BaseMLP(BaseEstimator):
                                  "%s is not stochastic." % self.solver)
         return True
 
-    def _fit_stochastic(self, X, Y, y_labels, sample_weight, train_weight, incremental):
+    def _fit_stochastic(self, X, Y, y_labels, sample_weight, train_weight, incremental,
+                        continuing=None):
+        """scikit-learn's ``_fit_stochastic``: the epochs on the chosen backend's trainer;
+        returns the :class:`~fastbackprop.tiers.Choice` of the backend."""
         solver = self._solver(incremental)
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
@@ -386,7 +418,8 @@ class _BaseMLP(BaseEstimator):
                 warnings.warn("Got `batch_size` less than 1 or larger than sample size. It is "
                               "going to be clipped")
             batch_size = int(np.clip(self.batch_size, 1, n_samples))
-        trainer = self._trainer(X_train, Y_train, w_train, batch_size, solver)
+        choice = self._choose_backend(X_train, batch_size, incremental, continuing)
+        trainer = self._trainer(X_train, Y_train, w_train, batch_size, solver, choice.backend)
         units = [X_train.shape[1]] + [c.shape[1] for c in self.coefs_]
         with _blas_threads(batch_size * max(a * b for a, b in zip(units[:-1], units[1:]))):
             self._epochs(trainer, n_samples, X_val, y_val, w_val, solver, incremental)
@@ -394,6 +427,7 @@ class _BaseMLP(BaseEstimator):
         solver["state"] = trainer.optimizer_state
         if self.early_stopping:
             self._adopt_network(self._best_coefs, self._best_intercepts, self._best_batch_norm)
+        return choice
 
     def _store(self, trainer):
         """The fitted arrays from the trainer's parameters (scikit-learn's layout; a
@@ -425,7 +459,13 @@ class _BaseMLP(BaseEstimator):
             parameters[f"running_mean{l}"] = np.asarray(batch_norm[1][l - 1]).reshape(-1, 1)
             parameters[f"running_var{l}"] = np.asarray(batch_norm[2][l - 1]).reshape(-1, 1)
         return Network(parameters, ACTIVATIONS[self.activation], OUTPUTS[self.out_activation_],
+                       backend=self._prediction_backend(),
                        batch_norm_epsilon=float(self.batch_norm_epsilon))
+
+    def _prediction_backend(self):
+        """The backend the fitted network predicts on: the one that fitted it (``backend_``;
+        numba for a model pickled before there was a choice)."""
+        return self.__dict__.get("backend_", "numba")
 
     def _adopt_network(self, coefs, intercepts, batch_norm=None):
         """The fitted arrays: the views (``coefs_`` ``(n_in, n_out)``, the others ``(n_out,)``)
@@ -458,6 +498,7 @@ class _BaseMLP(BaseEstimator):
         if (network is not None and len(arrays) == len(exposed)
                 and all(a is b for a, b in zip(arrays, exposed))
                 and network.hidden_activation == ACTIVATIONS[self.activation]
+                and network.backend == self._prediction_backend()
                 and (not network.schema.has_batch_norm
                      or network.batch_norm_epsilon == self.batch_norm_epsilon)):
             return network
@@ -511,8 +552,9 @@ class _BaseMLP(BaseEstimator):
             warnings.warn("Training interrupted by user.")
         store()
 
-    def _trainer(self, X, Y, weight, batch_size, solver):
-        """The compiled trainer for one ``fit`` or ``partial_fit``, set up as scikit-learn's rules.
+    def _trainer(self, X, Y, weight, batch_size, solver, backend="numba"):
+        """The trainer of ``backend`` for one ``fit`` or ``partial_fit``, set up as
+        scikit-learn's rules.
 
         scikit-learn divides ``alpha`` and the loss by the batch's sum of
         sample weights; the trainer divides by its number of columns. The
@@ -560,7 +602,7 @@ class _BaseMLP(BaseEstimator):
             batch_norm_momentum=float(self.batch_norm_momentum),
             batch_norm_epsilon=float(self.batch_norm_epsilon))
         self._l2 = l2  # as passed: the multi-output regressor's loss_ reads it
-        Trainer = backends.get("numba").Trainer
+        Trainer = backends.get(backend).Trainer
         return Trainer(parameters, X.T, np.asarray(Y, dtype=dtype).T, options=options,
                        dtype=dtype, max_epochs=self.max_iter, t=solver["t"],
                        optimizer_state=solver["state"],
@@ -671,7 +713,7 @@ _BATCH_NORM_ATTRIBUTES = (("batch_norm_gamma_", "gamma"),
 
 def _blas_threads(multiply_adds):
     """One BLAS thread for small products (:data:`ONE_BLAS_THREAD_BELOW`), else as it is."""
-    from .kernels.team import blas_threads
+    from .blas import blas_threads
 
     return blas_threads(None if multiply_adds >= ONE_BLAS_THREAD_BELOW else 1)
 
@@ -754,6 +796,20 @@ _PARAMETERS_DOC = """
         momentum) batch`` (PyTorch's ``momentum=0.1``).
     batch_norm_epsilon : float, default=1e-5
         The ``epsilon`` of ``sqrt(sigma2 + epsilon)``.
+    backend : {'auto', 'numba', 'numpy'}, default='auto'
+        Not in scikit-learn's class (an extension): the backend that trains
+        the fit and predicts from it, recorded in the fitted attribute
+        ``backend_`` (kept by pickling). 'numba' the compiled kernels
+        (compiled on a configuration's first fit, several seconds, then
+        cached on disk); 'numpy' the NumPy reference (nothing compiled, no
+        Numba imported; slower per epoch, and a one-row ``predict`` costs tens
+        of microseconds). 'auto' (``fastbackprop.tiers``): numba for 'lbfgs',
+        sparse ``X``, batch norm, ``partial_fit``, a warm start of a
+        numba-fitted model, and a configuration compiled already (in this
+        process, or in the kernel cache); else numpy while this fit's
+        projected NumPy seconds plus those of the process's earlier NumPy fits
+        stay below ``fastbackprop.tiers.COMPILE_SECONDS`` (3 s); else numba.
+        Pass 'numba' for latency-critical serving (docs/sklearn.md).
 """
 
 _DIFFERENCES_DOC = """
@@ -811,7 +867,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     ``out_activation_``, as scikit-learn's (with 'lbfgs', as there, no
     ``loss_curve_``, ``best_loss_`` or validation scores, and no
     ``partial_fit``); and ``batch_norm_gamma_``, ``batch_norm_running_mean_``,
-    ``batch_norm_running_var_`` (see ``batch_norm``).
+    ``batch_norm_running_var_`` (see ``batch_norm``); ``backend_`` (see
+    ``backend``).
     """ + _DIFFERENCES_DOC
 
     _parameter_constraints: dict = {
@@ -826,7 +883,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
                  class_weight=None, n_threads=None, batch_norm=False, batch_norm_momentum=0.9,
-                 batch_norm_epsilon=1e-5):
+                 batch_norm_epsilon=1e-5, backend="auto"):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -855,6 +912,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         self.batch_norm = batch_norm
         self.batch_norm_momentum = batch_norm_momentum
         self.batch_norm_epsilon = batch_norm_epsilon
+        self.backend = backend
 
     def _output_activation(self):
         return "softmax" if self._label_binarizer.y_type_ == "multiclass" else "logistic"
@@ -994,7 +1052,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     'lbfgs', as there, no ``loss_curve_``, ``best_loss_`` or validation
     scores; ``partial_fit`` then runs L-BFGS from the current weights); and
     ``batch_norm_gamma_``, ``batch_norm_running_mean_``,
-    ``batch_norm_running_var_`` (see ``batch_norm``).
+    ``batch_norm_running_var_`` (see ``batch_norm``); ``backend_`` (see
+    ``backend``).
     For several outputs scikit-learn's loss averages the outputs' squared
     errors while its gradient sums them; the gradient here is the same, and
     ``loss_`` divides the data term by ``n_outputs_`` as scikit-learn does.
@@ -1012,7 +1071,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
                  n_threads=None, batch_norm=False, batch_norm_momentum=0.9,
-                 batch_norm_epsilon=1e-5):
+                 batch_norm_epsilon=1e-5, backend="auto"):
         self.loss = loss
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -1041,6 +1100,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         self.batch_norm = batch_norm
         self.batch_norm_momentum = batch_norm_momentum
         self.batch_norm_epsilon = batch_norm_epsilon
+        self.backend = backend
 
     def _output_activation(self):
         return "exp" if self.loss == "poisson" else "identity"

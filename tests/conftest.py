@@ -21,6 +21,22 @@ os.environ["FASTBACKPROP_BACKGROUND_COMPILE"] = "0"
 
 BACKENDS = {name: backends.MODULES[name][0] for name in spec.BACKENDS}
 
+
+@pytest.fixture(autouse=True, scope="session")
+def dropin_auto_runs_numba():
+    """The scikit-learn drop-in's ``backend="auto"`` (fastbackprop.tiers) trains on numba in
+    the tests, as before auto: a budget of 0 NumPy seconds, so that every sklearn test and
+    scikit-learn's estimator checks keep exercising the kernels. A module attribute set
+    here rather than an environment variable: the subprocesses that check auto's own
+    choice start with the real budget, and no user's environment can switch it.
+    tests/test_tiers.py sets the budget back where it tests auto's rule."""
+    from fastbackprop import tiers
+
+    saved = tiers.COMPILE_SECONDS
+    tiers.COMPILE_SECONDS = 0.0
+    yield
+    tiers.COMPILE_SECONDS = saved
+
 #: float64 kernels agree with the reference to about 1e-12, float32 to 1e-5.
 TOLERANCES = {np.dtype(np.float64): 1e-12, np.dtype(np.float32): 1e-5}
 

@@ -65,6 +65,17 @@ def test_scikit_learns_estimator_checks(estimator, check):
         check(estimator)
 
 
+@parametrize_with_checks([MLPClassifier(backend="numpy"), MLPRegressor(backend="numpy"),
+                          MLPClassifier(solver="lbfgs", backend="numpy")],
+                         expected_failed_checks=_expected_failed_checks)
+def test_scikit_learns_estimator_checks_on_the_numpy_backend(estimator, check):
+    """The same checks with ``backend="numpy"`` (the tests' ``auto`` runs numba: conftest.py),
+    where a first fit of ``backend="auto"`` may run."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        check(estimator)
+
+
 def test_scikit_learns_own_lbfgs_classifier_fails_the_same_check():
     """The one expected failure is scikit-learn's too (if it stops failing there, the
     expectation here should go)."""
@@ -89,7 +100,7 @@ def test_importing_fastbackprop_does_not_import_scikit_learn():
 
 def test_the_constructors_take_scikit_learns_parameters_with_its_defaults():
     extensions = {"n_threads": None, "batch_norm": False, "batch_norm_momentum": 0.9,
-                  "batch_norm_epsilon": 1e-5}
+                  "batch_norm_epsilon": 1e-5, "backend": "auto"}
     for ours, theirs, extra in ((MLPClassifier, sk.MLPClassifier,
                                  {"class_weight": None, **extensions}),
                                 (MLPRegressor, sk.MLPRegressor, extensions)):

@@ -11,7 +11,8 @@ prints issue 26's table instead (for this checkout and, alternating process by
 process, the other), as a new user meets the package: the first and
 the second ``fastbackprop train`` (an empty, then a filled kernel cache), and
 a script that fits the scikit-learn drop-in on digits at its defaults (imports
-included), cold and warm, next to the same script with scikit-learn's own class.
+included; ``backend="auto"``), cold and warm, the same with ``backend="numba"``, and
+the same script with scikit-learn's own class.
 """
 
 import argparse
@@ -80,15 +81,16 @@ DIGITS = """
 from sklearn.datasets import load_digits
 from {module} import MLPClassifier
 X, y = load_digits(return_X_y=True)
-print(MLPClassifier(random_state=0).fit(X, y).score(X, y))
+print(MLPClassifier(random_state=0{options}).fit(X, y).score(X, y))
 """
 
 
-def seconds(command, env, cwd):
-    """Wall seconds of one new process running ``command`` (a list), which must succeed."""
+def seconds(command, env, cwd, check=True):
+    """Wall seconds of one new process running ``command`` (a list), which must succeed
+    (``check=False``: NaN when it fails, e.g. an older checkout without ``backend``)."""
     start = time.perf_counter()
-    subprocess.run(command, env=env, check=True, capture_output=True, cwd=cwd)
-    return time.perf_counter() - start
+    done = subprocess.run(command, env=env, check=check, capture_output=True, cwd=cwd)
+    return time.perf_counter() - start if done.returncode == 0 else float("nan")
 
 
 def wait_for_background(cache, timeout=120):
@@ -110,18 +112,24 @@ def first_contact(base, repeats, checkouts):
         "train warm": "second `fastbackprop train`",
         "ours cold": "script fitting `fastbackprop.sklearn.MLPClassifier` on digits, first run",
         "ours warm": "the same script again",
+        "numba cold": "the script with `backend=\"numba\"`, first run (empty kernel cache)",
+        "numba warm": "the same script again",
         "theirs": "the same script with scikit-learn's own `MLPClassifier`",
     }
     rows = {(c, key): [] for c in checkouts for key in labels}
     with tempfile.TemporaryDirectory() as scripts:
-        ours, theirs = (os.path.join(scripts, f"{name}.py") for name in ("ours", "theirs"))
-        for path, module in ((ours, "fastbackprop.sklearn"), (theirs, "sklearn.neural_network")):
+        # (not "numba.py": the script's directory comes first on sys.path)
+        ours, numba, theirs = (os.path.join(scripts, f"{name}.py")
+                               for name in ("ours", "ours_numba", "theirs"))
+        for path, module, options in ((ours, "fastbackprop.sklearn", ""),
+                                      (numba, "fastbackprop.sklearn", ', backend="numba"'),
+                                      (theirs, "sklearn.neural_network", "")):
             with open(path, "w") as f:
-                f.write(DIGITS.format(module=module))
+                f.write(DIGITS.format(module=module, options=options))
         for _ in range(repeats):
             for checkout in checkouts:
-                def run(key, command, env, cwd):
-                    rows[(checkout, key)].append(seconds(command, env, cwd))
+                def run(key, command, env, cwd, check=True):
+                    rows[(checkout, key)].append(seconds(command, env, cwd, check))
 
                 with tempfile.TemporaryDirectory() as cache:
                     env = dict(base, NUMBA_CACHE_DIR=cache, PYTHONWARNINGS="ignore",
@@ -135,11 +143,17 @@ def first_contact(base, repeats, checkouts):
                     run("ours cold", [sys.executable, ours], env, cache)
                     run("ours warm", [sys.executable, ours], env, cache)
                     run("theirs", [sys.executable, theirs], env, cache)
+                with tempfile.TemporaryDirectory() as cache:
+                    env = dict(base, NUMBA_CACHE_DIR=cache, PYTHONWARNINGS="ignore",
+                               PYTHONPATH=str(checkout))
+                    run("numba cold", [sys.executable, numba], env, cache, check=False)
+                    run("numba warm", [sys.executable, numba], env, cache, check=False)
     names = [str(c) for c in checkouts]
     print(f"| what the user runs (seconds, median of {repeats}) | " + " | ".join(names) + " |")
     print("| --- " * (len(names) + 1) + "|")
     for key, label in labels.items():
-        cells = [f"{statistics.median(rows[(c, key)]):.2f}" for c in checkouts]
+        cells = [f"{statistics.median(rows[(c, key)]):.2f}".replace("nan", "n/a")
+                 for c in checkouts]
         print(f"| {label} | " + " | ".join(cells) + " |")
 
 

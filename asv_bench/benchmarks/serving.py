@@ -58,7 +58,10 @@ class Predict:
             warnings.simplefilter("ignore")
             y = np.arange(200) % DIMS[-1]
             self.classifier = MLPClassifier(hidden_layer_sizes=(DIMS[1],), max_iter=1,
-                                            random_state=0).fit(rows[:1].repeat(200, 0), y)
+                                            random_state=0)
+            if "backend" in self.classifier.get_params():  # the compiled prediction
+                self.classifier.set_params(backend="numba")
+            self.classifier.fit(rows[:1].repeat(200, 0), y)
         self.classifier.predict_proba(self.rows)
 
     def teardown(self, dtype, m):

@@ -22,12 +22,10 @@ they save), else the cores Numba may use (``numba.get_num_threads()``).
 
 from __future__ import annotations
 
-import contextlib
-import functools
-
 import numpy as np
 
 from .. import variants
+from ..blas import blas_threads  # part of this module's API (in __all__)
 from ..variants import MIN_COLUMNS, MIN_SHARE  # noqa: F401 - part of this module's API
 from . import sync, training
 
@@ -114,22 +112,6 @@ class Team:
             results = sync.run_threads(lambda tid: call(tid, self.own[tid]), self.P,
                                        self.shared.sync)
         return results[0]
-
-
-@functools.lru_cache(maxsize=None)
-def _controller():
-    """threadpoolctl's view of the loaded BLAS libraries (found once: it takes milliseconds)."""
-    import scipy.linalg.cython_blas  # noqa: F401 - the BLAS the kernels call, loaded
-    from threadpoolctl import ThreadpoolController
-
-    return ThreadpoolController()
-
-
-def blas_threads(n):
-    """A context holding BLAS to ``n`` threads, putting it back on exit."""
-    if n is None:
-        return contextlib.nullcontext()
-    return _controller().limit(limits=n, user_api="blas")
 
 
 __all__ = ["choose", "Team", "blas_threads", "MIN_SHARE", "aligned_zeros", "padded"]
