@@ -96,7 +96,7 @@ CONFIGS = {
 
 
 @pytest.mark.parametrize("backend", ["numba", "numpy"])
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("dtype", [np.float64, pytest.param(np.float32, marks=pytest.mark.slow)])
 @pytest.mark.parametrize("config", list(CONFIGS))
 def test_trainer_sparse_fit_equals_the_dense_fit(backend, dtype, config):
     n_x, m = 29, 61
@@ -138,7 +138,7 @@ def test_one_layer_network_on_sparse_data(output, n_y):
 
 
 @pytest.mark.parametrize("backend", ["numba", "numpy"])
-@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("dtype", ["float64", pytest.param("float32", marks=pytest.mark.slow)])
 def test_model_sparse_fit_predict_score_gradients(backend, dtype):
     n_x, m = 31, 90
     X = random_sparse(n_x, m, 0.1, seed=6, fmt="csr")

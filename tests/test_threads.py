@@ -47,7 +47,7 @@ def assert_agree(a, b, dtype):
                                    atol=rtol * float(np.max(np.abs(value))), err_msg=key)
 
 
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("dtype", [np.float64, pytest.param(np.float32, marks=pytest.mark.slow)])
 @pytest.mark.parametrize("optimizer", list(spec.OPTIMIZERS))
 def test_threads_agree_with_one_for_every_optimiser(optimizer, dtype):
     X, Y = problem(dtype=dtype)
