@@ -125,7 +125,7 @@ SOLVERS = {"adam": ({"solver": "adam"}, "adam_folded"),
                         "sgd_momentum")}
 
 
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("dtype", [np.float64, pytest.param(np.float32, marks=pytest.mark.slow)])
 @pytest.mark.parametrize("solver", list(SOLVERS))
 @pytest.mark.parametrize("batch_norm", [True, [False, True]], ids=["all", "second"])
 @pytest.mark.parametrize("task", ["classifier", "regressor"])
