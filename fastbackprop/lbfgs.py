@@ -118,6 +118,17 @@ def sparse_input(X, dims, dtype):
                       writeable(rows.values), np.zeros(int(dims[1]), dtype=dtype))
 
 
+def _checked_engine(hidden_activation, output_activation, dtype):
+    """A pass engine's ``(names, dtype)``: the activation names checked against ``spec``'s
+    tables, the dtype float64 or float32 (else ``TypeError`` naming ``dtype``)."""
+    spec.code_of(spec.ACTIVATIONS, hidden_activation, "hidden_activation")
+    spec.code_of(spec.OUTPUTS, output_activation, "output_activation")
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float64, np.float32):
+        raise TypeError(f"dtype must be float64 or float32; got {dtype}")
+    return (hidden_activation, output_activation), dtype
+
+
 class CompiledPass:
     """The engine: one compiled forward and backward pass over every example.
 
@@ -141,12 +152,7 @@ class CompiledPass:
         from .kernels.layout import n_parameters
         from .kernels.training import workspace
 
-        spec.code_of(spec.ACTIVATIONS, hidden_activation, "hidden_activation")
-        spec.code_of(spec.OUTPUTS, output_activation, "output_activation")
-        self.names = (hidden_activation, output_activation)
-        self.dtype = np.dtype(dtype)
-        if self.dtype not in (np.float64, np.float32):
-            raise TypeError(f"dtype must be float64 or float32; got {self.dtype}")
+        self.names, self.dtype = _checked_engine(hidden_activation, output_activation, dtype)
         self.dims = np.asarray(dims, dtype=np.int64)
         self.sparse = is_sparse(X)
         if self.sparse:  # its CSR rows, made once; W1's slot transposed around each pass
@@ -214,12 +220,7 @@ class NumpyPass:
                  dtype=np.float64):
         from .sparse import check_sparse_X
 
-        spec.code_of(spec.ACTIVATIONS, hidden_activation, "hidden_activation")
-        spec.code_of(spec.OUTPUTS, output_activation, "output_activation")
-        self.names = (hidden_activation, output_activation)
-        self.dtype = np.dtype(dtype)
-        if self.dtype not in (np.float64, np.float32):
-            raise TypeError(f"dtype must be float64 or float32; got {self.dtype}")
+        self.names, self.dtype = _checked_engine(hidden_activation, output_activation, dtype)
         self.dims = [int(d) for d in dims]
         self.X = (check_sparse_X(X, dtype=self.dtype) if is_sparse(X)
                   else np.ascontiguousarray(X, dtype=self.dtype))
