@@ -162,6 +162,14 @@ def warm_directory():
     return None
 
 
+def has_markers(directory):
+    """Whether the warm ``directory`` holds any marker (locks aside)."""
+    try:
+        return any(not path.name.endswith(".lock") for path in directory.iterdir())
+    except OSError:
+        return False
+
+
 def _writable(directory):
     """Whether files can be created in ``directory`` (made if missing), as Numba tests it."""
     try:

@@ -1,5 +1,6 @@
 """The scikit-learn drop-in's ``backend`` (fastbackprop.tiers): auto's rule, the marker it
-writes, NumPy and numba fits agreeing, pickling, and a first script that never imports Numba.
+writes, NumPy and numba fits agreeing, pickling, and a first script that never imports Numba
+(nor llvmlite).
 
 conftest.py gives auto a budget of 0 NumPy seconds for the session (every other test runs
 numba); the ``auto`` fixture here sets the real budget back, with a fresh process state
@@ -229,7 +230,7 @@ FIRST_SCRIPT = """
     model = MLPClassifier(random_state=0).fit(X_train, y_train)
     score = model.score(X_test, y_test)
     print(json.dumps({"backend": model.backend_, "score": score,
-                      "numba": "numba" in sys.modules}))
+                      "numba": "numba" in sys.modules, "llvmlite": "llvmlite" in sys.modules}))
 """
 
 
@@ -242,6 +243,7 @@ def test_a_first_script_on_auto_never_imports_numba(tmp_path):
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
     assert result["backend"] == "numpy" and result["numba"] is False, result
+    assert result["llvmlite"] is False, result  # an empty cache needs no marker's CPU name
     X_train, X_test, y_train, y_test = _split()
     numba = MLPClassifier(random_state=0, backend="numba").fit(X_train, y_train)
     assert abs(result["score"] - numba.score(X_test, y_test)) <= 0.01
