@@ -169,7 +169,9 @@ class StepLoop:
                 {key[1:]: value for key, value in optimizer_state[slot].items()}, self.dtype))
             for slot in options.slots}
         self.previous = None  # (theta, state) before the last update, once one was made
-        self.weights = schema.mask("W")  # where L2 acts
+        # where L2 acts: each weight matrix's slice of theta, and its shape
+        self.weights = [(slice(e.start, e.start + e.size), e.shape) for e in schema.entries
+                        if e.kind == "W"]
         self._statistics = getattr(engine, "statistics", None)
         self._costs = []
 
@@ -216,12 +218,13 @@ class StepLoop:
         o = self.options
         if o.l2:  # L2 on the whole batch's gradient
             grad = grad.copy()
-            grad[self.weights] += np.asarray(o.l2 / m_b, dtype=self.dtype) * self.theta[
-                self.weights]
+            scale = np.asarray(o.l2 / m_b, dtype=self.dtype)
+            for weights, _ in self.weights:
+                grad[weights] += scale * self.theta[weights]
             if cost:
                 cost_b = cost_b + float(o.l2 / (2 * m_b) * sum(
-                    np.sum(np.square(W)) for key, W in self.schema.unpack(
-                        self.theta, copy=False).items() if key[0] == "W"))
+                    np.sum(np.square(self.theta[weights].reshape(shape)))
+                    for weights, shape in self.weights))
         new, state = optimizers.update(
             {"theta": self.theta}, {"dtheta": grad},
             {slot: {"dtheta": value} for slot, value in self.state.items()}, t, alpha,

@@ -242,7 +242,11 @@ def linear_forward(A_prev, W, b):
     Returns ``Z`` ``(n_l, m)`` and ``cache = (A_prev, W, b)``.
     """
     check_linear(A_prev, W, b)
-    Z = W @ A_prev + b
+    Z = W @ A_prev
+    if Z.dtype == np.result_type(Z, b):
+        Z += b  # in place: the same sums as ``W @ A_prev + b``, without a second array
+    else:
+        Z = Z + b
     return Z, (A_prev, W, b)
 
 
@@ -389,12 +393,13 @@ def l2_cost(parameters, l2, m):
 # ---------------------------------------------------------------------------
 
 
-def linear_backward(dZ, cache):
+def linear_backward(dZ, cache, input_gradient=True):
     """Gradients of the linear step from ``dZ`` ``(n_l, m)``.
 
     ``cache = (A_prev, W, b)``. Returns ``dA_prev = W^T dZ``
     ``(n_{l-1}, m)``, ``dW = (1/m) dZ A_prev^T`` ``(n_l, n_{l-1})`` and
     ``db = (1/m) sum(dZ, axis=1, keepdims=True)`` ``(n_l, 1)``.
+    ``input_gradient=False`` skips ``dA_prev`` (None): training needs no ``dA0``.
     """
     A_prev, W, b = cache
     check_linear(A_prev, W, b)
@@ -402,18 +407,18 @@ def linear_backward(dZ, cache):
     m = A_prev.shape[1]
     dW = (dZ @ A_prev.T) / m
     db = np.sum(dZ, axis=1, keepdims=True) / m
-    dA_prev = W.T @ dZ
+    dA_prev = W.T @ dZ if input_gradient else None
     return dA_prev, dW, db
 
 
-def linear_activation_backward(dA, cache, activation):
+def linear_activation_backward(dA, cache, activation, input_gradient=True):
     """Gradients of ``A = g(W A_prev + b)`` from ``dA`` ``(n_l, m)``.
 
     ``cache = ((A_prev, W, b), Z)`` as returned by
     :func:`linear_activation_forward`. Computes ``dZ = dA * g'(Z)`` (for
     ``"softmax"`` through its Jacobian, per column ``dZ = A * (dA -
     sum_k(dA * A))``) and returns ``dA_prev, dW, db`` as
-    :func:`linear_backward` does.
+    :func:`linear_backward` does (``input_gradient``: as there).
     """
     check_layer_activation(activation)
     linear_cache, Z = cache
@@ -422,14 +427,14 @@ def linear_activation_backward(dA, cache, activation):
         dZ = outputs.FUNCTIONS[activation].backward(dA, Z)
     else:
         dZ = dA * activations.derivative(Z, activation)
-    return linear_backward(dZ, linear_cache)
+    return linear_backward(dZ, linear_cache, input_gradient)
 
 
-def linear_batch_norm_activation_backward(dA, cache, activation):
+def linear_batch_norm_activation_backward(dA, cache, activation, input_gradient=True):
     """Gradients of :func:`linear_batch_norm_activation_forward` (in training) from ``dA``
     ``(n_l, m)``: ``dZ_tilde = dA * g'(Z_tilde)``, then :func:`batch_norm_backward` and the
-    linear step without a bias. Returns ``dA_prev`` ``(n_{l-1}, m)``, ``dW``, ``dgamma``,
-    ``dbeta``."""
+    linear step without a bias. Returns ``dA_prev`` ``(n_{l-1}, m)`` (None without
+    ``input_gradient``), ``dW``, ``dgamma``, ``dbeta``."""
     check_activation_name(activation, "activation")
     (A_prev, W, _), Z_tilde, bn_cache = cache
     if bn_cache is None:
@@ -439,14 +444,15 @@ def linear_batch_norm_activation_backward(dA, cache, activation):
     dZ, dgamma, dbeta = batch_norm_backward(dA * activations.derivative(Z_tilde, activation),
                                             bn_cache)
     m = A_prev.shape[1]
-    return W.T @ dZ, (dZ @ A_prev.T) / m, dgamma, dbeta
+    return W.T @ dZ if input_gradient else None, (dZ @ A_prev.T) / m, dgamma, dbeta
 
 
 OUTPUT_STARTS = ("dA", "dZ")
 
 
 def L_model_backward(AL, Y, caches, hidden_activation="relu", output_start="dA",
-                     output_activation="sigmoid", *, l2=0.0, dropout=None, sample_weight=None):
+                     output_activation="sigmoid", *, l2=0.0, dropout=None, sample_weight=None,
+                     input_gradient=True):
     """Backward pass of ``[LINEAR -> g] x (L-1) -> LINEAR -> OUTPUT``.
 
     AL, Y: ``(n_L, m)``; ``caches`` from :func:`L_model_forward`.
@@ -468,6 +474,7 @@ def L_model_backward(AL, Y, caches, hidden_activation="relu", output_start="dA",
     ``(n_l, 1)`` for l = 1..L and ``dA{l}`` ``(n_l, m)`` for l = 0..L-1; a
     batch-normalised layer (``caches`` from ``L_model_forward(..., training=True)``) has
     ``dgamma{l}``, ``dbeta{l}`` ``(n_l, 1)`` in place of ``db{l}``.
+    ``input_gradient=False`` leaves out ``dA0`` (``W1^T dZ1``), which no update reads.
     """
     check_activation_name(hidden_activation, "hidden_activation")
     output = outputs.functions(output_activation)
@@ -482,25 +489,30 @@ def L_model_backward(AL, Y, caches, hidden_activation="relu", output_start="dA",
     L = len(caches)
     grads = {}
     linear_cache, ZL = caches[L - 1]
+    through = input_gradient or L > 1  # the output layer's dA_prev is dA0 when L = 1
     if output_start == "dA":
         dA_prev, dW, db = linear_activation_backward(output.dA(AL, Y) * w, caches[L - 1],
-                                                     output_activation)
+                                                     output_activation, through)
     else:
-        dA_prev, dW, db = linear_backward((AL - Y) * w, linear_cache)
+        dA_prev, dW, db = linear_backward((AL - Y) * w, linear_cache, through)
     grads[f"dA{L - 1}"], grads[f"dW{L}"], grads[f"db{L}"] = dA_prev, dW, db
     for l in reversed(range(1, L)):
         dA = grads[f"dA{l}"]
         if dropout is not None and dropout[l - 1] is not None:
             D, keep_prob = dropout[l - 1]
             dA = dA * D / np.asarray(keep_prob, dtype=dA.dtype)
+        through = input_gradient or l > 1
         if len(caches[l - 1]) == 3:  # batch-normalised
             dA_prev, dW, dgamma, dbeta = linear_batch_norm_activation_backward(
-                dA, caches[l - 1], hidden_activation)
+                dA, caches[l - 1], hidden_activation, through)
             grads[f"dA{l - 1}"], grads[f"dW{l}"] = dA_prev, dW
             grads[f"dgamma{l}"], grads[f"dbeta{l}"] = dgamma, dbeta
             continue
-        dA_prev, dW, db = linear_activation_backward(dA, caches[l - 1], hidden_activation)
+        dA_prev, dW, db = linear_activation_backward(dA, caches[l - 1], hidden_activation,
+                                                     through)
         grads[f"dA{l - 1}"], grads[f"dW{l}"], grads[f"db{l}"] = dA_prev, dW, db
+    if not input_gradient:
+        del grads["dA0"]
     if l2:
         m = AL.shape[1]
         for l in range(1, L + 1):
@@ -791,13 +803,15 @@ def vector_to_parameters(theta, layer_dims, kinds=None):
     return Schema(layer_dims, kinds).unpack(np.asarray(theta).reshape(-1), copy=False)
 
 
-def gradients_to_vector(grads, L):
+def gradients_to_vector(grads, L, schema=None):
     """Stack ``dW1, db1, ..., dWL, dbL`` in the order of :func:`parameters_to_vector` (a
     batch-normalised layer: ``dW``, ``dgamma``, ``dbeta`` and zeros for its running
-    statistics, which no gradient moves)."""
-    dims = [grads["dW1"].shape[1]] + [grads[f"dW{l}"].shape[0] for l in range(1, L + 1)]
-    schema = Schema(dims, tuple(BATCH_NORM if f"dgamma{l}" in grads else DENSE
-                                for l in range(1, L + 1)))
+    statistics, which no gradient moves). ``schema``: the parameters'
+    :class:`~fastbackprop.layout.Schema` when the caller has it (else read from ``grads``)."""
+    if schema is None:
+        dims = [grads["dW1"].shape[1]] + [grads[f"dW{l}"].shape[0] for l in range(1, L + 1)]
+        schema = Schema(dims, tuple(BATCH_NORM if f"dgamma{l}" in grads else DENSE
+                                    for l in range(1, L + 1)))
     dtype = np.result_type(*(grads[f"dW{l}"] for l in range(1, L + 1)))
     keyed = {e.key: grads["d" + e.key] if KINDS[e.kind].trained else np.zeros(e.shape, dtype)
              for e in schema.entries}

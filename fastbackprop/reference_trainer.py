@@ -76,8 +76,9 @@ class NumpyEngine:
             if not _finite_output(ZL, AL):
                 return None, loss, m_b
             grads = R.L_model_backward(AL, Y_b, caches, o.hidden_activation, "dZ",
-                                       o.output_activation, dropout=dropout, sample_weight=w_b)
-        grad = R.gradients_to_vector(grads, len(self.dims) - 1).reshape(-1)
+                                       o.output_activation, dropout=dropout, sample_weight=w_b,
+                                       input_gradient=False)
+        grad = R.gradients_to_vector(grads, len(self.dims) - 1, self.schema).reshape(-1)
         return grad, loss, m_b
 
     def statistics(self, theta):

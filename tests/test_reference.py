@@ -4,7 +4,7 @@ and against itself column by column."""
 import numpy as np
 import pytest
 
-from fastbackprop import activations, reference as R
+from fastbackprop import activations, backends, reference as R
 from fastbackprop.datasets import load_planar_dataset
 
 HIDDEN = list(activations.HIDDEN)
@@ -59,8 +59,8 @@ def test_gradient_check_catches_a_wrong_bias_gradient(monkeypatch):
     X, Y = data(layer_dims, 6)
     original = R.linear_backward
 
-    def without_mean(dZ, cache):
-        dA_prev, dW, db = original(dZ, cache)
+    def without_mean(dZ, cache, *options):
+        dA_prev, dW, db = original(dZ, cache, *options)
         return dA_prev, dW, db * dZ.shape[1]  # forgot the 1/m
 
     monkeypatch.setattr(R, "linear_backward", without_mean)
@@ -133,6 +133,44 @@ def test_every_gradient_has_its_variables_shape_and_dtype(m, dtype):
     new = R.update_parameters(parameters, grads, 0.1)
     for key, value in new.items():
         assert value.shape == parameters[key].shape and value.dtype == dtype
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+@pytest.mark.parametrize("output_start", ["dA", "dZ"])
+@pytest.mark.parametrize("batch_norm", [False, True], ids=["dense", "batch-norm"])
+@pytest.mark.parametrize("layer_dims", [[3, 2], [3, 4, 2], [5, 4, 3, 1]], ids=str)
+def test_without_the_input_gradient_every_other_gradient_is_the_same(layer_dims, batch_norm,
+                                                                     output_start, backend):
+    """``input_gradient=False`` (what training asks) drops ``dA0`` alone, in both backends'
+    step functions, for ``L = 1`` (where the output layer's ``dA_prev`` is ``dA0``) as for
+    deeper networks."""
+    steps = backends.get(backend).steps
+    parameters = R.initialize_parameters(layer_dims, seed=1)
+    if batch_norm:
+        parameters = R.initialize_batch_norm(parameters, [True] * (len(layer_dims) - 2))
+    X, Y = data(layer_dims, 5)
+    AL, caches = R.L_model_forward(X, parameters, "tanh", training=True)
+    full = steps.L_model_backward(AL, Y, caches, "tanh", output_start, l2=0.3)
+    lean = steps.L_model_backward(AL, Y, caches, "tanh", output_start, l2=0.3,
+                                  input_gradient=False)
+    assert set(full) - set(lean) == {"dA0"} and set(lean) <= set(full)
+    for key, value in lean.items():
+        np.testing.assert_array_equal(value, full[key], err_msg=key)
+
+
+@pytest.mark.parametrize("dtypes", [("float64", "float64"), ("float32", "float32"),
+                                    ("float32", "float64"), ("float64", "float32")])
+def test_the_linear_step_adds_the_bias_in_the_promoted_dtype(dtypes):
+    """``Z = W A_prev + b`` adds ``b`` in place where that keeps NumPy's promotion: the
+    same bits as the expression, and a float64 ``b`` still promotes a float32 product."""
+    rng = np.random.default_rng(0)
+    W = rng.standard_normal((4, 3)).astype(dtypes[0])
+    A_prev = rng.standard_normal((3, 5)).astype(dtypes[0])
+    b = rng.standard_normal((4, 1)).astype(dtypes[1])
+    Z, cache = R.linear_forward(A_prev, W, b)
+    expected = W @ A_prev + b
+    assert Z.dtype == expected.dtype
+    np.testing.assert_array_equal(Z, expected)
 
 
 def test_update_parameters_is_one_gradient_step_and_leaves_the_input_alone():

@@ -225,23 +225,27 @@ def compute_cost_from_logits(ZL, Y, output_activation="sigmoid", sample_weight=N
 # ---------------------------------------------------------------------------
 
 
-def _linear_backward_from_dZ(dZ, db_raw, A_prev, W):
-    """dW, db, dA_prev from a C-contiguous ``dZ`` and its unscaled row sums."""
+def _linear_backward_from_dZ(dZ, db_raw, A_prev, W, input_gradient=True):
+    """dW, db, dA_prev (None without ``input_gradient``) from a C-contiguous ``dZ`` and its
+    unscaled row sums."""
     m = A_prev.shape[1]
     inv_m = dZ.dtype.type(1) / dZ.dtype.type(m)
     dW = np.empty_like(W)
     _gemm(dZ, A_prev, dW, NT)
     passes.scale_pass(dW, inv_m)
     passes.scale_pass(db_raw, inv_m)
+    if not input_gradient:
+        return None, dW, db_raw
     dA_prev = np.empty_like(A_prev)
     _gemm(W, dZ, dA_prev, TN)
     return dA_prev, dW, db_raw
 
 
-def linear_backward(dZ, cache):
+def linear_backward(dZ, cache, input_gradient=True):
     """``dA_prev = W^T dZ``, ``dW = dZ A_prev^T / m``, ``db = sum(dZ, axis=1) / m``.
 
-    ``cache = (A_prev, W, b)``; shapes as :func:`fastbackprop.reference.linear_backward`.
+    ``cache = (A_prev, W, b)``; shapes and ``input_gradient`` as
+    :func:`fastbackprop.reference.linear_backward`.
     """
     A_prev, W, b = cache
     check_linear(A_prev, W, b)
@@ -250,10 +254,10 @@ def linear_backward(dZ, cache):
     dZ, A_prev, W = (as_kernel_array(a, dt) for a in (dZ, A_prev, W))
     db = np.empty((W.shape[0], 1), dtype=dt)
     passes.row_sum_pass(dZ, db)
-    return _linear_backward_from_dZ(dZ, db, A_prev, W)
+    return _linear_backward_from_dZ(dZ, db, A_prev, W, input_gradient)
 
 
-def linear_activation_backward(dA, cache, activation):
+def linear_activation_backward(dA, cache, activation, input_gradient=True):
     """``dZ = dA * g'(Z)`` fused with ``db``, then ``dW`` and ``dA_prev``.
 
     ``cache = ((A_prev, W, b), Z)``; returns ``dA_prev, dW, db``. For an
@@ -267,7 +271,7 @@ def linear_activation_backward(dA, cache, activation):
         check_matrix(dA, "dA", rows=np.shape(Z)[0], cols=np.shape(Z)[1], row_name="n_l")
         dt = common_dtype(dA=dA, Z=Z)
         dZ = numpy_outputs.FUNCTIONS[activation].backward(np.asarray(dA, dt), np.asarray(Z, dt))
-        return linear_backward(dZ, (A_prev, W, b))
+        return linear_backward(dZ, (A_prev, W, b), input_gradient)
     code = spec.ACTIVATIONS[activation].code
     (A_prev, W, b), Z = cache
     check_linear(A_prev, W, b)
@@ -279,11 +283,12 @@ def linear_activation_backward(dA, cache, activation):
     dZ = dA.copy()
     db = np.empty((Z.shape[0], 1), dtype=dt)
     _backward_pointwise(dZ, A, code, db)
-    return _linear_backward_from_dZ(dZ, db, A_prev, W)
+    return _linear_backward_from_dZ(dZ, db, A_prev, W, input_gradient)
 
 
 def L_model_backward(AL, Y, caches, hidden_activation="relu", output_start="dA",
-                     output_activation="sigmoid", *, l2=0.0, dropout=None, sample_weight=None):
+                     output_activation="sigmoid", *, l2=0.0, dropout=None, sample_weight=None,
+                     input_gradient=True):
     """All gradients of ``[LINEAR -> g] x (L-1) -> LINEAR -> OUTPUT``.
 
     Same contract as :func:`fastbackprop.reference.L_model_backward`;
@@ -292,7 +297,8 @@ def L_model_backward(AL, Y, caches, hidden_activation="relu", output_start="dA",
     if any(len(cache) == 3 for cache in caches):  # batch-normalised: the reference's
         return reference.L_model_backward(AL, Y, caches, hidden_activation, output_start,
                                           output_activation, l2=l2, dropout=dropout,
-                                          sample_weight=sample_weight)
+                                          sample_weight=sample_weight,
+                                          input_gradient=input_gradient)
     check_activation_name(hidden_activation, "hidden_activation")
     numpy_outputs.check_output_name(output_activation)
     if output_start not in ("dA", "dZ"):
@@ -301,9 +307,11 @@ def L_model_backward(AL, Y, caches, hidden_activation="relu", output_start="dA",
     w = _weights(sample_weight, AL.shape[1], AL.dtype)
     L = len(caches)
     grads = {}
+    through = input_gradient or L > 1  # the output layer's dA_prev is dA0 when L = 1
     if output_start == "dA":
         dAL = numpy_outputs.FUNCTIONS[output_activation].dA(AL, Y) * w
-        dA_prev, dW, db = linear_activation_backward(dAL, caches[L - 1], output_activation)
+        dA_prev, dW, db = linear_activation_backward(dAL, caches[L - 1], output_activation,
+                                                     through)
     else:
         (A_prev, W, _), _ = caches[L - 1]
         dt = AL.dtype
@@ -311,15 +319,18 @@ def L_model_backward(AL, Y, caches, hidden_activation="relu", output_start="dA",
         dZ = np.empty_like(AL)
         db = np.empty((AL.shape[0], 1), dtype=dt)
         passes.output_delta_pass(AL, Y, w, dZ, db)
-        dA_prev, dW, db = _linear_backward_from_dZ(dZ, db, A_prev, W)
+        dA_prev, dW, db = _linear_backward_from_dZ(dZ, db, A_prev, W, through)
     grads[f"dA{L - 1}"], grads[f"dW{L}"], grads[f"db{L}"] = dA_prev, dW, db
     for l in reversed(range(1, L)):
         dA = grads[f"dA{l}"]
         if dropout is not None and dropout[l - 1] is not None:
             D, keep_prob = dropout[l - 1]
             dA = dA * D / dA.dtype.type(keep_prob)
-        dA_prev, dW, db = linear_activation_backward(dA, caches[l - 1], hidden_activation)
+        dA_prev, dW, db = linear_activation_backward(dA, caches[l - 1], hidden_activation,
+                                                     input_gradient or l > 1)
         grads[f"dA{l - 1}"], grads[f"dW{l}"], grads[f"db{l}"] = dA_prev, dW, db
+    if not input_gradient:
+        del grads["dA0"]
     if l2:
         for l in range(1, L + 1):
             dW = grads[f"dW{l}"]
