@@ -41,6 +41,8 @@ __all__ = ["is_sparse", "SparseRows", "rows", "check_sparse_X", "first_layer_tra
 
 def is_sparse(a):
     """Whether ``a`` is a SciPy sparse matrix or array (without importing SciPy)."""
+    if type(a) is np.ndarray:  # the common case, without SciPy's checks
+        return False
     module = sys.modules.get("scipy.sparse")
     return module is not None and module.issparse(a)
 

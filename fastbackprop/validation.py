@@ -134,6 +134,10 @@ def check_matrix(a, argument, rows=None, cols=None, row_name="n", col_name="m"):
     """
     if not is_sparse(a):  # a SciPy sparse matrix has its shape; np.asarray would wrap it
         a = np.asarray(a)
+    shape = a.shape
+    if (len(shape) == 2 and (rows is None or shape[0] == rows)
+            and (cols is None or shape[1] == cols) and shape[0] and shape[1]):
+        return a  # (the messages below are built only for a wrong shape)
     expected = f"({row_name if rows is None else rows}, {col_name if cols is None else cols})"
     layout = " (one example per column)" if col_name == "m" else ""
     if a.ndim != 2:
@@ -144,11 +148,9 @@ def check_matrix(a, argument, rows=None, cols=None, row_name="n", col_name="m"):
         raise ValueError(
             f"{argument} must have shape {expected}{layout}; got shape {a.shape}"
         )
-    if a.shape[0] == 0 or a.shape[1] == 0:
-        raise ValueError(
-            f"{argument} must have at least one row and one column (m >= 1); got shape {a.shape}"
-        )
-    return a
+    raise ValueError(
+        f"{argument} must have at least one row and one column (m >= 1); got shape {a.shape}"
+    )
 
 
 def check_finite(a, argument):
