@@ -83,10 +83,19 @@ def _nesterov(theta, d, slots, t, alpha, hp):
 
 
 def _adam_folded(theta, d, slots, t, alpha, hp):
-    v = hp.beta1 * slots["v"] + (1 - hp.beta1) * d
-    s = hp.beta2 * slots["s"] + (1 - hp.beta2) * d * d
+    # the formula's operations in its order, each new array updated in place (the same bits
+    # as the one-line expressions, with a third fewer temporaries: the drop-in's NumPy fits)
+    v = hp.beta1 * slots["v"]
+    v += (1 - hp.beta1) * d
+    s = (1 - hp.beta2) * d
+    s *= d
+    s += hp.beta2 * slots["s"]  # beta2 s + (1 - beta2) d d: addition is commutative
     step = alpha * np.sqrt(1 - hp.beta2 ** t) / (1 - hp.beta1 ** t)
-    return theta - step * v / (np.sqrt(s) + hp.epsilon), {"v": v, "s": s}
+    denominator = np.sqrt(s)
+    denominator += hp.epsilon
+    change = step * v
+    change /= denominator
+    return theta - change, {"v": v, "s": s}
 
 
 class Rule(NamedTuple):
