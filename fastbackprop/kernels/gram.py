@@ -45,7 +45,26 @@ def make(enabled, X, n_1, dtype):
     """A :class:`Gram` for data ``X`` ``(n_x, m)``, ``G`` computed now; ``None`` unless ``enabled``."""
     if not enabled:
         return None
-    return Gram(X.T @ X, np.empty((n_1, X.shape[1]), dtype=dtype))
+    return Gram(gram_matrix(X, dtype), np.empty((n_1, X.shape[1]), dtype=dtype))
+
+
+def gram_matrix(X, dtype):
+    """``G = X^T X`` ``(m, m)`` in ``dtype``, by the BLAS the kernels call (SciPy's ``syrk``).
+
+    Not NumPy's ``X.T @ X``: NumPy links its own OpenBLAS, whose threads spin for
+    a while after a product, and the training loop that starts next ran its
+    first epochs with them on its cores (``mlp``, 2 cores: the first runs of one
+    epoch took 11 to 27 ms instead of 6.5, with involuntary context switches;
+    ``tools/fit_fixed_cost.py``).
+    """
+    from scipy.linalg.blas import get_blas_funcs
+
+    A = np.asarray(X, dtype=dtype).T  # (m, n_x): Fortran-ordered for a C X, not copied
+    syrk = get_blas_funcs("syrk", (A,))
+    upper = syrk(1.0, A)  # A A^T = X^T X, its upper triangle
+    G = np.triu(upper)
+    G += np.triu(upper, 1).T
+    return np.ascontiguousarray(G)
 
 
 @jit
