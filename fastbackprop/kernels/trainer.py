@@ -134,6 +134,9 @@ class Trainer(TrainerBase):
         self._dims = np.asarray(self.dims, dtype=np.int64)
         self._codes = o.codes
         self._have_previous = False  # does self._other hold the previous parameters?
+        # Gram mode: P0 is to be computed (before the first run, after a fold); D is to be
+        # folded into W1 before the parameters are read (after a run)
+        self._gram_start, self._gram_unfolded = True, False
         if max_epochs is not None:
             self._reserve(self.n_iter + max_epochs)
 
@@ -156,7 +159,22 @@ class Trainer(TrainerBase):
 
     def _run(self, n_epochs):
         self._reserve(self.n_iter + n_epochs)
-        run = training.Run(self.n_iter, n_epochs, self.t, self._have_previous)
+        # Gram mode keeps P0 and D from run to run: a fit in chunks pays P0 = W1 X and the
+        # fold W1 += D X^T once, not per chunk (mlp: 3.5 ms a chunk)
+        run = training.Run(self.n_iter, n_epochs, self.t, self._have_previous,
+                           self._gram_start, False)
+        self._gram_start, self._gram_unfolded = False, self.gram  # (even if the call raises)
+        return self._call(run)
+
+    def _fold(self):
+        """Gram mode: ``W1 := W1 + D X^T``, ``D := 0`` in both buffers (a call of no epochs),
+        so that they hold the parameters; the next run computes ``P0`` again."""
+        if self._gram_unfolded:
+            self._call(training.Run(self.n_iter, 0, self.t, self._have_previous, False, True))
+            self._gram_start, self._gram_unfolded = True, False
+
+    def _call(self, run):
+        """One call of :func:`.training.train` for ``run``: ``(status, failed_at, t after)``."""
         current, other = self._current, self._other
 
         def call(tid, own):
@@ -187,6 +205,7 @@ class Trainer(TrainerBase):
     def _part(self, k):
         """Part ``k`` of the current buffer (0: theta, 1...: the slots) as a dict of arrays."""
         n = self._team.work.grad.size
+        self._fold()
         part = self._current[k * n:k * n + self._n_parameters]
         if self.sparse:  # W1^T back to W1
             part = first_layer_transposed(part, [self.dims[1], self.dims[0]])

@@ -163,12 +163,19 @@ class Parts(NamedTuple):
 
 class Run(NamedTuple):
     """What one call of :func:`train` does: epochs ``start, ..., start + n_epochs - 1``
-    after ``t`` updates; ``have_previous``: ``other`` holds the state before update ``t``."""
+    after ``t`` updates; ``have_previous``: ``other`` holds the state before update ``t``.
+
+    Gram mode's state lasts from call to call: ``gram_start`` computes ``P0`` first (the
+    first call, and the first after a fold), ``gram_fold`` folds ``D`` into ``W1`` in both
+    buffers last (when the parameters are read: :mod:`.gram`). Without Gram mode both
+    do nothing."""
 
     start: int
     n_epochs: int
     t: int
     have_previous: bool
+    gram_start: bool = True
+    gram_fold: bool = True
 
 
 class Batch(NamedTuple):
@@ -657,7 +664,8 @@ def train(tid, current, other, data, own, team, hyper, parts, dims, hidden, outp
     n_batches = (m + width - 1) // width
     inv_m = like(hyper.learning_rate, 1.0) / like(hyper.learning_rate, m)
     planned = run.n_epochs * n_batches  # the call's updates
-    start_run(parts.gram, current, data, dims, work)
+    if run.gram_start:
+        start_run(parts.gram, current, data, dims, work)
     status, epochs, failed_at, in_other = OK, 0, -1, False  # of the first attempt
     limit = planned  # the updates to make: all, or those to replay
     for attempt in range(2):  # the second only replays
@@ -710,7 +718,9 @@ def train(tid, current, other, data, own, team, hyper, parts, dims, hidden, outp
         if not meet(team, tid):
             status = ABORTED
             break
-    finish_run(parts.gram, other if in_other else current, data, dims, work)
+    if run.gram_fold:  # both buffers: each folds its own D (a result in other is kept)
+        finish_run(parts.gram, current, data, dims, work)
+        finish_run(parts.gram, other, data, dims, work)
     fpenv.restore(control)
     return status, epochs, done, failed_at, in_other
 
