@@ -4,6 +4,11 @@ Numba compiles a kernel the first time it is called with new argument
 types, which costs seconds; with the on-disk cache warm, loading costs
 milliseconds. Call :func:`warmup` (or run ``fastbackprop warmup``) once in
 an image build or a CI step so that later processes start fast.
+
+Each configuration warmed also gets its marker in the cache
+(:mod:`fastbackprop.first_run`), so that ``fastbackprop train --backend auto``
+and the drop-in's ``backend="auto"`` know its kernels are there and train on
+them rather than on NumPy.
 """
 
 from __future__ import annotations
@@ -46,5 +51,22 @@ def warmup(dtypes=("float64", "float32"), hidden_activations=tuple(spec.ACTIVATI
                 network = Network(parameters, hidden, output)  # what predict calls:
                 network.probabilities(X)  # Model, examples as columns,
                 network.probabilities(np.ascontiguousarray(X.T), rows=True)  # scikit-learn
+                _mark(hidden, output, dt, X.shape[1])
                 timings[(dt.name, hidden, output)] = time.perf_counter() - start
     return timings
+
+
+def _mark(hidden, output, dtype, m):
+    """Write first_run's marker of what was just compiled: a Model of these activations and
+    ``dtype`` trained full-batch by gradient descent on ``m`` columns (nothing when no cache
+    location is writable)."""
+    from . import first_run
+    from .model import Model
+
+    directory = first_run.warm_directory()
+    if directory is None:
+        return
+    hp = Model([2, 2, 2], hidden, output, dtype=dtype.name, n_epochs=1)._hyperparameters()
+    parts = first_run.key_parts(first_run.variant(hp, m, None))
+    first_run.finished(first_run.Plan("numba", "warmed up", marker=first_run.marker_path(
+        directory, parts), parts=parts))

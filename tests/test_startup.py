@@ -281,6 +281,33 @@ def test_warmup_compiles_what_fit_uses_so_a_new_process_only_loads(package_copy,
     assert out.split() == ["1", "1"]
 
 
+def test_after_warmup_the_commands_auto_trains_the_planar_network_on_the_cached_kernels(
+        package_copy, tmp_path):
+    """``warmup`` writes the markers of what it compiled: the command's first run (the
+    planar network, tanh) then loads the kernels rather than training on NumPy."""
+    cache = tmp_path / "numba-cache"
+    decide = """
+        from fastbackprop import first_run
+        from fastbackprop.model import Model
+        hp = Model([2, 4, 1], "tanh", learning_rate=1.2, n_epochs=1000)._hyperparameters()
+        print(first_run.decide("auto", hp, 400, None).backend)
+    """
+    auto = {"NUMBA_CACHE_DIR": str(cache), "FASTBACKPROP_BACKGROUND_COMPILE": "1"}  # (decides only)
+    assert run(decide, package_copy, **auto).split() == ["numpy"]
+    run("import fastbackprop; fastbackprop.warmup(dtypes=['float64'], hidden_activations=['tanh'])",
+        package_copy, NUMBA_CACHE_DIR=str(cache))
+    assert run(decide, package_copy, **auto).split() == ["numba"]
+    out = run("""
+        from fastbackprop import Model
+        from fastbackprop.datasets import load_planar_dataset
+        from fastbackprop.kernels import training
+        X, Y = load_planar_dataset()
+        Model([2, 4, 1], "tanh", learning_rate=1.2, n_epochs=100, backend="numba").fit(X, Y)
+        print(sum(training.train.stats.cache_hits.values()), len(training.train.overloads))
+    """, package_copy, NUMBA_CACHE_DIR=str(cache))
+    assert out.split() == ["1", "1"]  # what the marker promised: the fit's loop, from the cache
+
+
 def test_kernels_only_kernels_call_are_compiled_without_wrappers_yet_callable_from_python():
     """Skipping Numba's CPython and C wrappers for internal kernels shortens a cold compile;
     a Python call to one still works (through a wrapped twin) and gives the kernel's result."""
