@@ -261,30 +261,8 @@ def test_no_writable_cache_location_still_works_without_error(package_copy, tmp_
 
 
 def test_warmup_compiles_what_fit_uses_so_a_new_process_only_loads(package_copy, tmp_path):
-    cache = tmp_path / "numba-cache"
-    run("import fastbackprop; fastbackprop.warmup(dtypes=['float64'], hidden_activations=['tanh'])",
-        package_copy, NUMBA_CACHE_DIR=str(cache))
-    out = run("""
-        import numpy as np
-        from fastbackprop import kernels, reference
-        from fastbackprop.kernels import training
-        from fastbackprop.datasets import load_planar_dataset
-        X, Y = load_planar_dataset()
-        p = reference.initialize_parameters([2, 4, 1], seed=0)
-        kernels.train(p, X, Y, "tanh", 1.2, 100)
-        kernels.probabilities(X, p, "tanh")
-        print(sum(training.train.stats.cache_hits.values()), len(training.train.overloads))
-    """, package_copy, NUMBA_CACHE_DIR=str(cache))
-    # One overload, and it came from the cache. (Numba also counts a "miss" for
-    # the probe with a non-literal activation code that precedes every literal
-    # specialisation; that probe stops at typing and compiles nothing.)
-    assert out.split() == ["1", "1"]
-
-
-def test_after_warmup_the_commands_auto_trains_the_planar_network_on_the_cached_kernels(
-        package_copy, tmp_path):
-    """``warmup`` writes the markers of what it compiled: the command's first run (the
-    planar network, tanh) then loads the kernels rather than training on NumPy."""
+    """And writes the markers of what it compiled: the command's first run (the planar
+    network, tanh) then loads the kernels rather than training on NumPy."""
     cache = tmp_path / "numba-cache"
     decide = """
         from fastbackprop import first_run
@@ -306,6 +284,21 @@ def test_after_warmup_the_commands_auto_trains_the_planar_network_on_the_cached_
         print(sum(training.train.stats.cache_hits.values()), len(training.train.overloads))
     """, package_copy, NUMBA_CACHE_DIR=str(cache))
     assert out.split() == ["1", "1"]  # what the marker promised: the fit's loop, from the cache
+    out = run("""
+        import numpy as np
+        from fastbackprop import kernels, reference
+        from fastbackprop.kernels import training
+        from fastbackprop.datasets import load_planar_dataset
+        X, Y = load_planar_dataset()
+        p = reference.initialize_parameters([2, 4, 1], seed=0)
+        kernels.train(p, X, Y, "tanh", 1.2, 100)
+        kernels.probabilities(X, p, "tanh")
+        print(sum(training.train.stats.cache_hits.values()), len(training.train.overloads))
+    """, package_copy, NUMBA_CACHE_DIR=str(cache))
+    # One overload, and it came from the cache. (Numba also counts a "miss" for
+    # the probe with a non-literal activation code that precedes every literal
+    # specialisation; that probe stops at typing and compiles nothing.)
+    assert out.split() == ["1", "1"]
 
 
 def test_kernels_only_kernels_call_are_compiled_without_wrappers_yet_callable_from_python():
