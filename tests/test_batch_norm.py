@@ -385,7 +385,7 @@ def assert_agree(result, dtype):
     np.testing.assert_allclose(costs_a, costs_b, rtol=tol)
 
 
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("dtype", [np.float64, pytest.param(np.float32, marks=pytest.mark.slow)])
 @pytest.mark.parametrize("optimizer", list(spec.OPTIMIZERS))
 def test_both_backends_agree_after_shuffled_epochs_of_each_optimizer(optimizer, dtype):
     rng = np.random.default_rng(30)
@@ -401,7 +401,7 @@ def test_both_backends_agree_after_shuffled_epochs_of_each_optimizer(optimizer, 
     assert not np.allclose(result["numba"][0]["running_var1"], 1)
 
 
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("dtype", [np.float64, pytest.param(np.float32, marks=pytest.mark.slow)])
 @pytest.mark.parametrize("dims, m, batch_size", [
     ([3, 1, 2], 7, None),          # one unit
     ([1, 4, 1], 1, None),          # one column: sigma2 = 0

@@ -407,7 +407,7 @@ def test_sparse_fit_peak_is_the_data_parameters_state_and_one_batch():
 # -- the scikit-learn classes ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("dtype", [np.float64, pytest.param(np.float32, marks=pytest.mark.slow)])
 @pytest.mark.parametrize("solver, extra", [
     ("adam", {}), ("sgd", dict(batch_size=17, learning_rate="invscaling")),
     ("lbfgs", {}), ("adam", dict(early_stopping=True, alpha=0.01)),
