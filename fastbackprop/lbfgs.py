@@ -232,20 +232,11 @@ class NumpyPass:
         self._AL = None
 
     def __call__(self, theta):
-        from . import reference as R
+        from .reference_trainer import block_pass
 
-        parameters = R.vector_to_parameters(np.asarray(theta), self.dims)
-        hidden, output = self.names
         with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
-            AL, caches = R.L_model_forward(self.X, parameters, hidden, output)
-            ZL = caches[-1][1]
-            finite = bool(np.isfinite(np.sum(ZL)) and np.isfinite(np.sum(AL)))
-            loss = (R.compute_cost_from_logits(ZL, self.Y, output, self.w) * self.m
-                    if finite else float("nan"))
-            grads = R.L_model_backward(AL, self.Y, caches, hidden, "dZ", output,
-                                       sample_weight=self.w)
-        self._AL = AL
-        grad = R.gradients_to_vector(grads, len(self.dims) - 1).reshape(-1) * self.m
+            grad, loss, self._AL = block_pass(theta, self.X, self.Y, self.dims, *self.names,
+                                              self.w)
         return grad.astype(self.dtype, copy=False), loss
 
     def output(self):

@@ -153,6 +153,15 @@ def gradient_sums(theta, X, Y, dims, hidden_activation="relu", output_activation
     ``theta``'s layout (``W1, b1, ...`` flattened) and the summed cost (each
     column's times its weight). ``work`` is accepted for the interface and unused.
     """
+    grad, loss, _ = block_pass(theta, X, Y, dims, hidden_activation, output_activation,
+                               sample_weight)
+    return grad, loss
+
+
+def block_pass(theta, X, Y, dims, hidden_activation, output_activation, sample_weight=None):
+    """One forward and backward pass over the columns of ``X``: ``(grad, loss, AL)``, the
+    raw gradient and cost sums of :func:`gradient_sums` and the output ``A_L`` ``(n_L, m)``
+    (the loss NaN when ``Z_L`` or ``A_L`` is not finite)."""
     dims = [int(d) for d in dims]
     parameters = R.vector_to_parameters(np.asarray(theta), dims)
     m = np.shape(X)[1]
@@ -161,5 +170,5 @@ def gradient_sums(theta, X, Y, dims, hidden_activation="relu", output_activation
     loss = (R.compute_cost_from_logits(ZL, Y, output_activation, sample_weight) * m
             if _finite_output(ZL, AL) else float("nan"))
     grads = R.L_model_backward(AL, Y, caches, hidden_activation, "dZ", output_activation,
-                               sample_weight=sample_weight)
-    return R.gradients_to_vector(grads, len(dims) - 1).reshape(-1) * m, loss
+                               sample_weight=sample_weight, input_gradient=False)
+    return R.gradients_to_vector(grads, len(dims) - 1).reshape(-1) * m, loss, AL
