@@ -38,6 +38,7 @@ does around a trainer: :func:`run_in_chunks`, :class:`Validation`,
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 import numpy as np
@@ -127,6 +128,11 @@ class Progress:
             # the epochs completed by the parameters kept (the last with a finite cost)
             self.n_iter = self._start_epoch + (t - self._start_t) // self.n_batches
         return self.status
+
+    def threads_kept(self):
+        """A context inside which :meth:`run` keeps its threads from call to call (the
+        compiled backend on ``P`` threads: no threads started per call); none here."""
+        return contextlib.nullcontext()
 
     @property
     def learning_rate(self):

@@ -319,11 +319,12 @@ class Model:
                 optimizer_state=start["optimizer_state"], sample_weight=sample_weight)
         end = start["start_epoch"] + hp["n_epochs"]
         try:
-            if validation is None:
-                status, watch = run_in_chunks(trainer, end, callback), None
-            else:
-                watch = Validation(hp, *validation, self._backend().steps)
-                status = watch.run(trainer, end, callback)
+            with trainer.threads_kept():
+                if validation is None:
+                    status, watch = run_in_chunks(trainer, end, callback), None
+                else:
+                    watch = Validation(hp, *validation, self._backend().steps)
+                    status = watch.run(trainer, end, callback)
         finally:
             if distributed:
                 trainer.release()

@@ -304,3 +304,97 @@ def test_os_calls_found():
     if sys.platform.startswith(("linux", "darwin", "win")):
         assert sync._HAVE_YIELD and sync._HAVE_SLEEP
     assert os.cpu_count() >= 1
+
+
+# -- the crew: threads kept from run to run ------------------------------------------------
+
+
+def team_threads():
+    return [t for t in threading.enumerate() if t.name.startswith(sync.THREAD_NAME)]
+
+
+@pytest.mark.parametrize("P", [1, 2, 3, 8])
+def test_a_crew_runs_every_thread_on_the_same_threads_and_leaves_none(P):
+    """Every run gives each ``tid`` its work on the same thread as the runs before (none
+    started after the first), barriers included (8: more threads than cores); after the
+    block no thread of the crew is left."""
+    n_steps = 200
+    shared = np.zeros((P, BLOCK))
+    state = sync.new_barrier(P)
+    seen = []
+
+    def work(tid):
+        seen.append((tid, threading.get_ident()))
+        return stress(state, tid, P, n_steps, shared, True)
+
+    def runs():
+        with sync.Crew(P, state) as crew:
+            assert len(team_threads()) == P - 1
+            out = []
+            for _ in range(5):
+                sync.reset(state)
+                out.append(crew.run(work))
+            return out
+
+    for results in within(60, runs):
+        assert results == [0] * P
+    assert len(set(seen)) == P  # five runs, one thread per tid
+    assert {tid for tid, _ in seen} == set(range(P))
+    assert not team_threads()
+
+
+@pytest.mark.parametrize("bad_tid", [0, 1])
+def test_an_exception_in_a_crew_aborts_the_others_and_the_next_run_works(bad_tid):
+    P, n_steps = 3, 10_000_000
+    state = sync.new_barrier(P)
+
+    def runs():
+        with sync.Crew(P, state) as crew:
+            steps = {}
+
+            def failing(tid):
+                steps[tid] = raise_at(state, tid, P, n_steps, bad_tid, 1000)
+                return steps[tid]
+
+            with pytest.raises(ValueError, match="worker failed"):
+                crew.run(failing)
+            assert sync.aborted(state)
+            assert sorted(steps) == sorted(set(range(P)) - {bad_tid})
+            assert all(s <= 1001 for s in steps.values())
+            sync.reset(state)
+            return crew.run(lambda tid: raise_at(state, tid, P, 50, -1, 0))
+
+    assert within(10, runs) == [50] * P
+    assert not team_threads()
+
+
+def test_a_ctrl_c_in_the_caller_stops_the_crew_and_is_raised_after_it():
+    """A KeyboardInterrupt in thread 0's work (a Ctrl-C) raises the abort flag: the workers
+    leave their barriers, the run raises it once they have, and the block joins them."""
+    P = 2
+    state = sync.new_barrier(P)
+
+    def work(tid):
+        if tid == 0:
+            time.sleep(0.05)
+            raise KeyboardInterrupt
+        return wait_forever(state, tid, P, False)
+
+    def runs():
+        with sync.Crew(P, state) as crew:
+            crew.run(work)
+
+    start = time.perf_counter()
+    with pytest.raises(KeyboardInterrupt):
+        within(10, runs)
+    assert time.perf_counter() - start < 5
+    assert sync.aborted(state)
+    assert not team_threads()
+
+
+def test_a_closed_crew_refuses_to_run():
+    state = sync.new_barrier(2)
+    with sync.Crew(2, state) as crew:
+        pass
+    with pytest.raises(RuntimeError, match="closed"):
+        crew.run(lambda tid: tid)

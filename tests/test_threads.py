@@ -145,6 +145,64 @@ def test_an_error_in_a_thread_stops_them_all_and_the_next_fit_works(monkeypatch)
     assert status == "ok"
 
 
+def _count_thread_starts(monkeypatch):
+    """The names of the threads started from now on (a list that grows)."""
+    started = []
+    real = threading.Thread.start
+
+    def counted(thread):
+        started.append(thread.name)
+        return real(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", counted)
+    return started
+
+
+def test_a_fit_in_many_calls_starts_its_threads_once(monkeypatch):
+    """Inside ``threads_kept`` the ``P - 1`` threads live from call to call (``sync.Crew``):
+    started once, joined at the end, and the same bits as one call of all the epochs."""
+    from fastbackprop.kernels.sync import THREAD_NAME
+
+    X, Y = problem()
+    whole, _ = fit(3, X, Y, [7, 9, 3], epochs=6, keep_prob=0.8)
+    started = _count_thread_starts(monkeypatch)
+    calls, _ = fit(3, X, Y, [7, 9, 3], epochs=1, keep_prob=0.8)
+    with calls.threads_kept():
+        for _ in range(5):
+            assert calls.run(1) == "ok"
+        assert len(started) == 2 + 2  # the first fit's threads, then the kept ones
+    assert not [t for t in threading.enumerate() if t.name.startswith(THREAD_NAME)]
+    for key, value in whole.parameters.items():
+        np.testing.assert_array_equal(calls.parameters[key], value, err_msg=key)
+    np.testing.assert_array_equal(calls.costs, whole.costs)
+    del started[:]
+    calls.run(1)  # outside the block: started for the call, as before
+    assert len(started) == 2 and not [t for t in threading.enumerate()
+                                      if t.name.startswith(THREAD_NAME)]
+
+
+def test_model_fit_keeps_its_threads_for_the_whole_fit(monkeypatch):
+    """``Model.fit`` runs its epochs in chunks (callbacks, Ctrl-C): the threads are started
+    once a fit, and none is left running after it, whether it ended well or not."""
+    from fastbackprop.kernels.sync import THREAD_NAME
+
+    X, Y = problem(m=300)
+    started = _count_thread_starts(monkeypatch)
+    seen = []
+    model = Model([7, 8, 3], "tanh", output_activation="softmax", optimizer="adam",
+                  batch_size=64, n_epochs=40, seed=0, n_threads=2, cost_every=1)
+    model.fit(X, Y, callback=lambda n_iter, cost: seen.append(n_iter))
+    assert len(seen) > 1 and len(started) == 1
+    assert not [t for t in threading.enumerate() if t.name.startswith(THREAD_NAME)]
+
+    def stop(n_iter, cost):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(X, Y, callback=stop)
+    assert not [t for t in threading.enumerate() if t.name.startswith(THREAD_NAME)]
+
+
 def test_blas_threads_are_restored_after_a_fit_whatever_happened(monkeypatch):
     from threadpoolctl import threadpool_info
 

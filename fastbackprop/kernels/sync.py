@@ -366,3 +366,107 @@ def run_threads(work, n_threads, state, caller_works=True):
     if errors:
         raise errors[0]
     return results
+
+
+class Crew:
+    """``n_threads - 1`` started threads kept between runs: :func:`run_threads` (with the
+    caller as thread 0) without starting and joining threads every time.
+
+    Starting and joining a thread costs about 80 us here, and a fit that runs one
+    epoch a call (scikit-learn's epoch loop, a progress callback) paid it every
+    epoch: digits at the drop-in's defaults took 1.03 ms an epoch in calls of
+    one epoch against 0.64 ms in one call. A crew's workers wait on a lock of
+    their own between runs (no spinning: an idle crew uses no CPU) and leave
+    when it is closed; use it as a context manager so that they always do::
+
+        with Crew(2, state) as crew:
+            crew.run(work)
+            crew.run(other_work)
+
+    :meth:`run` has :func:`run_threads`'s guarantees: an exception in any
+    ``work`` raises the abort flag and is re-raised once every thread has
+    returned; a Ctrl-C in the caller raises the flag and waits for the workers.
+    """
+
+    def __init__(self, n_threads, state):
+        self.n_threads = n_threads
+        self._state = state
+        self._work = None
+        self._results = [None] * n_threads
+        self._errors = []
+        self._go = [threading.Lock() for _ in range(n_threads)]
+        self._done = [threading.Lock() for _ in range(n_threads)]
+        for lock in self._go + self._done:
+            lock.acquire()
+        self._threads = [threading.Thread(target=self._serve, args=(tid,), daemon=True,
+                                          name=f"{THREAD_NAME}-{tid}")
+                         for tid in range(1, n_threads)]
+        for t in self._threads:
+            t.start()
+
+    def _call(self, tid):
+        try:
+            self._results[tid] = self._work(tid)
+        except BaseException as e:  # noqa: B036 - re-raised in the caller
+            self._errors.append(e)
+            raise_abort(self._state)
+
+    def _serve(self, tid):
+        """Worker ``tid``: run the work of each run until the crew closes (work None)."""
+        while True:
+            self._go[tid].acquire()
+            try:
+                if self._work is None:
+                    return
+                self._call(tid)
+            finally:
+                self._done[tid].release()
+
+    def run(self, work):
+        """``work(tid)`` for every ``tid`` at once, the caller running ``tid = 0``; the list of
+        results (see :func:`run_threads`)."""
+        if not self._threads and self.n_threads > 1:
+            raise RuntimeError("this crew is closed")
+        self._work, self._errors = work, []
+        self._results = [None] * self.n_threads
+        for tid in range(1, self.n_threads):
+            self._go[tid].release()
+        try:
+            self._call(0)
+        finally:
+            self._wait()
+            self._work = None
+        if self._errors:
+            raise self._errors[0]
+        return self._results
+
+    def _wait(self):
+        """Wait until every worker has done its run (a Ctrl-C meanwhile raises the abort flag
+        and is re-raised once they have)."""
+        interrupted = None
+        for tid in range(1, self.n_threads):
+            while True:
+                try:
+                    self._done[tid].acquire()
+                    break
+                except BaseException as e:  # noqa: B036 - a Ctrl-C: stop them, still wait
+                    raise_abort(self._state)
+                    interrupted = e
+        if interrupted is not None:
+            raise interrupted
+
+    def close(self):
+        """Let the workers leave, and join them."""
+        self._work = None
+        for tid in range(1, self.n_threads):
+            if self._threads:
+                self._go[tid].release()
+        for t in self._threads:
+            t.join()
+        self._threads = []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

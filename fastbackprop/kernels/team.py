@@ -7,7 +7,10 @@ rows over its share of the parameters and updates that share
 (``training.step``), meeting the others at a spin barrier twice a step
 (:mod:`.sync`). The threads live for a whole :meth:`Team.run` (a chunk of
 epochs): ``P - 1`` Python threads are started, the caller runs thread 0,
-and each is one nogil compiled call with no Python in between.
+and each is one nogil compiled call with no Python in between. Inside
+:meth:`Team.keep` (a whole fit) they live from run to run instead
+(:class:`.sync.Crew`), so a fit that runs one epoch a call does not start
+and join threads every epoch.
 
 While they run, BLAS is held to one thread (``threadpoolctl``) and put back
 as it was afterwards, whatever happened: OpenBLAS's own threads, called
@@ -21,6 +24,8 @@ they save), else the cores Numba may use (``numba.get_num_threads()``).
 """
 
 from __future__ import annotations
+
+import contextlib
 
 import numpy as np
 
@@ -71,6 +76,7 @@ class Team:
 
     def __init__(self, P, n, dims, capacity, dtype, rows, m, kinds=None, batches=None):
         self.P = P
+        self._crew = None  # the kept threads, inside keep()
         per = padded(n, dtype)
         grads = aligned_zeros((P, per), dtype)
         shares = np.array([min(n, padded(p * n // P, dtype)) if 0 < p < P else p * n // P
@@ -101,6 +107,20 @@ class Team:
         """Give thread 0 the costs array ``costs``."""
         self.own[0] = self.own[0]._replace(work=self.own[0].work._replace(costs=costs))
 
+    @contextlib.contextmanager
+    def keep(self):
+        """Keep the threads, and BLAS held to one thread, from run to run until the block
+        ends (then the threads are joined and BLAS put back, whatever happened)."""
+        if self.P == 1 or self._crew is not None:
+            yield
+            return
+        with blas_threads(1), sync.Crew(self.P, self.shared.sync) as crew:
+            self._crew = crew
+            try:
+                yield
+            finally:
+                self._crew = None
+
     def run(self, call):
         """``call(tid, own)`` on every thread at once (thread 0 in the caller); returns thread
         0's result. An error in any thread aborts the others and is raised once all have
@@ -108,6 +128,8 @@ class Team:
         if self.P == 1:
             return call(0, self.own[0])
         sync.reset(self.shared.sync)
+        if self._crew is not None:
+            return self._crew.run(lambda tid: call(tid, self.own[tid]))[0]
         with blas_threads(1):
             results = sync.run_threads(lambda tid: call(tid, self.own[tid]), self.P,
                                        self.shared.sync)

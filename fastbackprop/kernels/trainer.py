@@ -140,6 +140,11 @@ class Trainer(TrainerBase):
         if max_epochs is not None:
             self._reserve(self.n_iter + max_epochs)
 
+    def threads_kept(self):
+        """Keep the ``P`` threads (and BLAS held to one thread) from run to run until the
+        block ends: a fit in many calls starts its threads once (:meth:`.team.Team.keep`)."""
+        return self._team.keep()
+
     def _learning_rate_changed(self):
         self._hyper = self._hyper._replace(
             learning_rate=_learning_rate(self.options.learning_rate, self.dtype))
