@@ -421,7 +421,8 @@ class _BaseMLP(BaseEstimator):
         choice = self._choose_backend(X_train, batch_size, incremental, continuing)
         trainer = self._trainer(X_train, Y_train, w_train, batch_size, solver, choice.backend)
         units = [X_train.shape[1]] + [c.shape[1] for c in self.coefs_]
-        with _blas_threads(batch_size * max(a * b for a, b in zip(units[:-1], units[1:]))):
+        with _blas_threads(batch_size * max(a * b for a, b in zip(units[:-1], units[1:]))), \
+                trainer.threads_kept():
             self._epochs(trainer, n_samples, X_val, y_val, w_val, solver, incremental)
         solver["t"] = trainer.t
         solver["state"] = trainer.optimizer_state
@@ -510,47 +511,82 @@ class _BaseMLP(BaseEstimator):
             self._adopt_network(self.coefs_, self.intercepts_, self._batch_norm_arrays())
 
     def _epochs(self, trainer, n_samples, X_val, y_val, w_val, solver, incremental):
-        """scikit-learn's epoch loop: one compiled epoch, then its bookkeeping in Python."""
+        """scikit-learn's epoch loop: compiled epochs, then each one's bookkeeping in Python.
+
+        Each call of the trainer runs as many epochs as :meth:`_epochs_per_call` allows:
+        those whose bookkeeping cannot change the training (its stopping rule can fire
+        only at the last of them), so the results are those of one epoch a call, with
+        fewer calls (digits at the defaults on 2 threads: 1.03 against 0.64 ms an epoch).
+        """
         store = lambda: self._store(trainer)  # noqa: E731
         self.n_iter_ = 0
+        start = trainer.n_iter  # the epoch of trainer.costs[0]
         try:
-            for _ in range(self.max_iter):
-                status = trainer.run(1)
+            while self.n_iter_ < self.max_iter:
+                before = trainer.n_iter
+                status = trainer.run(self._epochs_per_call(incremental))
+                # the epochs kept: all, unless one failed (its cost is recorded, not kept)
+                done = trainer.n_iter - before
+                costs = trainer.costs[before - start:before - start + done]
+                stop = False
+                for loss in self._epoch_losses(trainer, costs):
+                    assert not stop, "the stopping rule fired before a call's last epoch"
+                    stop = self._after_epoch(loss, n_samples, X_val, y_val, w_val, solver,
+                                             trainer, store)
                 if status != "ok":
                     store()
                     raise ValueError(_NONFINITE)
-                self.n_iter_ += 1
-                self.loss_ = self._epoch_loss(trainer)
-                self.t_ += n_samples
-                self.loss_curve_.append(self.loss_)
-                if self.verbose:
-                    print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
-                if self.early_stopping:
-                    store()
-                self._update_no_improvement_count(X_val, y_val, w_val)
-                if self.solver == "sgd" and self.learning_rate == "invscaling":
-                    solver["learning_rate"] = (float(self.learning_rate_init)
-                                               / (self.t_ + 1) ** self.power_t)
-                    _set_learning_rate(trainer, solver["learning_rate"])
-                if self._no_improvement_count > self.n_iter_no_change:
-                    if self.early_stopping:
-                        msg = ("Validation score did not improve more than tol=%f for %d "
-                               "consecutive epochs." % (self.tol, self.n_iter_no_change))
-                    else:
-                        msg = ("Training loss did not improve more than tol=%f for %d "
-                               "consecutive epochs." % (self.tol, self.n_iter_no_change))
-                    if self._trigger_stopping(msg, solver, trainer):
-                        break
-                    self._no_improvement_count = 0
-                if incremental:
+                if stop or incremental:
                     break
-                if self.n_iter_ == self.max_iter:
-                    warnings.warn("Stochastic Optimizer: Maximum iterations (%d) reached and "
-                                  "the optimization hasn't converged yet." % self.max_iter,
-                                  ConvergenceWarning)
         except KeyboardInterrupt:
             warnings.warn("Training interrupted by user.")
         store()
+
+    def _epochs_per_call(self, incremental):
+        """Epochs the next trainer call may run: 1 when something is done after every epoch
+        (``partial_fit``, a validation score, an ``invscaling`` rate, a loss that reads the
+        weights), else up to the first epoch whose bookkeeping could stop the loop or change
+        the rate (the no-improvement count grows by at most 1 an epoch) or ``max_iter``."""
+        if (incremental or self.early_stopping or self._loss_reads_weights()
+                or (self.solver == "sgd" and self.learning_rate == "invscaling")):
+            return 1
+        return max(1, min(self.max_iter - self.n_iter_,
+                          self.n_iter_no_change + 1 - self._no_improvement_count))
+
+    def _loss_reads_weights(self):
+        """Whether :meth:`_epoch_losses` reads the weights after each epoch."""
+        return False
+
+    def _after_epoch(self, loss, n_samples, X_val, y_val, w_val, solver, trainer, store):
+        """scikit-learn's bookkeeping of an epoch whose loss was ``loss``; True: stop."""
+        self.n_iter_ += 1
+        self.loss_ = loss
+        self.t_ += n_samples
+        self.loss_curve_.append(self.loss_)
+        if self.verbose:
+            print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
+        if self.early_stopping:
+            store()
+        self._update_no_improvement_count(X_val, y_val, w_val)
+        if self.solver == "sgd" and self.learning_rate == "invscaling":
+            solver["learning_rate"] = (float(self.learning_rate_init)
+                                       / (self.t_ + 1) ** self.power_t)
+            _set_learning_rate(trainer, solver["learning_rate"])
+        if self._no_improvement_count > self.n_iter_no_change:
+            if self.early_stopping:
+                msg = ("Validation score did not improve more than tol=%f for %d "
+                       "consecutive epochs." % (self.tol, self.n_iter_no_change))
+            else:
+                msg = ("Training loss did not improve more than tol=%f for %d "
+                       "consecutive epochs." % (self.tol, self.n_iter_no_change))
+            if self._trigger_stopping(msg, solver, trainer):
+                return True
+            self._no_improvement_count = 0
+        if self.n_iter_ == self.max_iter:
+            warnings.warn("Stochastic Optimizer: Maximum iterations (%d) reached and "
+                          "the optimization hasn't converged yet." % self.max_iter,
+                          ConvergenceWarning)
+        return False
 
     def _trainer(self, X, Y, weight, batch_size, solver, backend="numba"):
         """The trainer of ``backend`` for one ``fit`` or ``partial_fit``, set up as
@@ -608,10 +644,10 @@ class _BaseMLP(BaseEstimator):
                        optimizer_state=solver["state"],
                        sample_weight=None if weight is None else weight.astype(dtype))
 
-    def _epoch_loss(self, trainer):
-        """``loss_`` of the epoch just run: the trainer's cost (scikit-learn's for all but
-        the multi-output regressor, see :class:`MLPRegressor`)."""
-        return float(trainer.costs[-1])
+    def _epoch_losses(self, trainer, costs):
+        """``loss_`` of each epoch just run, from the trainer's ``costs`` of them
+        (scikit-learn's for all but the multi-output regressor, see :class:`MLPRegressor`)."""
+        return [float(c) for c in costs]
 
     def _trigger_stopping(self, msg, solver, trainer):
         """scikit-learn's ``trigger_stopping``: stop, or for ``adaptive`` divide the rate by 5."""
@@ -1125,21 +1161,25 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         Poisson loss sums them, as its gradient does."""
         return 1 if self.loss == "poisson" else self.n_outputs_
 
-    def _epoch_loss(self, trainer):
+    def _loss_reads_weights(self):
+        return self.n_outputs_ > 1 and self.loss != "poisson" and bool(self._l2)
+
+    def _epoch_losses(self, trainer, costs):
         """scikit-learn's loss averages the outputs' halved squared errors (its gradient
         sums them, as the trainer's cost does): the data term over ``n_outputs_``; the L2
         term, summed over the batches before each update, estimated from the weights
-        after the epoch."""
-        loss = float(trainer.costs[-1])
+        after the epoch (so one epoch a call then, :meth:`_loss_reads_weights`)."""
+        losses = super()._epoch_losses(trainer, costs)
         if self.n_outputs_ == 1 or self.loss == "poisson":  # Poisson: summed, as the cost
-            return loss
+            return losses
         penalty = 0.0
         if self._l2:
+            assert len(losses) <= 1, "the penalty is read from the weights after one epoch"
             parameters = trainer.parameters
             norms = sum(float(np.sum(parameters[f"W{l}"] ** 2))
                         for l in range(1, len(self.coefs_) + 1))
             penalty = 0.5 * self._l2 * trainer.n_batches * norms / trainer.m
-        return (loss - penalty) / self.n_outputs_ + penalty
+        return [(loss - penalty) / self.n_outputs_ + penalty for loss in losses]
 
     def partial_fit(self, X, y, sample_weight=None):
         """One epoch over ``X``, ``y``; the optimiser's state carries over; returns ``self``.

@@ -178,6 +178,72 @@ def test_every_activation_is_scikit_learns(activation):
                          sk.MLPRegressor(**kw).fit(X, X[:, 0] - X[:, 1] ** 2))
 
 
+def _fit_counting_calls(monkeypatch, estimator, X, y, one_epoch_a_call):
+    """``estimator.fit(X, y)`` (warnings kept), and the epochs of each trainer call."""
+    from fastbackprop import sklearn as ours
+
+    calls = []
+    real = ours._BaseMLP._epochs_per_call
+
+    def counted(self, incremental):
+        calls.append(1 if one_epoch_a_call else real(self, incremental))
+        return calls[-1]
+
+    monkeypatch.setattr(ours._BaseMLP, "_epochs_per_call", counted)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            estimator.fit(X, y)
+            error = None
+        except ValueError as e:
+            error = str(e)
+    monkeypatch.setattr(ours._BaseMLP, "_epochs_per_call", real)
+    return calls, error, [str(w.message) for w in caught]
+
+
+@pytest.mark.parametrize("cls,kw,ends,chunked", [
+    (MLPClassifier, dict(tol=1e-2, n_iter_no_change=3, max_iter=60), "stops", True),
+    (MLPClassifier, dict(tol=0, max_iter=23), "max_iter", True),
+    (MLPClassifier, dict(solver="sgd", learning_rate="adaptive", tol=5e-2, n_iter_no_change=2,
+                         max_iter=40), "stops", True),  # the rate / 5 on the way
+    (MLPRegressor, dict(solver="sgd", learning_rate_init=0.2, momentum=0.99, tol=0,
+                        max_iter=40), "diverges", True),  # at the 7th epoch, of a call's 11
+    (MLPClassifier, dict(solver="sgd", learning_rate="invscaling", max_iter=8), "max_iter",
+     False),  # a new rate after every epoch
+    (MLPClassifier, dict(early_stopping=True, max_iter=30), "stops", False),  # scores
+    (MLPRegressor, dict(tol=1e-2, n_iter_no_change=4, max_iter=50, alpha=0.3,
+                        learning_rate_init=0.03), "stops", True),  # after 36 epochs
+    (MLPRegressor, dict(max_iter=12, n_outputs=2), "max_iter", False),  # loss reads weights
+])
+def test_several_epochs_a_call_give_what_one_epoch_a_call_gives(monkeypatch, cls, kw, ends,
+                                                                chunked):
+    """The epoch loop runs several epochs per trainer call when no bookkeeping in between
+    can change the training (``_epochs_per_call``): the same weights, losses, counters,
+    warnings and errors, bit for bit, as one epoch a call, with shuffled batches."""
+    X, y = _data(n=150)
+    kw = dict(kw)
+    if kw.pop("n_outputs", 1) == 2:
+        y = np.column_stack([X[:, 0] - X[:, 1], X[:, 2] ** 2])
+    elif cls is MLPRegressor:
+        y = X[:, 0] - 2 * X[:, 1] ** 2
+    kw = dict(dict(hidden_layer_sizes=(9,), batch_size=32, random_state=0), **kw)
+    fits = {}
+    for one in (True, False):
+        model = cls(**kw)
+        calls, error, caught = _fit_counting_calls(monkeypatch, model, X, y, one)
+        fits[one] = model, calls, error, caught
+    (a, calls_a, error_a, caught_a), (b, calls_b, error_b, caught_b) = fits[True], fits[False]
+    assert (error_a, caught_a) == (error_b, caught_b)
+    for name in ("n_iter_", "t_", "loss_", "loss_curve_", "best_loss_", "_no_improvement_count"):
+        assert getattr(a, name, None) == getattr(b, name, None), name
+    for u, v in zip(a.coefs_ + a.intercepts_, b.coefs_ + b.intercepts_):
+        np.testing.assert_array_equal(u, v)
+    assert set(calls_a) == {1}
+    assert (max(calls_b) > 1) == chunked
+    assert (error_a is not None) == (ends == "diverges")
+    assert (a.n_iter_ == kw["max_iter"]) == (ends == "max_iter")
+
+
 def test_binary_multilabel_and_regression_updates_are_scikit_learns():
     X, y = _data(n=70, classes=2)
     kw = dict(hidden_layer_sizes=(6, 4), shuffle=False, batch_size=20,
