@@ -8,7 +8,8 @@ Both classes get the same standardised data (a stratified 70/30 split), the
 same hyperparameters (scikit-learn's defaults, ``max_iter`` fixed and
 ``tol=0`` so both run every epoch, ``random_state=0`` so both start from the
 same weights) for ``solver`` adam and sgd and each ``batch_size``. Each
-``fit`` is timed ``--repeats`` times, ours and theirs alternating, and the
+``fit`` is timed ``--repeats`` times, ours and theirs alternating (with a pause
+before each, while the other's BLAS threads stop spinning), and the
 median is reported with the test accuracy. Our first fit of each setting is
 run once before the timings, so Numba's compilation (or loading from its
 cache) is not counted; it is a once-per-process cost (see docs/startup.md).
@@ -25,6 +26,10 @@ import time
 import warnings
 
 
+#: Seconds to wait before each timed fit (fastbackprop.bench's SETTLE).
+SETTLE = 0.3
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3, help="timed fits per setting (3)")
@@ -39,6 +44,8 @@ def main(argv=None):
     parser.add_argument("--blas-threads", type=int, default=None,
                         help="limit BLAS to this many threads for both classes (default: "
                              "as the libraries start; ours uses 1 for small products itself)")
+    parser.add_argument("--one-thread", action="store_true",
+                        help="also time ours with n_threads=1: what the P-thread step gains")
     args = parser.parse_args(argv)
 
     import numpy as np
@@ -65,6 +72,9 @@ def main(argv=None):
     clock = time.perf_counter if args.clock == "wall" else time.process_time
 
     def timed(cls, kw, X_train, y_train):
+        # the other library's BLAS threads spin for a while after its last product, on the
+        # cores this fit's threads need: let them go to sleep first (as fastbackprop bench)
+        time.sleep(SETTLE)
         model = cls(**kw)
         if cls is Ours:  # the compiled trainer, not a NumPy fit of backend="auto"
             model.set_params(backend="numba")
@@ -85,7 +95,8 @@ def main(argv=None):
           f"time); BLAS threads: "
           f"{'as started' if args.blas_threads is None else args.blas_threads}.")
     header = (f"{'data':<14} {'solver':<6} {'batch':>5}  {'ours':>8}  {'sklearn':>8}  "
-              f"{'speed-up':>8}  {'score ours':>10}  {'sklearn':>7}  {'diff':>6}")
+              f"{'speed-up':>8}  {'score ours':>10}  {'sklearn':>7}  {'diff':>6}"
+              + (f"  {'1 thread':>8}  {'P gain':>6}" if args.one_thread else ""))
     print(header)
     print("-" * len(header))
     for name in args.datasets.split(","):
@@ -96,18 +107,24 @@ def main(argv=None):
                 kw = dict(solver=solver, batch_size=batch_size, max_iter=args.max_iter, tol=0,
                           random_state=0)
                 timed(Ours, dict(kw, max_iter=1), X_train, y_train)  # compile or load
-                ours, theirs = [], []
+                ours, theirs, single = [], [], []
                 for _ in range(args.repeats):
                     t, mine = timed(Ours, kw, X_train, y_train)
                     ours.append(t)
                     t, other = timed(Theirs, kw, X_train, y_train)
                     theirs.append(t)
+                    if args.one_thread:
+                        single.append(timed(Ours, dict(kw, n_threads=1), X_train, y_train)[0])
                 a, b = statistics.median(ours), statistics.median(theirs)
+                extra = ""
+                if args.one_thread:
+                    c = statistics.median(single)
+                    extra = f"  {c:>7.3f}s  {c / a:>5.2f}x"
                 s_ours, s_theirs = mine.score(X_test, y_test), other.score(X_test, y_test)
                 shown = batch if batch == "auto" else str(min(int(batch), len(X_train)))
                 print(f"{name:<14} {solver:<6} {shown:>5}  {a:>7.3f}s  {b:>7.3f}s  "
                       f"{b / a:>7.1f}x  {s_ours:>10.4f}  {s_theirs:>7.4f}  "
-                      f"{s_ours - s_theirs:>+6.3f}", flush=True)
+                      f"{s_ours - s_theirs:>+6.3f}{extra}", flush=True)
     return 0
 
 
