@@ -58,6 +58,10 @@ RATES = first_run.Rates(step=40e-6, layer=20e-6, unit=10e-9, flops=20e9)
 #: The keys (:func:`key`) of the configurations fitted on numba in this process.
 compiled = set()
 
+#: The keys of those whose marker :func:`finished` found or wrote (not looked for again:
+#: naming a marker reads the CPU's name and Numba's metadata, about 1 ms a fit).
+_marked = set()
+
 _lock = threading.Lock()
 _spent = [0.0]  # projected NumPy seconds of this process's auto fits sent to NumPy
 
@@ -103,6 +107,7 @@ def reset():
     """Forget this process's fits (:data:`compiled`, :func:`spent`): for tests."""
     with _lock:
         compiled.clear()
+        _marked.clear()
         _spent[0] = 0.0
 
 
@@ -182,13 +187,22 @@ def finished(choice):
     :func:`fastbackprop.first_run.finished`). Returns whether a marker was written."""
     if choice.backend != "numba" or choice.configuration is None:
         return False
+    k = key(choice.configuration)
     with _lock:
-        compiled.add(key(choice.configuration))
+        compiled.add(k)
+        if k in _marked:
+            return False
     import numba
 
     if numba.get_num_threads() != first_run.numba_threads():
         return False
     path = marker(choice.configuration)
-    if path is None or path.exists():
+    if path is None:
         return False
-    return first_run.write_marker(path, first_run.key_parts(choice.configuration))
+    if path.exists():
+        _marked.add(k)
+        return False
+    written = first_run.write_marker(path, first_run.key_parts(choice.configuration))
+    if written:
+        _marked.add(k)
+    return written

@@ -169,6 +169,25 @@ def test_a_numba_fit_writes_the_marker_that_a_new_decision_reads(auto):
     assert tiers.decide("auto", hp, 150).reason == "the kernels are in the cache"
 
 
+def test_a_configurations_marker_is_looked_for_once_a_process(auto, monkeypatch):
+    """Naming a marker reads the CPU's name and Numba's metadata (about 1 ms a fit): once
+    found or written, a configuration's marker is not named again until :func:`reset`."""
+    X, y = _data()
+    named = []
+    real = first_run.key_parts
+    monkeypatch.setattr(first_run, "key_parts", lambda c: named.append(1) or real(c))
+    kw = dict(hidden_layer_sizes=(8,), max_iter=2, random_state=0, backend="numba")
+    MLPClassifier(**kw).fit(X, y)
+    assert len(named) == 2  # its path, then its contents when written
+    MLPClassifier(**kw).fit(X, y)
+    assert len(named) == 2
+    tiers.reset()
+    MLPClassifier(**kw).fit(X, y)
+    assert len(named) == 3  # found in the cache, not written again
+    MLPClassifier(**kw, activation="tanh").fit(X, y)
+    assert len(named) == 5  # another configuration
+
+
 # ---------------------------------------------------------------------------
 # The two backends' fits
 # ---------------------------------------------------------------------------
