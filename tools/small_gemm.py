@@ -58,6 +58,7 @@ WORKLOADS = {
     "chains": ((4, 32, 16, 4), 5000, "float32", False),
     "mnist128": ((784, 256, 128, 10), 64, "float32", True),
     "mnist64d": ((784, 256, 128, 10), 32, "float64", True),
+    "wide1024": ((784, 1024, 1024, 10), 128, "float32", True),
 }
 
 
@@ -118,7 +119,7 @@ VARIANTS = {"blas1": _repeat_blas, "hand": _repeat_hand, "micro": _repeat_micro}
 
 
 def run(kernel, calls, A, B, out, mode):
-    call_specialised(kernel, A.dtype, mode, calls, A, B, out, mode)
+    call_specialised(kernel, calls, A, B, out, mode)
 
 
 def measure(mode, a, b, o, dtype, rounds=7, budget=2e-3):
