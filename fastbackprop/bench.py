@@ -49,6 +49,12 @@ GEMM_SIZE = 2048
 #: A single timing lasts at least this long (seconds).
 MIN_TIME = 0.1
 
+#: The side of the GEMM timed after each workload to see whether the machine stayed as
+#: fast through the run (:func:`steadiness`), and how much slower a run may see it before
+#: the run is called unsteady.
+PROBE_SIZE = 1024
+STEADY = 0.85
+
 #: Pause (seconds) before timing one backend after the other. NumPy and
 #: SciPy (whose BLAS the kernels call) each bundle their own OpenBLAS; the
 #: threads of the one used last keep spinning for a while after a product
@@ -307,6 +313,33 @@ def gemm_rate(dtype, n=GEMM_SIZE, repeats=3):
     return 2.0 * n**3 / statistics.median(times)
 
 
+def cpu_model():
+    """The CPU's model name (Linux's ``/proc/cpuinfo``, else ``platform.processor()``)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or "unknown CPU"
+
+
+def steadiness(rates, dtype):
+    """The line saying how fast a ``PROBE_SIZE`` GEMM in ``dtype`` ran after each workload
+    (``rates``, FLOP/s): steady when the slowest is at least :data:`STEADY` of the fastest.
+    On a shared or virtual machine a slow period (other guests on the host) moves every
+    ratio of the run; this says whether one fell inside it."""
+    low, mid, high = min(rates) / 1e9, statistics.median(rates) / 1e9, max(rates) / 1e9
+    verdict = ("steady" if low >= STEADY * high else
+               "NOT steady: a slow period fell inside the run; its rows are not comparable "
+               "with each other or with another run's")
+    return (f"machine: a {PROBE_SIZE}x{PROBE_SIZE} {np.dtype(dtype).name} GEMM after each "
+            f"workload ran at {low:.0f} to {high:.0f} GFLOP/s (median {mid:.0f}): {verdict}.")
+
+
 def timer(run, min_time=MIN_TIME):
     """A function that times ``run(k)`` once (``run(k)`` does ``k`` units of work) and returns
     the seconds per unit.
@@ -507,7 +540,7 @@ def caption(rates, repeats):
         "floor: the step's matrix-product FLOPs (W A_prev and dW for every layer, dA_prev\n"
         f"for layers 2..L) / the rate of a {GEMM_SIZE}x{GEMM_SIZE} GEMM "
         f"measured in this run:\n{parts}.\n"
-        f"numpy {np.__version__}, {_numba_version()}, {_cpu_count()} CPUs."
+        f"numpy {np.__version__}, {_numba_version()}, {_cpu_count()} CPUs ({cpu_model()})."
     )
 
 
@@ -646,15 +679,18 @@ def run(args, out=None):
     dtypes = list(dict.fromkeys(np.dtype(w.dtype).name for w in workloads))
     rates = {d: gemm_rate(d, repeats=max(repeats, 3)) for d in dtypes}
     rows, peer_rows = [], []
+    probe = [gemm_rate(dtypes[0], n=PROBE_SIZE)]
     for w in workloads:
         print(f"timing {w.name}: {w.label} ...", file=sys.stderr, flush=True)
         if requested is None:
             rows.append(measure(w, rates, repeats, min_time))
-            continue
-        with peers.workers(timed_peers, w, min_time) as rivals:
-            rows.append(measure(w, rates, repeats, min_time, rivals))
-        peer_rows.append(peers.PeerRow.of(rows[-1], rivals))
+        else:
+            with peers.workers(timed_peers, w, min_time) as rivals:
+                rows.append(measure(w, rates, repeats, min_time, rivals))
+            peer_rows.append(peers.PeerRow.of(rows[-1], rivals))
+        probe.append(gemm_rate(dtypes[0], n=PROBE_SIZE))
     print(caption(rates, repeats), file=out)
+    print(steadiness(probe, dtypes[0]), file=out)
     print(file=out)
     print(format_table(rows), file=out)
     threaded = [r for r in rows if r.threads > 1]

@@ -144,10 +144,24 @@ def test_run_planar_prints_a_row():
     assert bench.run(parse(["--workloads", "planar", "--repeats", "1"]), out=out) == 0
     text = out.getvalue()
     assert "GFLOP/s" in text and "median of 1 timing" in text
+    assert f"({bench.cpu_model()})" in text  # which CPU measured it
+    assert re.search(r"^machine: a 1024x1024 float64 GEMM after each workload ran at \d+ to "
+                     r"\d+ GFLOP/s \(median \d+\): (steady|NOT steady)", text, re.M), text
     rows = [line for line in text.splitlines() if line.startswith("planar ")]
     assert len(rows) == 1
     assert re.match(r"planar\s+float64\s+[\d.]+ [num]?s\s+[\d.]+ [num]?s\s+[\d.]+ [num]?s"
                     r"\s+[\d.]+x\s+[\d.]+x\s+<= 5.00 us\s+(yes|NO)$", rows[0]), rows[0]
+
+
+def test_steadiness_flags_a_run_whose_machine_slowed_down():
+    steady = bench.steadiness([100e9, 95e9, 90e9], "float32")
+    assert steady.endswith(": steady.") and "90 to 100 GFLOP/s (median 95)" in steady
+    slow = bench.steadiness([100e9, 60e9, 98e9], "float64")
+    assert "NOT steady" in slow and "60 to 100" in slow and "float64" in slow
+
+
+def test_cpu_model_names_a_cpu():
+    assert isinstance(bench.cpu_model(), str) and bench.cpu_model()
 
 
 def test_bench_does_not_import_numba():
