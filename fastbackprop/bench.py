@@ -314,7 +314,7 @@ def gemm_rate(dtype, n=GEMM_SIZE, repeats=3):
 
 
 def cpu_model():
-    """The CPU's model name (Linux's ``/proc/cpuinfo``, else ``platform.processor()``)."""
+    """The CPU's model name (Linux's ``/proc/cpuinfo``, else what :mod:`platform` knows)."""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
@@ -324,7 +324,7 @@ def cpu_model():
         pass
     import platform
 
-    return platform.processor() or "unknown CPU"
+    return platform.processor() or platform.machine() or "unknown CPU"
 
 
 def steadiness(rates, dtype):

@@ -38,18 +38,6 @@ import timeit
 import warnings
 
 
-def cpu_model():
-    """The CPU's model name (``/proc/cpuinfo``), or what :mod:`platform` knows."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def median_time(call, repeats, target):
     """Median seconds per ``call()`` over ``repeats`` timed loops of about ``target`` s each."""
     call()
@@ -189,6 +177,8 @@ def main(argv=None):
     for _, run in rows:  # first calls: compiled kernels, and SciPy's BLAS loaded, which
         if run is not None:  # threadpoolctl limits only once it is loaded
             run(column if run == model.predict_proba else one)
+    from fastbackprop.bench import cpu_model
+
     print(f"CPU: {cpu_model()} ({os.cpu_count()} logical CPUs); one thread everywhere")
     print(f"Python {platform.python_version()}, NumPy {np.__version__}, "
           f"scikit-learn {sklearn.__version__}, fastbackprop {fastbackprop.__version__}")

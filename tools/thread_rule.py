@@ -25,6 +25,7 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from fastbackprop import reference as R  # noqa: E402
+from fastbackprop.bench import cpu_model  # noqa: E402
 from fastbackprop.kernels import Trainer  # noqa: E402
 from fastbackprop.validation import check_labels  # noqa: E402
 
@@ -53,9 +54,7 @@ def main(argv=None):
                         help=f"seconds before each timing ({PAUSE}; 0: back to back)")
     args = parser.parse_args(argv)
     widths = [int(w) for w in args.widths.split(",")]
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
-                if line.startswith("model name")), "?") if os.path.exists("/proc/cpuinfo") else "?"
-    print(f"CPU: {cpu}; us per step on 1 / 2 threads (gain), median of {args.rounds} rounds, "
+    print(f"CPU: {cpu_model()}; us per step on 1 / 2 threads (gain), median of {args.rounds} rounds, "
           f"{args.pause} s before each timing")
     for dims, dtype in NETWORKS:
         X, Y, output = problem(dims, np.dtype(dtype))

@@ -456,11 +456,12 @@ class Crew:
             raise interrupted
 
     def close(self):
-        """Let the workers leave, and join them."""
+        """Let the workers leave, and join them (a second close does nothing)."""
+        if not self._threads:
+            return
         self._work = None
         for tid in range(1, self.n_threads):
-            if self._threads:
-                self._go[tid].release()
+            self._go[tid].release()
         for t in self._threads:
             t.join()
         self._threads = []
