@@ -112,6 +112,33 @@ def _float_from_bits(typingctx, bits, like):
     return fty(bits, like), codegen
 
 
+@intrinsic
+def _int_of_integral(typingctx, k):
+    """The integer ``k`` (an integral float with ``|k| < 2^22``) as the int type of its width.
+
+    Through ``k + 1.5 * 2^mantissa_bits``, whose low bits are then ``k``, and a
+    bitcast, not a float-to-int conversion: AVX2 has none for float64 vectors
+    (``vcvttpd2qq`` is AVX-512), so ``int64(k)`` split a vectorised loop into
+    four scalar conversions; float32 has one, but one code serves both.
+    """
+    fty = _float_type(k)
+    if fty is None:
+        return None
+    c = _CONSTANTS[fty]
+    shifter = 1.5 * 2.0 ** c.mantissa_bits
+    shifter_bits = int(np.array(shifter, dtype=c.f).view(
+        np.int64 if c.mantissa_bits == 52 else np.int32))
+
+    def codegen(context, builder, signature, args):
+        from llvmlite import ir
+
+        itype = ir.IntType(fty.bitwidth)
+        shifted = builder.fadd(args[0], context.get_constant(fty, shifter))
+        return builder.sub(builder.bitcast(shifted, itype), ir.Constant(itype, shifter_bits))
+
+    return c.itype(k), codegen
+
+
 def like(x, value):
     """``value`` converted to the float type of ``x`` (a scalar or an array)."""
     raise NotImplementedError("for use inside kernels only")
@@ -165,10 +192,10 @@ def _power_of_two_halves(k, like_x):
     c = _CONSTANTS.get(_float_type(like_x))
     if c is None:
         return None
-    itype, bias, shift = c.itype, c.bias, c.mantissa_bits
+    bias, shift = c.bias, c.mantissa_bits
 
     def impl(k, like_x):
-        ki = itype(k)
+        ki = _int_of_integral(k)
         k1 = ki >> 1
         s1 = _float_from_bits((k1 + bias) << shift, like_x)
         s2 = _float_from_bits((ki - k1 + bias) << shift, like_x)
@@ -270,11 +297,11 @@ def _sigmoid(z):
     # bitcast makes 2^k, and k = bias + 1 gives exactly inf (sigmoid 0).
     lo = c.f(-40.0 if c.mantissa_bits == 52 else -18.0)
     hi = c.hi
-    itype, bias, shift = c.itype, c.bias, c.mantissa_bits
+    bias, shift = c.bias, c.mantissa_bits
 
     def impl(z):
         k, p = expm1_parts(min(max(-z, lo), hi))
-        e = (one + p) * _float_from_bits((itype(k) + bias) << shift, z)
+        e = (one + p) * _float_from_bits((_int_of_integral(k) + bias) << shift, z)
         s = one / (one + e)
         return s if z == z else z
 
@@ -295,11 +322,11 @@ def _tanh(z):
     # |tanh(z)| rounds to 1 for |z| >= 22 (f64) / 9 (f32): clamping -2|z| there
     # keeps 2^k a normal number, so one scale suffices (no split, no overflow).
     lo = c.f(-44.0 if c.mantissa_bits == 52 else -18.0)
-    itype, bias, shift = c.itype, c.bias, c.mantissa_bits
+    bias, shift = c.bias, c.mantissa_bits
 
     def impl(z):
         k, p = expm1_parts(max(-two * abs(z), lo))
-        s = _float_from_bits((itype(k) + bias) << shift, z)
+        s = _float_from_bits((_int_of_integral(k) + bias) << shift, z)
         t = s * p + (s - one)  # expm1(-2|z|), exact p when k == 0
         r = -t / (two + t)
         r = r if z >= 0 else -r
