@@ -22,9 +22,23 @@ LAYER_SHAPES = [(1, 1, 1), (1, 3, 1), (4, 1, 7), (3, 5, 1), (4, 2, 400), (7, 13,
                 (33, 65, 31), (64, 20, 256), (5, 3, 3001)]
 
 
+def product_route(n, k, m, small):
+    """How ``passes.gemm`` runs a product (see ``passes.by_loops``): ``"small"`` (at most
+    ``SMALL_GEMM`` multiply-adds), ``"small operand"`` (loops above it) or ``"blas"``."""
+    from fastbackprop.kernels.passes import by_loops
+
+    if n * k * m <= SMALL_GEMM:
+        return "small"
+    return "small operand" if by_loops.py_func(n, k, m, small) else "blas"
+
+
 def test_layer_shapes_cross_the_blas_switch():
+    """Every route of the forward (``W A_prev``, NN), ``dW`` (NT) and ``dA_prev`` (TN) products."""
     sizes = [n * k * m for n, k, m in LAYER_SHAPES]
     assert min(sizes) <= SMALL_GEMM < max(sizes)
+    routes = {"small", "small operand", "blas"}
+    assert {product_route(n, k, m, n * k) for n, k, m in LAYER_SHAPES} == routes  # W A_prev
+    assert {product_route(n, m, k, n * k) for n, k, m in LAYER_SHAPES} == routes  # dZ A_prev^T
     # The trainer test's last network has an output layer above the switch too.
     assert 30 * 40 * 50 > SMALL_GEMM
 

@@ -213,10 +213,13 @@ def test_both_backends_agree_where_a_gathered_batch_goes_to_blas(layer_dims, dty
     it, ``W1 X_b^T`` and ``dZ1 X_b``, run in BLAS at these sizes (the short last batch
     too): the compiled epochs still agree with the NumPy backend. With ``L = 1`` the
     output layer is the first."""
-    from fastbackprop._jit import SMALL_GEMM
+    from test_kernels import product_route
 
     m, batch = 101, 64
-    assert layer_dims[0] * layer_dims[1] * (m - batch) > SMALL_GEMM  # BLAS, not the loops
+    n_x, n_1 = layer_dims[0], layer_dims[1]
+    for columns in (batch, m - batch):  # W1 X_b^T (NT: out n_1 x columns), dZ1 X_b (NN: A = dZ1)
+        assert product_route(n_1, n_x, columns, n_1 * columns) == "blas"
+        assert product_route(n_1, columns, n_x, n_1 * columns) == "blas"
     X, Y = problem("softmax", n_x=layer_dims[0], m=m, n_L=layer_dims[-1], dtype=dtype)
     kw = dict(output_activation="softmax", learning_rate=0.01, n_epochs=3, seed=2,
               dtype=dtype, optimizer="adam", batch_size=batch, cost_every=1)

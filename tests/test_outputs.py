@@ -175,7 +175,8 @@ def test_costs_from_logits_equal_costs_from_outputs_and_stay_finite(output):
 # Kernels against the reference
 # ---------------------------------------------------------------------------
 
-# (n_{L-1}, m): m = 1, odd sizes, a product above the BLAS switch for n_L = 10.
+# (n_{L-1}, m): m = 1, odd sizes, products by BLAS for n_L = 10 and by loops above
+# SMALL_GEMM for n_L = 1 (see passes.by_loops).
 OUTPUT_SHAPES = [(1, 1), (3, 1), (4, 7), (13, 33), (65, 31), (64, 256), (3, 3001)]
 
 
@@ -184,10 +185,11 @@ def output_layer_shapes(output):
 
 
 def test_output_shapes_cross_the_blas_switch():
-    from fastbackprop._jit import SMALL_GEMM
+    """The output layer's product ``W A_prev`` takes every route of ``passes.gemm``."""
+    from test_kernels import product_route
 
-    sizes = [n * k * m for n in (1, 10) for k, m in OUTPUT_SHAPES]
-    assert min(sizes) <= SMALL_GEMM < max(sizes)
+    assert {product_route(n, k, m, n * k) for n in (1, 10) for k, m in OUTPUT_SHAPES} == {
+        "small", "small operand", "blas"}
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

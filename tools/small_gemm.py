@@ -52,6 +52,7 @@ MODES = {NN: "NN", NT: "NT", TN: "TN"}
 
 #: name -> (layer widths, columns a thread gets, dtype, first layer's input as rows)
 WORKLOADS = {
+    "planar": ((2, 4, 1), 400, "float64", False),
     "digits32": ((64, 64, 10), 16, "float64", True),
     "sklearn": ((64, 100, 10), 100, "float64", True),
     "small": ((20, 64, 64, 1), 128, "float64", False),

@@ -16,18 +16,27 @@ from __future__ import annotations
 import numpy as np
 from numba import literally
 
-from .._jit import SMALL_GEMM, jit, overload_kernel
+from .._jit import SMALL_GEMM, SMALL_OPERAND, jit, overload_kernel
 from . import rng
 from .blas import NN, NT, TN, blas_gemm
 from .scalar import activation, derivative_from_output, exp, like, log1p_unit, select
 
 
+@jit
+def by_loops(n, k, m, small):
+    """Whether a product ``(n, k) @ (k, m)`` whose small operand has ``small`` entries runs as
+    plain loops: at most ``SMALL_GEMM`` multiply-adds, or ``small`` at most ``SMALL_OPERAND``
+    (see :mod:`fastbackprop._jit`). The small operand: ``op(A)`` in NN and TN (the weights),
+    ``out`` in NT (a weight gradient)."""
+    return n * k * m <= SMALL_GEMM or small <= SMALL_OPERAND
+
+
 def gemm(A, B, out, mode):
     """``out = A @ B`` (NN), ``A @ B^T`` (NT) or ``A^T @ B`` (TN); ``mode`` a constant.
 
-    Products of at most ``SMALL_GEMM`` multiply-adds run as plain loops whose
-    inner loop is contiguous and vectorises (a BLAS call costs more than
-    the work there); larger ones call BLAS (:func:`.blas.blas_gemm`: the call
+    Products of at most ``SMALL_GEMM`` multiply-adds, or with a small operand
+    (:func:`by_loops`), run as plain loops whose inner loop is contiguous and
+    vectorises (a BLAS call costs more than the work there); others call BLAS (:func:`.blas.blas_gemm`: the call
     ``np.dot`` makes, without its argument checks), nothing copied. Each mode
     is its own kernel (:data:`GEMM_KERNELS`), chosen while Numba types the call and compiled
     as the call's implementation itself (no extra level of call), so a
@@ -41,7 +50,7 @@ def _gemm_nn(A, B, out, mode):
     """``out = A @ B``: ``out[i] = sum_p A[i, p] B[p]``, rows of ``B`` contiguous."""
     n, m = out.shape
     inner = B.shape[0]
-    if n * m * inner > SMALL_GEMM:
+    if not by_loops(n, inner, m, n * inner):
         blas_gemm(A, B, out, NN)
         return
     zero = like(out, 0.0)
@@ -58,7 +67,7 @@ def _gemm_nt(A, B, out, mode):
     """``out = A @ B^T``: ``out[i, p] = sum_j A[i, j] B[p, j]``, contiguous dot products."""
     n, m = out.shape
     inner = B.shape[1]
-    if n * m * inner > SMALL_GEMM:
+    if not by_loops(n, inner, m, n * m):
         blas_gemm(A, B, out, NT)
         return
     zero = like(out, 0.0)
@@ -74,7 +83,7 @@ def _gemm_tn(A, B, out, mode):
     """``out = A^T @ B``: ``out[i] = sum_p A[p, i] B[p]``."""
     n, m = out.shape
     inner = A.shape[0]
-    if n * m * inner > SMALL_GEMM:
+    if not by_loops(n, inner, m, n * inner):
         blas_gemm(A, B, out, TN)
         return
     zero = like(out, 0.0)
@@ -176,14 +185,14 @@ def linear_activation(W, A_prev, b, code, A):
     """The forward step ``A = g(W A_prev + b)``; returns ``sum(W A_prev + b)``.
 
     W ``(n_l, n_{l-1})``, A_prev ``(n_{l-1}, m)``, b ``(n_l, 1)``, A
-    ``(n_l, m)``; ``code`` a compile-time constant. Above ``SMALL_GEMM``:
+    ``(n_l, m)``; ``code`` a compile-time constant. Above ``SMALL_GEMM`` (:func:`by_loops`):
     BLAS, then one fused bias-and-activation pass. Below: one row at a time,
     the row's product, bias and activation done while the row sits in L1
     (30% faster than the product and the pass done apart, on the planar net).
     """
     n, k = W.shape
     m = A_prev.shape[1]
-    if n * k * m > SMALL_GEMM:
+    if not by_loops(n, k, m, n * k):
         gemm(W, A_prev, A, NN)
         return bias_activation(A, b, code)
     total = like(A, 0.0)
@@ -203,7 +212,7 @@ def linear_sigmoid_cost(W, A_prev, b, Y, w, AL, cost):
     """
     n, k = W.shape
     m = A_prev.shape[1]
-    if n * k * m > SMALL_GEMM:
+    if not by_loops(n, k, m, n * k):
         gemm(W, A_prev, AL, NN)
         return sigmoid_cost(AL, b, Y, w, cost)
     zero = like(AL, 0.0)
@@ -228,7 +237,7 @@ def backward_delta(W, dZ, A_prev, code, dZ_prev, db_prev):
     """
     n, k = W.shape
     m = dZ.shape[1]
-    if n * k * m > SMALL_GEMM:
+    if not by_loops(n, k, m, n * k):
         gemm(W, dZ, dZ_prev, TN)
         backward_pointwise(dZ_prev, A_prev, code, db_prev)
         return
