@@ -20,16 +20,24 @@ HIDDEN = list(activations.HIDDEN)
 # (n_l, n_{l-1}, m): tiny, single row/column/example, odd, above SMALL_GEMM, wide.
 LAYER_SHAPES = [(1, 1, 1), (1, 3, 1), (4, 1, 7), (3, 5, 1), (4, 2, 400), (7, 13, 33),
                 (33, 65, 31), (64, 20, 256), (5, 3, 3001)]
+# (n, k, m) of NT products A (n, k) B^T (B (m, k)) for the tiles of 2 x 4 and their edges:
+# a long inner dimension, a narrow side, odd counts of rows and columns, and BLAS.
+NT_SHAPES = [(3, 2000, 5), (9, 130, 11), (10, 300, 37), (2, 5000, 4), (21, 40, 23),
+             (40, 1500, 24)]
 
 
-def product_route(n, k, m, small):
-    """How ``passes.gemm`` runs a product (see ``passes.by_loops``): ``"small"`` (at most
-    ``SMALL_GEMM`` multiply-adds), ``"small operand"`` (loops above it) or ``"blas"``."""
-    from fastbackprop.kernels.passes import by_loops
+def product_route(n, k, m, small=None):
+    """How ``passes.gemm`` runs a product ``(n, k) @ (k, m)``: ``"small"`` (at most
+    ``SMALL_GEMM`` multiply-adds), ``"small operand"`` (the loops above it) or ``"blas"``;
+    by ``passes.by_loops`` with the small operand's ``small`` entries (NN, TN), else by
+    ``passes.dots_by_loops`` (NT)."""
+    from fastbackprop.kernels.passes import by_loops, dots_by_loops
 
     if n * k * m <= SMALL_GEMM:
         return "small"
-    return "small operand" if by_loops.py_func(n, k, m, small) else "blas"
+    loops = (dots_by_loops.py_func(n, k, m) if small is None
+             else by_loops.py_func(n, k, m, small))
+    return "small operand" if loops else "blas"
 
 
 def test_layer_shapes_cross_the_blas_switch():
@@ -38,7 +46,9 @@ def test_layer_shapes_cross_the_blas_switch():
     assert min(sizes) <= SMALL_GEMM < max(sizes)
     routes = {"small", "small operand", "blas"}
     assert {product_route(n, k, m, n * k) for n, k, m in LAYER_SHAPES} == routes  # W A_prev
-    assert {product_route(n, m, k, n * k) for n, k, m in LAYER_SHAPES} == routes  # dZ A_prev^T
+    assert {product_route(n, m, k) for n, k, m in LAYER_SHAPES} == routes  # dZ A_prev^T
+    # and the NT products of the tests below: a long inner dimension, tiles' edges
+    assert {product_route(n, k, m) for n, k, m in NT_SHAPES} == {"small operand", "blas"}
     # The trainer test's last network has an output layer above the switch too.
     assert 30 * 40 * 50 > SMALL_GEMM
 
@@ -106,8 +116,8 @@ def test_linear_backward(shape, dtype):
 
 @pytest.mark.parametrize("mode", ["NN", "NT", "TN"])
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", LAYER_SHAPES + [(1, 700, 1), (700, 1, 1), (1, 1, 700)],
-                         ids=str)
+@pytest.mark.parametrize("shape", LAYER_SHAPES + NT_SHAPES + [(1, 700, 1), (700, 1, 1),
+                                                             (1, 1, 700)], ids=str)
 def test_gemm_every_mode_against_numpy(shape, dtype, mode):
     """The training loop's products, on both sides of ``SMALL_GEMM``: ``out = op(A) op(B)``
     of shape ``(n, m)``, inner ``k``; the operands stored as the loop stores them."""
