@@ -70,20 +70,6 @@ SMALL_GEMM = 512
 #: (``tools/small_gemm.py planar chains small``).
 SMALL_OPERAND = 64
 
-#: A weight gradient ``dW = dZ A_prev^T`` (and any NT product) runs as the kernels'
-#: loops, in register tiles of 2 x 4 entries of ``dW``, when ``dW`` has at most
-#: ``SMALL_GRADIENT`` entries, or a side of at most ``NARROW_SIDE`` (an output layer
-#: of up to 10 units, a narrow layer) and an inner dimension (the batch's
-#: columns) of at most ``NARROW_INNER``. On the AVX2 EPYC of 6 December the tiled
-#: loops ran those products 1.2 to 5 times faster than OpenBLAS on one thread
-#: (``chains``' three weight gradients at 53 to 63 GFLOP/s in float32 against 12 to
-#: 30; ``digits32``'s and the drop-in's output layer 24 and 37 against 17 and
-#: 20 in float64), and lost to it where both sides of ``dW`` are 16 or more and the
-#: inner dimension long (``20 x 60000 x 64``: 0.6x; ``64 x 64 x 16``: 0.83x).
-SMALL_GRADIENT = 512
-NARROW_SIDE = 10
-NARROW_INNER = 1024
-
 
 def cache_enabled():
     """False when the environment variable ``FASTBACKPROP_CACHE`` is 0/false/no/off."""

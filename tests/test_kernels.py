@@ -20,8 +20,8 @@ HIDDEN = list(activations.HIDDEN)
 # (n_l, n_{l-1}, m): tiny, single row/column/example, odd, above SMALL_GEMM, wide.
 LAYER_SHAPES = [(1, 1, 1), (1, 3, 1), (4, 1, 7), (3, 5, 1), (4, 2, 400), (7, 13, 33),
                 (33, 65, 31), (64, 20, 256), (5, 3, 3001)]
-# (n, k, m) of NT products A (n, k) B^T (B (m, k)) for the tiles of 2 x 4 and their edges:
-# a long inner dimension, a narrow side, odd counts of rows and columns, and BLAS.
+# (n, k, m) of NT products A (n, k) B^T (B (m, k)): a long inner dimension, a narrow side,
+# odd counts of rows and columns, and BLAS.
 NT_SHAPES = [(3, 2000, 5), (9, 130, 11), (10, 300, 37), (2, 5000, 4), (21, 40, 23),
              (40, 1500, 24)]
 
@@ -29,14 +29,13 @@ NT_SHAPES = [(3, 2000, 5), (9, 130, 11), (10, 300, 37), (2, 5000, 4), (21, 40, 2
 def product_route(n, k, m, small=None):
     """How ``passes.gemm`` runs a product ``(n, k) @ (k, m)``: ``"small"`` (at most
     ``SMALL_GEMM`` multiply-adds), ``"small operand"`` (the loops above it) or ``"blas"``;
-    by ``passes.by_loops`` with the small operand's ``small`` entries (NN, TN), else by
-    ``passes.dots_by_loops`` (NT)."""
-    from fastbackprop.kernels.passes import by_loops, dots_by_loops
+    by ``passes.by_loops`` with the small operand's ``small`` entries (NN, TN: ``op(A)``;
+    None: NT, whose small operand is ``out``)."""
+    from fastbackprop.kernels.passes import by_loops
 
     if n * k * m <= SMALL_GEMM:
         return "small"
-    loops = (dots_by_loops.py_func(n, k, m) if small is None
-             else by_loops.py_func(n, k, m, small))
+    loops = by_loops.py_func(n, k, m, n * m if small is None else small)
     return "small operand" if loops else "blas"
 
 

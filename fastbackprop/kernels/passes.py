@@ -16,8 +16,7 @@ from __future__ import annotations
 import numpy as np
 from numba import literally
 
-from .._jit import (NARROW_INNER, NARROW_SIDE, SMALL_GEMM, SMALL_GRADIENT, SMALL_OPERAND, jit,
-                    overload_kernel)
+from .._jit import SMALL_GEMM, SMALL_OPERAND, jit, overload_kernel
 from . import rng
 from .blas import NN, NT, TN, blas_gemm
 from .scalar import activation, derivative_from_output, exp, like, log1p_unit, select
@@ -30,16 +29,6 @@ def by_loops(n, k, m, small):
     (see :mod:`fastbackprop._jit`). The small operand: ``op(A)`` in NN and TN (the weights),
     ``out`` in NT (a weight gradient)."""
     return n * k * m <= SMALL_GEMM or small <= SMALL_OPERAND
-
-
-@jit
-def dots_by_loops(n, inner, m):
-    """Whether an NT product ``out (n, m) = A B^T`` (``inner`` the rows' length) runs as
-    :func:`gemm`'s tiled loops: at most ``SMALL_GEMM`` multiply-adds, ``out`` at most
-    ``SMALL_GRADIENT`` entries, or a side of at most ``NARROW_SIDE`` with ``inner`` at most
-    ``NARROW_INNER`` (see :mod:`fastbackprop._jit`)."""
-    return (n * inner * m <= SMALL_GEMM or n * m <= SMALL_GRADIENT
-            or (min(n, m) <= NARROW_SIDE and inner <= NARROW_INNER))
 
 
 def gemm(A, B, out, mode):
@@ -75,53 +64,19 @@ def _gemm_nn(A, B, out, mode):
 
 
 def _gemm_nt(A, B, out, mode):
-    """``out = A @ B^T``: ``out[i, p] = sum_j A[i, j] B[p, j]``, contiguous dot products.
-
-    In tiles of 2 rows by 4 columns of ``out``: eight sums in registers, each read of
-    ``A[i, j]`` and ``B[p, j]`` used two or four times (one dot product at a time read
-    two numbers a multiply-add, and ran at half the speed); the edges one row or one
-    column at a time."""
+    """``out = A @ B^T``: ``out[i, p] = sum_j A[i, j] B[p, j]``, contiguous dot products."""
     n, m = out.shape
     inner = B.shape[1]
-    if not dots_by_loops(n, inner, m):
+    if not by_loops(n, inner, m, n * m):
         blas_gemm(A, B, out, NT)
         return
     zero = like(out, 0.0)
-    i = 0
-    while i + 2 <= n:
-        p = 0
-        while p + 4 <= m:
-            s00, s01, s02, s03 = zero, zero, zero, zero
-            s10, s11, s12, s13 = zero, zero, zero, zero
-            for j in range(inner):
-                a0, a1 = A[i, j], A[i + 1, j]
-                b0, b1, b2, b3 = B[p, j], B[p + 1, j], B[p + 2, j], B[p + 3, j]
-                s00 += a0 * b0
-                s01 += a0 * b1
-                s02 += a0 * b2
-                s03 += a0 * b3
-                s10 += a1 * b0
-                s11 += a1 * b1
-                s12 += a1 * b2
-                s13 += a1 * b3
-            out[i, p], out[i, p + 1], out[i, p + 2], out[i, p + 3] = s00, s01, s02, s03
-            out[i + 1, p], out[i + 1, p + 1], out[i + 1, p + 2], out[i + 1, p + 3] = (
-                s10, s11, s12, s13)
-            p += 4
-        for q in range(p, m):
-            s0, s1 = zero, zero
-            for j in range(inner):
-                b = B[q, j]
-                s0 += A[i, j] * b
-                s1 += A[i + 1, j] * b
-            out[i, q], out[i + 1, q] = s0, s1
-        i += 2
-    for r in range(i, n):
-        for q in range(m):
+    for i in range(n):
+        for p in range(m):
             s = zero
             for j in range(inner):
-                s += A[r, j] * B[q, j]
-            out[r, q] = s
+                s += A[i, j] * B[p, j]
+            out[i, p] = s
 
 
 def _gemm_tn(A, B, out, mode):
