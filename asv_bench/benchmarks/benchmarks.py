@@ -220,9 +220,21 @@ class Epoch:
     def time_epoch(self, workload, threads):
         self.trainer.run(1)
 
+
+class EpochThreads:
+    """How many threads :class:`Epoch`'s team has (the package's choice for ``"P"``): the
+    trainer's rule (``kernels.team.choose``) for the workload's network and batch width,
+    without building the data and compiling an epoch as :class:`Epoch`'s ``setup`` does."""
+
+    params = Epoch.params
+    param_names = Epoch.param_names
+
     def track_threads(self, workload, threads):
-        """How many threads the team has (the package's choice for ``"P"``)."""
-        return self.trainer.n_threads
+        from fastbackprop.kernels import team
+
+        w = EPOCH_WORKLOADS[workload]
+        width = w.m if w.batch_size is None else min(w.batch_size, w.m)
+        return team.choose(1 if threads == "1" else None, list(w.layer_dims), width)
 
 
 class SparseEpoch:
