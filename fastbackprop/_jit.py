@@ -60,9 +60,9 @@ EXACT_FASTMATH = frozenset({"contract"})
 #: times slower. ``fastbackprop bench``/asv cover both sides.
 SMALL_GEMM = 512
 
-#: ... and products, at any size, whose small operand (the weights ``W`` of
-#: ``W A_prev`` and ``W^T dZ``, the gradient ``dW`` of ``dZ A_prev^T``) has at
-#: most this many entries: narrow layers (``planar``'s ``[2, 4, 1]``,
+#: Products of any size whose small operand (the weights ``W`` of ``W A_prev``
+#: and ``W^T dZ``, the gradient ``dW`` of ``dZ A_prev^T``) has at most this many
+#: entries run as the hand-written loops too: narrow layers (``planar``'s ``[2, 4, 1]``,
 #: ``chains``' ``[4, 32, 16, 4]``), whose products stream the wide operand
 #: once per small entry. OpenBLAS packs both operands first and, on AVX2
 #: (its Haswell kernels, without the small-matrix ones of its AVX-512

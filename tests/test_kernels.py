@@ -46,7 +46,7 @@ def test_layer_shapes_cross_the_blas_switch():
     routes = {"small", "small operand", "blas"}
     assert {product_route(n, k, m, n * k) for n, k, m in LAYER_SHAPES} == routes  # W A_prev
     assert {product_route(n, m, k) for n, k, m in LAYER_SHAPES} == routes  # dZ A_prev^T
-    # and the NT products of the tests below: a long inner dimension, tiles' edges
+    # and the NT products of the tests below: long inner dimensions, odd edges
     assert {product_route(n, k, m) for n, k, m in NT_SHAPES} == {"small operand", "blas"}
     # The trainer test's last network has an output layer above the switch too.
     assert 30 * 40 * 50 > SMALL_GEMM

@@ -36,8 +36,9 @@ def gemm(A, B, out, mode):
 
     Products of at most ``SMALL_GEMM`` multiply-adds, or with a small operand
     (:func:`by_loops`), run as plain loops whose inner loop is contiguous and
-    vectorises (a BLAS call costs more than the work there); others call BLAS (:func:`.blas.blas_gemm`: the call
-    ``np.dot`` makes, without its argument checks), nothing copied. Each mode
+    vectorises (a BLAS call costs more than the work there); others call BLAS
+    (:func:`.blas.blas_gemm`: the call ``np.dot`` makes, without its argument
+    checks), nothing copied. Each mode
     is its own kernel (:data:`GEMM_KERNELS`), chosen while Numba types the call and compiled
     as the call's implementation itself (no extra level of call), so a
     call compiles only its own mode. For use inside kernels; Python calls
