@@ -42,7 +42,8 @@ def sigmoid(Z):
     """
     Z = np.asarray(Z)
     e = np.exp(-np.abs(Z))
-    return np.where(Z >= 0, 1 / (1 + e), e / (1 + e))
+    d = 1 + e
+    return np.where(Z >= 0, 1 / d, e / d)
 
 
 def sigmoid_backward_factor(Z):
@@ -95,13 +96,38 @@ def identity_backward_factor(Z):
     return np.ones_like(Z)
 
 
-#: Name -> (g, g') in NumPy.
+# -- g' from A = g(Z), as spec.ACTIVATIONS writes it: the same values as g'(Z) above, without
+# computing g again (the NumPy trainer's hidden layers; tests/test_activations.py checks
+# that each equals its g'(Z) bit for bit)
+
+
+def sigmoid_derivative_from_A(A):
+    """sigma' = A (1 - A)."""
+    return A * (1 - A)
+
+
+def tanh_derivative_from_A(A):
+    """tanh' = 1 - A^2."""
+    return 1 - A * A
+
+
+def relu_derivative_from_A(A):
+    """relu' = 1 where A > 0 (where Z > 0), else 0."""
+    return (A > 0).astype(A.dtype)
+
+
+def leaky_relu_derivative_from_A(A):
+    """leaky_relu' = 1 where A > 0 (where Z > 0), else 0.01."""
+    return np.where(A > 0, A.dtype.type(1), A.dtype.type(LEAKY_SLOPE))
+
+
+#: Name -> (g, g' from Z, g' from A) in NumPy.
 FUNCTIONS = {
-    "sigmoid": (sigmoid, sigmoid_backward_factor),
-    "tanh": (tanh, tanh_backward_factor),
-    "relu": (relu, relu_backward_factor),
-    "leaky_relu": (leaky_relu, leaky_relu_backward_factor),
-    "identity": (identity, identity_backward_factor),
+    "sigmoid": (sigmoid, sigmoid_backward_factor, sigmoid_derivative_from_A),
+    "tanh": (tanh, tanh_backward_factor, tanh_derivative_from_A),
+    "relu": (relu, relu_backward_factor, relu_derivative_from_A),
+    "leaky_relu": (leaky_relu, leaky_relu_backward_factor, leaky_relu_derivative_from_A),
+    "identity": (identity, identity_backward_factor, identity_backward_factor),
 }
 
 

@@ -242,6 +242,11 @@ def linear_forward(A_prev, W, b):
     Returns ``Z`` ``(n_l, m)`` and ``cache = (A_prev, W, b)``.
     """
     check_linear(A_prev, W, b)
+    return _linear_forward(A_prev, W, b)
+
+
+def _linear_forward(A_prev, W, b):
+    """:func:`linear_forward` on arrays its callers have checked."""
     Z = W @ A_prev
     if Z.dtype == np.result_type(Z, b):
         Z += b  # in place: the same sums as ``W @ A_prev + b``, without a second array
@@ -260,11 +265,17 @@ def linear_activation_forward(A_prev, W, b, activation):
     ``linear_cache = (A_prev, W, b)`` and ``Z`` is ``(n_l, m)``.
     """
     check_layer_activation(activation)
-    Z, linear_cache = linear_forward(A_prev, W, b)
+    check_linear(A_prev, W, b)
+    return _linear_activation_forward(A_prev, W, b, activation)
+
+
+def _linear_activation_forward(A_prev, W, b, activation):
+    """:func:`linear_activation_forward` on arrays and a name its callers have checked."""
+    Z, linear_cache = _linear_forward(A_prev, W, b)
     if activation in outputs.FUNCTIONS:
         A = outputs.FUNCTIONS[activation].forward(Z)
     else:
-        A = activations.forward(Z, activation)
+        A = activations.FUNCTIONS[activation][0](Z)
     return A, (linear_cache, Z)
 
 
@@ -281,12 +292,19 @@ def linear_batch_norm_activation_forward(A_prev, W, gamma, beta, activation, *,
     check_activation_name(activation, "activation")
     check_matrix(W, "W", row_name="n_l", col_name="n_{l-1}")
     check_matrix(A_prev, "A_prev", rows=W.shape[1], row_name="n_{l-1}")
+    return _linear_batch_norm_activation_forward(A_prev, W, gamma, beta, activation,
+                                                 running, epsilon)
+
+
+def _linear_batch_norm_activation_forward(A_prev, W, gamma, beta, activation, running, epsilon):
+    """:func:`linear_batch_norm_activation_forward` on arrays its callers have checked."""
     Z = W @ A_prev
     if running is None:
         Z_tilde, bn_cache = batch_norm_forward(Z, gamma, beta, epsilon)
     else:
         Z_tilde, bn_cache = batch_norm_predict(Z, gamma, beta, *running, epsilon), None
-    return activations.forward(Z_tilde, activation), ((A_prev, W, None), Z_tilde, bn_cache)
+    return (activations.FUNCTIONS[activation][0](Z_tilde),
+            ((A_prev, W, None), Z_tilde, bn_cache))
 
 
 def L_model_forward(X, parameters, hidden_activation="relu", output_activation="sigmoid",
@@ -312,25 +330,32 @@ def L_model_forward(X, parameters, hidden_activation="relu", output_activation="
     outputs.check_output_name(output_activation)
     dims = check_parameters(parameters)
     check_matrix(X, "X", rows=dims[0], row_name="n_x")
-    L = len(dims) - 1
+    return _L_model_forward(X, parameters, len(dims) - 1, hidden_activation, output_activation,
+                            dropout, training, batch_norm_epsilon)
+
+
+def _L_model_forward(X, parameters, L, hidden_activation, output_activation, dropout, training,
+                     batch_norm_epsilon):
+    """:func:`L_model_forward` of an ``L``-layer network, on arguments its callers have
+    checked (the NumPy backend's trainer checks them once, before its first step)."""
     caches = []
     A = X
     for l in range(1, L):
         if f"gamma{l}" in parameters:
             running = None if training else (parameters[f"running_mean{l}"],
                                              parameters[f"running_var{l}"])
-            A, cache = linear_batch_norm_activation_forward(
+            A, cache = _linear_batch_norm_activation_forward(
                 A, parameters[f"W{l}"], parameters[f"gamma{l}"], parameters[f"beta{l}"],
-                hidden_activation, running=running, epsilon=batch_norm_epsilon)
+                hidden_activation, running, batch_norm_epsilon)
         else:
-            A, cache = linear_activation_forward(
+            A, cache = _linear_activation_forward(
                 A, parameters[f"W{l}"], parameters[f"b{l}"], hidden_activation
             )
         if dropout is not None and dropout[l - 1] is not None:
             D, keep_prob = dropout[l - 1]
             A = A * D / np.asarray(keep_prob, dtype=A.dtype)
         caches.append(cache)
-    AL, cache = linear_activation_forward(
+    AL, cache = _linear_activation_forward(
         A, parameters[f"W{L}"], parameters[f"b{L}"], output_activation
     )
     caches.append(cache)
@@ -404,9 +429,15 @@ def linear_backward(dZ, cache, input_gradient=True):
     A_prev, W, b = cache
     check_linear(A_prev, W, b)
     check_matrix(dZ, "dZ", rows=W.shape[0], cols=A_prev.shape[1], row_name="n_l")
+    return _linear_backward(dZ, cache, input_gradient)
+
+
+def _linear_backward(dZ, cache, input_gradient):
+    """:func:`linear_backward` on arrays its callers have checked."""
+    A_prev, W, _ = cache
     m = A_prev.shape[1]
     dW = (dZ @ A_prev.T) / m
-    db = np.sum(dZ, axis=1, keepdims=True) / m
+    db = dZ.sum(axis=1, keepdims=True) / m
     dA_prev = W.T @ dZ if input_gradient else None
     return dA_prev, dW, db
 
@@ -423,11 +454,25 @@ def linear_activation_backward(dA, cache, activation, input_gradient=True):
     check_layer_activation(activation)
     linear_cache, Z = cache
     check_matrix(dA, "dA", rows=Z.shape[0], cols=Z.shape[1], row_name="n_l")
+    return linear_backward(_chain(dA, Z, activation), linear_cache, input_gradient)
+
+
+def _linear_activation_backward(dA, cache, activation, input_gradient, A):
+    """:func:`linear_activation_backward` on arguments its callers have checked; ``A``: None,
+    or the layer's ``g(Z)`` (see :func:`_chain`)."""
+    linear_cache, Z = cache
+    return _linear_backward(_chain(dA, Z, activation, A), linear_cache, input_gradient)
+
+
+def _chain(dA, Z, activation, A=None):
+    """``dZ = dA * g'(Z)`` (an output layer: through its Jacobian). With ``A = g(Z)`` given
+    (a hidden layer's), ``g'`` is computed from ``A``, as the course's planar network
+    does (``1 - A^2``): the same values, without computing ``g`` again."""
+    if A is not None:
+        return dA * activations.FUNCTIONS[activation][2](A)
     if activation in outputs.FUNCTIONS:
-        dZ = outputs.FUNCTIONS[activation].backward(dA, Z)
-    else:
-        dZ = dA * activations.derivative(Z, activation)
-    return linear_backward(dZ, linear_cache, input_gradient)
+        return outputs.FUNCTIONS[activation].backward(dA, Z)
+    return dA * activations.FUNCTIONS[activation][1](Z)
 
 
 def linear_batch_norm_activation_backward(dA, cache, activation, input_gradient=True):
@@ -441,8 +486,14 @@ def linear_batch_norm_activation_backward(dA, cache, activation, input_gradient=
         raise ValueError("cache: a batch-normalised layer's backward pass needs the forward "
                          "pass's batch statistics (L_model_forward(..., training=True))")
     check_matrix(dA, "dA", rows=Z_tilde.shape[0], cols=Z_tilde.shape[1], row_name="n_l")
-    dZ, dgamma, dbeta = batch_norm_backward(dA * activations.derivative(Z_tilde, activation),
-                                            bn_cache)
+    return _linear_batch_norm_activation_backward(dA, cache, activation, input_gradient, None)
+
+
+def _linear_batch_norm_activation_backward(dA, cache, activation, input_gradient, A):
+    """:func:`linear_batch_norm_activation_backward` on arguments its callers have checked;
+    ``A``: None, or the layer's ``g(Z_tilde)`` (see :func:`_chain`)."""
+    (A_prev, W, _), Z_tilde, bn_cache = cache
+    dZ, dgamma, dbeta = batch_norm_backward(_chain(dA, Z_tilde, activation, A), bn_cache)
     m = A_prev.shape[1]
     return W.T @ dZ if input_gradient else None, (dZ @ A_prev.T) / m, dgamma, dbeta
 
@@ -477,7 +528,7 @@ def L_model_backward(AL, Y, caches, hidden_activation="relu", output_start="dA",
     ``input_gradient=False`` leaves out ``dA0`` (``W1^T dZ1``), which no update reads.
     """
     check_activation_name(hidden_activation, "hidden_activation")
-    output = outputs.functions(output_activation)
+    outputs.check_output_name(output_activation)
     if output_start not in OUTPUT_STARTS:
         raise ValueError(f"output_start must be one of {list(OUTPUT_STARTS)}; got {output_start!r}")
     AL = np.asarray(AL)
@@ -485,32 +536,54 @@ def L_model_backward(AL, Y, caches, hidden_activation="relu", output_start="dA",
     check_matrix(Y, "Y", rows=AL.shape[0], cols=AL.shape[1], row_name="n_L")
     Y = np.asarray(Y, dtype=AL.dtype)
     w = check_sample_weight(sample_weight, AL.shape[1], AL.dtype)
+    return _L_model_backward(AL, Y, caches, hidden_activation, output_start, output_activation,
+                             l2, dropout, w, input_gradient, checked=True)
+
+
+def _L_model_backward(AL, Y, caches, hidden_activation, output_start, output_activation, l2,
+                      dropout, w, input_gradient, checked=False):
+    """:func:`L_model_backward` on arguments its caller has checked (``w``: the checked
+    sample weights, or None).
+
+    ``checked``: each layer's step checks its cache and computes ``g'`` from ``Z``, as for
+    caches a user passes. Without it (the NumPy backend's trainer, whose caches
+    :func:`_L_model_forward` made) a hidden layer without dropout takes ``g'`` from its
+    ``A``, the next layer's ``A_prev``: the same values, without computing ``g`` again.
+    """
+    output = outputs.FUNCTIONS[output_activation]
     w = 1 if w is None else w
     L = len(caches)
     grads = {}
     linear_cache, ZL = caches[L - 1]
     through = input_gradient or L > 1  # the output layer's dA_prev is dA0 when L = 1
     if output_start == "dA":
-        dA_prev, dW, db = linear_activation_backward(output.dA(AL, Y) * w, caches[L - 1],
-                                                     output_activation, through)
+        dZ = _chain(output.dA(AL, Y) * w, ZL, output_activation)
     else:
-        dA_prev, dW, db = linear_backward((AL - Y) * w, linear_cache, through)
+        dZ = (AL - Y) * w
+    dA_prev, dW, db = (linear_backward if checked else _linear_backward)(dZ, linear_cache,
+                                                                         through)
     grads[f"dA{L - 1}"], grads[f"dW{L}"], grads[f"db{L}"] = dA_prev, dW, db
     for l in reversed(range(1, L)):
         dA = grads[f"dA{l}"]
-        if dropout is not None and dropout[l - 1] is not None:
+        dropped = dropout is not None and dropout[l - 1] is not None
+        if dropped:
             D, keep_prob = dropout[l - 1]
             dA = dA * D / np.asarray(keep_prob, dtype=dA.dtype)
         through = input_gradient or l > 1
-        if len(caches[l - 1]) == 3:  # batch-normalised
-            dA_prev, dW, dgamma, dbeta = linear_batch_norm_activation_backward(
-                dA, caches[l - 1], hidden_activation, through)
-            grads[f"dA{l - 1}"], grads[f"dW{l}"] = dA_prev, dW
-            grads[f"dgamma{l}"], grads[f"dbeta{l}"] = dgamma, dbeta
-            continue
-        dA_prev, dW, db = linear_activation_backward(dA, caches[l - 1], hidden_activation,
-                                                     through)
-        grads[f"dA{l - 1}"], grads[f"dW{l}"], grads[f"db{l}"] = dA_prev, dW, db
+        normalised = len(caches[l - 1]) == 3
+        if checked:
+            step = (linear_batch_norm_activation_backward if normalised
+                    else linear_activation_backward)
+            back = step(dA, caches[l - 1], hidden_activation, through)
+        else:
+            step = (_linear_batch_norm_activation_backward if normalised
+                    else _linear_activation_backward)
+            A = None if dropped else caches[l][0][0]
+            back = step(dA, caches[l - 1], hidden_activation, through, A)
+        if normalised:
+            grads[f"dA{l - 1}"], grads[f"dW{l}"], grads[f"dgamma{l}"], grads[f"dbeta{l}"] = back
+        else:
+            grads[f"dA{l - 1}"], grads[f"dW{l}"], grads[f"db{l}"] = back
     if not input_gradient:
         del grads["dA0"]
     if l2:

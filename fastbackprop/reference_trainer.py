@@ -47,7 +47,7 @@ class NumpyEngine:
             self.statistics = None
         self.options = options
         self.keep_prob = keep_prob
-        self.w = sample_weight
+        self.w = None if sample_weight is None else sample_weight.astype(dtype)
         self.dtype = dtype
         self.m = X.shape[1]
         self.n_steps = 1 if options.batch_size is None else -(-self.m // options.batch_size)
@@ -55,21 +55,25 @@ class NumpyEngine:
 
     def start_epoch(self, epoch):
         o = self.options
-        self._columns = list(R.mini_batch_columns(self.m, o.batch_size, o.seed, epoch,
-                                                  o.shuffle))
+        # a full batch is every column in order: views, not the copies an index would make
+        self._columns = ([slice(None)] if o.batch_size is None else
+                         list(R.mini_batch_columns(self.m, o.batch_size, o.seed, epoch,
+                                                   o.shuffle)))
 
     def gradient(self, theta, k, t, cost):
+        """The batch's gradient by the reference's step functions, unchecked: the trainer
+        checked ``X``, ``Y``, the weights and the parameters before its first step."""
         o = self.options
         columns = self._columns[k]
         X_b, Y_b = self.X[:, columns], self.Y[:, columns]
-        w_b = None if self.w is None else self.w[columns].astype(self.dtype)
-        m_b = len(columns)
+        w_b = None if self.w is None else self.w[columns]
+        m_b = X_b.shape[1]
         parameters = self.schema.unpack(theta, copy=False)
         dropout = R.dropout_masks(self.keep_prob, [(n, m_b) for n in self.dims[1:-1]], o.seed, t)
         with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
-            AL, caches = R.L_model_forward(X_b, parameters, o.hidden_activation,
-                                           o.output_activation, dropout, training=True,
-                                           batch_norm_epsilon=o.batch_norm_epsilon)
+            AL, caches = R._L_model_forward(X_b, parameters, len(self.dims) - 1,
+                                            o.hidden_activation, o.output_activation, dropout,
+                                            True, o.batch_norm_epsilon)
             if self.schema.has_batch_norm:
                 self._running = R.running_statistics(parameters, caches,
                                                      o.batch_norm_momentum)
@@ -77,9 +81,8 @@ class NumpyEngine:
             loss = R.compute_cost_from_logits(ZL, Y_b, o.output_activation, w_b) if cost else 0.0
             if not _finite_output(ZL, AL):
                 return None, loss, m_b
-            grads = R.L_model_backward(AL, Y_b, caches, o.hidden_activation, "dZ",
-                                       o.output_activation, dropout=dropout, sample_weight=w_b,
-                                       input_gradient=False)
+            grads = R._L_model_backward(AL, Y_b, caches, o.hidden_activation, "dZ",
+                                        o.output_activation, 0.0, dropout, w_b, False)
         grad = R.gradients_to_vector(grads, len(self.dims) - 1, self.schema).reshape(-1)
         return grad, loss, m_b
 

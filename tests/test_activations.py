@@ -21,6 +21,25 @@ def test_derivative_matches_finite_differences(name, dtype):
     assert activations.derivative(Zd, name).dtype == dtype
 
 
+@pytest.mark.parametrize("name", HIDDEN)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_derivative_from_A_is_the_derivative_from_Z_bit_for_bit(name, dtype):
+    """The NumPy trainer's hidden layers take g' from A = g(Z) (spec's ``derivative_from_A``):
+    it must give g'(Z)'s bits, at the edges too (0, -0, subnormals, overflow, inf, NaN)."""
+    info = np.finfo(dtype)
+    edges = [0.0, -0.0, info.smallest_subnormal, -info.smallest_subnormal, info.tiny, -info.tiny,
+             1e-30, -1e-30, 20.0, -20.0, 800.0, -800.0, info.max, -info.max, np.inf, -np.inf,
+             np.nan]
+    rng = np.random.default_rng(0)
+    Z = np.concatenate([np.array(edges, dtype=dtype),
+                        rng.standard_normal(2006).astype(dtype) * dtype(4)]).reshape(-1, 17)
+    g, from_Z, from_A = activations.FUNCTIONS[name]
+    with np.errstate(all="ignore"):
+        expected, got = from_Z(Z), from_A(g(Z))
+    assert got.dtype == expected.dtype == dtype and got.shape == Z.shape
+    np.testing.assert_array_equal(got, expected)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_sigmoid_is_stable_and_warning_free_at_extremes(dtype):
     Z = np.array([-1e4, -800, -50, 0, 50, 800, 1e4], dtype=dtype)

@@ -103,6 +103,24 @@ def test_the_numpy_backend_is_the_reference_training_loop():
     np.testing.assert_array_equal(model.costs_, costs)
 
 
+@pytest.mark.parametrize("setting", ["full batch", "mini-batches, dropout, L2, weights"])
+@pytest.mark.parametrize("hidden", ["sigmoid", "tanh", "relu", "leaky_relu", "identity"])
+def test_the_numpy_backend_is_the_reference_training_loop_for_every_activation(hidden, setting):
+    X, Y = make_classification(4, 30, seed=2)
+    options, w = {}, None
+    if setting != "full batch":
+        options = dict(batch_size=8, keep_prob=0.8, l2=0.3, optimizer="adam")
+        w = np.random.default_rng(3).random(30) * 2
+    model = Model([4, 6, 3, 1], hidden, learning_rate=0.05, n_epochs=25, seed=5,
+                  backend="numpy", cost_every=4, **options).fit(X, Y, sample_weight=w)
+    parameters, costs = R.L_layer_model(X, Y, [4, 6, 3, 1], hidden, learning_rate=0.05,
+                                        num_iterations=25, seed=5, cost_every=4,
+                                        sample_weight=w, **options)
+    for key in parameters:
+        np.testing.assert_array_equal(model.parameters_[key], parameters[key], err_msg=key)
+    np.testing.assert_array_equal(model.costs_, costs)
+
+
 def test_planar_network_learns(backend):
     X, Y = load_planar_dataset()
     model = Model([2, 4, 1], hidden_activation="tanh", learning_rate=1.2, n_epochs=2000,
