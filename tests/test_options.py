@@ -170,3 +170,35 @@ def test_the_key_reads_what_numba_types():
     assert type_key((Pair(a, None),), frozenset()) != type_key((Pair(a, a),), frozenset())
     assert type_key((3,), frozenset({0})) != type_key((4,), frozenset({0}))
     assert type_key((3,), frozenset()) == type_key((4,), frozenset())
+
+
+def test_a_first_call_asks_for_the_literal_signature_at_once():
+    """``call_specialised`` types a kernel's ``literally`` parameters as their values from
+    the first call. Called with a plain int, Numba types the kernel until ``literally``
+    asks for the literal and only then looks the literal signature up: a miss, and in a
+    new process about 0.1 s of typing before the cached training loop is found."""
+    import inspect
+
+    from numba import types
+    from numba.core.errors import TypingError
+
+    from fastbackprop.kernels import training
+    from fastbackprop.kernels.convert import call_specialised, literal_positions
+
+    optional_sum, pair_sum = _kernels()
+    assert literal_positions(optional_sum) == {2}
+    assert literal_positions(pair_sum) == {1}
+    names = list(inspect.signature(training.train.py_func).parameters)
+    assert literal_positions(training.train) == {names.index(n)
+                                                 for n in ("hidden", "output", "optimizer")}
+    assert call_specialised(optional_sum, np.arange(4.0), None, 2) == 12.0
+
+    def look_ups(dispatcher):  # the signatures looked up in the on-disk cache: hit or miss
+        return [*dispatcher.stats.cache_hits, *dispatcher.stats.cache_misses]
+
+    (signature,) = look_ups(optional_sum)  # one, the literal one
+    assert isinstance(signature[2], types.IntegerLiteral) and signature[2].literal_value == 2
+    assert call_specialised(pair_sum, Pair(np.arange(4.0), None), 1) == 7.0
+    assert len(look_ups(pair_sum)) == 1
+    with pytest.raises(TypingError):  # arguments it cannot take: Numba's own error
+        call_specialised(optional_sum, "not an array", None, 2)
