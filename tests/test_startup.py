@@ -419,3 +419,29 @@ def test_a_warm_process_compiles_nothing_for_the_step_api_and_a_validated_fit(pa
     cache = tmp_path / "numba-cache"
     assert run(code, package_copy, NUMBA_CACHE_DIR=str(cache)).split()[-1] == "True"
     assert run(code, package_copy, NUMBA_CACHE_DIR=str(cache)).split()[-1] == "False"
+
+
+@pytest.mark.slow
+def test_a_cold_threaded_fit_compiles_the_barriers_backoff_once(package_copy):
+    """A loop counter that starts as a literal 0 is typed as ``Literal[int](0)`` too, and every
+    kernel it is passed to is compiled twice (the barrier's ``backoff``: 0.11 s of each cold
+    threaded fit). Compiled in memory (no cache), the fit must compile it for int64 only."""
+    out = run("""
+        import numpy as np
+        from numba.core import event
+        from fastbackprop import Model
+        signatures = []
+        class Listener(event.Listener):
+            def on_start(self, ev):
+                if ev.data["dispatcher"].py_func.__name__ == "backoff":
+                    signatures.append(str(ev.data["args"]))
+            def on_end(self, ev):
+                pass
+        event.register("numba:compile", Listener())
+        g = np.random.default_rng(0)
+        X, Y = g.random((8, 256)), np.eye(3)[:, g.integers(0, 3, 256)]
+        Model([8, 16, 3], output_activation="softmax", optimizer="adam", batch_size=256,
+              n_epochs=2, n_threads=2, seed=0).fit(X, Y)
+        print(signatures)
+    """, package_copy, FASTBACKPROP_CACHE="0")
+    assert out.strip() == "['(int64,)']"

@@ -289,7 +289,9 @@ def barrier_at(state, tid, n_threads, stride):
         if other == tid:
             continue
         slot = (other + 1) * stride
-        spins = 0
+        # an int64 from the start: from a literal 0, Numba typed (and compiled) backoff for
+        # Literal[int](0) as well as for int64, 0.11 s of every cold threaded fit
+        spins = np.int64(0)
         while atomic_load(state, slot) < count:
             if atomic_load(state, 0) != 0 and atomic_load(state, slot) < count:
                 return False  # aborted, and the other has not arrived: it never will
