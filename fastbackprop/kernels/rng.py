@@ -16,8 +16,10 @@ _G = np.uint64(rng.GOLDEN)
 _M1 = np.uint64(rng.MIX1)
 _M2 = np.uint64(rng.MIX2)
 _S30, _S27, _S31 = np.uint64(30), np.uint64(27), np.uint64(31)
-SHUFFLE = np.uint64(rng.SHUFFLE)
-DROPOUT = np.uint64(rng.DROPOUT)
+# The streams' counters are int64, as every other counter absorbed (epochs, updates, layers,
+# rows, columns): absorb is then compiled for one signature, not for a uint64 one too.
+SHUFFLE = np.int64(rng.SHUFFLE)
+DROPOUT = np.int64(rng.DROPOUT)
 
 
 @jit
