@@ -202,3 +202,20 @@ def test_a_first_call_asks_for_the_literal_signature_at_once():
     assert len(look_ups(pair_sum)) == 1
     with pytest.raises(TypingError):  # arguments it cannot take: Numba's own error
         call_specialised(optional_sum, "not an array", None, 2)
+
+
+def test_a_kernel_whose_source_cannot_be_read_is_called_the_ordinary_way(monkeypatch):
+    """Without the source (a bytecode-only install) no literal is known in advance: the
+    first call goes through Numba's own retry, and still gives the kernel's result."""
+    import inspect
+
+    from fastbackprop.kernels import convert
+
+    def no_source(function):
+        raise OSError("could not get source code")
+
+    monkeypatch.setattr(inspect, "getsource", no_source)
+    optional_sum, _ = _kernels()
+    assert convert.literal_positions(optional_sum) == frozenset()
+    assert convert.call_specialised(optional_sum, np.arange(4.0), None, 3) == 18.0
+    assert convert.call_specialised(optional_sum, np.arange(4.0), None, 3) == 18.0

@@ -69,13 +69,17 @@ def call_specialised(dispatcher, *args):
 
 def literal_positions(dispatcher):
     """The positions of the parameters that ``dispatcher``'s function passes to
-    ``literally`` (read from its source), as a frozenset; empty when it has none."""
+    ``literally`` (read from its source), as a frozenset; empty when it has none or its
+    source cannot be read."""
     import ast
     import inspect
     import textwrap
 
     function = dispatcher.py_func
-    tree = ast.parse(textwrap.dedent(inspect.getsource(function)))
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(function)))
+    except (OSError, TypeError, SyntaxError):  # no source (a frozen or bytecode-only install)
+        return frozenset()  # the ordinary call then finds the literals, as Numba does
     names = {node.args[0].id for node in ast.walk(tree)
              if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
              and node.func.id == "literally" and len(node.args) == 1
