@@ -44,20 +44,21 @@ def test_gradient_check_passes(layer_dims, activation, m, output_start):
 @pytest.mark.parametrize("output", ["sigmoid", "softmax", "linear", "exp"])
 @pytest.mark.parametrize("setting", ["plain", "dropout", "batch norm", "batch norm, dropout"])
 @pytest.mark.parametrize("activation", HIDDEN)
-def test_the_trainers_unchecked_passes_are_the_public_ones_bit_for_bit(activation, setting,
-                                                                          output):
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_trainers_unchecked_passes_are_the_public_ones_bit_for_bit(dtype, activation,
+                                                                          setting, output):
     """The NumPy trainer runs ``_L_model_forward`` and ``_L_model_backward`` (no checks, g'
     from A where a layer has no dropout); they must give the public functions' bits."""
     dims = [4, 5, 3, 2]
-    parameters = R.initialize_parameters(dims, init="xavier", seed=3)
+    parameters = R.initialize_parameters(dims, init="xavier", seed=3, dtype=dtype)
     if "batch norm" in setting:
         parameters = R.initialize_batch_norm(parameters, [True, False])
         parameters["gamma1"] += 0.3
-    X, _ = data(dims, 9, seed=4)
-    Y = np.abs(data(dims, 9, seed=5)[1])
+    X = data(dims, 9, seed=4)[0].astype(dtype)
+    Y = np.abs(data(dims, 9, seed=5)[1]).astype(dtype)
     if output == "softmax":
-        Y = np.eye(2)[:, np.arange(9) % 2]
-    w = np.random.default_rng(6).random(9)
+        Y = np.eye(2, dtype=dtype)[:, np.arange(9) % 2]
+    w = np.random.default_rng(6).random(9).astype(dtype)  # as the trainer casts them
     dropout = None
     if "dropout" in setting:
         dropout = R.dropout_masks([1.0, 0.7], [(5, 9), (3, 9)], 0, 2)
@@ -71,6 +72,7 @@ def test_the_trainers_unchecked_passes_are_the_public_ones_bit_for_bit(activatio
         got = R._L_model_backward(AL_u, Y, caches_u, activation, "dZ", output, 0.2, dropout,
                                   w, False)
     np.testing.assert_array_equal(AL_u, AL)
+    assert AL.dtype == dtype
     assert sorted(got) == sorted(expected)
     for key, value in expected.items():
         np.testing.assert_array_equal(got[key], value, err_msg=key)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -67,10 +69,11 @@ def call_specialised(dispatcher, *args):
     return result
 
 
+@functools.lru_cache(maxsize=None)
 def literal_positions(dispatcher):
     """The positions of the parameters that ``dispatcher``'s function passes to
-    ``literally`` (read from its source), as a frozenset; empty when it has none or its
-    source cannot be read."""
+    ``literally`` (read from its source, once), as a frozenset; empty when it has none or
+    its source cannot be read."""
     import ast
     import inspect
     import textwrap
@@ -100,8 +103,7 @@ def _compile_with_literals(dispatcher, args):
     from numba.core import errors, types
 
     positions = literal_positions(dispatcher)
-    if not positions or len(args) != len(dispatcher.py_func.__code__.co_varnames[
-            :dispatcher.py_func.__code__.co_argcount]):
+    if not positions or len(args) != dispatcher.py_func.__code__.co_argcount:
         return False
     signature = tuple(types.literal(a) if i in positions else dispatcher.typeof_pyval(a)
                       for i, a in enumerate(args))
