@@ -192,13 +192,13 @@ class StepLoop:
             self.engine.start_epoch(e)
             loss = 0.0  # the course's cost_total: each batch's cost times its columns
             status = spec.OK
-            for k in range(self.engine.n_steps):
-                with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+                for k in range(self.engine.n_steps):  # one errstate an epoch: 5 us a step
                     step_loss, status = self.step(k, t + 1, alpha, record)
-                loss += step_loss
-                if status != spec.OK:
-                    break
-                t += 1
+                    loss += step_loss
+                    if status != spec.OK:
+                        break
+                    t += 1
             if status == spec.NONFINITE_COST and self.previous is not None:
                 self.theta, self.state = self.previous  # the last parameters with a finite cost
                 self.previous = None

@@ -105,6 +105,8 @@ class Schema:
                 start += shape[0] * shape[1]
         self.entries = tuple(entries)
         self.size = start
+        # (key, start, stop, shape) of each entry: what unpack slices, read once per step
+        self._spans = tuple((e.key, e.start, e.start + e.size, e.shape) for e in entries)
         self.keys = tuple(e.key for e in entries)
 
     @property
@@ -140,11 +142,10 @@ class Schema:
     def unpack(self, theta, copy=True, prefix=""):
         """The dict of ``theta``'s arrays (keys ``prefix + key``): copies, or views when not
         ``copy``."""
-        out = {}
-        for e in self.entries:
-            view = theta[e.start:e.start + e.size].reshape(e.shape)
-            out[prefix + e.key] = view.copy() if copy else view
-        return out
+        if copy:
+            return {prefix + key: theta[a:b].reshape(shape).copy()
+                    for key, a, b, shape in self._spans}
+        return {prefix + key: theta[a:b].reshape(shape) for key, a, b, shape in self._spans}
 
     def mask(self, kind):
         """A boolean mask of ``theta``'s entries that belong to arrays of ``kind`` (``"W"``:

@@ -35,22 +35,28 @@ import numpy as np
 from . import activations, spec
 
 
+def _shifted_exp(Z):
+    """``top`` ``(1, m)``, each column's maximum, ``E = e^(Z - top)`` and ``S = sum_k E``
+    ``(1, m)``: the shared start of :func:`softmax` and :func:`log_sum_exp`."""
+    top = np.max(Z, axis=0, keepdims=True)
+    E = np.exp(Z - top)
+    return top, E, np.sum(E, axis=0, keepdims=True)
+
+
 def softmax(Z):
     """``e^Z / sum_k e^Z_k`` per column of ``Z`` ``(n_L, m)``, computed stably.
 
     Each column's maximum is subtracted first (softmax does not change), so
     ``exp`` never overflows and the largest term is exactly 1.
     """
-    Z = np.asarray(Z)
-    E = np.exp(Z - np.max(Z, axis=0, keepdims=True))
-    return E / np.sum(E, axis=0, keepdims=True)
+    _, E, S = _shifted_exp(np.asarray(Z))
+    return E / S
 
 
 def log_sum_exp(Z):
     """``log sum_k e^Z_k`` per column, ``(1, m)``, finite for any finite ``Z``."""
-    Z = np.asarray(Z)
-    top = np.max(Z, axis=0, keepdims=True)
-    return top + np.log(np.sum(np.exp(Z - top), axis=0, keepdims=True))
+    top, _, S = _shifted_exp(np.asarray(Z))
+    return top + np.log(S)
 
 
 def _tiny(A):
@@ -89,6 +95,20 @@ def softmax_cost(AL, Y, w=None):
 def softmax_cost_from_logits(ZL, Y, w=None):
     """``-(1/m) sum y (z - logsumexp(z))`` per column: log-sum-exp, finite for finite ``ZL``."""
     return mean_cost(-Y * (ZL - log_sum_exp(ZL)), w)
+
+
+def softmax_with_cost(ZL, Y, w=None):
+    """``(softmax(ZL), softmax_cost_from_logits(ZL, Y, w))`` with one ``exp`` pass: both
+    start from the same ``e^(Z - top)`` and its column sums, so the bits are theirs."""
+    top, E, S = _shifted_exp(ZL)
+    return E / S, mean_cost(-Y * (ZL - (top + np.log(S))), w)
+
+
+def _separately(forward, cost_from_logits):
+    """An output's ``forward_with_cost`` where the two share no work: each on its own."""
+    def forward_with_cost(ZL, Y, w=None):
+        return forward(ZL), cost_from_logits(ZL, Y, w)
+    return forward_with_cost
 
 
 def squared_error(AL, Y, w=None):
@@ -142,6 +162,11 @@ def identity_backward(dA, Z):
     return dA
 
 
+def _copy(Z):
+    """The linear output's ``A_L``: a copy of ``Z_L``."""
+    return np.array(Z, copy=True)
+
+
 class OutputFunctions(NamedTuple):
     """One output layer in NumPy (see the module's table)."""
 
@@ -151,25 +176,28 @@ class OutputFunctions(NamedTuple):
     dA: Callable  # dA_L from (A_L, Y), the course's general start
     backward: Callable  # dZ_L from (dA_L, Z_L)
     predict: Callable  # what a user of this output expects, from A_L
+    forward_with_cost: Callable  # (A_L, J from Z_L) from (Z_L, Y, w): the bits of both above
 
 
 FUNCTIONS = {
     "sigmoid": OutputFunctions(
         activations.sigmoid, sigmoid_cost, sigmoid_cost_from_logits,
         lambda AL, Y: -(Y / AL - (1 - Y) / (1 - AL)), sigmoid_backward,
-        lambda AL: (AL > 0.5).astype(AL.dtype)),
+        lambda AL: (AL > 0.5).astype(AL.dtype),
+        _separately(activations.sigmoid, sigmoid_cost_from_logits)),
     "softmax": OutputFunctions(
         softmax, softmax_cost, softmax_cost_from_logits,
         lambda AL, Y: -Y / AL, softmax_backward,
-        lambda AL: np.argmax(AL, axis=0)),
+        lambda AL: np.argmax(AL, axis=0),
+        softmax_with_cost),
     "linear": OutputFunctions(
-        lambda Z: np.array(Z, copy=True), squared_error, squared_error,
+        _copy, squared_error, squared_error,
         lambda AL, Y: AL - Y, identity_backward,
-        lambda AL: AL),
+        lambda AL: AL, _separately(_copy, squared_error)),
     "exp": OutputFunctions(
         np.exp, poisson_deviance, poisson_deviance_from_logits,
         lambda AL, Y: 1 - Y / AL, exp_backward,
-        lambda AL: AL),
+        lambda AL: AL, _separately(np.exp, poisson_deviance_from_logits)),
 }
 assert set(FUNCTIONS) == set(spec.OUTPUTS)
 

@@ -338,6 +338,20 @@ def _L_model_forward(X, parameters, L, hidden_activation, output_activation, dro
                      batch_norm_epsilon):
     """:func:`L_model_forward` of an ``L``-layer network, on arguments its callers have
     checked (the NumPy backend's trainer checks them once, before its first step)."""
+    A, caches = _hidden_layers_forward(X, parameters, L, hidden_activation, dropout, training,
+                                       batch_norm_epsilon)
+    AL, cache = _linear_activation_forward(
+        A, parameters[f"W{L}"], parameters[f"b{L}"], output_activation
+    )
+    caches.append(cache)
+    return AL, caches
+
+
+def _hidden_layers_forward(X, parameters, L, hidden_activation, dropout, training,
+                           batch_norm_epsilon):
+    """Layers ``1 .. L-1`` of :func:`_L_model_forward`: ``A{L-1}`` ``(n_{L-1}, m)`` (``X``
+    when ``L = 1``) and their ``L - 1`` caches, a list the output layer's cache is appended
+    to."""
     caches = []
     A = X
     for l in range(1, L):
@@ -355,11 +369,7 @@ def _L_model_forward(X, parameters, L, hidden_activation, output_activation, dro
             D, keep_prob = dropout[l - 1]
             A = A * D / np.asarray(keep_prob, dtype=A.dtype)
         caches.append(cache)
-    AL, cache = _linear_activation_forward(
-        A, parameters[f"W{L}"], parameters[f"b{L}"], output_activation
-    )
-    caches.append(cache)
-    return AL, caches
+    return A, caches
 
 
 # ---------------------------------------------------------------------------
@@ -432,12 +442,23 @@ def linear_backward(dZ, cache, input_gradient=True):
     return _linear_backward(dZ, cache, input_gradient)
 
 
-def _linear_backward(dZ, cache, input_gradient):
-    """:func:`linear_backward` on arrays its callers have checked."""
+def _linear_backward(dZ, cache, input_gradient, out=None):
+    """:func:`linear_backward` on arrays its callers have checked. ``out``: None, or the
+    arrays ``(dW, db)`` to write into (views of a flat gradient): the same bits."""
     A_prev, W, _ = cache
     m = A_prev.shape[1]
-    dW = (dZ @ A_prev.T) / m
-    db = dZ.sum(axis=1, keepdims=True) / m
+    if out is None:
+        dW = (dZ @ A_prev.T) / m
+        db = dZ.sum(axis=1, keepdims=True) / m
+    else:
+        dW, db = out
+        if isinstance(A_prev, np.ndarray):
+            np.matmul(dZ, A_prev.T, out=dW)
+        else:  # a sparse X: SciPy's product
+            dW[...] = dZ @ A_prev.T
+        dW /= m
+        np.sum(dZ, axis=1, keepdims=True, out=db)
+        db /= m
     dA_prev = W.T @ dZ if input_gradient else None
     return dA_prev, dW, db
 
@@ -457,11 +478,11 @@ def linear_activation_backward(dA, cache, activation, input_gradient=True):
     return linear_backward(_chain(dA, Z, activation), linear_cache, input_gradient)
 
 
-def _linear_activation_backward(dA, cache, activation, input_gradient, A):
+def _linear_activation_backward(dA, cache, activation, input_gradient, A, out=None):
     """:func:`linear_activation_backward` on arguments its callers have checked; ``A``: None,
-    or the layer's ``g(Z)`` (see :func:`_chain`)."""
+    or the layer's ``g(Z)`` (see :func:`_chain`); ``out`` as :func:`_linear_backward`'s."""
     linear_cache, Z = cache
-    return _linear_backward(_chain(dA, Z, activation, A), linear_cache, input_gradient)
+    return _linear_backward(_chain(dA, Z, activation, A), linear_cache, input_gradient, out)
 
 
 def _chain(dA, Z, activation, A=None):
@@ -541,7 +562,7 @@ def L_model_backward(AL, Y, caches, hidden_activation="relu", output_start="dA",
 
 
 def _L_model_backward(AL, Y, caches, hidden_activation, output_start, output_activation, l2,
-                      dropout, w, input_gradient, checked=False):
+                      dropout, w, input_gradient, checked=False, out=None):
     """:func:`L_model_backward` on arguments its caller has checked (``w``: the checked
     sample weights, or None).
 
@@ -549,6 +570,11 @@ def _L_model_backward(AL, Y, caches, hidden_activation, output_start, output_act
     caches a user passes. Without it (the NumPy backend's trainer, whose caches
     :func:`_L_model_forward` made) a hidden layer without dropout takes ``g'`` from its
     ``A``, the next layer's ``A_prev``: the same values, without computing ``g`` again.
+
+    ``out`` (unchecked only): None, or a dict of arrays keyed as ``grads``' ``dW{l}``,
+    ``db{l}`` (``dgamma{l}``, ``dbeta{l}``), views of the trainer's flat gradient, which
+    the gradients are written into (and returned in ``grads``): the same bits, without
+    stacking them afterwards.
     """
     output = outputs.FUNCTIONS[output_activation]
     w = 1 if w is None else w
@@ -560,8 +586,11 @@ def _L_model_backward(AL, Y, caches, hidden_activation, output_start, output_act
         dZ = _chain(output.dA(AL, Y) * w, ZL, output_activation)
     else:
         dZ = (AL - Y) * w
-    dA_prev, dW, db = (linear_backward if checked else _linear_backward)(dZ, linear_cache,
-                                                                         through)
+    if checked:
+        dA_prev, dW, db = linear_backward(dZ, linear_cache, through)
+    else:
+        dA_prev, dW, db = _linear_backward(dZ, linear_cache, through,
+                                           _views(out, "dW", "db", L))
     grads[f"dA{L - 1}"], grads[f"dW{L}"], grads[f"db{L}"] = dA_prev, dW, db
     for l in reversed(range(1, L)):
         dA = grads[f"dA{l}"]
@@ -576,10 +605,14 @@ def _L_model_backward(AL, Y, caches, hidden_activation, output_start, output_act
                     else linear_activation_backward)
             back = step(dA, caches[l - 1], hidden_activation, through)
         else:
-            step = (_linear_batch_norm_activation_backward if normalised
-                    else _linear_activation_backward)
             A = None if dropped else caches[l][0][0]
-            back = step(dA, caches[l - 1], hidden_activation, through, A)
+            if normalised:
+                back = _linear_batch_norm_activation_backward(dA, caches[l - 1],
+                                                              hidden_activation, through, A)
+                back = (back[0],) + _written(out, back[1:], ("dW", "dgamma", "dbeta"), l)
+            else:
+                back = _linear_activation_backward(dA, caches[l - 1], hidden_activation,
+                                                   through, A, _views(out, "dW", "db", l))
         if normalised:
             grads[f"dA{l - 1}"], grads[f"dW{l}"], grads[f"dgamma{l}"], grads[f"dbeta{l}"] = back
         else:
@@ -590,8 +623,25 @@ def _L_model_backward(AL, Y, caches, hidden_activation, output_start, output_act
         m = AL.shape[1]
         for l in range(1, L + 1):
             W = caches[l - 1][0][1]
-            grads[f"dW{l}"] = grads[f"dW{l}"] + np.asarray(l2 / m, dtype=W.dtype) * W
+            penalty = np.asarray(l2 / m, dtype=W.dtype) * W
+            dW = grads[f"dW{l}"]
+            grads[f"dW{l}"] = dW + penalty if out is None else np.add(dW, penalty, out=dW)
     return grads
+
+
+def _views(out, dW, db, l):
+    """``(out[dW{l}], out[db{l}])``, or None without ``out``."""
+    return None if out is None else (out[f"{dW}{l}"], out[f"{db}{l}"])
+
+
+def _written(out, values, names, l):
+    """``values`` written into ``out``'s arrays of ``names`` (layer ``l``) and returned as
+    those arrays; ``values`` themselves without ``out``."""
+    if out is None:
+        return tuple(values)
+    for value, name in zip(values, names):
+        out[f"{name}{l}"][...] = value
+    return tuple(out[f"{name}{l}"] for name in names)
 
 
 def update_parameters(parameters, grads, learning_rate):

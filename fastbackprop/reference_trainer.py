@@ -12,6 +12,7 @@ import math
 
 import numpy as np
 
+from . import outputs
 from . import reference as R
 from .driver import OnStepLoop, StepLoop
 from .layout import Schema
@@ -43,10 +44,16 @@ class NumpyEngine:
         self.dims = dims
         self.schema = Schema(dims) if schema is None else schema
         self._running = None
-        if not self.schema.has_batch_norm:
+        self._batch_norm = self.schema.has_batch_norm
+        if not self._batch_norm:
             self.statistics = None
+        # the gradient of each step, and its arrays as views (backward writes into them)
+        self._grad = np.zeros(self.schema.size, dtype=dtype)
+        self._grads = self.schema.unpack(self._grad, copy=False, prefix="d")
         self.options = options
         self.keep_prob = keep_prob
+        self._dropout = any(keep != 1 for keep in keep_prob)
+        self._output = outputs.FUNCTIONS[options.output_activation]
         self.w = None if sample_weight is None else sample_weight.astype(dtype)
         self.dtype = dtype
         self.m = X.shape[1]
@@ -62,29 +69,39 @@ class NumpyEngine:
 
     def gradient(self, theta, k, t, cost):
         """The batch's gradient by the reference's step functions, unchecked: the trainer
-        checked ``X``, ``Y``, the weights and the parameters before its first step."""
+        checked ``X``, ``Y``, the weights and the parameters before its first step.
+
+        The output layer's ``A_L`` and cost share their work (``forward_with_cost``), and
+        backward writes the gradient into the engine's flat array (the running statistics'
+        entries stay 0), which the next step overwrites: the bits of ``L_model_forward``,
+        ``compute_cost_from_logits``, ``L_model_backward`` and ``gradients_to_vector``.
+        Runs inside the :class:`~fastbackprop.driver.StepLoop`'s ``np.errstate``.
+        """
         o = self.options
         columns = self._columns[k]
         X_b, Y_b = self.X[:, columns], self.Y[:, columns]
         w_b = None if self.w is None else self.w[columns]
         m_b = X_b.shape[1]
+        L = len(self.dims) - 1
         parameters = self.schema.unpack(theta, copy=False)
-        dropout = R.dropout_masks(self.keep_prob, [(n, m_b) for n in self.dims[1:-1]], o.seed, t)
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
-            AL, caches = R._L_model_forward(X_b, parameters, len(self.dims) - 1,
-                                            o.hidden_activation, o.output_activation, dropout,
-                                            True, o.batch_norm_epsilon)
-            if self.schema.has_batch_norm:
-                self._running = R.running_statistics(parameters, caches,
-                                                     o.batch_norm_momentum)
-            ZL = caches[-1][1]
-            loss = R.compute_cost_from_logits(ZL, Y_b, o.output_activation, w_b) if cost else 0.0
-            if not _finite_output(ZL, AL):
-                return None, loss, m_b
-            grads = R._L_model_backward(AL, Y_b, caches, o.hidden_activation, "dZ",
-                                        o.output_activation, 0.0, dropout, w_b, False)
-        grad = R.gradients_to_vector(grads, len(self.dims) - 1, self.schema).reshape(-1)
-        return grad, loss, m_b
+        dropout = (R.dropout_masks(self.keep_prob, [(n, m_b) for n in self.dims[1:-1]],
+                                   o.seed, t) if self._dropout else None)
+        A, caches = R._hidden_layers_forward(X_b, parameters, L, o.hidden_activation, dropout,
+                                             True, o.batch_norm_epsilon)
+        ZL, linear_cache = R._linear_forward(A, parameters[f"W{L}"], parameters[f"b{L}"])
+        caches.append((linear_cache, ZL))
+        if self._batch_norm:
+            self._running = R.running_statistics(parameters, caches, o.batch_norm_momentum)
+        if cost:
+            AL, loss = self._output.forward_with_cost(ZL, Y_b, w_b)
+            loss = float(loss)
+        else:
+            AL, loss = self._output.forward(ZL), 0.0
+        if not _finite_output(ZL, AL):
+            return None, loss, m_b
+        R._L_model_backward(AL, Y_b, caches, o.hidden_activation, "dZ", o.output_activation,
+                            0.0, dropout, w_b, False, out=self._grads)
+        return self._grad, loss, m_b
 
     def statistics(self, theta):
         """Write the last batch's running statistics into ``theta`` (the parameters after

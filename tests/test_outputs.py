@@ -171,6 +171,31 @@ def test_costs_from_logits_equal_costs_from_outputs_and_stay_finite(output):
     assert np.isfinite(R.compute_cost_from_logits(huge, Y, output))
 
 
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("output", OUTPUTS)
+def test_forward_with_cost_is_forward_and_cost_from_logits_bit_for_bit(output, dtype, weighted):
+    """The NumPy trainer takes ``A_L`` and the cost from one ``forward_with_cost`` (softmax:
+    one ``exp`` pass for both); its bits must be ``forward``'s and ``cost_from_logits``'s,
+    for ordinary logits, huge ones and a column of equal ones, at both widths."""
+    entry = outputs.FUNCTIONS[output]
+    rng = np.random.default_rng(5)
+    for n_L in WIDTHS[output]:
+        Y = labels(output, n_L, 7, rng, dtype)
+        w = rng.random(7).astype(dtype) if weighted else None
+        ZL = rng.standard_normal((n_L, 7)).astype(dtype) * dtype(3)
+        huge = ZL * dtype(1e3) if output != "exp" else -np.abs(ZL * dtype(1e3))
+        huge[:, 0] = 2  # a column whose logits are all equal
+        for Z in (ZL, huge):
+            with np.errstate(all="ignore"):
+                A, J = entry.forward_with_cost(Z, Y, w)
+                np.testing.assert_array_equal(A, entry.forward(Z))
+                assert A.dtype == dtype
+                expected = entry.cost_from_logits(Z, Y, w)
+            assert J == expected or (np.isnan(J) and np.isnan(expected))
+            assert np.asarray(J).dtype == np.asarray(expected).dtype
+
+
 # ---------------------------------------------------------------------------
 # Kernels against the reference
 # ---------------------------------------------------------------------------

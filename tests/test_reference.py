@@ -6,6 +6,7 @@ import pytest
 
 from fastbackprop import activations, backends, reference as R
 from fastbackprop.datasets import load_planar_dataset
+from fastbackprop.layout import Schema
 
 HIDDEN = list(activations.HIDDEN)
 
@@ -71,11 +72,21 @@ def test_the_trainers_unchecked_passes_are_the_public_ones_bit_for_bit(dtype, ac
                                       dropout=dropout, sample_weight=w, input_gradient=False)
         got = R._L_model_backward(AL_u, Y, caches_u, activation, "dZ", output, 0.2, dropout,
                                   w, False)
+        schema = Schema.of(parameters)  # and written into views of a flat gradient
+        flat = np.zeros(schema.size, dtype=dtype)
+        views = schema.unpack(flat, copy=False, prefix="d")
+        written = R._L_model_backward(AL_u, Y, caches_u, activation, "dZ", output, 0.2,
+                                      dropout, w, False, out=views)
     np.testing.assert_array_equal(AL_u, AL)
     assert AL.dtype == dtype
-    assert sorted(got) == sorted(expected)
+    assert sorted(got) == sorted(expected) == sorted(written)
     for key, value in expected.items():
         np.testing.assert_array_equal(got[key], value, err_msg=key)
+        np.testing.assert_array_equal(written[key], value, err_msg=key)
+    for key, view in views.items():  # the parameters' gradients are the views themselves
+        if key in written:
+            assert written[key] is view, key
+    np.testing.assert_array_equal(flat, R.gradients_to_vector(expected, 3, schema).ravel())
 
 
 def test_gradient_check_catches_a_wrong_derivative(monkeypatch):
