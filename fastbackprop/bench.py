@@ -23,6 +23,7 @@ This module imports Numba only when the kernels are timed.
 from __future__ import annotations
 
 import math
+import os
 import statistics
 import sys
 import time
@@ -54,6 +55,12 @@ MIN_TIME = 0.1
 #: the run is called unsteady.
 PROBE_SIZE = 1024
 STEADY = 0.85
+
+#: The second probe after each workload (:func:`core_slowdown`): the same independent work on
+#: every core at once, over the time it takes one thread alone. At most this, every core was
+#: free to the run. (On the 2-core AVX2 EPYC: 1.10 to 1.14 with both cores free, 1.6 to 2.0
+#: while the host gave one to other guests.)
+CORES_FREE = 1.3
 
 #: Pause (seconds) before timing one backend after the other. NumPy and
 #: SciPy (whose BLAS the kernels call) each bundle their own OpenBLAS; the
@@ -338,6 +345,67 @@ def steadiness(rates, dtype):
                "with each other or with another run's")
     return (f"machine: a {PROBE_SIZE}x{PROBE_SIZE} {np.dtype(dtype).name} GEMM after each "
             f"workload ran at {low:.0f} to {high:.0f} GFLOP/s (median {mid:.0f}): {verdict}.")
+
+
+def core_slowdown(threads=None, size=32768, calls=40):
+    """How many times longer ``threads`` threads (default: the CPUs) take, started together,
+    to each do the work one thread does alone: ``calls`` of ``np.exp`` over its own
+    ``size`` float64 (256 KB: in the core's L2), which NumPy runs without the GIL.
+
+    1.0 when every core is free; 2.0 on two threads when only one core is to be had. A
+    virtual machine's host can give a vCPU to other guests for seconds at a time, which a
+    GEMM rate alone may miss between probes; a run's P-thread timings are comparable with
+    its one-thread ones only while this stays near 1 (:data:`CORES_FREE`)."""
+    import threading
+
+    P = usable_cpus() if threads is None else int(threads)
+    if P < 2:
+        return 1.0  # nothing runs beside the one thread
+    arrays = [np.linspace(-1.0, 1.0, size) for _ in range(P)]
+    outs = [np.empty(size) for _ in range(P)]
+
+    def work(p):
+        for _ in range(calls):
+            np.exp(arrays[p], out=outs[p])
+
+    work(0)  # warm-up
+    start = time.perf_counter()
+    work(0)
+    alone = time.perf_counter() - start
+    ready = threading.Barrier(P + 1)
+
+    def worker(p):
+        ready.wait()
+        work(p)
+
+    team = [threading.Thread(target=worker, args=(p,)) for p in range(P)]
+    for thread in team:
+        thread.start()
+    ready.wait()
+    start = time.perf_counter()
+    for thread in team:
+        thread.join()
+    return (time.perf_counter() - start) / alone
+
+
+def usable_cpus():
+    """The CPUs this process may run on (its affinity where the OS tells it)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def cores_line(slowdowns):
+    """The line saying how free the cores were after each workload (``slowdowns`` from
+    :func:`core_slowdown`): free when the worst is at most :data:`CORES_FREE`."""
+    low, mid, high = min(slowdowns), statistics.median(slowdowns), max(slowdowns)
+    P = usable_cpus()
+    verdict = ("every core free" if high <= CORES_FREE else
+               "NOT free: at times other work held a core; the P-thread timings of the "
+               "rows around it are not comparable with the one-thread ones")
+    return (f"cores: {P} threads of independent work after each workload took {low:.2f}x "
+            f"to {high:.2f}x one thread's time (median {mid:.2f}x): {verdict}.")
 
 
 def timer(run, min_time=MIN_TIME):
@@ -680,6 +748,7 @@ def run(args, out=None):
     rates = {d: gemm_rate(d, repeats=max(repeats, 3)) for d in dtypes}
     rows, peer_rows = [], []
     probe = [gemm_rate(dtypes[0], n=PROBE_SIZE)]
+    slowdowns = [core_slowdown()]
     for w in workloads:
         print(f"timing {w.name}: {w.label} ...", file=sys.stderr, flush=True)
         if requested is None:
@@ -689,8 +758,10 @@ def run(args, out=None):
                 rows.append(measure(w, rates, repeats, min_time, rivals))
             peer_rows.append(peers.PeerRow.of(rows[-1], rivals))
         probe.append(gemm_rate(dtypes[0], n=PROBE_SIZE))
+        slowdowns.append(core_slowdown())
     print(caption(rates, repeats), file=out)
     print(steadiness(probe, dtypes[0]), file=out)
+    print(cores_line(slowdowns), file=out)
     print(file=out)
     print(format_table(rows), file=out)
     threaded = [r for r in rows if r.threads > 1]

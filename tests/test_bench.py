@@ -147,6 +147,9 @@ def test_run_planar_prints_a_row():
     assert f"({bench.cpu_model()})" in text  # which CPU measured it
     assert re.search(r"^machine: a 1024x1024 float64 GEMM after each workload ran at \d+ to "
                      r"\d+ GFLOP/s \(median \d+\): (steady|NOT steady)", text, re.M), text
+    assert re.search(r"^cores: \d+ threads of independent work after each workload took "
+                     r"[\d.]+x to [\d.]+x one thread's time \(median [\d.]+x\): "
+                     r"(every core free|NOT free)", text, re.M), text
     rows = [line for line in text.splitlines() if line.startswith("planar ")]
     assert len(rows) == 1
     assert re.match(r"planar\s+float64\s+[\d.]+ [num]?s\s+[\d.]+ [num]?s\s+[\d.]+ [num]?s"
@@ -158,6 +161,23 @@ def test_steadiness_flags_a_run_whose_machine_slowed_down():
     assert steady.endswith(": steady.") and "90 to 100 GFLOP/s (median 95)" in steady
     slow = bench.steadiness([100e9, 60e9, 98e9], "float64")
     assert "NOT steady" in slow and "60 to 100" in slow and "float64" in slow
+
+
+def test_cores_line_flags_a_run_where_a_core_was_held():
+    free = bench.cores_line([1.02, 1.1, 1.2])
+    assert free.endswith(": every core free.") and "1.02x to 1.20x" in free
+    assert "(median 1.10x)" in free
+    held = bench.cores_line([1.05, 1.9, 1.1])
+    assert "NOT free" in held and "1.05x to 1.90x" in held
+
+
+def test_core_slowdown_times_the_threads_against_one():
+    assert bench.core_slowdown(threads=1) == 1.0  # nothing beside the one thread
+    slowdown = bench.core_slowdown(threads=2, size=4096, calls=4)
+    assert np.isfinite(slowdown) and slowdown > 0.2
+    # more threads than the CPUs can run at once: each waits for a core, so it takes longer
+    crowded = bench.core_slowdown(threads=4 * bench.usable_cpus(), size=32768, calls=20)
+    assert crowded > 1.5, crowded
 
 
 def test_cpu_model_names_a_cpu():
