@@ -54,6 +54,8 @@ MODES = {NN: "NN", NT: "NT", TN: "TN"}
 WORKLOADS = {
     "planar": ((2, 4, 1), 400, "float64", False),
     "digits32": ((64, 64, 10), 16, "float64", True),
+    "digits32-one": ((64, 64, 10), 32, "float64", True),  # the thread rule's one thread
+    "chains128": ((4, 32, 16, 4), 128, "float32", False),  # a batch of 256 on two threads
     "sklearn": ((64, 100, 10), 100, "float64", True),
     "small": ((20, 64, 64, 1), 128, "float64", False),
     "chains": ((4, 32, 16, 4), 5000, "float32", False),
