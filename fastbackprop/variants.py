@@ -10,11 +10,18 @@ from __future__ import annotations
 
 #: A step is split between threads when each thread's share of its matrix products
 #: is at least this many multiply-adds and of its columns at least :data:`MIN_COLUMNS`
-#: (see :func:`threads`; measured on the 2-core AVX-512 Xeon with tools/thread_split.py:
-#: below, the barriers and the gradient rows and parameters that cross between the
-#: cores cost more than the split saves).
-MIN_SHARE = 32768
-MIN_COLUMNS = 64
+#: (see :func:`threads`). Below, the barriers and the gradient rows and parameters
+#: that cross between the cores cost more than the split saves. Measured on the 2-core
+#: AVX2 EPYC with ``tools/thread_rule.py --min-time 0.2`` and fits of 0.2 to 0.5 s,
+#: one thread against two in alternating rounds (docs/threads.md): two threads won
+#: from 16 columns and about 200,000 multiply-adds a thread (digits32's network at
+#: batch 32 1.30x, the drop-in's at 32 and 64 1.47x and 1.42x, ``chains``' narrow one
+#: at 256 1.58x) and lost below (``chains``' at 32, 34,000 a thread: 0.55x; digits32's
+#: at 16, 8 columns a thread: 0.89x). The earlier values, 64 columns and 32768, came
+#: from timings of 5 to 20 ms, in which the second core's first milliseconds after
+#: idling (it runs slow while it wakes) counted against two threads.
+MIN_SHARE = 100_000
+MIN_COLUMNS = 16
 
 
 def gram_applies(dims, m, full_batch, linear_update, max_epochs=None):

@@ -243,7 +243,11 @@ def test_two_models_fitting_at_once_get_what_they_get_alone():
 
 def test_the_rule_keeps_small_work_on_one_thread():
     assert team.choose(None, [2, 4, 1], 400) == 1  # planar: too little work to split
-    assert team.choose(None, [64, 64, 10], 32) == 1  # digits32: too few columns
+    two = min(2, team_cores())
+    assert team.choose(None, [64, 64, 10], 32) == two  # digits32: 16 columns, 227k a thread
+    assert team.choose(None, [64, 64, 10], 16) == 1  # 8 columns a thread: too few
+    assert team.choose(None, [4, 32, 16, 4], 32) == 1  # 34k multiply-adds a thread: too few
+    assert team.choose(None, [4, 32, 16, 4], 256) == two  # 270k a thread
     assert team.choose(None, [784, 256, 128, 10], 128) >= min(2, team_cores())
     assert team.choose(None, [784, 256, 10], 512, gram=True) == 1
     assert team.choose(3, [2, 4, 1], 2) == 2  # never more threads than columns

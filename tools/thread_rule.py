@@ -7,7 +7,7 @@ alternating rounds with a pause before each timing (OpenBLAS's threads spin
 for a while after a product, on the cores the two threads need), and the
 median of the rounds per step. Run from the repository root::
 
-    python tools/thread_rule.py [--widths 16,32,64,128] [--rounds 5] [--pause 0.3]
+    python tools/thread_rule.py [--widths 16,32,64,128] [--rounds 5] [--pause 0.3] [--min-time 0.2]
 
 Each line gives, per width, ``us per step on 1 / on 2 threads (gain)``; the
 rule splits a batch when each thread keeps at least ``MIN_COLUMNS`` of its
@@ -34,6 +34,7 @@ NETWORKS = [([64, 64, 10], "float64"), ([64, 100, 10], "float64"), ([20, 64, 64,
             ([4, 32, 16, 4], "float32"), ([784, 256, 128, 10], "float32"),
             ([784, 256, 128, 10], "float64")]
 PAUSE = 0.3  # seconds before each timing
+MIN_TIME = 0.2  # seconds each timing lasts at least
 M = 2048  # training columns
 
 
@@ -52,10 +53,14 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--pause", type=float, default=PAUSE,
                         help=f"seconds before each timing ({PAUSE}; 0: back to back)")
+    parser.add_argument("--min-time", type=float, default=MIN_TIME,
+                        help=f"seconds each timing lasts at least ({MIN_TIME}): after a pause "
+                             "the second core runs slow for milliseconds, which a short "
+                             "timing counts against two threads")
     args = parser.parse_args(argv)
     widths = [int(w) for w in args.widths.split(",")]
     print(f"CPU: {cpu_model()}; us per step on 1 / 2 threads (gain), median of {args.rounds} rounds, "
-          f"{args.pause} s before each timing")
+          f"{args.pause} s before each timing of at least {args.min_time} s")
     for dims, dtype in NETWORKS:
         X, Y, output = problem(dims, np.dtype(dtype))
         trainers = {}
@@ -66,14 +71,19 @@ def main(argv=None):
                                   optimizer="adam", batch_size=width, seed=3, cost_every=1)
                 trainer.run(1)  # compiles, or loads from the cache
                 trainers[width, P] = trainer
-        epochs = 1 if dims[0] > 100 else 10
+        epochs = {}
+        for key, trainer in trainers.items():  # enough epochs to last --min-time
+            start = time.perf_counter()
+            trainer.run(1)
+            once = time.perf_counter() - start
+            epochs[key] = max(1, int(np.ceil(args.min_time / max(once, 1e-6))))
         times = {key: [] for key in trainers}
         for _ in range(args.rounds):
             for key, trainer in trainers.items():
                 time.sleep(args.pause)
                 start = time.perf_counter()
-                trainer.run(epochs)
-                times[key].append((time.perf_counter() - start) / epochs / trainer.n_batches)
+                trainer.run(epochs[key])
+                times[key].append((time.perf_counter() - start) / epochs[key] / trainer.n_batches)
         cells = []
         for width in widths:
             one, two = (statistics.median(times[width, P]) * 1e6 for P in (1, 2))
