@@ -392,7 +392,7 @@ def usable_cpus():
     """The CPUs this process may run on (its affinity where the OS tells it)."""
     try:
         return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
+    except AttributeError:  # pragma: no cover - not on Linux
         return os.cpu_count() or 1
 
 
@@ -608,7 +608,7 @@ def caption(rates, repeats):
         "floor: the step's matrix-product FLOPs (W A_prev and dW for every layer, dA_prev\n"
         f"for layers 2..L) / the rate of a {GEMM_SIZE}x{GEMM_SIZE} GEMM "
         f"measured in this run:\n{parts}.\n"
-        f"numpy {np.__version__}, {_numba_version()}, {_cpu_count()} CPUs ({cpu_model()})."
+        f"numpy {np.__version__}, {_numba_version()}, {usable_cpus()} CPUs ({cpu_model()})."
     )
 
 
@@ -619,15 +619,6 @@ def _numba_version():
         return f"numba {version('numba')}"
     except Exception:  # pragma: no cover - numba is a dependency
         return "numba ?"
-
-
-def _cpu_count():
-    import os
-
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not on Linux
-        return os.cpu_count()
 
 
 def measure(workload, gemm_rates, repeats, min_time=MIN_TIME, rivals=()):

@@ -25,7 +25,7 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from fastbackprop import reference as R  # noqa: E402
-from fastbackprop.bench import cpu_model  # noqa: E402
+from fastbackprop.bench import cpu_model, timer  # noqa: E402
 from fastbackprop.kernels import Trainer  # noqa: E402
 from fastbackprop.validation import check_labels  # noqa: E402
 
@@ -71,19 +71,13 @@ def main(argv=None):
                                   optimizer="adam", batch_size=width, seed=3, cost_every=1)
                 trainer.run(1)  # compiles, or loads from the cache
                 trainers[width, P] = trainer
-        epochs = {}
-        for key, trainer in trainers.items():  # enough epochs to last --min-time
-            start = time.perf_counter()
-            trainer.run(1)
-            once = time.perf_counter() - start
-            epochs[key] = max(1, int(np.ceil(args.min_time / max(once, 1e-6))))
+        # each timing runs enough epochs to last --min-time: seconds per epoch
+        timings = {key: timer(trainer.run, args.min_time) for key, trainer in trainers.items()}
         times = {key: [] for key in trainers}
         for _ in range(args.rounds):
             for key, trainer in trainers.items():
                 time.sleep(args.pause)
-                start = time.perf_counter()
-                trainer.run(epochs[key])
-                times[key].append((time.perf_counter() - start) / epochs[key] / trainer.n_batches)
+                times[key].append(timings[key]() / trainer.n_batches)
         cells = []
         for width in widths:
             one, two = (statistics.median(times[width, P]) * 1e6 for P in (1, 2))
