@@ -111,21 +111,31 @@ def test_sigmoid_saturates_monotonically(dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_an_integral_float_becomes_its_int_over_the_exponent_range(dtype):
-    """``_int_of_integral`` (the bit trick that replaces ``int(k)`` for the scale ``2^k``) is
-    exact for every ``k`` the routines can reach, and a little beyond, signs included."""
+def test_the_nearest_integer_comes_as_a_float_and_an_int_over_the_exponent_range(dtype):
+    """``_nearest_integer`` (the shifter trick that replaces ``floor`` and ``int(k)`` for the
+    scale ``2^k``) rounds to the nearest integer (ties to even) and gives it as a float and
+    as an int, exactly, for every ``k`` the routines can reach and a little beyond. Called, as
+    by the routines, from code compiled without reassociation (which would fold
+    ``(y + S) - S`` to ``y``); the accuracy tests above call the routines from a kernel with
+    the package's fast-math flags."""
     from fastbackprop._jit import jit
 
-    @jit(entry=True)
-    def ints(k, out):
-        for i in range(k.size):
-            out[i] = scalar._int_of_integral(k[i])
+    @jit(entry=True, exact=True)
+    def nearest(y, k, ki):
+        for i in range(y.size):
+            k[i], ki[i] = scalar._nearest_integer(y[i])
 
     reach = 1100 if dtype == np.float64 else 160
-    k = np.arange(-reach, reach + 1).astype(dtype)
-    out = np.empty(k.size, dtype=np.int64)
-    ints(k, out)
-    np.testing.assert_array_equal(out, np.arange(-reach, reach + 1))
+    integers = np.arange(-reach, reach + 1).astype(dtype)
+    rng = np.random.default_rng(0)
+    y = np.concatenate([integers, integers + dtype(0.5), integers - dtype(0.25),
+                        rng.uniform(-reach, reach, 5000).astype(dtype)]).astype(dtype)
+    k = np.empty_like(y)
+    ki = np.empty(y.size, dtype=np.int64)
+    nearest(y, k, ki)
+    expected = np.rint(y)  # ties to even
+    np.testing.assert_array_equal(k, expected)
+    np.testing.assert_array_equal(ki, expected.astype(np.int64))
 
 
 @pytest.mark.skipif(__import__("platform").machine() not in ("x86_64", "AMD64"),

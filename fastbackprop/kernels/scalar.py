@@ -6,8 +6,10 @@ the loops that call them:
 
 * ``exp(x) = 2^k (1 + p(r))`` with ``k = round(x / ln 2)``, ``r = x - k ln 2``
   (two-constant Cody-Waite reduction, ``|r| <= ln2 / 2``) and ``p(r)`` a
-  polynomial for ``expm1(r)`` (float64: near-minimax, degree 11; float32:
-  Taylor, degree 7). The
+  polynomial for ``expm1(r)`` (near-minimax: degree 11 in float64, 6 in
+  float32), evaluated as two Horner chains side by side (the loops are bound
+  by the latency of one value's chain). ``k`` is rounded by adding ``1.5 * 2^52``
+  (``2^23``), whose sum holds it in its low bits (:func:`_nearest_integer`). The
   scale ``2^k`` is built from the exponent bits through an integer bitcast,
   in two halves so that overflow to inf and underflow to subnormals and 0
   come out right. Accurate to 1 ulp for normal results.
@@ -51,6 +53,7 @@ class _Constants:
         f = np.dtype(dtype).type
         self.f = f
         self.itype = itype
+        self.i = np.int64 if itype == types.int64 else np.int32  # typed integer constants
         self.mantissa_bits = mantissa_bits
         self.bias = bias
         self.log2e = f(1.4426950408889634)
@@ -63,8 +66,11 @@ class _Constants:
         self.sqrt2 = f(1.4142135623730951)
         self.lo = f(lo)  # exp(lo) rounds to 0 (after subnormals)
         self.hi = f(hi)  # exp(hi) overflows
-        # expm1(r) = r + r^2 q(r), |r| <= ln2/2; Horner coefficients of q, highest first
-        self.expm1_q = tuple(f(c) for c in reversed(expm1_q))
+        # expm1(r) = r + r^2 q(r), |r| <= ln2/2, q(r) = q_even(r^2) + r q_odd(r^2): two
+        # Horner chains of half the length, side by side (the loops that call exp are
+        # bound by the chain's latency), each with its coefficients highest first
+        self.expm1_q_even = tuple(f(c) for c in reversed(expm1_q[0::2]))
+        self.expm1_q_odd = tuple(f(c) for c in reversed(expm1_q[1::2]))
         # atanh(s)/s = 1 + s^2/3 + s^4/5 + ...: Horner in s^2, highest first
         self.atanh_coeffs = tuple(f(1.0 / (2 * n + 1)) for n in range(atanh_terms - 1, -1, -1))
         # ln2 hi/lo split keeps k * ln2_hi exact for |k| < 2^11 (f64), 2^8 (f32)
@@ -73,12 +79,15 @@ class _Constants:
 #: q(r) = (expm1(r) - r) / r^2 on |r| <= ln2/2, lowest degree first. float64:
 #: a degree-9 fit, least squares in relative error on 200 Chebyshev nodes in
 #: 40-digit arithmetic (near-minimax; 1 ulp, against degree 11 for Taylor).
-#: float32: Taylor, 1/2!, ..., 1/7!.
+#: float32: a degree-4 fit the same way on 400 nodes in float64, rounded to
+#: float32: expm1(r) to 1.4e-8 relative (a quarter of float32's half-ulp),
+#: one term fewer than Taylor's 1/2!, ..., 1/7!.
 _EXPM1_Q64 = (0.5000000000000006, 0.166666666666666, 0.04166666666657403,
               0.00833333333338266, 0.0013888888932223138, 0.00019841269733442788,
               2.480150464186978e-05, 2.7557395048302514e-06, 2.762624807827549e-07,
               2.5057615108952102e-08)
-_EXPM1_Q32 = tuple(1.0 / math.factorial(n) for n in range(2, 8))
+_EXPM1_Q32 = (0.4999999701976776, 0.16666541993618011, 0.041667595505714417,
+              0.00836667325347662, 0.001385816023685038)
 
 _CONSTANTS = {
     types.float64: _Constants(np.float64, types.int64, 52, 1023,
@@ -113,30 +122,39 @@ def _float_from_bits(typingctx, bits, like):
 
 
 @intrinsic
-def _int_of_integral(typingctx, k):
-    """The integer ``k`` (an integral float with ``|k| < 2^22``) as the int type of its width.
+def _nearest_integer(typingctx, y):
+    """``(k, ki)``: ``y`` rounded to the nearest integer, as a float and as the int of its width.
 
-    Through ``k + 1.5 * 2^mantissa_bits``, whose low bits are then ``k``, and a
-    bitcast, not a float-to-int conversion: AVX2 has none for float64 vectors
+    For ``|y| < 2^22``. One add of ``S = 1.5 * 2^mantissa_bits`` rounds (ties
+    to even): the sum's low bits are then ``k`` (``ki`` is its bits minus
+    ``S``'s) and ``sum - S`` is ``k`` exactly. No ``floor`` and no
+    float-to-int conversion: AVX2 has none for float64 vectors
     (``vcvttpd2qq`` is AVX-512), so ``int64(k)`` split a vectorised loop into
     four scalar conversions; float32 has one, but one code serves both.
+    Only for code compiled without reassociation (``exact=True`` kernels), which
+    would fold ``(y + S) - S`` to ``y``; an exact kernel keeps its own flags
+    where it is inlined.
     """
-    fty = _float_type(k)
+    fty = _float_type(y)
     if fty is None:
         return None
     c = _CONSTANTS[fty]
     shifter = 1.5 * 2.0 ** c.mantissa_bits
     shifter_bits = int(np.array(shifter, dtype=c.f).view(
         np.int64 if c.mantissa_bits == 52 else np.int32))
+    result = types.Tuple((fty, c.itype))
 
     def codegen(context, builder, signature, args):
         from llvmlite import ir
 
         itype = ir.IntType(fty.bitwidth)
-        shifted = builder.fadd(args[0], context.get_constant(fty, shifter))
-        return builder.sub(builder.bitcast(shifted, itype), ir.Constant(itype, shifter_bits))
+        big = context.get_constant(fty, shifter)
+        shifted = builder.fadd(args[0], big)
+        k = builder.fsub(shifted, big)
+        ki = builder.sub(builder.bitcast(shifted, itype), ir.Constant(itype, shifter_bits))
+        return context.make_tuple(builder, signature.return_type, (k, ki))
 
-    return c.itype(k), codegen
+    return result(y), codegen
 
 
 def like(x, value):
@@ -157,8 +175,38 @@ def _like(x, value):
 
 
 def expm1_parts(x):
-    """``(k, p)`` with ``exp(x) = 2^k (1 + p)``, ``k`` integral (as a float)."""
+    """``(k, p)`` with ``exp(x) = 2^k (1 + p)``, ``k`` an int of ``x``'s width; ``x`` clamped
+    to the range where ``2^k`` and ``exp`` are defined (NaN becomes an end of it)."""
     raise NotImplementedError("for use inside kernels only")
+
+
+def reduced_parts(x):
+    """:func:`expm1_parts` for an ``x`` its caller has clamped already (one clamp, not two)."""
+    raise NotImplementedError("for use inside kernels only")
+
+
+@overload_kernel(reduced_parts, exact=True)
+def _reduced_parts(x):
+    c = _CONSTANTS.get(_float_type(x))
+    if c is None:
+        return None
+    log2e, ln2_hi, ln2_lo = c.log2e, c.ln2_hi, c.ln2_lo
+    even, odd = c.expm1_q_even, c.expm1_q_odd
+    n_even, n_odd = len(even), len(odd)
+
+    def impl(x):
+        k, ki = _nearest_integer(x * log2e)
+        r = (x - k * ln2_hi) - k * ln2_lo
+        s = r * r
+        q_even = even[0]
+        for i in range(1, n_even):
+            q_even = q_even * s + even[i]
+        q_odd = odd[0]
+        for i in range(1, n_odd):
+            q_odd = q_odd * s + odd[i]
+        return ki, r + s * (q_even + r * q_odd)
+
+    return impl
 
 
 @overload_kernel(expm1_parts, exact=True)
@@ -166,40 +214,46 @@ def _expm1_parts(x):
     c = _CONSTANTS.get(_float_type(x))
     if c is None:
         return None
-    log2e, ln2_hi, ln2_lo, half, lo, hi = c.log2e, c.ln2_hi, c.ln2_lo, c.half, c.lo, c.hi
-    coeffs = c.expm1_q
-    n_coeffs = len(coeffs)
+    lo, hi = c.lo, c.hi
 
     def impl(x):
-        xc = min(max(x, lo), hi)  # NaN -> lo here; callers restore NaN
-        k = np.floor(xc * log2e + half)
-        r = (xc - k * ln2_hi) - k * ln2_lo
-        q = coeffs[0]
-        for i in range(1, n_coeffs):
-            q = q * r + coeffs[i]
-        return k, r + (r * r) * q
+        return reduced_parts(min(max(x, lo), hi))  # NaN -> lo here; callers restore NaN
+
+    return impl
+
+
+def power_of_two(k, like_x):
+    """``2^k`` as a float of ``like_x``'s type, for an int ``k`` of its width where it is a
+    normal number (and ``inf`` for ``k = bias + 1``)."""
+    raise NotImplementedError("for use inside kernels only")
+
+
+@overload_kernel(power_of_two, exact=True)
+def _power_of_two(k, like_x):
+    c = _CONSTANTS.get(_float_type(like_x))
+    if c is None:
+        return None
+    bias, shift = c.i(c.bias), c.i(c.mantissa_bits)  # k's width: no int64 lanes for float32
+
+    def impl(k, like_x):
+        return _float_from_bits((k + bias) << shift, like_x)
 
     return impl
 
 
 def power_of_two_halves(k, like_x):
-    """``(s1, s2)`` with ``s1 * s2 = 2^k``, each a normal float."""
+    """``(s1, s2)`` with ``s1 * s2 = 2^k`` (an int ``k``), each a normal float."""
     raise NotImplementedError("for use inside kernels only")
 
 
 @overload_kernel(power_of_two_halves, exact=True)
 def _power_of_two_halves(k, like_x):
-    c = _CONSTANTS.get(_float_type(like_x))
-    if c is None:
+    if _float_type(like_x) is None:
         return None
-    bias, shift = c.bias, c.mantissa_bits
 
     def impl(k, like_x):
-        ki = _int_of_integral(k)
-        k1 = ki >> 1
-        s1 = _float_from_bits((k1 + bias) << shift, like_x)
-        s2 = _float_from_bits((ki - k1 + bias) << shift, like_x)
-        return s1, s2
+        k1 = k >> 1
+        return power_of_two(k1, like_x), power_of_two(k - k1, like_x)
 
     return impl
 
@@ -236,7 +290,7 @@ def _expm1(x):
     if c is None:
         return None
     one = c.one
-    big = c.f(c.mantissa_bits + 1)
+    big = c.i(c.mantissa_bits + 1)
 
     def impl(x):
         k, p = expm1_parts(x)
@@ -297,11 +351,10 @@ def _sigmoid(z):
     # bitcast makes 2^k, and k = bias + 1 gives exactly inf (sigmoid 0).
     lo = c.f(-40.0 if c.mantissa_bits == 52 else -18.0)
     hi = c.hi
-    bias, shift = c.bias, c.mantissa_bits
 
     def impl(z):
-        k, p = expm1_parts(min(max(-z, lo), hi))
-        e = (one + p) * _float_from_bits((_int_of_integral(k) + bias) << shift, z)
+        k, p = reduced_parts(min(max(-z, lo), hi))
+        e = (one + p) * power_of_two(k, z)
         s = one / (one + e)
         return s if z == z else z
 
@@ -322,14 +375,13 @@ def _tanh(z):
     # |tanh(z)| rounds to 1 for |z| >= 22 (f64) / 9 (f32): clamping -2|z| there
     # keeps 2^k a normal number, so one scale suffices (no split, no overflow).
     lo = c.f(-44.0 if c.mantissa_bits == 52 else -18.0)
-    bias, shift = c.bias, c.mantissa_bits
+    minus_two = -two
 
     def impl(z):
-        k, p = expm1_parts(max(-two * abs(z), lo))
-        s = _float_from_bits((_int_of_integral(k) + bias) << shift, z)
-        t = s * p + (s - one)  # expm1(-2|z|), exact p when k == 0
-        r = -t / (two + t)
-        r = r if z >= 0 else -r
+        k, p = reduced_parts(max(minus_two * abs(z), lo))
+        s = power_of_two(k, z)
+        t = s * p + (s - one)  # expm1(-2|z|) in (-1, 0], exact p when k == 0
+        r = math.copysign(t / (minus_two - t), z)  # -t / (2 + t) >= 0, with z's sign
         return r if z == z else z
 
     return impl
