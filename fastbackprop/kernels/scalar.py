@@ -66,14 +66,23 @@ class _Constants:
         self.sqrt2 = f(1.4142135623730951)
         self.lo = f(lo)  # exp(lo) rounds to 0 (after subnormals)
         self.hi = f(hi)  # exp(hi) overflows
-        # expm1(r) = r + r^2 q(r), |r| <= ln2/2, q(r) = q_even(r^2) + r q_odd(r^2): two
-        # Horner chains of half the length, side by side (the loops that call exp are
-        # bound by the chain's latency), each with its coefficients highest first
-        self.expm1_q_even = tuple(f(c) for c in reversed(expm1_q[0::2]))
-        self.expm1_q_odd = tuple(f(c) for c in reversed(expm1_q[1::2]))
-        # atanh(s)/s = 1 + s^2/3 + s^4/5 + ...: Horner in s^2, highest first
-        self.atanh_coeffs = tuple(f(1.0 / (2 * n + 1)) for n in range(atanh_terms - 1, -1, -1))
+        # expm1(r) = r + r^2 q(r), |r| <= ln2/2 (see :func:`split_horner`)
+        self.expm1_q = _even_and_odd(expm1_q, f)
+        # atanh(s)/s = 1 + s^2/3 + s^4/5 + ...: a polynomial in s^2 (float32's six terms in
+        # one chain: split, the rounding moved log1p's error past 3 ulp)
+        self.atanh_q = _even_and_odd([1.0 / (2 * n + 1) for n in range(atanh_terms)], f,
+                                     split=mantissa_bits == 52)
         # ln2 hi/lo split keeps k * ln2_hi exact for |k| < 2^11 (f64), 2^8 (f32)
+
+
+def _even_and_odd(coeffs, f, split=True):
+    """``(even, odd)`` coefficient tuples of :func:`split_horner` (each highest first, of type
+    ``f``) for the polynomial with ``coeffs`` (lowest degree first); ``split=False``: all
+    of them in ``even`` and ``odd`` empty, one Horner chain."""
+    if not split:
+        return tuple(f(c) for c in reversed(coeffs)), ()
+    return (tuple(f(c) for c in reversed(coeffs[0::2])),
+            tuple(f(c) for c in reversed(coeffs[1::2])))
 
 
 #: q(r) = (expm1(r) - r) / r^2 on |r| <= ln2/2, lowest degree first. float64:
@@ -174,6 +183,42 @@ def _like(x, value):
     return impl
 
 
+def split_horner(even, odd, x):
+    """``q(x) = q_even(x^2) + x q_odd(x^2)`` from the coefficient tuples ``(even, odd)`` of
+    :func:`_even_and_odd`: two Horner chains of half the length, side by side (``odd``
+    empty: ``even`` is ``q``'s, one chain). The loops that call exp, sigmoid, tanh and
+    log1p run at about the latency of one value's chain of operations (docs/kernels.md),
+    which this shortens (nine dependent multiply-adds become five)."""
+    raise NotImplementedError("for use inside kernels only")
+
+
+@overload_kernel(split_horner, exact=True)
+def _split_horner(even, odd, x):
+    if _float_type(x) is None:
+        return None
+    n_even, n_odd = len(even), len(odd)
+    if n_odd == 0:
+        def one_chain(even, odd, x):
+            q = even[0]
+            for i in range(1, n_even):
+                q = q * x + even[i]
+            return q
+
+        return one_chain
+
+    def impl(even, odd, x):
+        x2 = x * x
+        q_even = even[0]
+        for i in range(1, n_even):
+            q_even = q_even * x2 + even[i]
+        q_odd = odd[0]
+        for i in range(1, n_odd):
+            q_odd = q_odd * x2 + odd[i]
+        return q_even + x * q_odd
+
+    return impl
+
+
 def expm1_parts(x):
     """``(k, p)`` with ``exp(x) = 2^k (1 + p)``, ``k`` an int of ``x``'s width; ``x`` clamped
     to the range where ``2^k`` and ``exp`` are defined (NaN becomes an end of it)."""
@@ -191,20 +236,12 @@ def _reduced_parts(x):
     if c is None:
         return None
     log2e, ln2_hi, ln2_lo = c.log2e, c.ln2_hi, c.ln2_lo
-    even, odd = c.expm1_q_even, c.expm1_q_odd
-    n_even, n_odd = len(even), len(odd)
+    even, odd = c.expm1_q
 
     def impl(x):
         k, ki = _nearest_integer(x * log2e)
         r = (x - k * ln2_hi) - k * ln2_lo
-        s = r * r
-        q_even = even[0]
-        for i in range(1, n_even):
-            q_even = q_even * s + even[i]
-        q_odd = odd[0]
-        for i in range(1, n_odd):
-            q_odd = q_odd * s + odd[i]
-        return ki, r + s * (q_even + r * q_odd)
+        return ki, r + (r * r) * split_horner(even, odd, r)
 
     return impl
 
@@ -316,8 +353,7 @@ def _log1p_unit(e):
         return None
     one, two, half, sqrt2, ln2 = c.one, c.two, c.half, c.sqrt2, c.ln2
     zero = c.f(0.0)
-    coeffs = c.atanh_coeffs
-    n_coeffs = len(coeffs)
+    even, odd = c.atanh_q
 
     def impl(e):
         u = one + e
@@ -326,10 +362,7 @@ def _log1p_unit(e):
         v = u * half if big else u  # v in [1/sqrt2, sqrt2]; v - 1 is exact
         k = ln2 if big else zero
         s = (v - one) / (v + one)
-        s2 = s * s
-        q = coeffs[0]
-        for i in range(1, n_coeffs):
-            q = q * s2 + coeffs[i]
+        q = split_horner(even, odd, s * s)
         return k + (two * s * q + correction)
 
     return impl
