@@ -515,6 +515,14 @@ class Row:
     gemm_rate: float
     one_thread: float | None = None  # the kernels held to one thread (None: not timed apart)
     threads: int = 1  # the threads the kernels' own rule gave
+    alone: float | None = None  # the kernels before any rival started (None: no rivals)
+    rivals: tuple = ()  # the rivals timed in turn with the kernels (peers.Worker)
+
+    @property
+    def with_rivals_over_alone(self):
+        """The kernels' time among the rivals over their time before the rivals started
+        (None without rivals): near 1 when the rivals' processes take nothing from them."""
+        return None if self.alone is None else self.kernels / self.alone
 
     @property
     def floor(self):
@@ -621,17 +629,25 @@ def _numba_version():
         return "numba ?"
 
 
-def measure(workload, gemm_rates, repeats, min_time=MIN_TIME, rivals=()):
+def measure(workload, gemm_rates, repeats, min_time=MIN_TIME, rivals=None):
     """Time ``workload`` (a :class:`Workload`) with both backends: a :class:`Row`.
 
-    The reference is timed first. Then the kernels and each of ``rivals`` are
-    timed in rounds: in each of ``repeats`` rounds, one timing of the kernels,
-    then one of each rival, each after a :data:`SETTLE` pause. A rival is an
-    object whose ``timing()`` does one timing and keeps it (such as a
-    :class:`fastbackprop.peers.Worker`); it takes its own median. Timed in
-    turn, the kernels and the rivals share the machine's slow periods, which
-    last minutes on the development machine, instead of one of them timing
-    all its repeats in one.
+    The reference is timed first. Then the kernels (and, when the rule gave
+    them ``P`` threads, the same kernels on one thread) are timed in
+    ``repeats`` rounds, each timing after a :data:`SETTLE` pause.
+
+    ``rivals``, when given, is a context manager not yet entered that starts
+    the rivals and yields them (:func:`fastbackprop.peers.workers`). A rival is
+    an object whose ``timing()`` does one timing and keeps it (such as a
+    :class:`fastbackprop.peers.Worker`); it takes its own median. The kernels
+    are then first timed in ``repeats`` rounds alone, before any rival
+    starts (``Row.alone``), and then in ``repeats`` rounds with them: one
+    timing of the kernels, then one of each rival. Timed in turn, the
+    kernels and the rivals share the machine's slow periods, which last
+    minutes on the development machine, instead of one of them timing all
+    its repeats in one; the timings alone show whether the rivals' processes
+    (their thread pools, which may spin after work) took anything from the
+    kernels.
     """
     problem = make_problem(workload)
     time.sleep(SETTLE)
@@ -647,6 +663,24 @@ def measure(workload, gemm_rates, repeats, min_time=MIN_TIME, rivals=()):
         one_timing = (kernels_step_timer(problem, min_time, n_threads=1)
                       if workload.batch_size is None
                       else epoch_timer("numba", problem, min_time, n_threads=1))
+    alone, started = None, ()
+    if rivals is None:
+        times, one_times = _rounds(repeats, kernels_timing, one_timing)
+    else:
+        alone = statistics.median(_rounds(repeats, kernels_timing)[0])
+        with rivals as started:
+            times, one_times = _rounds(repeats, kernels_timing, one_timing, started)
+    return Row(workload, ref, statistics.median(times),
+               step_flops(workload.layer_dims, workload.m),
+               gemm_rates[np.dtype(workload.dtype).name],
+               statistics.median(one_times) if one_times else statistics.median(times), threads,
+               alone, tuple(started))
+
+
+def _rounds(repeats, kernels_timing, one_timing=None, rivals=()):
+    """``repeats`` rounds of one timing of the kernels, then of the kernels on one thread (if
+    ``one_timing``), then of each of ``rivals``, each after a :data:`SETTLE` pause:
+    ``(kernels' times, one-thread times)``."""
     times, one_times = [], []
     for _ in range(max(1, int(repeats))):
         time.sleep(SETTLE)
@@ -657,10 +691,7 @@ def measure(workload, gemm_rates, repeats, min_time=MIN_TIME, rivals=()):
         for rival in rivals:
             time.sleep(SETTLE)
             rival.timing()
-    kernels = statistics.median(times)
-    return Row(workload, ref, kernels, step_flops(workload.layer_dims, workload.m),
-               gemm_rates[np.dtype(workload.dtype).name],
-               statistics.median(one_times) if one_times else kernels, threads)
+    return times, one_times
 
 
 # ---------------------------------------------------------------------------
@@ -745,9 +776,10 @@ def run(args, out=None):
         if requested is None:
             rows.append(measure(w, rates, repeats, min_time))
         else:
-            with peers.workers(timed_peers, w, min_time) as rivals:
-                rows.append(measure(w, rates, repeats, min_time, rivals))
-            peer_rows.append(peers.PeerRow.of(rows[-1], rivals))
+            rows.append(measure(w, rates, repeats, min_time,
+                                peers.workers(timed_peers, w, min_time) if timed_peers
+                                else None))
+            peer_rows.append(peers.PeerRow.of(rows[-1], rows[-1].rivals))
         probe.append(gemm_rate(dtypes[0], n=PROBE_SIZE))
         slowdowns.append(core_slowdown())
     print(caption(rates, repeats), file=out)

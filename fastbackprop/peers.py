@@ -76,6 +76,10 @@ INSTALL_HINT = 'pip install "fastbackprop[peers]"'
 #: Seconds a worker may take for one workload before it is stopped.
 TIMEOUT = 900.0
 
+#: How far from 1 the kernels' time among the peers' processes may be from their time before
+#: the peers started (:func:`agreement_line`) for the run to count the peers as harmless.
+AGREEMENT = 0.10
+
 #: Adam's hyperparameters (the course's and the kernels' defaults).
 BETA1, BETA2, EPSILON = 0.9, 0.999, 1e-8
 
@@ -541,7 +545,8 @@ def caption(peers, repeats):
         "Peers: the same workloads (shapes, dtype, data, initial parameters, loss) in",
         f"{names}, each in a process of its own; median of {repeats} "
         f"timing{'s' if repeats != 1 else ''},",
-        "taken in rounds with the kernels' (one timing of each in turn a round);",
+        "taken in rounds with the kernels' (one timing of each in turn a round),",
+        "after as many rounds of the kernels alone, before the peers started;",
         "after each time, its ratio to the floor.",
     ]
     if "pytorch" in peers:
@@ -554,6 +559,25 @@ def caption(peers, repeats):
     return "\n".join(lines)
 
 
+def agreement_line(peer_rows):
+    """The line saying whether the kernels' times with the peers' processes running agree
+    with their times before the peers started (each row's :attr:`bench.Row.alone`), or None
+    when no row has both. Within :data:`AGREEMENT` on every workload, the peers took nothing
+    measurable from the kernels between their timings."""
+    ratios = [(pr.row.workload.name, pr.row.with_rivals_over_alone) for pr in peer_rows
+              if pr.row.with_rivals_over_alone is not None]
+    if not ratios:
+        return None
+    values = [ratio for _, ratio in ratios]
+    off = [f"{name} {bench.format_ratio(ratio)}" for name, ratio in ratios
+           if abs(ratio - 1.0) > AGREEMENT]
+    verdict = (f"within {AGREEMENT:.0%} on every workload" if not off
+               else f"NOT within {AGREEMENT:.0%}: " + ", ".join(off))
+    return (f"kernels with the peers / alone (timed before the peers started): "
+            f"{bench.format_ratio(min(values))} to {bench.format_ratio(max(values))} "
+            f"(median {bench.format_ratio(statistics.median(values))}): {verdict}.")
+
+
 def report(peer_rows, requested, installed, repeats):
     """The caption, the table and a note for each peer missing or failed (the text under the
     kernels' table)."""
@@ -564,6 +588,9 @@ def report(peer_rows, requested, installed, repeats):
     if not shown:
         return "\n".join(["Peers: none timed."] + notes)
     parts = [caption(shown, repeats), "", format_table(peer_rows, shown)]
+    agreement = agreement_line(peer_rows)
+    if agreement is not None:
+        parts += ["", agreement]
     if notes:
         parts += [""] + notes
     return "\n".join(parts)

@@ -109,7 +109,9 @@ def test_bench_peers_with_one_peer_missing_times_the_other(monkeypatch):
     out = io.StringIO()
     assert bench.run(parse(["--workloads", "planar", "--quick", "--peers"]), out=out) == 0
     lines = out.getvalue().splitlines()
-    assert log == [("start", "jax", "planar"), ("kernels",), ("timing", "jax"), ("closed",)]
+    # the kernels alone first, then the worker starts and the rounds with it
+    assert log == [("kernels",), ("start", "jax", "planar"), ("kernels",), ("timing", "jax"),
+                   ("closed",)]
     assert 'pytorch: not installed (pip install "fastbackprop[peers]")' in lines
     header = [line for line in lines if line.startswith("workload") and "jax/kernels" in line]
     assert header and header[0].split() == ["workload", "floor", "kernels", "jax", "jax/kernels",
@@ -128,12 +130,50 @@ def test_bench_times_the_kernels_and_the_peers_in_turn_and_takes_each_median(mon
     assert bench.run(parse(["--workloads", "planar", "--quick", "--repeats", "3", "--peers"]),
                      out=out) == 0
     rounds = [("kernels",), ("timing", "pytorch"), ("timing", "jax")]
-    assert log == ([("start", "pytorch", "planar"), ("start", "jax", "planar")]
+    assert log == ([("kernels",)] * 3  # alone, before any peer starts
+                   + [("start", "pytorch", "planar"), ("start", "jax", "planar")]
                    + rounds * 2 + [("kernels",), ("timing", "jax"), ("closed",)])
     text = out.getvalue()
+    agreement = [line for line in text.splitlines() if line.startswith("kernels with the peers")]
+    assert len(agreement) == 1 and "(timed before the peers started)" in agreement[0]
     row = [line for line in text.splitlines() if line.startswith("planar ")][-1]
     assert row.split()[6:9] == ["failed", "2.00", "ms"]  # JAX: the median of 5, 1 and 2 ms
     assert "pytorch on planar: worker exited with status -9: MemoryError" in text.splitlines()
+
+
+def test_without_a_peer_to_time_the_kernels_are_not_timed_alone_too(monkeypatch):
+    monkeypatch.setattr(peers, "available", lambda: ())
+    log = fake_workers(monkeypatch, {})
+    out = io.StringIO()
+    assert bench.run(parse(["--workloads", "planar", "--quick", "--repeats", "2", "--peers"]),
+                     out=out) == 0
+    assert log == [("kernels",)] * 2
+    assert "kernels with the peers" not in out.getvalue()
+
+
+def test_the_agreement_of_the_kernels_with_the_peers_and_alone():
+    """The kernels' time among the peers over their time before the peers started: each
+    workload beyond 10% is named."""
+    planar, small = bench.ALL_WORKLOADS["planar"], bench.ALL_WORKLOADS["small"]
+    digits = bench.ALL_WORKLOADS["digits32"]
+
+    def row(workload, kernels, alone):
+        return peers.PeerRow(bench.Row(workload, 1.0, kernels, 10**6, 1e10, alone=alone))
+
+    assert peers.agreement_line([row(planar, 1.0, None)]) is None  # no rivals: not timed alone
+    assert bench.Row(planar, 1.0, 2.0, 1, 1.0).with_rivals_over_alone is None
+    assert bench.Row(planar, 1.0, 2.0, 1, 1.0, alone=1.6).with_rivals_over_alone == 2.0 / 1.6
+    assert peers.agreement_line([row(planar, 1.05, 1.0), row(small, 0.95, 1.0),
+                                 row(digits, 1.0, 1.0)]) == (
+        "kernels with the peers / alone (timed before the peers started): 0.95x to 1.05x "
+        "(median 1.00x): within 10% on every workload.")
+    line = peers.agreement_line([row(planar, 1.25, 1.0), row(small, 0.8, 1.0),
+                                 row(digits, 1.0, 1.0)])
+    assert line.endswith("0.80x to 1.25x (median 1.00x): NOT within 10%: planar 1.25x, "
+                         "small 0.80x.")
+    assert "0.91x" in peers.agreement_line([row(small, 0.91, 1.0)]).split(":")[1]
+    assert "within 10% on every" in peers.agreement_line([row(small, 0.91, 1.0)])
+    assert "NOT within" in peers.agreement_line([row(small, 1.11, 1.0)])
 
 
 def test_bench_rejects_an_unknown_peer(capsys):
