@@ -253,15 +253,24 @@ def _enable_cache(dispatcher):
         pass  # "no locator available": nothing writable; compile in memory
 
 
-@functools.lru_cache(maxsize=None)
 def source_fingerprint():
     """SHA-256 of the package's version and every source file that kernels are compiled from.
 
+    ``FASTBACKPROP_VECTOR_BYTES`` (which picks the products' tiles) is part of it too.
     Numba's cache adds the rest of the key: its index file records the Numba
     version that wrote it (another version's index reads as empty), and each
     entry is keyed to the CPU's name and features (``codegen.magic_tuple()``),
     so a cache written on (or for) another CPU is never loaded here.
     """
+    digest = hashlib.sha256(_sources_digest().encode())
+    # the tiles of kernels/microgemm.py follow it (target_vector_bytes)
+    digest.update(os.environ.get("FASTBACKPROP_VECTOR_BYTES", "").strip().encode())
+    return digest.hexdigest()
+
+
+@functools.lru_cache(maxsize=None)
+def _sources_digest():
+    """SHA-256 of the package's version and the kernels' source files (read once)."""
     from . import __version__
 
     root = pathlib.Path(__file__).parent

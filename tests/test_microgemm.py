@@ -11,6 +11,10 @@ does not write fails; and a guard row and column around ``out`` (a view
 into a larger array) must stay untouched.
 """
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -18,7 +22,7 @@ from conftest import DTYPES, assert_close
 from numba import literally
 
 from fastbackprop._jit import jit
-from fastbackprop.kernels import microgemm
+from fastbackprop.kernels import microgemm, passes
 from fastbackprop.kernels.blas import NN, NT, TN
 
 SIZES = [
@@ -112,21 +116,17 @@ def test_nonfinite_propagates():
 
 
 @jit(entry=True)
-def _thread_gemm(A, B, out, mode):
-    literally(mode)
-    microgemm.thread_gemm(A, B, out, mode)
-
-
-@jit(entry=True)
 def _wins(mode, n, k, m):
     literally(mode)
     return microgemm.micro_wins(mode, n, k, m)
 
 
 @pytest.mark.parametrize("mode", [NN, NT, TN])
-def test_thread_gemm_either_side_of_the_rule(mode):
-    """Shapes on both sides of the size rule, each computed right."""
-    shapes = [(10, 64, 16), (64, 64, 128), (64, 4, 40), (1, 3000, 4), (128, 32, 64), (3, 0, 2)]
+def test_the_kernels_products_either_side_of_the_rule(mode):
+    """``passes.gemm`` (every product of the kernels) on shapes on both sides of the size
+    rule: ``micro_gemm``, or the hand loops and BLAS, each computed right."""
+    shapes = [(10, 64, 16), (64, 64, 128), (64, 4, 40), (1, 3000, 4), (128, 32, 64),
+              (200, 100, 300), (4, 3, 400), (3, 0, 2)]
     sides = set()
     for n, k, m in shapes:
         sides.add(bool(_wins(mode, n, k, m)))
@@ -134,9 +134,73 @@ def test_thread_gemm_either_side_of_the_rule(mode):
             rng = np.random.default_rng(4)
             A, B = operands(mode, n, k, m, dtype, rng)
             out = np.full((n, m), np.nan, dtype=dtype)
-            _thread_gemm(A, B, out, mode)
+            passes.gemm_pass(A, B, out, mode)
             if k == 0:
                 np.testing.assert_array_equal(out, 0)
             else:
                 assert_close(out, reference(A, B, mode), np.dtype(dtype))
     assert sides == {True, False}
+
+
+def test_the_rule_keeps_large_products_and_one_row_layers_off_micro_gemm():
+    """Large products stay on OpenBLAS (both cores where it is not held to one), 1-row layers
+    and inner dimensions of 1 to 3 on the hand loops; the narrow layers of ``chains`` and
+    the ``digits32`` shapes take ``micro_gemm`` on every CPU's plan."""
+    for mode in (NN, NT, TN):
+        assert not _wins(mode, 256, 784, 512) and not _wins(mode, 1000, 64, 1000)
+        assert not _wins(mode, 64, 3, 128) and not _wins(mode, 64, 0, 128)
+    assert not _wins(NN, 1, 64, 128) and not _wins(NT, 1, 128, 64) and not _wins(NT, 4, 400, 2)
+    assert _wins(NT, 16, 5000, 32) and _wins(NT, 32, 16, 64) and _wins(NN, 64, 16, 64)
+    if microgemm.VECTOR_BYTES == 32:
+        assert _wins(NT, 64, 16, 64)
+        assert _wins(NN, 16, 32, 5000) and _wins(TN, 32, 16, 5000) and _wins(NN, 4, 16, 5000)
+        assert _wins(NN, 10, 64, 16) and not _wins(NN, 100, 64, 100)
+
+
+# -- the tiles per vector width ------------------------------------------------------------
+
+
+def test_the_tiles_follow_the_target_cpus_vector_registers(monkeypatch):
+    from numba.core import config
+
+    monkeypatch.delenv("FASTBACKPROP_VECTOR_BYTES", raising=False)
+    monkeypatch.setattr(config, "CPU_FEATURES", "+avx,+avx2,+fma,-avx512f")
+    assert microgemm.target_vector_bytes() == 32
+    monkeypatch.setattr(config, "CPU_FEATURES", "+avx2,+fma,+avx512f,+avx512dq")
+    assert microgemm.target_vector_bytes() == 64
+    monkeypatch.setenv("FASTBACKPROP_VECTOR_BYTES", "32")
+    assert microgemm.target_vector_bytes() == 32
+    monkeypatch.setenv("FASTBACKPROP_VECTOR_BYTES", "48")
+    with pytest.raises(ValueError, match="FASTBACKPROP_VECTOR_BYTES must be 32 or 64; got '48'"):
+        microgemm.target_vector_bytes()
+    # each plan fits its registers: AVX2's 16 hold the NN tile's accumulators, the rows of B
+    # and a broadcast; an NT tile has at most a vector's lanes of columns (float64: 4 on AVX2)
+    for width, plan in microgemm.TILE_PLANS.items():
+        registers = 32 if width == 64 else 16
+        rows, vectors = plan["nn"]
+        assert rows * vectors + vectors + 1 <= registers
+        assert plan["nt"][1] <= width // 8 and plan["nt_narrow"][1] <= width // 8
+
+
+def test_the_vector_width_is_part_of_the_kernel_caches_key(monkeypatch):
+    from fastbackprop import _jit
+
+    monkeypatch.delenv("FASTBACKPROP_VECTOR_BYTES", raising=False)
+    default = _jit.source_fingerprint()
+    monkeypatch.setenv("FASTBACKPROP_VECTOR_BYTES", "64")
+    wide = _jit.source_fingerprint()
+    monkeypatch.setenv("FASTBACKPROP_VECTOR_BYTES", "32")
+    assert len({default, wide, _jit.source_fingerprint()}) == 3
+
+
+def test_the_other_vector_widths_tiles_match_numpy_too():
+    """The tests above run this CPU's tiles; here the other plan's (64-byte vectors run on an
+    AVX2 CPU as pairs of registers, 32-byte ones on any), in a new process."""
+    other = 32 if microgemm.VECTOR_BYTES == 64 else 64
+    env = dict(os.environ, FASTBACKPROP_VECTOR_BYTES=str(other), FASTBACKPROP_CACHE="0")
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "0",
+         os.path.abspath(__file__), "-k", "matches_numpy or writes_out_only or rule"],
+        env=env, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert " passed" in result.stdout and " failed" not in result.stdout

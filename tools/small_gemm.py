@@ -17,9 +17,11 @@ prints per product: its mode and size ``n x k x m`` (``out`` is ``n x m``,
 
 * ``blas1``: SciPy's OpenBLAS, held to one thread by threadpoolctl
   (``blas.blas_gemm``, the call the kernels make);
-* ``hand``: ``passes.gemm``'s plain loops (used today below ``SMALL_GEMM``),
-  here forced at every size;
-* ``micro``: ``microgemm.micro_gemm``;
+* ``hand``: ``passes.gemm``'s plain loops (used below ``SMALL_GEMM`` and for a
+  small operand where ``micro_gemm`` does not win), here forced at every size;
+* ``micro``: ``microgemm.micro_gemm`` (``passes.gemm`` takes it where
+  ``microgemm.micro_wins`` says so, with this CPU's tiles: set
+  ``FASTBACKPROP_VECTOR_BYTES=64`` or ``32`` to time the other plan);
 
 and ``micro/blas1``. Each variant runs its product ``calls`` times in one
 compiled call (no Python dispatch in the time); the variants alternate,
@@ -86,6 +88,14 @@ def inner(mode, a_shape):
 # -- the three variants, each a compiled loop of products --------------------------------
 
 passes.SMALL_GEMM = 1 << 62  # read when hand_gemm compiles: the hand loops at every size
+
+
+@jit
+def _never(mode, n, k, m):
+    return False
+
+
+passes.micro_wins = _never  # and never micro_gemm, which passes.gemm takes first where it wins
 
 
 def hand_gemm(A, B, out, mode):

@@ -16,6 +16,8 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from .._jit import jit
+
 #: Modes of the product: ``A @ B`` (NN), ``A @ B^T`` (NT), ``A^T @ B`` (TN).
 NN, NT, TN = 0, 1, 2
 
@@ -60,3 +62,13 @@ def blas_gemm(typingctx, A, B, out, mode):
         return context.get_dummy_value()
 
     return types.none(A, B, out, mode), codegen
+
+
+@jit
+def shapes_agree(A, B, out, mode):
+    """Whether ``op(A) op(B)`` (``mode`` NN, NT or TN) has ``out``'s shape."""
+    rows = A.shape[1] if mode == TN else A.shape[0]
+    inner = A.shape[0] if mode == TN else A.shape[1]
+    inner_B = B.shape[1] if mode == NT else B.shape[0]
+    cols = B.shape[0] if mode == NT else B.shape[1]
+    return inner == inner_B and out.shape[0] == rows and out.shape[1] == cols

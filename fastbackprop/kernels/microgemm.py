@@ -1,49 +1,59 @@
-"""Register-blocked small matrix products, for the products one thread of a step computes.
+"""Register-blocked small matrix products: the kernels' products where they beat BLAS.
 
 :func:`micro_gemm` computes ``out = A @ B`` (NN), ``A @ B^T`` (NT) or
 ``A^T @ B`` (TN), ``mode`` a compile-time constant, for C-contiguous 2-D
 float32 or float64 arrays, as ``passes.gemm`` does, but with no BLAS call:
 a block of ``out`` is kept in vector registers across the whole inner
-dimension, and written once.
+dimension, and written once. ``passes.gemm`` (every product of the
+kernels) calls it where :func:`micro_wins` says it is the faster: the
+narrow layers and the small batches a thread gets.
 
 Why intrinsics. Numba has no vector type, and the loops it compiles are
-vectorised by LLVM's loop vectoriser, which on this CPU family prefers
-256-bit vectors (``ymm``) and keeps the accumulators of a loop that updates
-``out`` in memory: the package's hand loops (``passes.gemm`` below
-``SMALL_GEMM``) load and store ``out`` around every multiply-add. So this
-module adds a type, :class:`Vector` (an LLVM ``<L x double>`` or
-``<L x float>`` of 64 bytes: one AVX-512 register, two AVX2 ones), and a
-few intrinsics that update a whole tile of accumulators, held as a tuple of
+vectorised by LLVM's loop vectoriser, which keeps the accumulators of a
+loop that updates ``out`` in memory: the package's hand loops
+(``passes.gemm`` below ``SMALL_GEMM``) load and store ``out`` around every
+multiply-add. So this module adds a type, :class:`Vector` (an LLVM
+``<L x double>`` or ``<L x float>`` of one register of the target CPU:
+64 bytes with AVX-512, 32 with AVX2, :func:`target_vector_bytes`), and a few
+intrinsics that update a whole tile of accumulators, held as a tuple of
 vectors, in one step of the inner dimension. The loops stay in Numba; the
 tuple lives in registers (LLVM's SROA splits it), and the machine code is
-packed FMAs on ``zmm`` registers (``tools/small_gemm.py --asm`` counts them).
+packed FMAs on ``zmm`` or ``ymm`` registers (``tools/small_gemm.py --asm``
+counts them).
 
-Two tile shapes, one per access pattern:
+Two tile shapes, one per access pattern, sized per vector width
+(:data:`TILE_PLANS`: the accumulators must fit the registers, 32 with
+AVX-512, 16 with AVX2):
 
 * **NN and TN** (``rank1_update``): ``out[i:i+R, j:j+V*L] += a b^T``, the
-  column ``a`` of ``op(A)`` broadcast one element at a time (an FMA with a
-  broadcast memory operand), ``b`` the row ``p`` of ``B`` (contiguous),
-  ``V`` vectors of it. ``R x V`` accumulators; the block of columns is
-  swept over every row block while ``B``'s panel stays in L1.
+  column ``a`` of ``op(A)`` broadcast one element at a time, ``b`` the row
+  ``p`` of ``B`` (contiguous), ``V`` vectors of it. ``R x V`` accumulators;
+  the block of columns is swept over every row block while ``B``'s panel
+  stays in L1.
 * **NT** (``dot_update``): every ``out[i, j]`` is a dot product of two
-  contiguous rows, ``A[i]`` and ``B[j]``. The tile is ``R`` rows by 8
-  columns, each accumulator a vector of partial sums along the inner
-  dimension, reduced at the end by ``tile_sums`` to one vector of 8 sums
-  per row (a butterfly of shuffles and adds: 7 adds for 8 outputs in
-  float64, not 8 horizontal reductions).
+  contiguous rows, ``A[i]`` and ``B[j]``. The tile is ``R`` rows by ``S``
+  columns (at most ``L``), each accumulator a vector of partial sums along
+  the inner dimension, reduced at the end to one vector of ``S`` sums per
+  row (a butterfly of shuffles and adds: 7 adds for 8 outputs, not 8
+  horizontal reductions).
 
-Edges are exact: columns past the end are masked off (AVX-512 masked loads
-and stores; a masked-off lane is neither read nor written), rows past the
-end of an ``R``-row block are done by a one-row tile, and NT's inner
-dimension ends with a masked step (the missing lanes read as 0). Sums are
-associated differently from BLAS's (per-lane partial sums in NT), which is
-within the kernels' tolerances: 1e-12 (float64), 1e-5 (float32) norm-wise.
+Edges are exact: columns past the end are masked off (masked loads and
+stores; a masked-off lane is neither read nor written), rows past the end
+of an ``R``-row block are done by a smaller tile whose extra rows repeat
+the last one (computed, not stored), and NT's inner dimension ends with a
+masked step (the missing lanes read as 0). Whole vectors take plain loads
+and stores (the literal ``full``): masked ones cost 1.5x in the NN loop on
+the AVX2 EPYC. Sums are associated differently from BLAS's (per-lane
+partial sums in NT), which is within the kernels' tolerances: 1e-12
+(float64), 1e-5 (float32) norm-wise.
 
-The tile sizes (:data:`NN_ROWS`, :data:`NN_VECTORS`, :data:`NT_ROWS`) were
-chosen by ``tools/small_gemm.py`` on the development machine.
+The tiles and the rule were chosen by ``tools/small_gemm.py`` on the
+development machines (docs/threads.md).
 """
 
 from __future__ import annotations
+
+import os
 
 from llvmlite import ir
 from numba import literally, types
@@ -51,24 +61,58 @@ from numba.core import cgutils
 from numba.extending import intrinsic, models, register_model
 
 from .._jit import jit, overload_kernel
-from .blas import NN, NT, TN, blas_gemm
-from .passes import shapes_agree
+from .blas import NN, NT, TN, shapes_agree
 from .scalar import select
 
-#: Bytes in a :class:`Vector`: one AVX-512 register.
-VECTOR_BYTES = 64
 
-#: NN/TN tile: rows of ``out`` times vectors of columns (8 x 2 x 8 float64 = 8 x 16); the
-#: rows of the tile at the bottom edge when at most ``NN_ROWS_TAIL`` rows are left; the
-#: rows of the tile for a last block of at most one vector.
-NN_ROWS, NN_VECTORS = 8, 2
-NN_ROWS_TAIL = 4
-NN_ROWS_NARROW = 8
+def target_vector_bytes():
+    """Bytes of the widest vector register of the CPU Numba compiles for: 64 with AVX-512
+    (``+avx512f``), else 32 (AVX2). Numba's ``NUMBA_CPU_FEATURES`` is honoured (it is also
+    part of every cached kernel's key); ``FASTBACKPROP_VECTOR_BYTES`` (32 or 64) overrides
+    the choice of tiles only, for tests and measurements (it is part of the kernel cache's
+    fingerprint, :func:`fastbackprop._jit.source_fingerprint`)."""
+    forced = os.environ.get("FASTBACKPROP_VECTOR_BYTES", "").strip()
+    if forced:
+        if forced not in ("32", "64"):
+            raise ValueError(f"FASTBACKPROP_VECTOR_BYTES must be 32 or 64; got {forced!r}")
+        return int(forced)
+    from numba.core import config
+
+    features = config.CPU_FEATURES
+    if features is None:
+        try:
+            from llvmlite import binding
+
+            features = binding.get_host_cpu_features().flatten()
+        except RuntimeError:  # LLVM cannot tell on this host: the narrower vectors are safe
+            features = ""
+    return 64 if "+avx512f" in features.split(",") else 32
+
+
+#: The tiles per vector width, each chosen by ``tools/small_gemm.py``: with 32 AVX-512
+#: registers, 8 rows x 2 vectors of ``out`` (16 accumulators); with 16 AVX2 registers, 6 x 2
+#: (12 accumulators, 2 rows of ``B`` and a broadcast: 15 registers; 8 x 2 spilled and ran
+#: at a third of the speed on the AVX2 EPYC). NT's tile has at most ``lanes`` columns.
+TILE_PLANS = {
+    64: dict(nn=(8, 2), nn_tail=4, nn_narrow=8, nt=(2, 8), nt_narrow=(4, 4)),
+    32: dict(nn=(6, 2), nn_tail=4, nn_narrow=8, nt=(2, 4), nt_narrow=(2, 4)),
+}
+
+#: Bytes in a :class:`Vector`: one register of the target CPU (:func:`target_vector_bytes`).
+VECTOR_BYTES = target_vector_bytes()
+_PLAN = TILE_PLANS[VECTOR_BYTES]
+
+#: NN/TN tile: rows of ``out`` times vectors of columns (AVX-512: 8 x 2 x 8 float64 = 8 x
+#: 16); the rows of the tile at the bottom edge when at most ``NN_ROWS_TAIL`` rows are
+#: left; the rows of the tile for a last block of at most one vector.
+NN_ROWS, NN_VECTORS = _PLAN["nn"]
+NN_ROWS_TAIL = _PLAN["nn_tail"]
+NN_ROWS_NARROW = _PLAN["nn_narrow"]
 
 #: NT tile: rows by columns of ``out``, each entry a vector of partial sums along the inner
 #: dimension; for ``out`` of at most ``NT_COLS_NARROW`` columns, the narrow tile.
-NT_ROWS, NT_COLS = 2, 8
-NT_ROWS_NARROW, NT_COLS_NARROW = 4, 4
+NT_ROWS, NT_COLS = _PLAN["nt"]
+NT_ROWS_NARROW, NT_COLS_NARROW = _PLAN["nt_narrow"]
 
 #: NT: the inner dimension is done in chunks of this many bytes of each row.
 NT_CHUNK_BYTES = 2048
@@ -144,6 +188,23 @@ def _masked_store(builder, value, ptr, mask, align):
     builder.call(fn, [value, ptr, ir.Constant(_I32, align), mask])
 
 
+def _load(builder, ptr, vty, count, lanes, align, full):
+    """The vector at ``ptr``: a plain load when ``full`` (every lane is there), else a masked
+    load of the first ``count`` lanes (the rest read as 0). Masked loads cost about 1.5x a
+    plain one in the NN loop on the AVX2 EPYC, so whole vectors never take them."""
+    if full:
+        return builder.load(builder.bitcast(ptr, vty.as_pointer()), align=align)
+    return _masked_load(builder, ptr, vty, _lane_mask(builder, lanes, count), align)
+
+
+def _store(builder, value, ptr, count, lanes, align, full):
+    """Store ``value`` at ``ptr``: all of it when ``full``, else its first ``count`` lanes."""
+    if full:
+        builder.store(value, builder.bitcast(ptr, value.type.as_pointer()), align=align)
+    else:
+        _masked_store(builder, value, ptr, _lane_mask(builder, lanes, count), align)
+
+
 def _fma(builder, a, b, c):
     """``a * b + c``, lane by lane, one rounding."""
     fnty = ir.FunctionType(a.type, [a.type] * 3)
@@ -206,19 +267,22 @@ def _tile_ok(acc, rows, dtype):
 
 
 @intrinsic
-def rank1_update(typingctx, A, B, acc, i, j, p, width, rows, mode, last):
+def rank1_update(typingctx, A, B, acc, i, j, p, width, rows, mode, last, full):
     """NN/TN step: ``acc[r, v] += op(A)[min(i + r, last), p] * B[p, j + v L : j + (v + 1) L]``.
 
     ``acc`` is a tile from :func:`zeros` (``rows`` literal, ``vectors`` =
     ``len(acc) // rows``); only the first ``width`` columns from ``j`` are
-    read (the rest of the last vectors is masked off and reads as 0). Rows
-    past ``last`` repeat row ``last`` (the tile at the bottom edge; not stored).
-    ``op(A)`` is ``A`` for ``mode`` NN, ``A^T`` for TN.
+    read (the rest of the last vectors is masked off and reads as 0), or,
+    when the literal ``full`` is true, every lane of every vector (``width``
+    is then at least ``vectors * L``; plain loads). Rows past ``last`` repeat
+    row ``last`` (the tile at the bottom edge; not stored). ``op(A)`` is
+    ``A`` for ``mode`` NN, ``A^T`` for TN.
     """
     if not (_float_array(A) and _float_array(B) and A.dtype == B.dtype
             and _tile_ok(acc, rows, A.dtype) and _literal_int(mode)
-            and mode.literal_value in (NN, TN)):
+            and mode.literal_value in (NN, TN) and isinstance(full, types.BooleanLiteral)):
         return None
+    whole = full.literal_value
     R = rows.literal_value
     V = acc.count // R
     L = acc.dtype.lanes
@@ -226,15 +290,15 @@ def rank1_update(typingctx, A, B, acc, i, j, p, width, rows, mode, last):
     align = A.dtype.bitwidth // 8
 
     def codegen(context, builder, signature, args):
-        a, b, tile, i_, j_, p_, w_, _, _, last_ = args
+        a, b, tile, i_, j_, p_, w_, _, _, last_, _ = args
         i_, j_, p_, w_, last_ = (_as_i64(builder, x) for x in (i_, j_, p_, w_, last_))
         vty = context.get_value_type(acc.dtype)
         accs = cgutils.unpack_tuple(builder, tile, acc.count)
         row = []
         for v in range(V):
             ptr = _element_pointer(context, builder, B, b, p_, builder.add(j_, ir.Constant(_I64, v * L)))
-            mask = _lane_mask(builder, L, _clamp_count(builder, w_, v * L, L))
-            row.append(_masked_load(builder, ptr, vty, mask, align))
+            count = None if whole else _clamp_count(builder, w_, v * L, L)
+            row.append(_load(builder, ptr, vty, count, L, align, whole))
         out = []
         for r in range(R):
             ir_ = _clamped(builder, builder.add(i_, ir.Constant(_I64, r)), last_)
@@ -244,22 +308,25 @@ def rank1_update(typingctx, A, B, acc, i, j, p, width, rows, mode, last):
             out.extend(_fma(builder, x, row[v], accs[r * V + v]) for v in range(V))
         return context.make_tuple(builder, acc, out)
 
-    return acc(A, B, acc, i, j, p, width, rows, mode, last), codegen
+    return acc(A, B, acc, i, j, p, width, rows, mode, last, full), codegen
 
 
 @intrinsic
-def tile_store(typingctx, out, acc, i, j, width, rows, nrows):
+def tile_store(typingctx, out, acc, i, j, width, rows, nrows, full):
     """``out[i + r, j + v L ...] = acc[r, v]`` for the first ``width`` columns from ``j``
-    and the first ``nrows`` rows of the tile."""
-    if not (_float_array(out) and _tile_ok(acc, rows, out.dtype)):
+    (every lane of every vector, by plain stores, when the literal ``full`` is true) and
+    the first ``nrows`` rows of the tile."""
+    if not (_float_array(out) and _tile_ok(acc, rows, out.dtype)
+            and isinstance(full, types.BooleanLiteral)):
         return None
+    whole = full.literal_value
     R = rows.literal_value
     V = acc.count // R
     L = acc.dtype.lanes
     align = out.dtype.bitwidth // 8
 
     def codegen(context, builder, signature, args):
-        o, tile, i_, j_, w_, _, n_ = args
+        o, tile, i_, j_, w_, _, n_, _ = args
         i_, j_, w_, n_ = (_as_i64(builder, x) for x in (i_, j_, w_, n_))
         accs = cgutils.unpack_tuple(builder, tile, acc.count)
         for r in range(R):
@@ -268,48 +335,49 @@ def tile_store(typingctx, out, acc, i, j, width, rows, nrows):
                 for v in range(V):
                     ptr = _element_pointer(context, builder, out, o, builder.add(i_, ir.Constant(_I64, r)),
                                            builder.add(j_, ir.Constant(_I64, v * L)))
-                    mask = _lane_mask(builder, L, _clamp_count(builder, w_, v * L, L))
-                    _masked_store(builder, accs[r * V + v], ptr, mask, align)
+                    count = None if whole else _clamp_count(builder, w_, v * L, L)
+                    _store(builder, accs[r * V + v], ptr, count, L, align, whole)
         return context.get_dummy_value()
 
-    return types.none(out, acc, i, j, width, rows, nrows), codegen
+    return types.none(out, acc, i, j, width, rows, nrows, full), codegen
 
 
 @intrinsic
-def dot_update(typingctx, A, B, acc, i, j, p, count, rows, last_i, last_j):
+def dot_update(typingctx, A, B, acc, i, j, p, count, rows, last_i, last_j, full):
     """NT step: ``acc[r, s] += A[min(i + r, last_i), p : p + L] * B[min(j + s, last_j), p : p + L]``.
 
     ``acc`` holds ``rows`` x ``S`` vectors (``S = len(acc) // rows`` columns
     of ``out``). Lanes from ``count`` on read as 0 (the end of the inner
-    dimension). Clamped rows repeat the last (their sums are not stored), so
-    the tile never reads outside ``A`` or ``B``.
+    dimension); when the literal ``full`` is true, ``count`` is ``L`` and the
+    loads are plain. Clamped rows repeat the last (their sums are not
+    stored), so the tile never reads outside ``A`` or ``B``.
     """
     if not (_float_array(A) and _float_array(B) and A.dtype == B.dtype
-            and _tile_ok(acc, rows, A.dtype)):
+            and _tile_ok(acc, rows, A.dtype) and isinstance(full, types.BooleanLiteral)):
         return None
+    whole = full.literal_value
     R = rows.literal_value
     S = acc.count // R
     align = A.dtype.bitwidth // 8
     L = acc.dtype.lanes
 
     def codegen(context, builder, signature, args):
-        a, b, tile, i_, j_, p_, c_, _, li_, lj_ = args
+        a, b, tile, i_, j_, p_, c_, _, li_, lj_, _ = args
         i_, j_, p_, c_, li_, lj_ = (_as_i64(builder, x) for x in (i_, j_, p_, c_, li_, lj_))
         vty = context.get_value_type(acc.dtype)
-        mask = _lane_mask(builder, L, c_)
         accs = cgutils.unpack_tuple(builder, tile, acc.count)
 
         def row(x, aty, index, last, k):
             index = _clamped(builder, builder.add(index, ir.Constant(_I64, k)), last)
-            return _masked_load(builder, _element_pointer(context, builder, aty, x, index, p_),
-                                vty, mask, align)
+            return _load(builder, _element_pointer(context, builder, aty, x, index, p_),
+                         vty, c_, L, align, whole)
 
         arow = [row(a, A, i_, li_, r) for r in range(R)]
         brow = [row(b, B, j_, lj_, s) for s in range(S)]
         out = [_fma(builder, arow[r], brow[s], accs[r * S + s]) for r in range(R) for s in range(S)]
         return context.make_tuple(builder, acc, out)
 
-    return acc(A, B, acc, i, j, p, count, rows, last_i, last_j), codegen
+    return acc(A, B, acc, i, j, p, count, rows, last_i, last_j, full), codegen
 
 
 def _fold(builder, x, y, h, lanes):
@@ -371,12 +439,12 @@ def dot_store(typingctx, out, acc, i, j, ncols, rows, nrows, accumulate):
 
 
 @jit
-def _rank1_columns(A, B, out, j, stop, width, mode, R, R_TAIL, V):
+def _rank1_columns(A, B, out, j, stop, width, mode, R, R_TAIL, V, full):
     """Blocks of ``width`` columns of ``out = op(A) B`` (NN/TN) from ``j`` while ``j < stop``,
     each by ``R``-row tiles of ``V`` vectors, the last rows by one tile of ``R`` or,
     when at most ``R_TAIL`` are left, of ``R_TAIL`` rows (its extra rows clamped,
     not stored). ``width`` columns are written per block (the last vector masked
-    when ``width < V L``).
+    when ``width < V L``; ``full``, a literal, says ``width == V L``: no masks).
 
     One call does many tiles: a call per tile, with its reference counting,
     costs as much as a small tile's arithmetic."""
@@ -387,14 +455,14 @@ def _rank1_columns(A, B, out, j, stop, width, mode, R, R_TAIL, V):
         while n - i > R_TAIL:
             acc = zeros(out, R, V)
             for p in range(k):
-                acc = rank1_update(A, B, acc, i, j, p, width, R, mode, n - 1)
-            tile_store(out, acc, i, j, width, R, min(R, n - i))
+                acc = rank1_update(A, B, acc, i, j, p, width, R, mode, n - 1, full)
+            tile_store(out, acc, i, j, width, R, min(R, n - i), full)
             i += R
         if i < n:
             tail = zeros(out, R_TAIL, V)
             for p in range(k):
-                tail = rank1_update(A, B, tail, i, j, p, width, R_TAIL, mode, n - 1)
-            tile_store(out, tail, i, j, width, R_TAIL, n - i)
+                tail = rank1_update(A, B, tail, i, j, p, width, R_TAIL, mode, n - 1, full)
+            tile_store(out, tail, i, j, width, R_TAIL, n - i, full)
         j += width
 
 
@@ -416,9 +484,9 @@ def _dot_product(A, B, out, R, S):
             for i in range(0, n, R):
                 acc = zeros(out, R, S)
                 for p in range(c, full, L):
-                    acc = dot_update(A, B, acc, i, j, p, L, R, n - 1, m - 1)
+                    acc = dot_update(A, B, acc, i, j, p, L, R, n - 1, m - 1, True)
                 if full < stop:
-                    acc = dot_update(A, B, acc, i, j, full, stop - full, R, n - 1, m - 1)
+                    acc = dot_update(A, B, acc, i, j, full, stop - full, R, n - 1, m - 1, False)
                 dot_store(out, acc, i, j, ncols, R, min(R, n - i), c > 0)
 
 
@@ -434,12 +502,14 @@ def _rank1_product(mode_value):
         W = NN_VECTORS * L
         full = m - m % W
         if full > 0:
-            _rank1_columns(A, B, out, 0, full, W, mode_value, NN_ROWS, NN_ROWS_TAIL, NN_VECTORS)
+            _rank1_columns(A, B, out, 0, full, W, mode_value, NN_ROWS, NN_ROWS_TAIL, NN_VECTORS,
+                           True)
         if m - full > L:
             _rank1_columns(A, B, out, full, m, m - full, mode_value, NN_ROWS, NN_ROWS_TAIL,
-                           NN_VECTORS)
+                           NN_VECTORS, False)
         elif m > full:
-            _rank1_columns(A, B, out, full, m, m - full, mode_value, NN_ROWS_NARROW, NN_ROWS_TAIL, 1)
+            _rank1_columns(A, B, out, full, m, m - full, mode_value, NN_ROWS_NARROW, NN_ROWS_TAIL,
+                           1, False)
 
     return rank1_product
 
@@ -483,56 +553,44 @@ def micro_gemm_pass(A, B, out, mode):
     micro_gemm(A, B, out, mode)
 
 
-# -- the size rule: micro_gemm or OpenBLAS, per product ------------------------------------
+# -- the size rule: micro_gemm, or the loops and OpenBLAS of passes.gemm -------------------
 
-#: Where :func:`micro_gemm` beat SciPy's OpenBLAS held to one thread (``tools/small_gemm.py``
-#: on the 2-core AVX-512 Xeon, OpenBLAS 0.3.30): NN and TN when ``out`` has at least
-#: ``MICRO_MIN_ROWS`` rows and the inner dimension is at least ``MICRO_MIN_INNER`` (by 1.0
-#: to 2.6x; OpenBLAS by 1.1 to 1.4x on the 10-row output layers and on inner dimensions of
-#: 1 to 10); NT when ``out`` has at most ``MICRO_NT_MAX_OUT`` entries or the inner
-#: dimension is at least ``MICRO_NT_MIN_INNER`` (by 1.0 to 2.1x; OpenBLAS by 1.05 to 1.35x
-#: on wider ``dW`` with inner dimensions of 32 to 784).
-MICRO_MIN_ROWS = 16
-MICRO_MIN_INNER = 16
-MICRO_NT_MAX_OUT = 2048
-MICRO_NT_MIN_INNER = 2048
+#: Where :func:`micro_gemm` is the faster (``tools/small_gemm.py``, against SciPy's OpenBLAS
+#: held to one thread and the hand loops of ``passes.gemm``), per vector width:
+#:
+#: * NN and TN when ``out`` has at least ``min_rows`` rows, the inner dimension is at least
+#:   ``min_inner`` and ``op(A)`` (the weights ``W`` of ``W A_prev``, ``W^T dZ``) has at most
+#:   ``max_weights`` entries;
+#: * NT when ``out`` (a weight gradient) has at least ``min_rows_nt`` rows and columns and
+#:   at most ``max_out_nt`` entries, and the inner dimension is at least ``min_inner``.
+#:
+#: The upper bounds keep larger products on OpenBLAS, which runs them on both cores where it
+#: is not held to one (the one-thread step); ``micro_gemm`` is one thread's. AVX-512 (the
+#: 2-core Xeon, OpenBLAS 0.3.30): micro by 1.0 to 2.6x from 16 rows and an inner dimension of
+#: 16 (OpenBLAS by 1.1 to 1.4x on the 10-row output layers and inner dimensions of 1 to 10).
+#: AVX2 (the 2-core EPYC, family 25 model 1): micro by 1.0 to 5.0x over OpenBLAS on every
+#: product of ``chains``, ``digits32``, ``small`` and the drop-in's defaults with 4 rows and
+#: an inner dimension of 4, and by 2 to 3x over the hand loops (``chains``' products: 300
+#: against 671 us per 5000 columns), but for the drop-in's 100 x 64 weights (OpenBLAS 1.0 to
+#: 1.2x) and the 1-row layers (the hand loops).
+RULES = {
+    64: dict(min_rows=16, min_inner=16, max_weights=4096, min_rows_nt=4, max_out_nt=2048),
+    32: dict(min_rows=4, min_inner=4, max_weights=4096, min_rows_nt=4, max_out_nt=4096),
+}
+_RULE = RULES[VECTOR_BYTES]
+MICRO_MIN_ROWS = _RULE["min_rows"]
+MICRO_MIN_INNER = _RULE["min_inner"]
+MICRO_MAX_WEIGHTS = _RULE["max_weights"]
+MICRO_NT_MIN_ROWS = _RULE["min_rows_nt"]
+MICRO_NT_MAX_OUT = _RULE["max_out_nt"]
 
 
 @jit
 def micro_wins(mode, n, k, m):
     """True when :func:`micro_gemm` is the faster for an ``n x k x m`` product of ``mode``
-    (``out`` ``n x m``, inner dimension ``k``); also for empty products (BLAS needs 1)."""
-    if n == 0 or k == 0 or m == 0:
-        return True
+    (``out`` ``n x m``, inner dimension ``k``) by the rule of :data:`RULES`."""
+    if k < MICRO_MIN_INNER:
+        return False
     if mode == NT:
-        return n * m <= MICRO_NT_MAX_OUT or k >= MICRO_NT_MIN_INNER
-    return n >= MICRO_MIN_ROWS and k >= MICRO_MIN_INNER
-
-
-def thread_gemm(A, B, out, mode):
-    """``out = op(A) op(B)`` as :func:`micro_gemm`, by it or by BLAS as :func:`micro_wins` says.
-
-    For the products of one thread of a data-parallel step: BLAS must then be
-    held to one thread (``tools/blas_two_threads.py``). For use inside kernels.
-    """
-    raise NotImplementedError("for use inside kernels only")
-
-
-def _thread_gemm(mode_value):
-    def thread_gemm_impl(A, B, out, mode):
-        inner = A.shape[0] if mode_value == TN else A.shape[1]
-        if micro_wins(mode_value, out.shape[0], inner, out.shape[1]):
-            micro_gemm(A, B, out, mode_value)
-        else:
-            blas_gemm(A, B, out, mode_value)
-
-    return thread_gemm_impl
-
-
-#: mode -> the implementation of :func:`thread_gemm`.
-THREAD_GEMM_KERNELS = {mode: _thread_gemm(mode) for mode in (NN, NT, TN)}
-
-
-@overload_kernel(thread_gemm)
-def _thread_gemm_overload(A, B, out, mode):
-    return select(mode, THREAD_GEMM_KERNELS, "gemm mode")
+        return min(n, m) >= MICRO_NT_MIN_ROWS and n * m <= MICRO_NT_MAX_OUT
+    return n >= MICRO_MIN_ROWS and n * k <= MICRO_MAX_WEIGHTS

@@ -18,7 +18,8 @@ from numba import literally
 
 from .._jit import SMALL_GEMM, SMALL_OPERAND, jit, overload_kernel
 from . import rng
-from .blas import NN, NT, TN, blas_gemm
+from .blas import NN, NT, TN, blas_gemm, shapes_agree
+from .microgemm import micro_gemm, micro_wins
 from .scalar import activation, derivative_from_output, exp, like, log1p_unit, select
 
 
@@ -51,6 +52,9 @@ def _gemm_nn(A, B, out, mode):
     """``out = A @ B``: ``out[i] = sum_p A[i, p] B[p]``, rows of ``B`` contiguous."""
     n, m = out.shape
     inner = B.shape[0]
+    if micro_wins(NN, n, inner, m):
+        micro_gemm(A, B, out, NN)
+        return
     if not by_loops(n, inner, m, n * inner):
         blas_gemm(A, B, out, NN)
         return
@@ -68,6 +72,9 @@ def _gemm_nt(A, B, out, mode):
     """``out = A @ B^T``: ``out[i, p] = sum_j A[i, j] B[p, j]``, contiguous dot products."""
     n, m = out.shape
     inner = B.shape[1]
+    if micro_wins(NT, n, inner, m):
+        micro_gemm(A, B, out, NT)
+        return
     if not by_loops(n, inner, m, n * m):
         blas_gemm(A, B, out, NT)
         return
@@ -84,6 +91,9 @@ def _gemm_tn(A, B, out, mode):
     """``out = A^T @ B``: ``out[i] = sum_p A[p, i] B[p]``."""
     n, m = out.shape
     inner = A.shape[0]
+    if micro_wins(TN, n, inner, m):
+        micro_gemm(A, B, out, TN)
+        return
     if not by_loops(n, inner, m, n * inner):
         blas_gemm(A, B, out, TN)
         return
@@ -117,16 +127,6 @@ def gemm_pass(A, B, out, mode):
     if not shapes_agree(A, B, out, mode):
         raise ValueError("gemm_pass: the shapes of op(A), op(B) and out do not agree")
     gemm(A, B, out, mode)
-
-
-@jit
-def shapes_agree(A, B, out, mode):
-    """Whether ``op(A) op(B)`` (``mode`` NN, NT or TN) has ``out``'s shape."""
-    rows = A.shape[1] if mode == TN else A.shape[0]
-    inner = A.shape[0] if mode == TN else A.shape[1]
-    inner_B = B.shape[1] if mode == NT else B.shape[0]
-    cols = B.shape[0] if mode == NT else B.shape[1]
-    return inner == inner_B and out.shape[0] == rows and out.shape[1] == cols
 
 
 @jit
@@ -193,7 +193,7 @@ def linear_activation(W, A_prev, b, code, A):
     """
     n, k = W.shape
     m = A_prev.shape[1]
-    if not by_loops(n, k, m, n * k):
+    if micro_wins(NN, n, k, m) or not by_loops(n, k, m, n * k):
         gemm(W, A_prev, A, NN)
         return bias_activation(A, b, code)
     total = like(A, 0.0)
@@ -213,7 +213,7 @@ def linear_sigmoid_cost(W, A_prev, b, Y, w, AL, cost):
     """
     n, k = W.shape
     m = A_prev.shape[1]
-    if not by_loops(n, k, m, n * k):
+    if micro_wins(NN, n, k, m) or not by_loops(n, k, m, n * k):
         gemm(W, A_prev, AL, NN)
         return sigmoid_cost(AL, b, Y, w, cost)
     zero = like(AL, 0.0)
@@ -238,7 +238,7 @@ def backward_delta(W, dZ, A_prev, code, dZ_prev, db_prev):
     """
     n, k = W.shape
     m = dZ.shape[1]
-    if not by_loops(n, k, m, n * k):
+    if micro_wins(TN, k, n, m) or not by_loops(n, k, m, n * k):
         gemm(W, dZ, dZ_prev, TN)
         backward_pointwise(dZ_prev, A_prev, code, db_prev)
         return
