@@ -91,11 +91,12 @@ passes.SMALL_GEMM = 1 << 62  # read when hand_gemm compiles: the hand loops at e
 
 
 @jit
-def _never(mode, n, k, m):
+def _never(n, k, m=0):
     return False
 
 
-passes.micro_wins = _never  # and never micro_gemm, which passes.gemm takes first where it wins
+# and never micro_gemm, which passes.gemm takes first where it wins
+passes.micro_wins_rank1 = passes.micro_wins_nt = _never
 
 
 def hand_gemm(A, B, out, mode):

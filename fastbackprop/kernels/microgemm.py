@@ -267,7 +267,7 @@ def _tile_ok(acc, rows, dtype):
 
 
 @intrinsic
-def rank1_update(typingctx, A, B, acc, i, j, p, width, rows, mode, last, full):
+def rank1_update(typingctx, A, B, acc, i, j, p, width, rows, sa, sb, last, full):
     """NN/TN step: ``acc[r, v] += op(A)[min(i + r, last), p] * B[p, j + v L : j + (v + 1) L]``.
 
     ``acc`` is a tile from :func:`zeros` (``rows`` literal, ``vectors`` =
@@ -275,23 +275,24 @@ def rank1_update(typingctx, A, B, acc, i, j, p, width, rows, mode, last, full):
     read (the rest of the last vectors is masked off and reads as 0), or,
     when the literal ``full`` is true, every lane of every vector (``width``
     is then at least ``vectors * L``; plain loads). Rows past ``last`` repeat
-    row ``last`` (the tile at the bottom edge; not stored). ``op(A)`` is
-    ``A`` for ``mode`` NN, ``A^T`` for TN.
+    row ``last`` (the tile at the bottom edge; not stored). ``op(A)[r, p]``
+    is the element ``r * sa + p * sb`` of ``A``'s data (element strides at
+    run time: ``A`` for NN, ``A^T`` for TN, one compiled loop for both).
     """
     if not (_float_array(A) and _float_array(B) and A.dtype == B.dtype
-            and _tile_ok(acc, rows, A.dtype) and _literal_int(mode)
-            and mode.literal_value in (NN, TN) and isinstance(full, types.BooleanLiteral)):
+            and _tile_ok(acc, rows, A.dtype) and isinstance(full, types.BooleanLiteral)
+            and all(isinstance(x, types.Integer) for x in (sa, sb))):
         return None
     whole = full.literal_value
     R = rows.literal_value
     V = acc.count // R
     L = acc.dtype.lanes
-    transposed = mode.literal_value == TN
     align = A.dtype.bitwidth // 8
 
     def codegen(context, builder, signature, args):
-        a, b, tile, i_, j_, p_, w_, _, _, last_, _ = args
-        i_, j_, p_, w_, last_ = (_as_i64(builder, x) for x in (i_, j_, p_, w_, last_))
+        a, b, tile, i_, j_, p_, w_, _, sa_, sb_, last_, _ = args
+        i_, j_, p_, w_, sa_, sb_, last_ = (_as_i64(builder, x)
+                                           for x in (i_, j_, p_, w_, sa_, sb_, last_))
         vty = context.get_value_type(acc.dtype)
         accs = cgutils.unpack_tuple(builder, tile, acc.count)
         row = []
@@ -299,16 +300,17 @@ def rank1_update(typingctx, A, B, acc, i, j, p, width, rows, mode, last, full):
             ptr = _element_pointer(context, builder, B, b, p_, builder.add(j_, ir.Constant(_I64, v * L)))
             count = None if whole else _clamp_count(builder, w_, v * L, L)
             row.append(_load(builder, ptr, vty, count, L, align, whole))
+        data = context.make_array(A)(context, builder, a).data
+        column = builder.mul(p_, sb_)
         out = []
         for r in range(R):
             ir_ = _clamped(builder, builder.add(i_, ir.Constant(_I64, r)), last_)
-            index = (p_, ir_) if transposed else (ir_, p_)
-            x = builder.load(_element_pointer(context, builder, A, a, *index))
+            x = builder.load(builder.gep(data, [builder.add(builder.mul(ir_, sa_), column)]))
             x = _splat(builder, x, vty)
             out.extend(_fma(builder, x, row[v], accs[r * V + v]) for v in range(V))
         return context.make_tuple(builder, acc, out)
 
-    return acc(A, B, acc, i, j, p, width, rows, mode, last, full), codegen
+    return acc(A, B, acc, i, j, p, width, rows, sa, sb, last, full), codegen
 
 
 @intrinsic
@@ -439,31 +441,48 @@ def dot_store(typingctx, out, acc, i, j, ncols, rows, nrows, accumulate):
 
 
 @jit
-def _rank1_columns(A, B, out, j, stop, width, mode, R, R_TAIL, V, full):
-    """Blocks of ``width`` columns of ``out = op(A) B`` (NN/TN) from ``j`` while ``j < stop``,
-    each by ``R``-row tiles of ``V`` vectors, the last rows by one tile of ``R`` or,
-    when at most ``R_TAIL`` are left, of ``R_TAIL`` rows (its extra rows clamped,
-    not stored). ``width`` columns are written per block (the last vector masked
-    when ``width < V L``; ``full``, a literal, says ``width == V L``: no masks).
+def _rank1_columns(A, B, out, j, stop, width, sa, sb, R, R_TAIL, V, full):
+    """Blocks of ``width`` columns of ``out = op(A) B`` from column ``j`` while ``j < stop``
+    (the last one ending at ``stop``), each by ``R``-row tiles of ``V`` vectors, the last
+    rows by one tile of ``R`` or, when at most ``R_TAIL`` are left, of ``R_TAIL`` rows (its
+    extra rows clamped, not stored). ``op(A)`` by its element strides ``sa``, ``sb``
+    (:func:`rank1_update`); ``full`` (a literal) says every block is ``V`` whole vectors.
 
     One call does many tiles: a call per tile, with its reference counting,
     costs as much as a small tile's arithmetic."""
     n = out.shape[0]
     k = B.shape[0]
     while j < stop:
+        count = min(width, stop - j)
         i = 0
         while n - i > R_TAIL:
             acc = zeros(out, R, V)
             for p in range(k):
-                acc = rank1_update(A, B, acc, i, j, p, width, R, mode, n - 1, full)
-            tile_store(out, acc, i, j, width, R, min(R, n - i), full)
+                acc = rank1_update(A, B, acc, i, j, p, count, R, sa, sb, n - 1, full)
+            tile_store(out, acc, i, j, count, R, min(R, n - i), full)
             i += R
         if i < n:
             tail = zeros(out, R_TAIL, V)
             for p in range(k):
-                tail = rank1_update(A, B, tail, i, j, p, width, R_TAIL, mode, n - 1, full)
-            tile_store(out, tail, i, j, width, R_TAIL, n - i, full)
+                tail = rank1_update(A, B, tail, i, j, p, count, R_TAIL, sa, sb, n - 1, full)
+            tile_store(out, tail, i, j, count, R_TAIL, n - i, full)
         j += width
+
+
+@jit
+def _rank1_product(A, B, out, sa, sb):
+    """``out = op(A) B`` (NN and TN alike, ``op(A)`` by its element strides): the whole blocks
+    of ``NN_VECTORS`` vectors of columns by the ``NN_ROWS``-row tile, with plain loads and
+    stores; the rest, one vector (the last one masked) at a time, by the ``NN_ROWS_NARROW``-row
+    tile. No argument is a constant, so both modes share one compiled function (each
+    literal argument would compile another: 0.18 s apiece, measured)."""
+    m = out.shape[1]
+    L = lanes(out)
+    W = NN_VECTORS * L
+    full = m - m % W
+    start = 0 * m  # a variable, not the constant 0 (see above)
+    _rank1_columns(A, B, out, start, full, W, sa, sb, NN_ROWS, NN_ROWS_TAIL, NN_VECTORS, True)
+    _rank1_columns(A, B, out, full, m, L, sa, sb, NN_ROWS_NARROW, NN_ROWS_TAIL, 1, False)
 
 
 @jit
@@ -490,28 +509,12 @@ def _dot_product(A, B, out, R, S):
                 dot_store(out, acc, i, j, ncols, R, min(R, n - i), c > 0)
 
 
-def _rank1_product(mode_value):
-    """The implementation of :func:`micro_gemm` for NN or TN: ``out = op(A) B`` in blocks
-    of ``NN_VECTORS`` vectors of columns; a last block of at most one vector takes
-    ``NN_ROWS_NARROW`` rows (as many accumulators). It is the call's own
-    implementation, so a product costs two calls, not three."""
+def _micro_nn(A, B, out, mode):
+    _rank1_product(A, B, out, A.strides[0] // A.itemsize, A.strides[1] // A.itemsize)
 
-    def rank1_product(A, B, out, mode):
-        m = out.shape[1]
-        L = lanes(out)
-        W = NN_VECTORS * L
-        full = m - m % W
-        if full > 0:
-            _rank1_columns(A, B, out, 0, full, W, mode_value, NN_ROWS, NN_ROWS_TAIL, NN_VECTORS,
-                           True)
-        if m - full > L:
-            _rank1_columns(A, B, out, full, m, m - full, mode_value, NN_ROWS, NN_ROWS_TAIL,
-                           NN_VECTORS, False)
-        elif m > full:
-            _rank1_columns(A, B, out, full, m, m - full, mode_value, NN_ROWS_NARROW, NN_ROWS_TAIL,
-                           1, False)
 
-    return rank1_product
+def _micro_tn(A, B, out, mode):
+    _rank1_product(A, B, out, A.strides[1] // A.itemsize, A.strides[0] // A.itemsize)
 
 
 def _micro_nt(A, B, out, mode):
@@ -522,7 +525,7 @@ def _micro_nt(A, B, out, mode):
 
 
 #: mode -> the implementation of :func:`micro_gemm`.
-MICRO_GEMM_KERNELS = {NN: _rank1_product(NN), NT: _micro_nt, TN: _rank1_product(TN)}
+MICRO_GEMM_KERNELS = {NN: _micro_nn, NT: _micro_nt, TN: _micro_tn}
 
 
 def micro_gemm(A, B, out, mode):
@@ -589,8 +592,17 @@ MICRO_NT_MAX_OUT = _RULE["max_out_nt"]
 def micro_wins(mode, n, k, m):
     """True when :func:`micro_gemm` is the faster for an ``n x k x m`` product of ``mode``
     (``out`` ``n x m``, inner dimension ``k``) by the rule of :data:`RULES`."""
-    if k < MICRO_MIN_INNER:
-        return False
-    if mode == NT:
-        return min(n, m) >= MICRO_NT_MIN_ROWS and n * m <= MICRO_NT_MAX_OUT
-    return n >= MICRO_MIN_ROWS and n * k <= MICRO_MAX_WEIGHTS
+    return micro_wins_nt(n, k, m) if mode == NT else micro_wins_rank1(n, k)
+
+
+@jit
+def micro_wins_rank1(n, k):
+    """:func:`micro_wins` for NN and TN (``op(A)`` ``n x k``). Its own function, called
+    without a constant, so it compiles once (a literal mode compiled it per mode)."""
+    return k >= MICRO_MIN_INNER and n >= MICRO_MIN_ROWS and n * k <= MICRO_MAX_WEIGHTS
+
+
+@jit
+def micro_wins_nt(n, k, m):
+    """:func:`micro_wins` for NT (``out`` ``n x m``, inner dimension ``k``)."""
+    return k >= MICRO_MIN_INNER and min(n, m) >= MICRO_NT_MIN_ROWS and n * m <= MICRO_NT_MAX_OUT

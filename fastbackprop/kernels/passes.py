@@ -19,7 +19,7 @@ from numba import literally
 from .._jit import SMALL_GEMM, SMALL_OPERAND, jit, overload_kernel
 from . import rng
 from .blas import NN, NT, TN, blas_gemm, shapes_agree
-from .microgemm import micro_gemm, micro_wins
+from .microgemm import micro_gemm, micro_wins_nt, micro_wins_rank1
 from .scalar import activation, derivative_from_output, exp, like, log1p_unit, select
 
 
@@ -52,7 +52,7 @@ def _gemm_nn(A, B, out, mode):
     """``out = A @ B``: ``out[i] = sum_p A[i, p] B[p]``, rows of ``B`` contiguous."""
     n, m = out.shape
     inner = B.shape[0]
-    if micro_wins(NN, n, inner, m):
+    if micro_wins_rank1(n, inner):
         micro_gemm(A, B, out, NN)
         return
     if not by_loops(n, inner, m, n * inner):
@@ -72,7 +72,7 @@ def _gemm_nt(A, B, out, mode):
     """``out = A @ B^T``: ``out[i, p] = sum_j A[i, j] B[p, j]``, contiguous dot products."""
     n, m = out.shape
     inner = B.shape[1]
-    if micro_wins(NT, n, inner, m):
+    if micro_wins_nt(n, inner, m):
         micro_gemm(A, B, out, NT)
         return
     if not by_loops(n, inner, m, n * m):
@@ -91,7 +91,7 @@ def _gemm_tn(A, B, out, mode):
     """``out = A^T @ B``: ``out[i] = sum_p A[p, i] B[p]``."""
     n, m = out.shape
     inner = A.shape[0]
-    if micro_wins(TN, n, inner, m):
+    if micro_wins_rank1(n, inner):
         micro_gemm(A, B, out, TN)
         return
     if not by_loops(n, inner, m, n * inner):
@@ -193,7 +193,7 @@ def linear_activation(W, A_prev, b, code, A):
     """
     n, k = W.shape
     m = A_prev.shape[1]
-    if micro_wins(NN, n, k, m) or not by_loops(n, k, m, n * k):
+    if micro_wins_rank1(n, k) or not by_loops(n, k, m, n * k):
         gemm(W, A_prev, A, NN)
         return bias_activation(A, b, code)
     total = like(A, 0.0)
@@ -213,7 +213,7 @@ def linear_sigmoid_cost(W, A_prev, b, Y, w, AL, cost):
     """
     n, k = W.shape
     m = A_prev.shape[1]
-    if micro_wins(NN, n, k, m) or not by_loops(n, k, m, n * k):
+    if micro_wins_rank1(n, k) or not by_loops(n, k, m, n * k):
         gemm(W, A_prev, AL, NN)
         return sigmoid_cost(AL, b, Y, w, cost)
     zero = like(AL, 0.0)
@@ -238,7 +238,7 @@ def backward_delta(W, dZ, A_prev, code, dZ_prev, db_prev):
     """
     n, k = W.shape
     m = dZ.shape[1]
-    if micro_wins(TN, k, n, m) or not by_loops(n, k, m, n * k):
+    if micro_wins_rank1(k, n) or not by_loops(n, k, m, n * k):
         gemm(W, dZ, dZ_prev, TN)
         backward_pointwise(dZ_prev, A_prev, code, db_prev)
         return
