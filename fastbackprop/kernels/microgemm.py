@@ -431,7 +431,12 @@ def dot_store(typingctx, out, acc, i, j, ncols, rows, nrows, accumulate):
                     old = _masked_load(builder, ptr, vty, mask, align)
                     _masked_store(builder, builder.fadd(w, old), ptr, mask, align)
                 with builder.if_then(builder.not_(add)):
-                    _masked_store(builder, w, ptr, mask, align)
+                    whole = builder.icmp_signed("==", c_, ir.Constant(_I64, L))
+                    with builder.if_else(whole, likely=True) as (then, otherwise):
+                        with then:
+                            _store(builder, w, ptr, None, L, align, True)
+                        with otherwise:
+                            _masked_store(builder, w, ptr, mask, align)
         return context.get_dummy_value()
 
     return types.none(out, acc, i, j, ncols, rows, nrows, accumulate), codegen
