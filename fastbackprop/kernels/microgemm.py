@@ -479,14 +479,14 @@ def _rank1_product(A, B, out, sa, sb):
     """``out = op(A) B`` (NN and TN alike, ``op(A)`` by its element strides): the whole blocks
     of ``NN_VECTORS`` vectors of columns by the ``NN_ROWS``-row tile, with plain loads and
     stores; the rest, one vector (the last one masked) at a time, by the ``NN_ROWS_NARROW``-row
-    tile. No argument is a constant, so both modes share one compiled function (each
-    literal argument would compile another: 0.18 s apiece, measured)."""
+    tile. The mode is not an argument (its strides are), so both modes share one compiled
+    function, and ``_rank1_columns`` compiles once per tile (each distinct literal argument
+    of a Numba call compiles another instance: 0.18 s apiece, measured)."""
     m = out.shape[1]
     L = lanes(out)
     W = NN_VECTORS * L
     full = m - m % W
-    start = 0 * m  # a variable, not the constant 0 (see above)
-    _rank1_columns(A, B, out, start, full, W, sa, sb, NN_ROWS, NN_ROWS_TAIL, NN_VECTORS, True)
+    _rank1_columns(A, B, out, 0, full, W, sa, sb, NN_ROWS, NN_ROWS_TAIL, NN_VECTORS, True)
     _rank1_columns(A, B, out, full, m, L, sa, sb, NN_ROWS_NARROW, NN_ROWS_TAIL, 1, False)
 
 
