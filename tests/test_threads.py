@@ -269,3 +269,29 @@ def test_model_and_command_pass_the_threads_on():
                 n_threads=2).fit(X, Y)
     assert_agree(one.parameters_, two.parameters_, np.float64)
     assert Model([2, 4, 1], n_threads=3).get_params()["n_threads"] == 3
+
+
+@pytest.mark.parametrize("P", [1, 2])
+def test_a_clocked_fit_counts_its_steps_and_changes_no_bit(P):
+    """tools/step_phases.py's clock (kernels/clock.py): the same parameters to the bit,
+    every step counted by every thread, every phase's cycles recorded and none negative."""
+    from fastbackprop.kernels import clock
+
+    X, Y = problem()
+    dims = [7, 9, 5, 3]
+    plain, _ = fit(P, X, Y, dims, epochs=2)
+    clocked = Trainer(R.initialize_parameters(dims, seed=1, dtype=X.dtype), X, Y, "tanh", 0.01,
+                      n_threads=P, output_activation="softmax", optimizer="adam",
+                      batch_size=64, seed=3, cost_every=1)
+    cycles = clocked.clock_phases()
+    assert cycles.shape == (P, clock.CLOCK_WIDTH)
+    assert clocked.run(2) == "ok"
+    for key, value in plain.parameters.items():
+        np.testing.assert_array_equal(clocked.parameters[key], value, err_msg=key)
+    steps = 2 * -(-X.shape[1] // 64)
+    np.testing.assert_array_equal(cycles[:, clock.STEPS], steps)
+    phases = cycles[:, :clock.STEPS]
+    assert np.all(phases >= 0)
+    assert np.all(phases[:, [clock.FORWARD, clock.BACKWARD, clock.UPDATE]] > 0)
+    seconds = clock.seconds_per_step(cycles, clock.rate(0.05))
+    assert seconds.shape == (P, len(clock.PHASES)) and np.all(seconds < 1e-2)

@@ -11,7 +11,7 @@ from .. import rng, spec
 from ..layout import Schema
 from ..sparse import first_layer_transposed, is_sparse
 from ..trainer_base import TrainerBase
-from . import batch_norm, gram as gram_mode, team, training
+from . import batch_norm, clock, gram as gram_mode, team, training
 from .convert import as_kernel_array, call_specialised, common_dtype, entry_point
 from .sparse import SparseRows
 
@@ -145,6 +145,14 @@ class Trainer(TrainerBase):
         """Keep the ``P`` threads (and BLAS held to one thread) from run to run until the
         block ends: a fit in many calls starts its threads once (:meth:`.team.Team.keep`)."""
         return self._team.keep()
+
+    def clock_phases(self):
+        """From the next run on, add each thread's cycles in each phase of a step to a clock
+        (:mod:`.clock`), which this returns; ``tools/step_phases.py`` reads it. The fit
+        compiles its variant with the counter's readings (the parameters do not change)."""
+        self._parts = self._parts._replace(clock=clock.new(self.n_threads))
+        self._entry = None  # the arguments' types changed
+        return self._parts.clock
 
     def _learning_rate_changed(self):
         self._hyper = self._hyper._replace(

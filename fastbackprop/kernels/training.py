@@ -44,6 +44,7 @@ from numba import literally
 from .. import spec
 from .._jit import jit, overload_kernel
 from . import batch_norm as bn_kernels
+from . import clock as clocks
 from . import first_layer, fpenv, sync
 from . import sparse as sparse_kernels
 from . import gram as gram_mode
@@ -153,12 +154,14 @@ class Hyper(NamedTuple):
 class Parts(NamedTuple):
     """The optional parts, each ``None`` when unused: ``gram`` (:class:`~.gram.Gram`, one
     thread only), ``l2`` (a float of the data's dtype), ``dropout`` (:class:`Dropout`),
-    ``batch_norm`` (:class:`~.batch_norm.BatchNorm`, one thread only)."""
+    ``batch_norm`` (:class:`~.batch_norm.BatchNorm`, one thread only), ``clock`` (a
+    :mod:`.clock` array: each thread's cycles per phase of a step, for ``tools/``)."""
 
     gram: object
     l2: object
     dropout: object
     batch_norm: object = None
+    clock: object = None
 
 
 class Run(NamedTuple):
@@ -402,7 +405,7 @@ def sync_at(state, tid, P):
 
 @jit
 def step(tid, current, other, batch, dims, work, team, hyper, l2, dropout, bn, hidden, output,
-         optimizer, alpha, t, cost, checkpoint):
+         optimizer, alpha, t, cost, checkpoint, clock=None, since=np.uint64(0)):
     """One update from one batch, by thread ``tid`` of the team (see :class:`Team`).
 
     Each thread: forward and backward over its share of the batch's columns,
@@ -421,15 +424,24 @@ def step(tid, current, other, batch, dims, work, team, hyper, l2, dropout, bn, h
     it), ``ABORTED`` when another thread gave up. With batch norm (``bn``; one thread), the
     running statistics are updated in ``current`` from the batch's once its cost is
     finite, after the checkpoint's copy (their gradient is 0: the optimiser keeps them).
+    With a ``clock`` (:mod:`.clock`; ``since`` the counter when the step's gather began)
+    each phase's cycles are added to the thread's row; without one (None) Numba prunes
+    every reading before typing.
     """
     lo, hi = team.shares[tid], team.shares[tid + 1]
     offsets = work.offsets
     values = team.values
     zero = like(alpha, 0.0)
+    if clock is not None:
+        now = clocks.tock(clock, tid, clocks.GATHER, since)
     if batch.w.size > 0:
         ZL_sum, loss = forward(current, batch, dims, work, hidden, output, cost, dropout, t,
                                bn)
+        if clock is not None:
+            now = clocks.tock(clock, tid, clocks.FORWARD, now)
         backward(current, batch, dims, work, hidden, dropout, t, bn)
+        if clock is not None:
+            now = clocks.tock(clock, tid, clocks.BACKWARD, now)
     else:  # a batch shorter than the team: this thread adds nothing
         ZL_sum, loss = zero, zero
         grad = work.grad
@@ -442,6 +454,8 @@ def step(tid, current, other, batch, dims, work, team, hyper, l2, dropout, bn, h
         values[tid, 2] = squared_norm_share(current, dims, offsets, lo, hi)
     if not meet(team, tid):
         return ABORTED, zero
+    if clock is not None:
+        now = clocks.tock(clock, tid, clocks.WAIT, now)
     ZL_sum, loss, squares, _ = team_sums(values)
     if cost and l2 is not None:
         loss += like(alpha, 0.5) * l2 * squares
@@ -454,6 +468,8 @@ def step(tid, current, other, batch, dims, work, team, hyper, l2, dropout, bn, h
         for i in range(lo, hi):
             total[i] += part[i]
     grad = grads[0][:n]  # a row's start: C-contiguous, so the update vectorises
+    if clock is not None:
+        now = clocks.tock(clock, tid, clocks.SUM, now)
     if l2 is not None:
         add_l2_share(grad, current, l2, dims, offsets, lo, hi)
     if checkpoint:
@@ -462,8 +478,13 @@ def step(tid, current, other, batch, dims, work, team, hyper, l2, dropout, bn, h
         bn_kernels.update_running(bn, current, dims, offsets)
     inv_m = like(alpha, 1.0) / like(alpha, batch.m)
     values[tid, 3] = optimizer_update(optimizer, current, grad, inv_m, alpha, hyper, t, lo, hi)
+    if clock is not None:
+        now = clocks.tock(clock, tid, clocks.UPDATE, now)
     if not meet(team, tid):
         return ABORTED, zero
+    if clock is not None:
+        clocks.tock(clock, tid, clocks.WAIT_UPDATE, now)
+        clocks.count_step(clock, tid)
     if not np.isfinite(team_sums(values)[3]):
         return NONFINITE_UPDATE, loss
     return OK, loss
@@ -680,13 +701,14 @@ def train(tid, current, other, data, own, team, hyper, parts, dims, hidden, outp
             loss = like(alpha, 0.0)
             for k in range(min(n_batches, limit - done)):
                 first = k * width
+                since = clocks.tick(parts.clock)
                 batch = gather_batch(data, own.batches, parts.gram, hyper, e, first,
                                      min(width, m - first), tid, P)
                 checkpoint = not replaying and (done == 0 or done == planned - 1)
                 failed, batch_loss = step(tid, current, other, batch, dims, work, team, hyper,
                                           parts.l2, parts.dropout, parts.batch_norm, hidden,
                                           output, optimizer, alpha, run.t + done + 1, record,
-                                          checkpoint)
+                                          checkpoint, parts.clock, since)
                 loss += batch_loss
                 if failed != OK:
                     break
