@@ -2,10 +2,11 @@
 
 Run from the repository root::
 
-    python tools/step_phases.py digits32 small --threads 1,2
+    python tools/step_phases.py digits32 chains small --threads 1,2
     python tools/step_phases.py digits32 --batch-size 16 --optimizer gd --threads 1
 
-For each workload and thread count, a kernels trainer with a clock
+For each workload (the bench's epoch workloads, and its step workloads:
+full-batch gradient descent) and thread count, a kernels trainer with a clock
 (:mod:`fastbackprop.kernels.clock`) runs ``--rounds`` timings of ``--epochs``
 epochs after one that compiles; the round with the least wall time per step
 is printed: its wall time per step, and each thread's microseconds per step
@@ -33,14 +34,19 @@ from fastbackprop.kernels import clock, trainer as kernels_trainer
 
 
 def trainer_for(workload, n_threads):
-    """The bench's kernels trainer of an epoch workload (as ``bench.epoch_timer`` builds
-    it) on ``n_threads``, with a clock."""
+    """The bench's kernels trainer of a workload on ``n_threads``, as ``bench.epoch_timer``
+    (epoch workloads) or ``bench.kernels_step_timer`` (step workloads) builds it, with a
+    clock."""
     problem = bench.make_problem(workload)
+    if workload.name in bench.EPOCH_WORKLOADS:
+        options = dict(learning_rate=bench.ADAM_LEARNING_RATE, optimizer=workload.optimizer,
+                       batch_size=workload.batch_size, seed=bench.SEED,
+                       shuffle=workload.shuffle)
+    else:
+        options = dict(learning_rate=bench.LEARNING_RATE)
     trainer = kernels_trainer.Trainer(
-        problem.parameters, problem.X, problem.Y, workload.hidden, bench.ADAM_LEARNING_RATE,
-        cost_every=1, output_activation=workload.output, optimizer=workload.optimizer,
-        batch_size=workload.batch_size, seed=bench.SEED, shuffle=workload.shuffle,
-        n_threads=n_threads)
+        problem.parameters, problem.X, problem.Y, workload.hidden, cost_every=1,
+        output_activation=workload.output, n_threads=n_threads, **options)
     return trainer, trainer.clock_phases()
 
 
@@ -61,7 +67,8 @@ def best_round(trainer, cycles, epochs, rounds):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("workloads", nargs="+", choices=sorted(bench.EPOCH_WORKLOADS))
+    parser.add_argument("workloads", nargs="+",
+                        choices=sorted({**bench.WORKLOADS, **bench.EPOCH_WORKLOADS}))
     parser.add_argument("--threads", default="1,2", help="thread counts, comma-separated")
     parser.add_argument("--batch-size", type=int, help="instead of the workload's")
     parser.add_argument("--optimizer", help="instead of the workload's")
@@ -73,7 +80,7 @@ def main(argv=None):
           f"cores: {bench.core_slowdown():.2f}x")
     header = "  ".join(f"{name:>11}" for name in clock.PHASES)
     for name in args.workloads:
-        workload = bench.EPOCH_WORKLOADS[name]
+        workload = {**bench.WORKLOADS, **bench.EPOCH_WORKLOADS}[name]
         changes = {k: v for k, v in (("batch_size", args.batch_size),
                                      ("optimizer", args.optimizer)) if v is not None}
         workload = dataclasses.replace(workload, **changes)
