@@ -98,6 +98,17 @@ class Team:
                 own = None
             self.own.append(training.Own(work, own))
 
+    def hold_labels(self, Y):
+        """Full batches in order on :class:`.training.RowData`: put each thread's columns of
+        ``Y`` ``(n_L, m)`` in its label buffer once, where the training loop reads them
+        every step (a per-step gather of them cost ``chains`` 17 to 19 us of its 660 us
+        step on two threads). Thread ``p``'s columns are ``p m // P`` up to ``(p + 1) m //
+        P``, the split of :func:`.training.gather_batch`."""
+        n_L, m = Y.shape
+        for p, own in enumerate(self.own):
+            lo, hi = p * m // self.P, (p + 1) * m // self.P
+            own.batches.Y[:n_L * (hi - lo)].reshape(n_L, hi - lo)[...] = Y[:, lo:hi]
+
     @property
     def work(self):
         """Thread 0's workspace (its costs are the fit's)."""

@@ -131,6 +131,8 @@ class Trainer(TrainerBase):
         self._other = np.zeros_like(self._current)
         self._team = team.Team(self.n_threads, n, self.dims, width, self.dtype, rows, m,
                                self._schema.kinds, batches=batches)
+        if rows and full and not self.sparse:
+            self._team.hold_labels(as_kernel_array(Y, self.dtype))
         self._dims = np.asarray(self.dims, dtype=np.int64)
         self._codes = o.codes
         self._entry = None  # training.train's compiled entry for this trainer's arguments

@@ -545,7 +545,8 @@ def gather_batch(data, batches, gram, hyper, epoch, first, m_b, tid, P):
     set). :class:`.sparse.SparseData` (one thread): the batch's rows as
     :class:`.sparse.SparseRows`, gathered (their nonzeros) into ``batches`` as
     for :class:`RowData`. :class:`RowData`: the thread's rows, as :class:`.first_layer.Rows`
-    (of the data themselves for full batches, else gathered into
+    (of the data themselves for full batches, with the labels the trainer put in
+    ``batches`` once, :meth:`.team.Team.hold_labels`; else gathered into
     ``batches``, the epoch's first batch putting the columns in the order of
     ``rng.permutation(m, seed, epoch)`` first, with ``shuffle``), its labels
     gathered as columns.
@@ -572,19 +573,19 @@ def _gather_batch(data, batches, gram, hyper, epoch, first, m_b, tid, P):
         lo = first + start
         m_t = first + (tid + 1) * m_b // P - lo
         n_x, n_L = data.X.shape[1], data.Y.shape[1]
-        perm = batches.perm
-        if hyper.batch_size == 0:  # full batches, in order: the data's own rows
-            X_t = data.X[lo:lo + m_t]
-            w_t = data.w[lo:lo + m_t]
-        else:
-            if first == 0 and hyper.shuffle:
-                rng.permute(perm, hyper.seed, epoch)
-            X_t = batch_view(batches.X, m_t, n_x)
-            gather_rows(data.X, perm, lo, X_t)
-            w_t = batches.w[:m_t]
-            for j in range(m_t):
-                w_t[j] = data.w[perm[lo + j]]
         Y_t = batch_view(batches.Y, n_L, m_t)
+        if hyper.batch_size == 0:  # full batches, in order: the data's own rows, and the
+            # labels as columns, put in the thread's buffer once (Team.hold_labels)
+            return Batch(first_layer.Rows(data.X[lo:lo + m_t]), Y_t, data.w[lo:lo + m_t],
+                         start, m_b)
+        perm = batches.perm
+        if first == 0 and hyper.shuffle:
+            rng.permute(perm, hyper.seed, epoch)
+        X_t = batch_view(batches.X, m_t, n_x)
+        gather_rows(data.X, perm, lo, X_t)
+        w_t = batches.w[:m_t]
+        for j in range(m_t):
+            w_t[j] = data.w[perm[lo + j]]
         gather(data.Y, perm, lo, Y_t)
         return Batch(first_layer.Rows(X_t), Y_t, w_t, start, m_b)
     return rows
