@@ -15,7 +15,10 @@ The gradient of the course is ``grad * inv_m`` (``m`` the batch's columns);
 ``alpha`` is this epoch's learning rate and ``t`` this update's number from 1.
 Each update covers the entries ``lo, ..., hi - 1`` of the layout (by default
 all of them; a thread's share with several) and returns their new
-parameters' sum, finite exactly when every one of them is.
+parameters' sum, finite exactly when every one of them is. With ``other``,
+a second row of raw sums (another thread's), the gradient is ``grad +
+other``, added as it is read (:func:`raw`): the threads' rows are summed in
+the update's one pass instead of a pass of their own before it.
 
 :func:`optimizer_update` chooses the entry by a constant code through
 :func:`.scalar.select`.
@@ -27,7 +30,6 @@ import numpy as np
 
 from .. import spec
 from .._jit import jit, overload_kernel
-from .passes import update
 from .scalar import like, select
 
 
@@ -47,21 +49,45 @@ def parts(current, grad, lo, hi):
 
 
 @jit
-def gd(current, grad, inv_m, alpha, hyper, t, lo=0, hi=-1):
-    """``W := W - alpha dW`` (over ``grad.size``: Gram mode's ``D`` included)."""
-    W, _, _, g = parts(current, grad, lo, hi)
-    return update(W, g, inv_m, alpha)
+def share_of(other, lo, hi, n):
+    """``other[lo:hi]`` (``hi`` < 0: ``n``), or None without another row."""
+    if other is None:
+        return None
+    return other[lo:(n if hi < 0 else hi)]
 
 
 @jit
-def momentum(current, grad, inv_m, alpha, hyper, t, lo=0, hi=-1):
+def raw(G, O, i):
+    """The raw gradient sum at ``i``: ``G[i]``, plus ``O[i]`` when there is another row (the
+    threads' two rows added as they are read, :func:`.training.gradient_rows`)."""
+    if O is None:
+        return G[i]
+    return G[i] + O[i]
+
+
+@jit
+def gd(current, grad, inv_m, alpha, hyper, t, lo=0, hi=-1, other=None):
+    """``W := W - alpha dW`` (over ``grad.size``: Gram mode's ``D`` included)."""
+    W, _, _, G = parts(current, grad, lo, hi)
+    O = share_of(other, lo, hi, grad.size)
+    total = like(alpha, 0.0)
+    for i in range(W.size):
+        w = W[i] - alpha * (raw(G, O, i) * inv_m)
+        W[i] = w
+        total += w
+    return total
+
+
+@jit
+def momentum(current, grad, inv_m, alpha, hyper, t, lo=0, hi=-1, other=None):
     """``v := beta v + (1 - beta) dW``; ``W := W - alpha v``."""
     W, V, _, G = parts(current, grad, lo, hi)
+    O = share_of(other, lo, hi, grad.size)
     beta = hyper.beta
     keep = like(alpha, 1.0) - beta
     total = like(alpha, 0.0)
     for i in range(W.size):
-        v = beta * V[i] + keep * (G[i] * inv_m)
+        v = beta * V[i] + keep * (raw(G, O, i) * inv_m)
         V[i] = v
         w = W[i] - alpha * v
         W[i] = w
@@ -70,14 +96,15 @@ def momentum(current, grad, inv_m, alpha, hyper, t, lo=0, hi=-1):
 
 
 @jit
-def rmsprop(current, grad, inv_m, alpha, hyper, t, lo=0, hi=-1):
+def rmsprop(current, grad, inv_m, alpha, hyper, t, lo=0, hi=-1, other=None):
     """``s := beta2 s + (1 - beta2) dW^2``; ``W := W - alpha dW / (sqrt(s) + epsilon)``."""
     W, S, _, G = parts(current, grad, lo, hi)
+    O = share_of(other, lo, hi, grad.size)
     beta2, epsilon = hyper.beta2, hyper.epsilon
     keep = like(alpha, 1.0) - beta2
     total = like(alpha, 0.0)
     for i in range(W.size):
-        g = G[i] * inv_m
+        g = raw(G, O, i) * inv_m
         s = beta2 * S[i] + keep * (g * g)
         S[i] = s
         w = W[i] - alpha * g / (np.sqrt(s) + epsilon)
@@ -87,9 +114,10 @@ def rmsprop(current, grad, inv_m, alpha, hyper, t, lo=0, hi=-1):
 
 
 @jit
-def adam(current, grad, inv_m, alpha, hyper, t, lo=0, hi=-1):
+def adam(current, grad, inv_m, alpha, hyper, t, lo=0, hi=-1, other=None):
     """``v``, ``s`` as momentum and RMSprop; ``W := W - alpha v_hat / (sqrt(s_hat) + epsilon)``."""
     W, V, S, G = parts(current, grad, lo, hi)
+    O = share_of(other, lo, hi, grad.size)
     one = like(alpha, 1.0)
     beta1, beta2, epsilon = hyper.beta1, hyper.beta2, hyper.epsilon
     keep1, keep2 = one - beta1, one - beta2
@@ -97,7 +125,7 @@ def adam(current, grad, inv_m, alpha, hyper, t, lo=0, hi=-1):
     correct2 = one / (one - beta2 ** like(alpha, t))
     total = like(alpha, 0.0)
     for i in range(W.size):
-        g = G[i] * inv_m
+        g = raw(G, O, i) * inv_m
         v = beta1 * V[i] + keep1 * g
         s = beta2 * S[i] + keep2 * (g * g)
         V[i] = v
@@ -109,13 +137,14 @@ def adam(current, grad, inv_m, alpha, hyper, t, lo=0, hi=-1):
 
 
 @jit
-def sgd_momentum(current, grad, inv_m, alpha, hyper, t, lo=0, hi=-1):
+def sgd_momentum(current, grad, inv_m, alpha, hyper, t, lo=0, hi=-1, other=None):
     """scikit-learn's momentum: ``v := beta v - alpha dW``; ``W := W + v``."""
     W, V, _, G = parts(current, grad, lo, hi)
+    O = share_of(other, lo, hi, grad.size)
     beta = hyper.beta
     total = like(alpha, 0.0)
     for i in range(W.size):
-        v = beta * V[i] - alpha * (G[i] * inv_m)
+        v = beta * V[i] - alpha * (raw(G, O, i) * inv_m)
         V[i] = v
         w = W[i] + v
         W[i] = w
@@ -124,14 +153,15 @@ def sgd_momentum(current, grad, inv_m, alpha, hyper, t, lo=0, hi=-1):
 
 
 @jit
-def nesterov(current, grad, inv_m, alpha, hyper, t, lo=0, hi=-1):
+def nesterov(current, grad, inv_m, alpha, hyper, t, lo=0, hi=-1, other=None):
     """scikit-learn's Nesterov momentum: ``v := beta v - alpha dW``;
     ``W := W + beta v - alpha dW``."""
     W, V, _, G = parts(current, grad, lo, hi)
+    O = share_of(other, lo, hi, grad.size)
     beta = hyper.beta
     total = like(alpha, 0.0)
     for i in range(W.size):
-        step = alpha * (G[i] * inv_m)
+        step = alpha * (raw(G, O, i) * inv_m)
         v = beta * V[i] - step
         V[i] = v
         w = W[i] + (beta * v - step)
@@ -141,17 +171,18 @@ def nesterov(current, grad, inv_m, alpha, hyper, t, lo=0, hi=-1):
 
 
 @jit
-def adam_folded(current, grad, inv_m, alpha, hyper, t, lo=0, hi=-1):
+def adam_folded(current, grad, inv_m, alpha, hyper, t, lo=0, hi=-1, other=None):
     """scikit-learn's Adam: ``v``, ``s`` as Adam;
     ``W := W - (alpha sqrt(1 - beta2^t) / (1 - beta1^t)) v / (sqrt(s) + epsilon)``."""
     W, V, S, G = parts(current, grad, lo, hi)
+    O = share_of(other, lo, hi, grad.size)
     one = like(alpha, 1.0)
     beta1, beta2, epsilon = hyper.beta1, hyper.beta2, hyper.epsilon
     keep1, keep2 = one - beta1, one - beta2
     step = alpha * np.sqrt(one - beta2 ** like(alpha, t)) / (one - beta1 ** like(alpha, t))
     total = like(alpha, 0.0)
     for i in range(W.size):
-        g = G[i] * inv_m
+        g = raw(G, O, i) * inv_m
         v = beta1 * V[i] + keep1 * g
         s = beta2 * S[i] + keep2 * (g * g)
         V[i] = v
@@ -171,13 +202,13 @@ OPTIMIZER_KERNELS = {spec.OPTIMIZERS[name].code: kernel
                                           ("adam_folded", adam_folded))}
 
 
-def optimizer_update(code, current, grad, inv_m, alpha, hyper, t, lo, hi):
+def optimizer_update(code, current, grad, inv_m, alpha, hyper, t, lo, hi, other=None):
     """The fused update, in place, of the optimiser with constant ``code``; see the module."""
     raise NotImplementedError("for use inside kernels only")
 
 
 @overload_kernel(optimizer_update)
-def _optimizer_update(code, current, grad, inv_m, alpha, hyper, t, lo, hi):
+def _optimizer_update(code, current, grad, inv_m, alpha, hyper, t, lo, hi, other=None):
     kernel = select(code, OPTIMIZER_KERNELS, "optimizer")
-    return lambda code, current, grad, inv_m, alpha, hyper, t, lo, hi: kernel(
-        current, grad, inv_m, alpha, hyper, t, lo, hi)
+    return lambda code, current, grad, inv_m, alpha, hyper, t, lo, hi, other=None: kernel(
+        current, grad, inv_m, alpha, hyper, t, lo, hi, other)

@@ -206,7 +206,7 @@ class Team(NamedTuple):
     """What the ``P`` threads of a fit share (one thread is a team of one).
 
     ``grads`` ``(P, >= n)``: each thread's raw gradient in its row (rows on cache lines of
-    their own); row 0 also receives the batch's sum, share by share. ``values`` ``(P,
+    their own); the update of each share adds them up (:func:`gradient_rows`). ``values`` ``(P,
     16)``: what each thread reports at the barriers (``sum(Z_L)``, its loss, its share of
     ``||W||^2``, its update's sum). ``shares`` ``(P + 1,)`` int64: thread ``p`` sums and
     updates the entries ``shares[p] .. shares[p + 1] - 1`` of the layout. ``sync``: the
@@ -378,6 +378,30 @@ def copy_share(out, source, n, lo, hi):
 
 
 @jit
+def gradient_rows(sync, grads, tid, lo, hi, n):
+    """The batch's gradient over thread ``tid``'s share ``lo .. hi - 1`` of ``grads`` ``(P, >=
+    n)``, as ``(row, partner)``: two rows of ``n`` raw sums that the optimiser adds as it
+    reads them (:func:`.optimizers.raw`), saving a pass over the share.
+
+    A team of one (``sync`` None): its row and None. More threads: the thread's own row,
+    with every other row but its partner's (thread 1's for thread 0, else thread 0's)
+    added into it first, in the threads' order, and the partner's row. For two threads
+    the sums are those of ``grads[0] + grads[1]`` (addition commutes). The thread's own
+    row, not a common one: a row is written only by its thread, so the lines of a
+    gradient that cross between the cores are only read there."""
+    if sync is None:
+        return grads[0][:n], None
+    partner = 1 if tid == 0 else 0
+    own = grads[tid]
+    for p in range(grads.shape[0]):
+        if p != tid and p != partner:
+            part = grads[p]
+            for i in range(lo, hi):
+                own[i] += part[i]
+    return own[:n], grads[partner][:n]
+
+
+@jit
 def team_sums(values):
     """The column sums of ``values`` ``(P, >= 4)``, in the threads' order (the same in every
     thread): ``(sum(Z_L), loss, ||W||^2, the update's sum)``."""
@@ -410,10 +434,10 @@ def step(tid, current, other, batch, dims, work, team, hyper, l2, dropout, bn, h
 
     Each thread: forward and backward over its share of the batch's columns,
     its raw gradient into its row of ``team.grads``; at the barrier the
-    threads learn every ``sum(Z_L)`` and loss. Then each sums the team's
-    gradients over its share of the parameters (in the threads' order), adds
-    ``l2 W``, copies its share into ``other`` when ``checkpoint``, and makes
-    the optimiser's fused update of its share with the whole batch's ``1/m``;
+    threads learn every ``sum(Z_L)`` and loss. Then each makes the optimiser's
+    fused update of its share of the parameters with the whole batch's ``1/m``,
+    summing the team's gradients as it reads them (:func:`gradient_rows`), after
+    adding ``l2 W`` and copying its share into ``other`` when ``checkpoint``;
     at the second barrier they learn whether every new parameter is finite.
     ``current`` ``[theta | optimiser state]`` is updated in place; ``t`` is
     this update's number (dropout's masks, Adam's corrections). Every thread
@@ -462,12 +486,7 @@ def step(tid, current, other, batch, dims, work, team, hyper, l2, dropout, bn, h
     if not np.isfinite(ZL_sum):
         return NONFINITE_COST, loss
     n = work.grad.size
-    grads = team.grads
-    for p in range(1, grads.shape[0]):
-        total, part = grads[0], grads[p]
-        for i in range(lo, hi):
-            total[i] += part[i]
-    grad = grads[0][:n]  # a row's start: C-contiguous, so the update vectorises
+    grad, partner = gradient_rows(team.sync, team.grads, tid, lo, hi, n)
     if clock is not None:
         now = clocks.tock(clock, tid, clocks.SUM, now)
     if l2 is not None:
@@ -477,7 +496,8 @@ def step(tid, current, other, batch, dims, work, team, hyper, l2, dropout, bn, h
     if bn is not None:
         bn_kernels.update_running(bn, current, dims, offsets)
     inv_m = like(alpha, 1.0) / like(alpha, batch.m)
-    values[tid, 3] = optimizer_update(optimizer, current, grad, inv_m, alpha, hyper, t, lo, hi)
+    values[tid, 3] = optimizer_update(optimizer, current, grad, inv_m, alpha, hyper, t, lo, hi,
+                                      partner)
     if clock is not None:
         now = clocks.tock(clock, tid, clocks.UPDATE, now)
     if not meet(team, tid):
