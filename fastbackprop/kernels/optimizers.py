@@ -34,32 +34,27 @@ from .scalar import like, select
 
 
 @jit
-def parts(current, grad, lo, hi):
-    """The views ``theta, slot 1, slot 2`` of ``current`` and ``grad`` over the entries ``lo ..
-    hi - 1`` (``hi`` < 0: to the end). Separate names for separate memory: LLVM checks
-    once that they do not overlap and vectorises the update (indexing one buffer at
-    ``i``, ``n + i``, ``2n + i`` over a range that may be shorter than ``n`` it cannot prove
-    that, and ran Adam's loop scalar, 3.5x slower)."""
+def parts(current, grad, lo, hi, other=None):
+    """The views ``theta, slot 1, slot 2`` of ``current``, and those of ``grad`` and ``other``
+    (None without one), over the entries ``lo .. hi - 1`` (``hi`` < 0: to the end).
+    Separate names for separate memory: LLVM checks once that they do not overlap and
+    vectorises the update (indexing one buffer at ``i``, ``n + i``, ``2n + i`` over a range
+    that may be shorter than ``n`` it cannot prove that, and ran Adam's loop scalar, 3.5x
+    slower)."""
     n = grad.size
     hi = n if hi < 0 else hi
     slots = current.size // n - 1
     v = current[n + lo:n + hi] if slots >= 1 else current[lo:hi]
     s = current[2 * n + lo:2 * n + hi] if slots >= 2 else v
-    return current[lo:hi], v, s, grad[lo:hi]
-
-
-@jit
-def share_of(other, lo, hi, n):
-    """``other[lo:hi]`` (``hi`` < 0: ``n``), or None without another row."""
     if other is None:
-        return None
-    return other[lo:(n if hi < 0 else hi)]
+        return current[lo:hi], v, s, grad[lo:hi], None
+    return current[lo:hi], v, s, grad[lo:hi], other[lo:hi]
 
 
 @jit
 def raw(G, O, i):
     """The raw gradient sum at ``i``: ``G[i]``, plus ``O[i]`` when there is another row (the
-    threads' two rows added as they are read, :func:`.training.gradient_rows`)."""
+    threads' two rows added as they are read, :func:`.training.partner_row`)."""
     if O is None:
         return G[i]
     return G[i] + O[i]
@@ -68,8 +63,7 @@ def raw(G, O, i):
 @jit
 def gd(current, grad, inv_m, alpha, hyper, t, lo=0, hi=-1, other=None):
     """``W := W - alpha dW`` (over ``grad.size``: Gram mode's ``D`` included)."""
-    W, _, _, G = parts(current, grad, lo, hi)
-    O = share_of(other, lo, hi, grad.size)
+    W, _, _, G, O = parts(current, grad, lo, hi, other)
     total = like(alpha, 0.0)
     for i in range(W.size):
         w = W[i] - alpha * (raw(G, O, i) * inv_m)
@@ -81,8 +75,7 @@ def gd(current, grad, inv_m, alpha, hyper, t, lo=0, hi=-1, other=None):
 @jit
 def momentum(current, grad, inv_m, alpha, hyper, t, lo=0, hi=-1, other=None):
     """``v := beta v + (1 - beta) dW``; ``W := W - alpha v``."""
-    W, V, _, G = parts(current, grad, lo, hi)
-    O = share_of(other, lo, hi, grad.size)
+    W, V, _, G, O = parts(current, grad, lo, hi, other)
     beta = hyper.beta
     keep = like(alpha, 1.0) - beta
     total = like(alpha, 0.0)
@@ -98,8 +91,7 @@ def momentum(current, grad, inv_m, alpha, hyper, t, lo=0, hi=-1, other=None):
 @jit
 def rmsprop(current, grad, inv_m, alpha, hyper, t, lo=0, hi=-1, other=None):
     """``s := beta2 s + (1 - beta2) dW^2``; ``W := W - alpha dW / (sqrt(s) + epsilon)``."""
-    W, S, _, G = parts(current, grad, lo, hi)
-    O = share_of(other, lo, hi, grad.size)
+    W, S, _, G, O = parts(current, grad, lo, hi, other)
     beta2, epsilon = hyper.beta2, hyper.epsilon
     keep = like(alpha, 1.0) - beta2
     total = like(alpha, 0.0)
@@ -116,8 +108,7 @@ def rmsprop(current, grad, inv_m, alpha, hyper, t, lo=0, hi=-1, other=None):
 @jit
 def adam(current, grad, inv_m, alpha, hyper, t, lo=0, hi=-1, other=None):
     """``v``, ``s`` as momentum and RMSprop; ``W := W - alpha v_hat / (sqrt(s_hat) + epsilon)``."""
-    W, V, S, G = parts(current, grad, lo, hi)
-    O = share_of(other, lo, hi, grad.size)
+    W, V, S, G, O = parts(current, grad, lo, hi, other)
     one = like(alpha, 1.0)
     beta1, beta2, epsilon = hyper.beta1, hyper.beta2, hyper.epsilon
     keep1, keep2 = one - beta1, one - beta2
@@ -139,8 +130,7 @@ def adam(current, grad, inv_m, alpha, hyper, t, lo=0, hi=-1, other=None):
 @jit
 def sgd_momentum(current, grad, inv_m, alpha, hyper, t, lo=0, hi=-1, other=None):
     """scikit-learn's momentum: ``v := beta v - alpha dW``; ``W := W + v``."""
-    W, V, _, G = parts(current, grad, lo, hi)
-    O = share_of(other, lo, hi, grad.size)
+    W, V, _, G, O = parts(current, grad, lo, hi, other)
     beta = hyper.beta
     total = like(alpha, 0.0)
     for i in range(W.size):
@@ -156,8 +146,7 @@ def sgd_momentum(current, grad, inv_m, alpha, hyper, t, lo=0, hi=-1, other=None)
 def nesterov(current, grad, inv_m, alpha, hyper, t, lo=0, hi=-1, other=None):
     """scikit-learn's Nesterov momentum: ``v := beta v - alpha dW``;
     ``W := W + beta v - alpha dW``."""
-    W, V, _, G = parts(current, grad, lo, hi)
-    O = share_of(other, lo, hi, grad.size)
+    W, V, _, G, O = parts(current, grad, lo, hi, other)
     beta = hyper.beta
     total = like(alpha, 0.0)
     for i in range(W.size):
@@ -174,8 +163,7 @@ def nesterov(current, grad, inv_m, alpha, hyper, t, lo=0, hi=-1, other=None):
 def adam_folded(current, grad, inv_m, alpha, hyper, t, lo=0, hi=-1, other=None):
     """scikit-learn's Adam: ``v``, ``s`` as Adam;
     ``W := W - (alpha sqrt(1 - beta2^t) / (1 - beta1^t)) v / (sqrt(s) + epsilon)``."""
-    W, V, S, G = parts(current, grad, lo, hi)
-    O = share_of(other, lo, hi, grad.size)
+    W, V, S, G, O = parts(current, grad, lo, hi, other)
     one = like(alpha, 1.0)
     beta1, beta2, epsilon = hyper.beta1, hyper.beta2, hyper.epsilon
     keep1, keep2 = one - beta1, one - beta2

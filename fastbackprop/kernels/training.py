@@ -206,7 +206,7 @@ class Team(NamedTuple):
     """What the ``P`` threads of a fit share (one thread is a team of one).
 
     ``grads`` ``(P, >= n)``: each thread's raw gradient in its row (rows on cache lines of
-    their own); the update of each share adds them up (:func:`gradient_rows`). ``values`` ``(P,
+    their own); the update of each share adds them up (:func:`partner_row`). ``values`` ``(P,
     16)``: what each thread reports at the barriers (``sum(Z_L)``, its loss, its share of
     ``||W||^2``, its update's sum). ``shares`` ``(P + 1,)`` int64: thread ``p`` sums and
     updates the entries ``shares[p] .. shares[p + 1] - 1`` of the layout. ``sync``: the
@@ -377,28 +377,36 @@ def copy_share(out, source, n, lo, hi):
             out[i] = source[i]
 
 
-@jit
-def gradient_rows(sync, grads, tid, lo, hi, n):
-    """The batch's gradient over thread ``tid``'s share ``lo .. hi - 1`` of ``grads`` ``(P, >=
-    n)``, as ``(row, partner)``: two rows of ``n`` raw sums that the optimiser adds as it
-    reads them (:func:`.optimizers.raw`), saving a pass over the share.
+def partner_row(sync, grads, tid, lo, hi, n):
+    """The second row of raw sums thread ``tid``'s update adds to its own over its share ``lo
+    .. hi - 1`` of ``grads`` ``(P, >= n)`` as it reads them (:func:`.optimizers.raw`),
+    saving a pass over the share: its partner's (thread 1's for thread 0, else thread
+    0's), after every other row but the partner's was added into the thread's own, in the
+    threads' order. None for a team of one (``sync`` None: nothing compiled for it).
 
-    A team of one (``sync`` None): its row and None. More threads: the thread's own row,
-    with every other row but its partner's (thread 1's for thread 0, else thread 0's)
-    added into it first, in the threads' order, and the partner's row. For two threads
-    the sums are those of ``grads[0] + grads[1]`` (addition commutes). The thread's own
-    row, not a common one: a row is written only by its thread, so the lines of a
-    gradient that cross between the cores are only read there."""
-    if sync is None:
-        return grads[0][:n], None
-    partner = 1 if tid == 0 else 0
-    own = grads[tid]
-    for p in range(grads.shape[0]):
-        if p != tid and p != partner:
-            part = grads[p]
-            for i in range(lo, hi):
-                own[i] += part[i]
-    return own[:n], grads[partner][:n]
+    For two threads the sums are those of ``grads[0] + grads[1]`` (addition commutes). A
+    row is written only by its thread, so the lines of a gradient that cross between the
+    cores are only read there."""
+    raise NotImplementedError("for use inside kernels only")
+
+
+@overload_kernel(partner_row)
+def _partner_row(sync, grads, tid, lo, hi, n):
+    from numba import types
+
+    if isinstance(sync, types.NoneType):
+        return lambda sync, grads, tid, lo, hi, n: None
+
+    def partner_of(sync, grads, tid, lo, hi, n):
+        partner = 1 if tid == 0 else 0
+        own = grads[tid]
+        for p in range(grads.shape[0]):
+            if p != tid and p != partner:
+                part = grads[p]
+                for i in range(lo, hi):
+                    own[i] += part[i]
+        return grads[partner][:n]
+    return partner_of
 
 
 @jit
@@ -436,7 +444,7 @@ def step(tid, current, other, batch, dims, work, team, hyper, l2, dropout, bn, h
     its raw gradient into its row of ``team.grads``; at the barrier the
     threads learn every ``sum(Z_L)`` and loss. Then each makes the optimiser's
     fused update of its share of the parameters with the whole batch's ``1/m``,
-    summing the team's gradients as it reads them (:func:`gradient_rows`), after
+    summing the team's gradients as it reads them (:func:`partner_row`), after
     adding ``l2 W`` and copying its share into ``other`` when ``checkpoint``;
     at the second barrier they learn whether every new parameter is finite.
     ``current`` ``[theta | optimiser state]`` is updated in place; ``t`` is
@@ -486,7 +494,8 @@ def step(tid, current, other, batch, dims, work, team, hyper, l2, dropout, bn, h
     if not np.isfinite(ZL_sum):
         return NONFINITE_COST, loss
     n = work.grad.size
-    grad, partner = gradient_rows(team.sync, team.grads, tid, lo, hi, n)
+    partner = partner_row(team.sync, team.grads, tid, lo, hi, n)
+    grad = team.grads[tid][:n]  # a row's start: C-contiguous, so the update vectorises
     if clock is not None:
         now = clocks.tock(clock, tid, clocks.SUM, now)
     if l2 is not None:
