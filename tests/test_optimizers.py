@@ -401,3 +401,49 @@ def test_the_compiled_epoch_loop_allocates_nothing_per_step():
     assert len(counts) == 2
     for one, fifty in counts:
         assert one == fifty, counts
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("name", list(spec.OPTIMIZERS))
+def test_an_update_given_two_rows_is_the_update_of_their_sum_to_the_bit(name, dtype):
+    """kernels/optimizers.py: ``other`` (a partner thread's row) is added as it is read, with
+    the same parameters and state, to the bit, as a pass that adds it first, over a share
+    ``lo .. hi - 1`` (odd ends), and nothing outside the share changed."""
+    from numba import njit
+
+    from fastbackprop.kernels import training
+    from fastbackprop.kernels.optimizers import optimizer_update
+
+    code = spec.OPTIMIZERS[name].code
+
+    @njit
+    def two_rows(current, grad, other, hyper, lo, hi):
+        return optimizer_update(code, current, grad, grad.dtype.type(1 / 7),
+                                grad.dtype.type(0.01), hyper, 3, lo, hi, other)
+
+    @njit
+    def one_row(current, grad, hyper, lo, hi):
+        return optimizer_update(code, current, grad, grad.dtype.type(1 / 7),
+                                grad.dtype.type(0.01), hyper, 3, lo, hi)
+
+    g = np.random.default_rng(1)
+    n, slots = 37, len(spec.OPTIMIZERS[name].state)
+    f = dtype
+    hyper = training.Hyper(f(0.01), 1, f(0.9), f(0.9), f(0.999), f(1e-8), f(0), 0, 0, False,
+                           np.uint64(0))
+    current = g.standard_normal(n * (1 + slots)).astype(dtype)
+    if slots:
+        current[n:] = np.abs(current[n:])  # second moments are >= 0
+    grad, other = (g.standard_normal(n).astype(dtype) for _ in range(2))
+    a, b = current.copy(), current.copy()
+    lo, hi = 3, 30
+    total_two = two_rows(a, grad.copy(), other, hyper, lo, hi)
+    total_one = one_row(b, grad + other, hyper, lo, hi)
+    np.testing.assert_array_equal(a, b)
+    # the returned sum (for the finiteness check) may add its lanes in another order
+    np.testing.assert_allclose(total_two, total_one, rtol=1e-12 if dtype == np.float64 else 1e-5)
+    outside = np.ones(current.size, dtype=bool)  # every part's entries beyond the share
+    for j in range(1 + slots):
+        outside[j * n + lo:j * n + hi] = False
+    np.testing.assert_array_equal(a[outside], current[outside])
+    assert not np.array_equal(a[lo:hi], current[lo:hi])
