@@ -1,4 +1,4 @@
-"""Where a step of the bench's epoch workloads spends its time, thread by thread.
+"""Where a step of the bench's workloads spends its time, thread by thread.
 
 Run from the repository root::
 
@@ -11,8 +11,9 @@ full-batch gradient descent) and thread count, a kernels trainer with a clock
 epochs after one that compiles; the round with the least wall time per step
 is printed: its wall time per step, and each thread's microseconds per step
 in each phase (the gather of its share of the batch, forward, backward, the
-wait at the barrier after them, the sum of the team's gradients over its
-share, the optimiser's update of that share, the wait after the updates).
+wait at the barrier after them, choosing the gradient row of the thread's
+partner, the optimiser's update of its share (which adds the two rows), the
+wait after the updates).
 What is left of the wall time is the epoch loop itself and the calls.
 
 The phases are read with the time-stamp counter; while another process
@@ -31,6 +32,9 @@ import numpy as np
 
 from fastbackprop import bench
 from fastbackprop.kernels import clock, trainer as kernels_trainer
+
+#: Every workload of the bench, by name: its full-batch steps and its epochs.
+WORKLOADS = {**bench.WORKLOADS, **bench.EPOCH_WORKLOADS}
 
 
 def trainer_for(workload, n_threads):
@@ -68,7 +72,7 @@ def best_round(trainer, cycles, epochs, rounds):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("workloads", nargs="+",
-                        choices=sorted({**bench.WORKLOADS, **bench.EPOCH_WORKLOADS}))
+                        choices=sorted(WORKLOADS))
     parser.add_argument("--threads", default="1,2", help="thread counts, comma-separated")
     parser.add_argument("--batch-size", type=int, help="instead of the workload's")
     parser.add_argument("--optimizer", help="instead of the workload's")
@@ -80,7 +84,7 @@ def main(argv=None):
           f"cores: {bench.core_slowdown():.2f}x")
     header = "  ".join(f"{name:>11}" for name in clock.PHASES)
     for name in args.workloads:
-        workload = {**bench.WORKLOADS, **bench.EPOCH_WORKLOADS}[name]
+        workload = WORKLOADS[name]
         changes = {k: v for k, v in (("batch_size", args.batch_size),
                                      ("optimizer", args.optimizer)) if v is not None}
         workload = dataclasses.replace(workload, **changes)

@@ -29,9 +29,10 @@ from .._jit import jit
 #: The phases of a step, in order: thread ``tid``'s row of a clock holds the cycles of
 #: each in its column. ``gather``: its share of the batch into its buffers;
 #: ``forward``/``backward``: the passes over it; ``wait``: the barrier after them (the
-#: other threads' passes still running); ``sum``: the team's gradients over its share of
-#: the parameters; ``update``: the optimiser's update of that share (and L2's term and
-#: the checkpoint's copy); ``wait_update``: the barrier after the updates.
+#: other threads' passes still running); ``sum``: choosing the partner's gradient row (with
+#: more than two threads, adding the others into the thread's own); ``update``: the
+#: optimiser's update of its share, which adds the two rows as it reads them (and L2's
+#: term and the checkpoint's copy); ``wait_update``: the barrier after the updates.
 PHASES = ("gather", "forward", "backward", "wait", "sum", "update", "wait_update")
 GATHER, FORWARD, BACKWARD, WAIT, SUM, UPDATE, WAIT_UPDATE = range(len(PHASES))
 #: Columns of a clock: the phases, then the steps counted.
@@ -62,9 +63,8 @@ def tick(clock):
 @jit
 def tock(clock, tid, phase, since):
     """Add the cycles from ``since`` (a :func:`tick`) to thread ``tid``'s ``phase``; return
-    the counter now (the next phase's start). Nothing without a clock."""
-    if clock is None:
-        return since
+    the counter now (the next phase's start). Called only with a clock (the caller's
+    ``if clock is not None`` is what Numba prunes)."""
     now = read_counter()
     clock[tid, phase] += float(now - since)
     return now
@@ -72,9 +72,8 @@ def tock(clock, tid, phase, since):
 
 @jit
 def count_step(clock, tid):
-    """Count one step of thread ``tid``."""
-    if clock is not None:
-        clock[tid, STEPS] += 1.0
+    """Count one step of thread ``tid`` (with a clock, as :func:`tock`)."""
+    clock[tid, STEPS] += 1.0
 
 
 @jit(entry=True)

@@ -17,8 +17,8 @@ Each update covers the entries ``lo, ..., hi - 1`` of the layout (by default
 all of them; a thread's share with several) and returns their new
 parameters' sum, finite exactly when every one of them is. With ``other``,
 a second row of raw sums (another thread's), the gradient is ``grad +
-other``, added as it is read (:func:`raw`): the threads' rows are summed in
-the update's one pass instead of a pass of their own before it.
+other``, added as it is read (:func:`.passes.raw`): the threads' rows are
+summed in the update's one pass instead of a pass of their own before it.
 
 :func:`optimizer_update` chooses the entry by a constant code through
 :func:`.scalar.select`.
@@ -30,6 +30,7 @@ import numpy as np
 
 from .. import spec
 from .._jit import jit, overload_kernel
+from .passes import raw, update
 from .scalar import like, select
 
 
@@ -52,24 +53,10 @@ def parts(current, grad, lo, hi, other=None):
 
 
 @jit
-def raw(G, O, i):
-    """The raw gradient sum at ``i``: ``G[i]``, plus ``O[i]`` when there is another row (the
-    threads' two rows added as they are read, :func:`.training.partner_row`)."""
-    if O is None:
-        return G[i]
-    return G[i] + O[i]
-
-
-@jit
 def gd(current, grad, inv_m, alpha, hyper, t, lo=0, hi=-1, other=None):
     """``W := W - alpha dW`` (over ``grad.size``: Gram mode's ``D`` included)."""
     W, _, _, G, O = parts(current, grad, lo, hi, other)
-    total = like(alpha, 0.0)
-    for i in range(W.size):
-        w = W[i] - alpha * (raw(G, O, i) * inv_m)
-        W[i] = w
-        total += w
-    return total
+    return update(W, G, inv_m, alpha, O)
 
 
 @jit

@@ -438,18 +438,28 @@ def cost_from_probabilities(AL, Y, w):
 
 
 @jit
-def update(theta, grad, inv_m, learning_rate):
+def raw(grad, other, i):
+    """The raw gradient sum at ``i``: ``grad[i]``, plus ``other[i]`` when there is a second row
+    (another thread's, added as it is read: :func:`.training.partner_row`)."""
+    if other is None:
+        return grad[i]
+    return grad[i] + other[i]
+
+
+@jit
+def update(theta, grad, inv_m, learning_rate, other=None):
     """``theta := theta - alpha (grad / m)`` in place over flat arrays; returns ``sum(theta)``.
 
     ``grad`` holds raw sums over a batch's ``m`` columns and ``inv_m = 1/m``
     turns them into the course's gradients as they are read (1 for
-    gradients already averaged). In place, and ``theta`` the only array
-    written, so that the loop vectorises (see ``kernels/optimizers.py``).
+    gradients already averaged); ``other``, a second row of raw sums added
+    to ``grad`` as it is read (:func:`raw`). In place, and ``theta`` the only
+    array written, so that the loop vectorises (see ``kernels/optimizers.py``).
     The sum is finite exactly when every new parameter is.
     """
     total = like(theta, 0.0)
     for i in range(theta.size):
-        v = theta[i] - learning_rate * (grad[i] * inv_m)
+        v = theta[i] - learning_rate * (raw(grad, other, i) * inv_m)
         theta[i] = v
         total += v
     return total

@@ -379,7 +379,7 @@ def copy_share(out, source, n, lo, hi):
 
 def partner_row(sync, grads, tid, lo, hi, n):
     """The second row of raw sums thread ``tid``'s update adds to its own over its share ``lo
-    .. hi - 1`` of ``grads`` ``(P, >= n)`` as it reads them (:func:`.optimizers.raw`),
+    .. hi - 1`` of ``grads`` ``(P, >= n)`` as it reads them (:func:`.passes.raw`),
     saving a pass over the share: its partner's (thread 1's for thread 0, else thread
     0's), after every other row but the partner's was added into the thread's own, in the
     threads' order. None for a team of one (``sync`` None: nothing compiled for it).
