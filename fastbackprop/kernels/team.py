@@ -79,9 +79,10 @@ class Team:
         self._crew = None  # the kept threads, inside keep()
         per = padded(n, dtype)
         grads = aligned_zeros((P, per), dtype)
-        shares = np.array([min(n, padded(p * n // P, dtype)) if 0 < p < P else p * n // P
-                           for p in range(P + 1)], dtype=np.int64)
-        self.shared = training.Team(grads, aligned_zeros((P, ALIGN // 8), dtype), shares,
+        bounds = [min(n, padded(p * n // P, dtype)) if 0 < p < P else p * n // P
+                  for p in range(P + 1)]  # thread p's share: one span of whole lines
+        spans = np.array([[[bounds[p], bounds[p + 1]]] for p in range(P)], dtype=np.int64)
+        self.shared = training.Team(grads, aligned_zeros((P, ALIGN // 8), dtype), spans,
                                     sync.new_barrier(P) if P > 1 else None)
         share = -(-capacity // P)  # a thread's columns of the largest batch
         self.own = []

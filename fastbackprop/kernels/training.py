@@ -208,13 +208,14 @@ class Team(NamedTuple):
     ``grads`` ``(P, >= n)``: each thread's raw gradient in its row (rows on cache lines of
     their own); the update of each share adds them up (:func:`partner_row`). ``values`` ``(P,
     16)``: what each thread reports at the barriers (``sum(Z_L)``, its loss, its share of
-    ``||W||^2``, its update's sum). ``shares`` ``(P + 1,)`` int64: thread ``p`` sums and
-    updates the entries ``shares[p] .. shares[p + 1] - 1`` of the layout. ``sync``: the
+    ``||W||^2``, its update's sum). ``spans`` ``(P, R, 2)`` int64: thread ``p``'s share of
+    the layout, which it sums and updates: the entries ``lo .. hi - 1`` of each span ``(lo,
+    hi) = spans[p, r]`` (empty spans ``lo == hi`` pad a share of fewer). ``sync``: the
     barrier's state (:func:`.sync.new_barrier`), None for a team of one."""
 
     grads: np.ndarray
     values: np.ndarray
-    shares: np.ndarray
+    spans: np.ndarray
     sync: np.ndarray
 
 
@@ -349,37 +350,55 @@ def squared_norm_of_weights(theta, dims, offsets):
 
 
 @jit
-def squared_norm_share(theta, dims, offsets, lo, hi):
-    """``sum W^2`` over the weights (not the biases) among the entries ``lo .. hi - 1``."""
+def squared_norm_share(theta, dims, offsets, spans):
+    """``sum W^2`` over the weights (not the biases) among the entries of ``spans`` ``(R,
+    2)`` (each ``lo .. hi - 1``)."""
     total = like(theta, 0.0)
-    for l in range(1, dims.size):
-        start = offsets[l - 1, 0]
-        for k in range(max(lo, start), min(hi, start + dims[l] * dims[l - 1])):
-            total += theta[k] * theta[k]
+    for r in range(spans.shape[0]):
+        lo, hi = spans[r, 0], spans[r, 1]
+        for l in range(1, dims.size):
+            start = offsets[l - 1, 0]
+            for k in range(max(lo, start), min(hi, start + dims[l] * dims[l - 1])):
+                total += theta[k] * theta[k]
     return total
 
 
 @jit
-def add_l2_share(grad, theta, l2, dims, offsets, lo, hi):
-    """``dW += l2 W`` over the weights among the entries ``lo .. hi - 1`` (raw sums)."""
-    for l in range(1, dims.size):
-        start = offsets[l - 1, 0]
-        for k in range(max(lo, start), min(hi, start + dims[l] * dims[l - 1])):
-            grad[k] += l2 * theta[k]
+def add_l2_share(grad, theta, l2, dims, offsets, spans):
+    """``dW += l2 W`` over the weights among the entries of ``spans`` ``(R, 2)`` (raw sums)."""
+    for r in range(spans.shape[0]):
+        lo, hi = spans[r, 0], spans[r, 1]
+        for l in range(1, dims.size):
+            start = offsets[l - 1, 0]
+            for k in range(max(lo, start), min(hi, start + dims[l] * dims[l - 1])):
+                grad[k] += l2 * theta[k]
 
 
 @jit
-def copy_share(out, source, n, lo, hi):
-    """``out[j n + i] = source[j n + i]`` for ``i`` in ``lo .. hi - 1`` and every part ``j``
-    of a ``[theta | state ...]`` buffer (a thread's share of a checkpoint)."""
+def copy_share(out, source, n, spans):
+    """``out[j n + i] = source[j n + i]`` for ``i`` in every span ``lo .. hi - 1`` of ``spans``
+    ``(R, 2)`` and every part ``j`` of a ``[theta | state ...]`` buffer (a thread's share of
+    a checkpoint)."""
     for j in range(source.size // n):
-        for i in range(j * n + lo, j * n + hi):
-            out[i] = source[i]
+        for r in range(spans.shape[0]):
+            for i in range(j * n + spans[r, 0], j * n + spans[r, 1]):
+                out[i] = source[i]
 
 
-def partner_row(sync, grads, tid, lo, hi, n):
-    """The second row of raw sums thread ``tid``'s update adds to its own over its share ``lo
-    .. hi - 1`` of ``grads`` ``(P, >= n)`` as it reads them (:func:`.passes.raw`),
+@jit
+def update_share(optimizer, current, grad, inv_m, alpha, hyper, t, spans, partner):
+    """The optimiser's update (:func:`.optimizers.optimizer_update`) of every span of
+    ``spans`` ``(R, 2)``; returns the sum of their new parameters."""
+    total = like(alpha, 0.0)
+    for r in range(spans.shape[0]):
+        total += optimizer_update(optimizer, current, grad, inv_m, alpha, hyper, t,
+                                  spans[r, 0], spans[r, 1], partner)
+    return total
+
+
+def partner_row(sync, grads, tid, spans, n):
+    """The second row of raw sums thread ``tid``'s update adds to its own over its share
+    (``spans`` ``(R, 2)``) of ``grads`` ``(P, >= n)`` as it reads them (:func:`.passes.raw`),
     saving a pass over the share: its partner's (thread 1's for thread 0, else thread
     0's), after every other row but the partner's was added into the thread's own, in the
     threads' order. None for a team of one (``sync`` None: nothing compiled for it).
@@ -391,20 +410,21 @@ def partner_row(sync, grads, tid, lo, hi, n):
 
 
 @overload_kernel(partner_row)
-def _partner_row(sync, grads, tid, lo, hi, n):
+def _partner_row(sync, grads, tid, spans, n):
     from numba import types
 
     if isinstance(sync, types.NoneType):
-        return lambda sync, grads, tid, lo, hi, n: None
+        return lambda sync, grads, tid, spans, n: None
 
-    def partner_of(sync, grads, tid, lo, hi, n):
+    def partner_of(sync, grads, tid, spans, n):
         partner = 1 if tid == 0 else 0
         own = grads[tid]
         for p in range(grads.shape[0]):
             if p != tid and p != partner:
                 part = grads[p]
-                for i in range(lo, hi):
-                    own[i] += part[i]
+                for r in range(spans.shape[0]):
+                    for i in range(spans[r, 0], spans[r, 1]):
+                        own[i] += part[i]
         return grads[partner][:n]
     return partner_of
 
@@ -423,7 +443,7 @@ def team_sums(values):
 @jit
 def meet(team, tid):
     """The threads' barrier; False when the team was aborted."""
-    return sync_at(team.sync, tid, team.shares.size - 1)
+    return sync_at(team.sync, tid, team.spans.shape[0])
 
 
 @jit
@@ -460,7 +480,7 @@ def step(tid, current, other, batch, dims, work, team, hyper, l2, dropout, bn, h
     each phase's cycles are added to the thread's row; without one (None) Numba prunes
     every reading before typing.
     """
-    lo, hi = team.shares[tid], team.shares[tid + 1]
+    spans = team.spans[tid]
     offsets = work.offsets
     values = team.values
     zero = like(alpha, 0.0)
@@ -483,7 +503,7 @@ def step(tid, current, other, batch, dims, work, team, hyper, l2, dropout, bn, h
     values[tid, 1] = loss
     values[tid, 2] = zero
     if cost and l2 is not None:
-        values[tid, 2] = squared_norm_share(current, dims, offsets, lo, hi)
+        values[tid, 2] = squared_norm_share(current, dims, offsets, spans)
     if not meet(team, tid):
         return ABORTED, zero
     if clock is not None:
@@ -494,19 +514,19 @@ def step(tid, current, other, batch, dims, work, team, hyper, l2, dropout, bn, h
     if not np.isfinite(ZL_sum):
         return NONFINITE_COST, loss
     n = work.grad.size
-    partner = partner_row(team.sync, team.grads, tid, lo, hi, n)
+    partner = partner_row(team.sync, team.grads, tid, spans, n)
     grad = team.grads[tid][:n]  # a row's start: C-contiguous, so the update vectorises
     if clock is not None:
         now = clocks.tock(clock, tid, clocks.SUM, now)
     if l2 is not None:
-        add_l2_share(grad, current, l2, dims, offsets, lo, hi)
+        add_l2_share(grad, current, l2, dims, offsets, spans)
     if checkpoint:
-        copy_share(other, current, n, lo, hi)
+        copy_share(other, current, n, spans)
     if bn is not None:
         bn_kernels.update_running(bn, current, dims, offsets)
     inv_m = like(alpha, 1.0) / like(alpha, batch.m)
-    values[tid, 3] = optimizer_update(optimizer, current, grad, inv_m, alpha, hyper, t, lo, hi,
-                                      partner)
+    values[tid, 3] = update_share(optimizer, current, grad, inv_m, alpha, hyper, t, spans,
+                                  partner)
     if clock is not None:
         now = clocks.tock(clock, tid, clocks.UPDATE, now)
     if not meet(team, tid):
@@ -707,8 +727,8 @@ def train(tid, current, other, data, own, team, hyper, parts, dims, hidden, outp
     literally(optimizer)
     control = fpenv.flush_subnormals()  # restored before returning
     work = own.work
-    P = team.shares.size - 1
-    lo, hi = team.shares[tid], team.shares[tid + 1]
+    P = team.spans.shape[0]
+    spans = team.spans[tid]
     n = work.grad.size
     m = data.w.size
     width = m if hyper.batch_size == 0 else hyper.batch_size
@@ -766,7 +786,7 @@ def train(tid, current, other, data, own, team, hyper, parts, dims, hidden, outp
             limit = done
         if limit < 0:
             break
-        copy_share(current, other, n, lo, hi)
+        copy_share(current, other, n, spans)
         if not meet(team, tid):
             status = ABORTED
             break
