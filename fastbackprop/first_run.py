@@ -205,7 +205,8 @@ def variant(hp, m, validation):
     Numba compiles one machine code per type of the arguments: the dtype, the codes of
     the activations, the output and the optimiser, full batch or mini-batches, which
     optional parts are on (L2, dropout, batch norm per layer, Gram mode) and one thread
-    or several (:func:`threads`, which decides the data's layout). Validation adds the
+    or several (:func:`threads`, which decides the data's layout), and a step split by
+    hidden units or by columns (:func:`fastbackprop.variants.by_units`). Validation adds the
     step functions' forward pass. The layer sizes, ``m`` and the learning rates are not
     part of it: they are values, not types.
     """
@@ -218,13 +219,15 @@ def variant(hp, m, validation):
     linear_update = hp["optimizer"] == "gd" and hp["decay_rate"] == 0 and hp["l2"] == 0
     gram = not any(batch_norm) and variants.gram_applies(dims, m, full, linear_update,
                                                          hp["n_epochs"])
+    P = threads(hp["n_threads"], dims, width, gram, any(batch_norm))
+    dropout = any(k < 1 for k in keep)
     return {
         "dtype": hp["dtype"], "hidden": hp["hidden_activation"],
         "output": hp["output_activation"], "optimizer": hp["optimizer"],
         "full_batch": bool(full), "l2": hp["l2"] != 0,
-        "dropout": any(k < 1 for k in keep), "batch_norm": [bool(b) for b in batch_norm],
-        "gram": bool(gram),
-        "threads": threads(hp["n_threads"], dims, width, gram, any(batch_norm)),
+        "dropout": dropout, "batch_norm": [bool(b) for b in batch_norm],
+        "gram": bool(gram), "threads": P,
+        "by_units": variants.by_units(dims, width, P, dropout, gram, any(batch_norm)),
         "validation": validation is not None,
     }
 

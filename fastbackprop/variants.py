@@ -23,6 +23,15 @@ from __future__ import annotations
 MIN_SHARE = 100_000
 MIN_COLUMNS = 16
 
+#: A step of ``P`` threads on a network of one hidden layer is split by hidden units
+#: (:mod:`fastbackprop.kernels.units`) instead of by the batch's columns when the batch
+#: has at most this many columns a thread (see :func:`by_units`). Measured on the 2-core
+#: AVX2 EPYC, both splits in one process in alternating rounds (docs/threads.md): by
+#: units won at 16 and 8 columns a thread (``[64, 100, 10]`` at batch 32: 32.0 against
+#: 38.3 us a step; at 16: 21.5 against 27.4; digits32's ``[64, 64, 10]`` at 32: 29.0
+#: against 29.7) and lost at 32 (``[64, 64, 10]`` at 64: 47.8 against 42.6).
+UNIT_COLUMNS = 16
+
 
 def gram_applies(dims, m, full_batch, linear_update, max_epochs=None):
     """Whether Gram mode (:mod:`fastbackprop.kernels.gram`) is exact here and saves work.
@@ -56,3 +65,15 @@ def threads(n_threads, dims, width, cores, gram=False, batch_norm=False):
             P -= 1
         return max(1, P)
     return max(1, min(int(n_threads), width))
+
+
+def by_units(dims, width, P, dropout=False, gram=False, batch_norm=False, sparse=False):
+    """Whether a step of ``P`` threads on batches of ``width`` columns is split by hidden
+    units (:mod:`fastbackprop.kernels.units`: each thread runs the whole batch through its
+    share of the units) rather than by columns. Only for one hidden layer of at least
+    ``P`` units, without dropout, Gram mode, batch norm or sparse data, and when each
+    thread's share of the columns would be at most :data:`UNIT_COLUMNS`: there a split by
+    columns leaves each thread little work, and the gradients and parameters its update
+    reads from the other cores cost more than the outputs a split by units exchanges."""
+    return (P > 1 and len(dims) == 3 and dims[1] >= P and width <= UNIT_COLUMNS * P
+            and not (dropout or gram or batch_norm or sparse))

@@ -417,14 +417,14 @@ def test_an_update_given_two_rows_is_the_update_of_their_sum_to_the_bit(name, dt
     code = spec.OPTIMIZERS[name].code
 
     @njit
-    def two_rows(current, grad, other, hyper, lo, hi):
+    def two_rows(current, grad, other, hyper, spans):
         return optimizer_update(code, current, grad, grad.dtype.type(1 / 7),
-                                grad.dtype.type(0.01), hyper, 3, lo, hi, other)
+                                grad.dtype.type(0.01), hyper, 3, spans, other)
 
     @njit
-    def one_row(current, grad, hyper, lo, hi):
+    def one_row(current, grad, hyper, spans):
         return optimizer_update(code, current, grad, grad.dtype.type(1 / 7),
-                                grad.dtype.type(0.01), hyper, 3, lo, hi)
+                                grad.dtype.type(0.01), hyper, 3, spans)
 
     g = np.random.default_rng(1)
     n, slots = 37, len(spec.OPTIMIZERS[name].state)
@@ -437,8 +437,9 @@ def test_an_update_given_two_rows_is_the_update_of_their_sum_to_the_bit(name, dt
     grad, other = (g.standard_normal(n).astype(dtype) for _ in range(2))
     a, b = current.copy(), current.copy()
     lo, hi = 3, 30
-    total_two = two_rows(a, grad.copy(), other, hyper, lo, hi)
-    total_one = one_row(b, grad + other, hyper, lo, hi)
+    spans = np.array([[lo, hi]], dtype=np.int64)
+    total_two = two_rows(a, grad.copy(), other, hyper, spans)
+    total_one = one_row(b, grad + other, hyper, spans)
     np.testing.assert_array_equal(a, b)
     # the returned sum (for the finiteness check) may add its lanes in another order
     np.testing.assert_allclose(total_two, total_one, rtol=1e-12 if dtype == np.float64 else 1e-5)
@@ -447,3 +448,45 @@ def test_an_update_given_two_rows_is_the_update_of_their_sum_to_the_bit(name, dt
         outside[j * n + lo:j * n + hi] = False
     np.testing.assert_array_equal(a[outside], current[outside])
     assert not np.array_equal(a[lo:hi], current[lo:hi])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("name", list(spec.OPTIMIZERS))
+def test_an_update_over_several_spans_is_the_updates_of_each_to_the_bit(name, dtype):
+    """kernels/optimizers.py: one call over several spans (a thread's share in a step split
+    by hidden units: kernels/units.py) makes, to the bit, the parameters and state of one
+    call per span, and touches nothing outside them; an empty span changes nothing."""
+    from numba import njit
+
+    from fastbackprop.kernels import training
+    from fastbackprop.kernels.optimizers import optimizer_update
+
+    code = spec.OPTIMIZERS[name].code
+
+    @njit
+    def update(current, grad, hyper, spans):
+        return optimizer_update(code, current, grad, grad.dtype.type(1 / 7),
+                                grad.dtype.type(0.01), hyper, 3, spans)
+
+    g = np.random.default_rng(2)
+    n, slots = 41, len(spec.OPTIMIZERS[name].state)
+    f = dtype
+    hyper = training.Hyper(f(0.01), 1, f(0.9), f(0.9), f(0.999), f(1e-8), f(0), 0, 0, False,
+                           np.uint64(0))
+    current = g.standard_normal(n * (1 + slots)).astype(dtype)
+    if slots:
+        current[n:] = np.abs(current[n:])  # second moments are >= 0
+    grad = g.standard_normal(n).astype(dtype)
+    spans = np.array([[2, 5], [9, 9], [11, 30], [33, 34]], dtype=np.int64)
+    a, b = current.copy(), current.copy()
+    total = update(a, grad, hyper, spans)
+    totals = sum(update(b, grad, hyper, spans[r:r + 1]) for r in range(len(spans)))
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(total, totals, rtol=1e-12 if dtype == np.float64 else 1e-5)
+    inside = np.zeros(n, dtype=bool)
+    for lo, hi in spans:
+        inside[lo:hi] = True
+    for j in range(1 + slots):
+        part = slice(j * n, (j + 1) * n)
+        np.testing.assert_array_equal(a[part][~inside], current[part][~inside])
+    assert not np.array_equal(a[:n][inside], current[:n][inside])

@@ -47,7 +47,7 @@ def _updates(n, current, grad, hyper, code, m):
     total = like(grad, 0.0)
     for t in range(1, n + 1):
         total += optimizer_update(code, current, grad, like(grad, 1.0) / like(grad, m),
-                                  hyper.learning_rate, hyper, t, 0, grad.size)
+                                  hyper.learning_rate, hyper, t)
     return total
 
 

@@ -446,22 +446,70 @@ def raw(grad, other, i):
     return grad[i] + other[i]
 
 
+def n_spans(spans):
+    """How many spans ``spans`` ``(R, 2)`` holds (None: one, the whole)."""
+    raise NotImplementedError("for use inside kernels only")
+
+
+def span_at(spans, r, n):
+    """Span ``r`` of ``spans`` as ``(lo, hi)``: the entries ``lo .. hi - 1``; ``(0, n)`` when
+    ``spans`` is None (the whole of ``n`` entries)."""
+    raise NotImplementedError("for use inside kernels only")
+
+
+def part_of(x, lo, hi):
+    """``x[lo:hi]``, or None when ``x`` is None."""
+    raise NotImplementedError("for use inside kernels only")
+
+
+@overload_kernel(part_of)
+def _part_of(x, lo, hi):
+    from numba import types
+
+    if isinstance(x, types.NoneType):
+        return lambda x, lo, hi: None
+    return lambda x, lo, hi: x[lo:hi]
+
+
+@overload_kernel(n_spans)
+def _n_spans(spans):
+    from numba import types
+
+    if isinstance(spans, types.NoneType):
+        return lambda spans: 1
+    return lambda spans: spans.shape[0]
+
+
+@overload_kernel(span_at)
+def _span_at(spans, r, n):
+    from numba import types
+
+    if isinstance(spans, types.NoneType):
+        return lambda spans, r, n: (0, n)
+    return lambda spans, r, n: (spans[r, 0], spans[r, 1])
+
+
 @jit
-def update(theta, grad, inv_m, learning_rate, other=None):
+def update(theta, grad, inv_m, learning_rate, other=None, spans=None):
     """``theta := theta - alpha (grad / m)`` in place over flat arrays; returns ``sum(theta)``.
 
     ``grad`` holds raw sums over a batch's ``m`` columns and ``inv_m = 1/m``
     turns them into the course's gradients as they are read (1 for
     gradients already averaged); ``other``, a second row of raw sums added
     to ``grad`` as it is read (:func:`raw`). In place, and ``theta`` the only
-    array written, so that the loop vectorises (see ``kernels/optimizers.py``).
-    The sum is finite exactly when every new parameter is.
+    array written, so that the loop vectorises (see ``kernels/optimizers.py``; each span
+    as views from 0, as there).
+    The sum is finite exactly when every new parameter is. ``spans`` ``(R, 2)``: only the
+    entries of its spans (:func:`span_at`), the sum theirs; None: all.
     """
     total = like(theta, 0.0)
-    for i in range(theta.size):
-        v = theta[i] - learning_rate * (raw(grad, other, i) * inv_m)
-        theta[i] = v
-        total += v
+    for r in range(n_spans(spans)):
+        lo, hi = span_at(spans, r, theta.size)
+        W, G, O = theta[lo:hi], grad[lo:hi], part_of(other, lo, hi)  # from 0: see parts()
+        for i in range(W.size):
+            v = W[i] - learning_rate * (raw(G, O, i) * inv_m)
+            W[i] = v
+            total += v
     return total
 
 

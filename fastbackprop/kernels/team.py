@@ -33,6 +33,7 @@ from .. import variants
 from ..blas import blas_threads  # part of this module's API (in __all__)
 from ..variants import MIN_COLUMNS, MIN_SHARE  # noqa: F401 - part of this module's API
 from . import sync, training
+from .units import Units
 
 #: Bytes a team's shared rows are aligned to (two cache lines: no false sharing,
 #: adjacent-line prefetch included).
@@ -62,6 +63,53 @@ def padded(n, dtype):
     return -(-n // per) * per
 
 
+def unit_firsts(n_1, P, dtype):
+    """The first hidden unit of each of ``P`` threads in a step split by units, and ``n_1``
+    after them: equal shares, cut at whole :data:`ALIGN`-byte lines of ``b1`` where the
+    layer is wide enough (so that two threads' parameters do not share a line)."""
+    per = ALIGN // np.dtype(dtype).itemsize
+    cuts = [p * n_1 // P for p in range(P + 1)]
+    if n_1 >= per * P:
+        cuts = [min(n_1, padded(c, dtype)) if 0 < p < P else c for p, c in enumerate(cuts)]
+    return cuts
+
+
+def unit_spans(dims, firsts):
+    """Each thread's share of the layout ``(P, n_L + 3, 2)`` in a step split by units (the
+    units ``firsts[p] .. firsts[p + 1] - 1`` thread ``p``'s): its rows of ``W1``, its
+    entries of ``b1``, its piece of each of ``W2``'s rows and, for thread 0, ``b2``."""
+    from ..layout import layer_offsets
+
+    n_x, n_1, n_L = dims
+    offsets = layer_offsets(dims, 1)
+    W1, b1, W2, b2 = offsets[0, 0], offsets[0, 1], offsets[1, 0], offsets[1, 1]
+    P = len(firsts) - 1
+    spans = np.zeros((P, n_L + 3, 2), dtype=np.int64)
+    for p in range(P):
+        lo, hi = firsts[p], firsts[p + 1]
+        spans[p, 0] = W1 + lo * n_x, W1 + hi * n_x
+        spans[p, 1] = b1 + lo, b1 + hi
+        for i in range(n_L):
+            spans[p, 2 + i] = W2 + i * n_1 + lo, W2 + i * n_1 + hi
+        if p == 0:
+            spans[p, n_L + 2] = b2, b2 + n_L
+    return spans
+
+
+def units_of(dims, first, stop, offsets, partials, dtype):
+    """The :class:`.units.Units` of the thread owning the units ``first .. stop - 1``
+    (``offsets``: its workspace's)."""
+    n_x, n_1, n_L = (int(d) for d in dims)
+    h = stop - first
+    mine = np.array(offsets, dtype=np.int64)
+    mine[0, 0] += first * n_x  # its rows of W1
+    mine[0, 1] += first  # and of b1
+    return Units(np.array([n_x, h, n_L], dtype=np.int64), mine,
+                 np.zeros((n_L, h), dtype=dtype), np.zeros((n_L, 1), dtype=dtype),
+                 np.zeros((n_L, h), dtype=dtype),
+                 first, n_1, int(offsets[1, 0]), partials)
+
+
 class Team:
     """``P`` threads' buffers for one trainer: the :class:`.training.Team` they share and each
     one's :class:`.training.Own`.
@@ -74,17 +122,26 @@ class Team:
     buffers when the data need others than :class:`.training.Batches` (sparse data).
     """
 
-    def __init__(self, P, n, dims, capacity, dtype, rows, m, kinds=None, batches=None):
+    def __init__(self, P, n, dims, capacity, dtype, rows, m, kinds=None, batches=None,
+                 by_units=False):
         self.P = P
+        self.by_units = by_units
         self._crew = None  # the kept threads, inside keep()
         per = padded(n, dtype)
         grads = aligned_zeros((P, per), dtype)
-        bounds = [min(n, padded(p * n // P, dtype)) if 0 < p < P else p * n // P
-                  for p in range(P + 1)]  # thread p's share: one span of whole lines
-        spans = np.array([[[bounds[p], bounds[p + 1]]] for p in range(P)], dtype=np.int64)
+        if by_units:
+            firsts = unit_firsts(dims[1], P, dtype)
+            spans = unit_spans(dims, firsts)
+        else:
+            bounds = [min(n, padded(p * n // P, dtype)) if 0 < p < P else p * n // P
+                      for p in range(P + 1)]  # thread p's share: one span of whole lines
+            spans = np.array([[[bounds[p], bounds[p + 1]]] for p in range(P)], dtype=np.int64)
         self.shared = training.Team(grads, aligned_zeros((P, ALIGN // 8), dtype), spans,
                                     sync.new_barrier(P) if P > 1 else None)
-        share = -(-capacity // P)  # a thread's columns of the largest batch
+        # a thread's columns of the largest batch: split by units, all of them
+        share = capacity if by_units else -(-capacity // P)
+        if by_units:
+            partials = aligned_zeros((P, padded(dims[-1] * capacity, dtype)), dtype)
         self.own = []
         for p in range(P):
             work = training.workspace(dims, share, dtype, 0, kinds)._replace(grad=grads[p][:n])
@@ -97,7 +154,9 @@ class Team:
                     np.empty(share, dtype=dtype), np.arange(m, dtype=np.int64))
             else:
                 own = None
-            self.own.append(training.Own(work, own))
+            split = (units_of(dims, firsts[p], firsts[p + 1], work.offsets, partials, dtype)
+                     if by_units else None)
+            self.own.append(training.Own(work, own, split))
 
     def hold_labels(self, Y):
         """Full batches in order on :class:`.training.RowData`: put each thread's columns of
@@ -107,7 +166,7 @@ class Team:
         P``, the split of :func:`.training.gather_batch`."""
         n_L, m = Y.shape
         for p, own in enumerate(self.own):
-            lo, hi = p * m // self.P, (p + 1) * m // self.P
+            lo, hi = (0, m) if self.by_units else (p * m // self.P, (p + 1) * m // self.P)
             own.batches.Y[:n_L * (hi - lo)].reshape(n_L, hi - lo)[...] = Y[:, lo:hi]
 
     @property

@@ -7,7 +7,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .. import rng, spec
+from .. import rng, spec, variants
 from ..layout import Schema
 from ..sparse import first_layer_transposed, is_sparse
 from ..trainer_base import TrainerBase
@@ -129,8 +129,12 @@ class Trainer(TrainerBase):
                 state = {key[1:]: value for key, value in optimizer_state[slot].items()}
                 self._current[(k + 1) * n:(k + 1) * n + self._n_parameters] = self._pack(state)
         self._other = np.zeros_like(self._current)
+        #: Whether a step is split between the threads by hidden units (else by columns).
+        self.by_units = variants.by_units(self.dims, width, self.n_threads,
+                                          self._parts.dropout is not None, bool(gram),
+                                          any(normalised), self.sparse)
         self._team = team.Team(self.n_threads, n, self.dims, width, self.dtype, rows, m,
-                               self._schema.kinds, batches=batches)
+                               self._schema.kinds, batches=batches, by_units=self.by_units)
         if rows and full and not self.sparse:
             self._team.hold_labels(as_kernel_array(Y, self.dtype))
         self._dims = np.asarray(self.dims, dtype=np.int64)

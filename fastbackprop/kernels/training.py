@@ -65,6 +65,7 @@ from .passes import (
     output_delta,
 )
 from .scalar import like
+from .units import passes as unit_passes
 
 OK, NONFINITE_COST, NONFINITE_UPDATE, ABORTED = (spec.OK, spec.NONFINITE_COST,
                                                spec.NONFINITE_UPDATE, spec.ABORTED)
@@ -196,10 +197,13 @@ class Batch(NamedTuple):
 
 class Own(NamedTuple):
     """A thread's own buffers: ``work`` (:class:`Work`, its ``grad`` the thread's row of
-    :attr:`Team.grads`) and ``batches`` (:class:`Batches`, or None with :class:`Data`)."""
+    :attr:`Team.grads`), ``batches`` (:class:`Batches`, or None with :class:`Data`) and
+    ``units`` (its :class:`.units.Units` when the step is split by hidden units, else
+    None: the batch's columns are split)."""
 
     work: object
     batches: object
+    units: object = None
 
 
 class Team(NamedTuple):
@@ -385,23 +389,13 @@ def copy_share(out, source, n, spans):
                 out[i] = source[i]
 
 
-@jit
-def update_share(optimizer, current, grad, inv_m, alpha, hyper, t, spans, partner):
-    """The optimiser's update (:func:`.optimizers.optimizer_update`) of every span of
-    ``spans`` ``(R, 2)``; returns the sum of their new parameters."""
-    total = like(alpha, 0.0)
-    for r in range(spans.shape[0]):
-        total += optimizer_update(optimizer, current, grad, inv_m, alpha, hyper, t,
-                                  spans[r, 0], spans[r, 1], partner)
-    return total
-
-
-def partner_row(sync, grads, tid, spans, n):
+def partner_row(units, sync, grads, tid, spans, n):
     """The second row of raw sums thread ``tid``'s update adds to its own over its share
     (``spans`` ``(R, 2)``) of ``grads`` ``(P, >= n)`` as it reads them (:func:`.passes.raw`),
     saving a pass over the share: its partner's (thread 1's for thread 0, else thread
     0's), after every other row but the partner's was added into the thread's own, in the
-    threads' order. None for a team of one (``sync`` None: nothing compiled for it).
+    threads' order. None for a team of one (``sync`` None: nothing compiled for it) and for
+    a step split by units (``units`` not None: each thread's gradients are all in its row).
 
     For two threads the sums are those of ``grads[0] + grads[1]`` (addition commutes). A
     row is written only by its thread, so the lines of a gradient that cross between the
@@ -410,13 +404,13 @@ def partner_row(sync, grads, tid, spans, n):
 
 
 @overload_kernel(partner_row)
-def _partner_row(sync, grads, tid, spans, n):
+def _partner_row(units, sync, grads, tid, spans, n):
     from numba import types
 
-    if isinstance(sync, types.NoneType):
-        return lambda sync, grads, tid, spans, n: None
+    if isinstance(sync, types.NoneType) or not isinstance(units, types.NoneType):
+        return lambda units, sync, grads, tid, spans, n: None
 
-    def partner_of(sync, grads, tid, spans, n):
+    def partner_of(units, sync, grads, tid, spans, n):
         partner = 1 if tid == 0 else 0
         own = grads[tid]
         for p in range(grads.shape[0]):
@@ -457,7 +451,7 @@ def sync_at(state, tid, P):
 
 @jit
 def step(tid, current, other, batch, dims, work, team, hyper, l2, dropout, bn, hidden, output,
-         optimizer, alpha, t, cost, checkpoint, clock=None, since=np.uint64(0)):
+         optimizer, alpha, t, cost, checkpoint, units=None, clock=None, since=np.uint64(0)):
     """One update from one batch, by thread ``tid`` of the team (see :class:`Team`).
 
     Each thread: forward and backward over its share of the batch's columns,
@@ -478,7 +472,11 @@ def step(tid, current, other, batch, dims, work, team, hyper, l2, dropout, bn, h
     finite, after the checkpoint's copy (their gradient is 0: the optimiser keeps them).
     With a ``clock`` (:mod:`.clock`; ``since`` the counter when the step's gather began)
     each phase's cycles are added to the thread's row; without one (None) Numba prunes
-    every reading before typing.
+    every reading before typing. Split by hidden units (``units``, the thread's
+    :class:`.units.Units`; None splits the batch's columns), each thread runs the whole
+    batch through its units (:func:`.units.passes`, which meets the team once, in the
+    forward pass: the clock counts it all as the forward phase) and every thread knows
+    the batch's whole loss.
     """
     spans = team.spans[tid]
     offsets = work.offsets
@@ -486,35 +484,44 @@ def step(tid, current, other, batch, dims, work, team, hyper, l2, dropout, bn, h
     zero = like(alpha, 0.0)
     if clock is not None:
         now = clocks.tock(clock, tid, clocks.GATHER, since)
-    if batch.w.size > 0:
-        ZL_sum, loss = forward(current, batch, dims, work, hidden, output, cost, dropout, t,
-                               bn)
-        if clock is not None:
-            now = clocks.tock(clock, tid, clocks.FORWARD, now)
-        backward(current, batch, dims, work, hidden, dropout, t, bn)
-        if clock is not None:
-            now = clocks.tock(clock, tid, clocks.BACKWARD, now)
-    else:  # a batch shorter than the team: this thread adds nothing
-        ZL_sum, loss = zero, zero
-        grad = work.grad
-        for i in range(grad.size):
-            grad[i] = zero
-    values[tid, 0] = ZL_sum
-    values[tid, 1] = loss
     values[tid, 2] = zero
     if cost and l2 is not None:
         values[tid, 2] = squared_norm_share(current, dims, offsets, spans)
-    if not meet(team, tid):
-        return ABORTED, zero
-    if clock is not None:
-        now = clocks.tock(clock, tid, clocks.WAIT, now)
-    ZL_sum, loss, squares, _ = team_sums(values)
+    if units is not None:  # split by units: the whole batch, and one meeting inside
+        met, ZL_sum, loss = unit_passes(tid, current, batch, work, units, team.sync, hidden,
+                                        output, cost)
+        if not met:
+            return ABORTED, zero
+        if clock is not None:
+            now = clocks.tock(clock, tid, clocks.FORWARD, now)
+        squares = team_sums(values)[2]
+    else:
+        if batch.w.size > 0:
+            ZL_sum, loss = forward(current, batch, dims, work, hidden, output, cost, dropout,
+                                   t, bn)
+            if clock is not None:
+                now = clocks.tock(clock, tid, clocks.FORWARD, now)
+            backward(current, batch, dims, work, hidden, dropout, t, bn)
+            if clock is not None:
+                now = clocks.tock(clock, tid, clocks.BACKWARD, now)
+        else:  # a batch shorter than the team: this thread adds nothing
+            ZL_sum, loss = zero, zero
+            grad = work.grad
+            for i in range(grad.size):
+                grad[i] = zero
+        values[tid, 0] = ZL_sum
+        values[tid, 1] = loss
+        if not meet(team, tid):
+            return ABORTED, zero
+        if clock is not None:
+            now = clocks.tock(clock, tid, clocks.WAIT, now)
+        ZL_sum, loss, squares, _ = team_sums(values)
     if cost and l2 is not None:
         loss += like(alpha, 0.5) * l2 * squares
     if not np.isfinite(ZL_sum):
         return NONFINITE_COST, loss
     n = work.grad.size
-    partner = partner_row(team.sync, team.grads, tid, spans, n)
+    partner = partner_row(units, team.sync, team.grads, tid, spans, n)
     grad = team.grads[tid][:n]  # a row's start: C-contiguous, so the update vectorises
     if clock is not None:
         now = clocks.tock(clock, tid, clocks.SUM, now)
@@ -525,8 +532,8 @@ def step(tid, current, other, batch, dims, work, team, hyper, l2, dropout, bn, h
     if bn is not None:
         bn_kernels.update_running(bn, current, dims, offsets)
     inv_m = like(alpha, 1.0) / like(alpha, batch.m)
-    values[tid, 3] = update_share(optimizer, current, grad, inv_m, alpha, hyper, t, spans,
-                                  partner)
+    values[tid, 3] = optimizer_update(optimizer, current, grad, inv_m, alpha, hyper, t, spans,
+                                      partner)
     if clock is not None:
         now = clocks.tock(clock, tid, clocks.UPDATE, now)
     if not meet(team, tid):
@@ -542,6 +549,15 @@ def step(tid, current, other, batch, dims, work, team, hyper, l2, dropout, bn, h
 # ---------------------------------------------------------------------------
 # Batches
 # ---------------------------------------------------------------------------
+
+
+@jit
+def columns_split(units, tid, P):
+    """``(tid, P)``: thread ``tid`` gathers its share of ``P`` of each batch's columns; split
+    by units (``units`` not None) every thread gathers all of them, ``(0, 1)``."""
+    if units is None:
+        return tid, P
+    return 0, 1
 
 
 @jit
@@ -729,6 +745,7 @@ def train(tid, current, other, data, own, team, hyper, parts, dims, hidden, outp
     work = own.work
     P = team.spans.shape[0]
     spans = team.spans[tid]
+    column_tid, column_P = columns_split(own.units, tid, P)
     n = work.grad.size
     m = data.w.size
     width = m if hyper.batch_size == 0 else hyper.batch_size
@@ -753,12 +770,12 @@ def train(tid, current, other, data, own, team, hyper, parts, dims, hidden, outp
                 first = k * width
                 since = clocks.tick(parts.clock)
                 batch = gather_batch(data, own.batches, parts.gram, hyper, e, first,
-                                     min(width, m - first), tid, P)
+                                     min(width, m - first), column_tid, column_P)
                 checkpoint = not replaying and (done == 0 or done == planned - 1)
                 failed, batch_loss = step(tid, current, other, batch, dims, work, team, hyper,
                                           parts.l2, parts.dropout, parts.batch_norm, hidden,
                                           output, optimizer, alpha, run.t + done + 1, record,
-                                          checkpoint, parts.clock, since)
+                                          checkpoint, own.units, parts.clock, since)
                 loss += batch_loss
                 if failed != OK:
                     break
