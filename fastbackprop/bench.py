@@ -452,6 +452,7 @@ def epoch_timer(backend, problem, min_time=MIN_TIME, n_threads=None):
     trainer.run(1)
     timing = timer(_checked(trainer, w), min_time)
     timing.n_threads = getattr(trainer, "n_threads", 1)
+    timing.by_units = getattr(trainer, "by_units", False)
     return timing
 
 
@@ -517,6 +518,7 @@ class Row:
     threads: int = 1  # the threads the kernels' own rule gave
     alone: float | None = None  # the kernels before any rival started (None: no rivals)
     rivals: tuple = ()  # the rivals timed in turn with the kernels (peers.Worker)
+    by_units: bool = False  # the threads split each step by hidden units (kernels/units.py)
 
     @property
     def with_rivals_over_alone(self):
@@ -578,14 +580,14 @@ def format_table(rows):
 
 def format_threads(rows):
     """The kernels on one thread and on the threads their rule gives, side by side (the
-    workloads the rule splits)."""
+    workloads the rule splits; "by units": each step split by hidden units)."""
     cells = [("workload", "threads", "1 thread", "P threads", "1 thread/P threads",
               "P threads/floor")]
     for r in rows:
         one = r.one_thread if r.one_thread is not None else r.kernels
-        cells.append((r.workload.name, str(r.threads), format_seconds(one),
-                       format_seconds(r.kernels), format_ratio(one / r.kernels),
-                       format_ratio(r.kernels_over_floor)))
+        cells.append((r.workload.name, f"{r.threads}{' by units' if r.by_units else ''}",
+                      format_seconds(one), format_seconds(r.kernels),
+                      format_ratio(one / r.kernels), format_ratio(r.kernels_over_floor)))
     return layout_table(cells, left={0})
 
 
@@ -674,7 +676,7 @@ def measure(workload, gemm_rates, repeats, min_time=MIN_TIME, rivals=None):
                step_flops(workload.layer_dims, workload.m),
                gemm_rates[np.dtype(workload.dtype).name],
                statistics.median(one_times) if one_times else statistics.median(times), threads,
-               alone, tuple(started))
+               alone, tuple(started), getattr(kernels_timing, "by_units", False))
 
 
 def _rounds(repeats, kernels_timing, one_timing=None, rivals=()):

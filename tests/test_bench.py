@@ -119,6 +119,18 @@ def test_table_columns_ratios_and_targets():
     assert {len(line) for line in lines} <= {len(lines[1])} | {len(lines[1]) - k for k in range(1, 4)}
 
 
+def test_the_threads_table_says_how_each_step_is_split():
+    digits32, small = bench.ALL_WORKLOADS["digits32"], bench.ALL_WORKLOADS["small"]
+    rows = [bench.Row(digits32, reference=1e-2, kernels=1e-3, flops=10**7, gemm_rate=1e10,
+                      one_thread=1.5e-3, threads=2, by_units=True),
+            bench.Row(small, reference=1e-3, kernels=2e-4, flops=10**6, gemm_rate=1e10,
+                      one_thread=3e-4, threads=2)]
+    lines = bench.format_threads(rows).splitlines()
+    assert lines[2].split() == ["digits32", "2", "by", "units", "1.50", "ms", "1.00", "ms",
+                                "1.50x", "1.00x"]
+    assert lines[3].split() == ["small", "2", "300", "us", "200", "us", "1.50x", "2.00x"]
+
+
 def test_arguments_and_workload_selection():
     args = parse([])
     assert [w.name for w in bench.selected_workloads(args.workloads)] == list(bench.WORKLOADS)
