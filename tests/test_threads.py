@@ -7,6 +7,7 @@ float32 after a few epochs (``rtol`` norm-wise, as ``tests/conftest.py`` does).
 """
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -285,7 +286,9 @@ def test_a_clocked_fit_counts_its_steps_and_changes_no_bit(P):
                       batch_size=64, seed=3, cost_every=1)
     cycles = clocked.clock_phases()
     assert cycles.shape == (P, clock.CLOCK_WIDTH)
+    start = time.perf_counter()
     assert clocked.run(2) == "ok"
+    wall = time.perf_counter() - start
     for key, value in plain.parameters.items():
         np.testing.assert_array_equal(clocked.parameters[key], value, err_msg=key)
     steps = 2 * -(-X.shape[1] // 64)
@@ -294,4 +297,7 @@ def test_a_clocked_fit_counts_its_steps_and_changes_no_bit(P):
     assert np.all(phases >= 0)
     assert np.all(phases[:, [clock.FORWARD, clock.BACKWARD, clock.UPDATE]] > 0)
     seconds = clock.seconds_per_step(cycles, clock.rate(0.05))
-    assert seconds.shape == (P, len(clock.PHASES)) and np.all(seconds < 1e-2)
+    assert seconds.shape == (P, len(clock.PHASES))
+    # each thread's phases lie inside the run: they add up to no more than its wall time
+    # (a fixed bound, 10 ms a phase, failed when the host held a core for longer)
+    assert np.all(seconds.sum(axis=1) * steps <= 1.2 * wall)
