@@ -53,16 +53,23 @@ def agree_by_units(X, Y, dims, P=2, **options):
     return one, many
 
 
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("optimizer", list(spec.OPTIMIZERS))
+# float32 (but Adam's), the regression outputs' options and float32's shapes are slow (each a variant
+# to compile: CI's time), as in tests/test_threads.py
+@pytest.mark.parametrize("optimizer, dtype", [
+    pytest.param(optimizer, dtype, marks=[pytest.mark.slow]
+                 if dtype == np.float32 and optimizer != "adam" else [])
+    for optimizer in spec.OPTIMIZERS for dtype in (np.float64, np.float32)])
 def test_units_agree_with_one_thread_for_every_optimiser(optimizer, dtype):
     X, Y = problem(dtype=dtype)
     agree_by_units(X, Y, [7, 9, 3], optimizer=optimizer)
 
 
-@pytest.mark.parametrize("case", ["full batch", "L2", "weights", "tiny last batch",
-                                  "two columns", "one unit a thread", "three threads"])
-@pytest.mark.parametrize("output", list(spec.OUTPUTS))
+@pytest.mark.parametrize("case, output", [
+    pytest.param(case, output, marks=[pytest.mark.slow]
+                 if case != "full batch" and spec.OUTPUTS[output].regression else [])
+    for case in ("full batch", "L2", "weights", "tiny last batch", "two columns",
+                 "one unit a thread", "three threads")
+    for output in spec.OUTPUTS])
 def test_units_agree_with_one_thread_for_every_output_and_option(output, case,
                                                                  always_by_units):
     X, Y = problem(output)
@@ -81,7 +88,7 @@ def test_units_agree_with_one_thread_for_every_output_and_option(output, case,
     agree_by_units(X, Y, dims, P, output_activation=output, **options)
 
 
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("dtype", [np.float64, pytest.param(np.float32, marks=pytest.mark.slow)])
 @pytest.mark.parametrize("dims, m, batch_size", [
     ([1, 5, 1], 17, 4), ([5, 3, 1], 3, None), ([11, 33, 2], 40, 7), ([64, 64, 10], 97, 32),
     ([3, 40, 5], 9, 9)])
