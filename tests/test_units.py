@@ -53,11 +53,11 @@ def agree_by_units(X, Y, dims, P=2, **options):
     return one, many
 
 
-# float32 (but Adam's), the regression outputs' options and float32's shapes are slow (each a variant
-# to compile: CI's time), as in tests/test_threads.py
+# every optimiser but Adam (each one's update over several spans is checked to the bit in
+# tests/test_optimizers.py), the regression outputs' options and float32's shapes are slow
+# (each a variant to compile: CI's time), as in tests/test_threads.py
 @pytest.mark.parametrize("optimizer, dtype", [
-    pytest.param(optimizer, dtype, marks=[pytest.mark.slow]
-                 if dtype == np.float32 and optimizer != "adam" else [])
+    pytest.param(optimizer, dtype, marks=[pytest.mark.slow] if optimizer != "adam" else [])
     for optimizer in spec.OPTIMIZERS for dtype in (np.float64, np.float32)])
 def test_units_agree_with_one_thread_for_every_optimiser(optimizer, dtype):
     X, Y = problem(dtype=dtype)
