@@ -64,7 +64,7 @@ def momentum(current, grad, inv_m, alpha, hyper, t, spans=None, other=None):
     total = like(alpha, 0.0)
     for r in range(n_spans(spans)):
         lo, hi = span_at(spans, r, grad.size)
-        W, V, S, G, O = parts(current, grad, lo, hi, other)
+        W, V, _, G, O = parts(current, grad, lo, hi, other)
         for i in range(W.size):
             v = beta * V[i] + keep * (raw(G, O, i) * inv_m)
             V[i] = v
@@ -124,7 +124,7 @@ def sgd_momentum(current, grad, inv_m, alpha, hyper, t, spans=None, other=None):
     total = like(alpha, 0.0)
     for r in range(n_spans(spans)):
         lo, hi = span_at(spans, r, grad.size)
-        W, V, S, G, O = parts(current, grad, lo, hi, other)
+        W, V, _, G, O = parts(current, grad, lo, hi, other)
         for i in range(W.size):
             v = beta * V[i] - alpha * (raw(G, O, i) * inv_m)
             V[i] = v
@@ -142,7 +142,7 @@ def nesterov(current, grad, inv_m, alpha, hyper, t, spans=None, other=None):
     total = like(alpha, 0.0)
     for r in range(n_spans(spans)):
         lo, hi = span_at(spans, r, grad.size)
-        W, V, S, G, O = parts(current, grad, lo, hi, other)
+        W, V, _, G, O = parts(current, grad, lo, hi, other)
         for i in range(W.size):
             step = alpha * (raw(G, O, i) * inv_m)
             v = beta * V[i] - step

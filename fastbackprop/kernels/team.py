@@ -106,8 +106,7 @@ def units_of(dims, first, stop, offsets, partials, dtype):
     mine[0, 1] += first  # and of b1
     return Units(np.array([n_x, h, n_L], dtype=np.int64), mine,
                  np.zeros((n_L, h), dtype=dtype), np.zeros((n_L, 1), dtype=dtype),
-                 np.zeros((n_L, h), dtype=dtype),
-                 first, n_1, int(offsets[1, 0]), partials)
+                 np.zeros((n_L, h), dtype=dtype), first, n_1, partials)
 
 
 class Team:
@@ -132,6 +131,7 @@ class Team:
         if by_units:
             firsts = unit_firsts(dims[1], P, dtype)
             spans = unit_spans(dims, firsts)
+            partials = aligned_zeros((P, padded(dims[-1] * capacity, dtype)), dtype)
         else:
             bounds = [min(n, padded(p * n // P, dtype)) if 0 < p < P else p * n // P
                       for p in range(P + 1)]  # thread p's share: one span of whole lines
@@ -140,8 +140,6 @@ class Team:
                                     sync.new_barrier(P) if P > 1 else None)
         # a thread's columns of the largest batch: split by units, all of them
         share = capacity if by_units else -(-capacity // P)
-        if by_units:
-            partials = aligned_zeros((P, padded(dims[-1] * capacity, dtype)), dtype)
         self.own = []
         for p in range(P):
             work = training.workspace(dims, share, dtype, 0, kinds)._replace(grad=grads[p][:n])

@@ -54,10 +54,10 @@ class Units(NamedTuple):
     are the workspace's); ``W2`` ``(n_L, h_p)``: its columns of ``W2``, and ``b2`` ``(n_L,
     1)``, copied each step before the threads meet (thread 0 updates ``b2`` while the
     others may still read it); ``dW2`` ``(n_L, h_p)``: the gradient of its columns,
-    before it goes to the layout's places;
-    ``first``: its first unit; ``n_1``: the layer's units; ``W2_at``: where ``W2``
-    starts in the layout; ``partials`` ``(P, >= n_L x capacity)``: each thread's part of
-    ``Z2`` (shared by the team, rows on cache lines of their own)."""
+    before it goes to the layout's places (``offsets[1]``: where ``W2`` and ``b2`` start);
+    ``first``: its first unit; ``n_1``: the layer's units; ``partials`` ``(P, >= n_L x
+    capacity)``: each thread's part of ``Z2`` (shared by the team, rows on cache lines of
+    their own)."""
 
     dims: np.ndarray
     offsets: np.ndarray
@@ -66,22 +66,19 @@ class Units(NamedTuple):
     dW2: np.ndarray
     first: int
     n_1: int
-    W2_at: int
     partials: np.ndarray
 
 
 @jit
 def take_columns(theta, units):
     """``units.W2 = W2[:, first:first + h_p]`` from the layout's ``W2`` ``(n_L, n_1)``, and
-    ``units.b2 = b2`` (which follows it)."""
+    ``units.b2 = b2``."""
     W2, b2 = units.W2, units.b2
-    n_L = W2.shape[0]
-    for i in range(n_L):
-        start = units.W2_at + i * units.n_1 + units.first
+    W2_at, b2_at = units.offsets[1, 0], units.offsets[1, 1]
+    for i in range(W2.shape[0]):
+        start = W2_at + i * units.n_1 + units.first
         for j in range(W2.shape[1]):
             W2[i, j] = theta[start + j]
-    b2_at = units.W2_at + n_L * units.n_1
-    for i in range(n_L):
         b2[i, 0] = theta[b2_at + i]
 
 
@@ -90,7 +87,7 @@ def put_columns(grad, units):
     """The layout's ``dW2[:, first:first + h_p] = units.dW2``."""
     dW2 = units.dW2
     for i in range(dW2.shape[0]):
-        start = units.W2_at + i * units.n_1 + units.first
+        start = units.offsets[1, 0] + i * units.n_1 + units.first
         for j in range(dW2.shape[1]):
             grad[start + j] = dW2[i, j]
 
