@@ -219,8 +219,8 @@ def variant(hp, m, validation):
     linear_update = hp["optimizer"] == "gd" and hp["decay_rate"] == 0 and hp["l2"] == 0
     gram = not any(batch_norm) and variants.gram_applies(dims, m, full, linear_update,
                                                          hp["n_epochs"])
-    P = threads(hp["n_threads"], dims, width, gram, any(batch_norm))
     dropout = any(k < 1 for k in keep)
+    P = threads(hp["n_threads"], dims, width, gram, any(batch_norm), dropout)
     return {
         "dtype": hp["dtype"], "hidden": hp["hidden_activation"],
         "output": hp["output_activation"], "optimizer": hp["optimizer"],
@@ -237,9 +237,9 @@ def _per_layer(value, n_hidden):
     return list(value) if isinstance(value, (list, tuple)) else [value] * n_hidden
 
 
-def threads(n_threads, dims, width, gram=False, batch_norm=False):
+def threads(n_threads, dims, width, gram=False, batch_norm=False, dropout=False):
     """:func:`fastbackprop.variants.threads` with :func:`numba_threads` for the cores."""
-    return variants.threads(n_threads, dims, width, numba_threads(), gram, batch_norm)
+    return variants.threads(n_threads, dims, width, numba_threads(), gram, batch_norm, dropout)
 
 
 def host_cpu():

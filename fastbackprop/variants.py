@@ -23,6 +23,21 @@ from __future__ import annotations
 MIN_SHARE = 100_000
 MIN_COLUMNS = 16
 
+#: A batch of fewer than ``2 MIN_COLUMNS`` columns is split too, down to this many columns a
+#: thread, where the work is large enough for so narrow a share (see :func:`threads`):
+#: :data:`MIN_SHARE` multiply-adds a thread when the step is split by hidden units (only the
+#: outputs cross between the cores), :data:`NARROW_SHARE` when it is split by columns.
+#: Measured at batch 16 (8 columns a thread) on the 2-core AVX2 EPYC, fits of at least 0.2 s
+#: on one and two threads in alternating rounds (``tools/thread_rule.py --widths 16``; the
+#: host held a core at times), gain of two threads over one: by units ``[64, 64, 10]``
+#: (113,000 a thread) 1.21x, ``[64, 100, 10]`` 1.10x, ``[256, 256, 10]`` 1.60x,
+#: ``[784, 128, 10]`` 1.42x; by columns ``[40, 64, 64, 10]`` (175,000) 1.31x,
+#: ``[100, 128, 64, 10]`` 1.31x to 1.35x, ``[128, 128, 128, 10]`` 1.19x, MNIST's
+#: ``[784, 256, 128, 10]`` 1.25x (float32) to 1.45x; and ``small``'s ``[20, 64, 64, 1]``
+#: (130,000) 0.79x and 0.98x, ``[64, 32, 10]`` (57,000) lost too.
+NARROW_COLUMNS = 8
+NARROW_SHARE = 200_000
+
 #: A step of ``P`` threads on a network of one hidden layer is split by hidden units
 #: (:mod:`fastbackprop.kernels.units`) instead of by the batch's columns when the batch
 #: has at most this many columns a thread (see :func:`by_units`). Measured on the 2-core
@@ -49,22 +64,41 @@ def gram_applies(dims, m, full_batch, linear_update, max_epochs=None):
     return max_epochs is None or max_epochs * saved_per_step > n_x * m * m
 
 
-def threads(n_threads, dims, width, cores, gram=False, batch_norm=False):
+def threads(n_threads, dims, width, cores, gram=False, batch_norm=False, dropout=False,
+            sparse=False):
     """The threads of a fit: ``n_threads`` when given, else (None) as many of ``cores`` (the
     threads Numba may use) as leave each thread at least :data:`MIN_COLUMNS` columns of
-    a batch of ``width`` and :data:`MIN_SHARE` multiply-adds of its products, at least 1.
+    a batch of ``width`` and :data:`MIN_SHARE` multiply-adds of its products, at least 1;
+    where that is 1, two if that leaves each thread :data:`NARROW_COLUMNS` columns and
+    :data:`MIN_SHARE` multiply-adds in a split by hidden units (:func:`by_units`, which
+    ``dropout`` and ``sparse`` data rule out), :data:`NARROW_SHARE` in a split by columns
+    (two at most: measured on two cores, and more would take threads from wider batches).
     Never more threads than the batch's columns, one in Gram mode (its products are the
     whole data's), and one with batch norm (its statistics are the whole batch's: a split
     batch would need a reduction between the threads inside each layer's pass)."""
     if gram or batch_norm or width < 2:
         return 1
-    if n_threads is None:
-        P = min(cores, width // MIN_COLUMNS)
-        multiply_adds = width * sum(a * b for a, b in zip(dims[:-1], dims[1:]))
-        while P > 1 and 3 * multiply_adds // P < MIN_SHARE:
-            P -= 1
-        return max(1, P)
-    return max(1, min(int(n_threads), width))
+    if n_threads is not None:
+        return max(1, min(int(n_threads), width))
+    multiply_adds = 3 * width * sum(a * b for a, b in zip(dims[:-1], dims[1:]))  # a step's
+    P = _most_threads(min(cores, width // MIN_COLUMNS), multiply_adds, lambda P: MIN_SHARE)
+    if P > 1:
+        return P
+
+    def narrow_share(P):
+        units = by_units(dims, width, P, dropout, gram, batch_norm, sparse)
+        return MIN_SHARE if units else NARROW_SHARE
+
+    return _most_threads(min(cores, 2, width // NARROW_COLUMNS), multiply_adds, narrow_share)
+
+
+def _most_threads(limit, multiply_adds, least_share):
+    """The largest ``P <= limit`` whose share ``multiply_adds // P`` is at least
+    ``least_share(P)``; 1 when there is none."""
+    for P in range(limit, 1, -1):
+        if multiply_adds // P >= least_share(P):
+            return P
+    return 1
 
 
 def by_units(dims, width, P, dropout=False, gram=False, batch_norm=False, sparse=False):

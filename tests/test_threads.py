@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pytest
 
-from fastbackprop import Model, reference as R, spec
+from fastbackprop import Model, reference as R, spec, variants
 from fastbackprop.kernels import Trainer, team
 from fastbackprop.validation import check_labels
 
@@ -246,12 +246,33 @@ def test_the_rule_keeps_small_work_on_one_thread():
     assert team.choose(None, [2, 4, 1], 400) == 1  # planar: too little work to split
     two = min(2, team_cores())
     assert team.choose(None, [64, 64, 10], 32) == two  # digits32: 16 columns, 227k a thread
-    assert team.choose(None, [64, 64, 10], 16) == 1  # 8 columns a thread: too few
+    assert team.choose(None, [64, 64, 10], 16) == two  # 8 columns a thread, by units
+    assert team.choose(None, [64, 64, 10], 16, dropout=True) == 1  # by columns: 113k, too few
+    assert team.choose(None, [64, 64, 10], 15) == 1  # 7 columns a thread: too few
     assert team.choose(None, [4, 32, 16, 4], 32) == 1  # 34k multiply-adds a thread: too few
     assert team.choose(None, [4, 32, 16, 4], 256) == two  # 270k a thread
     assert team.choose(None, [784, 256, 128, 10], 128) >= min(2, team_cores())
     assert team.choose(None, [784, 256, 10], 512, gram=True) == 1
     assert team.choose(3, [2, 4, 1], 2) == 2  # never more threads than columns
+    assert team.choose(2, [64, 32, 10], 16) == 2  # as asked
+
+
+def test_the_rule_splits_batches_of_8_to_15_columns_a_thread_where_the_work_is_large():
+    """variants.NARROW_COLUMNS: a thread's 8 columns with 100k multiply-adds by units, 200k by
+    columns (the measurements are variants.py's)."""
+    assert variants.threads(None, [64, 100, 10], 16, 2) == 2  # by units, 177k a thread
+    assert variants.threads(None, [64, 32, 10], 16, 2) == 1  # by units, 57k: too few
+    assert variants.threads(None, [20, 64, 64, 1], 16, 2) == 1  # small: by columns, 130k
+    assert variants.threads(None, [20, 64, 64, 1], 32, 2) == 2  # 16 columns: the first rule
+    assert variants.threads(None, [100, 128, 64, 10], 16, 2) == 2  # by columns, 519k
+    assert variants.threads(None, [784, 256, 128, 10], 16, 2) == 2
+    assert variants.threads(None, [784, 256, 128, 10], 16, 4) == 2  # 8 columns at least
+    assert variants.threads(None, [784, 256, 128, 10], 31, 4) == 2  # two at most
+    assert variants.threads(None, [784, 256, 128, 10], 16, 1) == 1  # one core
+    assert variants.threads(None, [784, 256, 128, 10], 8, 2) == 1  # 4 columns a thread
+    assert variants.threads(None, [64, 64, 10], 16, 2, batch_norm=True) == 1
+    assert variants.threads(None, [64, 64, 10], 16, 2, sparse=True) == 1  # by columns: 113k
+    assert variants.by_units([64, 64, 10], 16, variants.threads(None, [64, 64, 10], 16, 2))
     with pytest.raises(ValueError, match="n_threads must be None or an integer >= 1; got 0"):
         Model([2, 4, 1], n_threads=0)
 

@@ -40,12 +40,13 @@ from .units import Units
 ALIGN = 128
 
 
-def choose(n_threads, dims, width, gram=False, batch_norm=False):
+def choose(n_threads, dims, width, gram=False, batch_norm=False, dropout=False):
     """:func:`fastbackprop.variants.threads` with the cores Numba may use
     (``numba.get_num_threads()``)."""
     import numba
 
-    return variants.threads(n_threads, dims, width, numba.get_num_threads(), gram, batch_norm)
+    return variants.threads(n_threads, dims, width, numba.get_num_threads(), gram, batch_norm,
+                            dropout)
 
 
 def aligned_zeros(shape, dtype):

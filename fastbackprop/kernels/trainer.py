@@ -94,8 +94,9 @@ class Trainer(TrainerBase):
             raise ValueError("gram=True needs full batches (batch_size=None) and plain gradient "
                              "descent (optimizer='gd', decay_rate=0, l2=0)")
         #: The threads each step is split between (:func:`.team.choose`).
-        self.n_threads = 1 if self.sparse else team.choose(o.n_threads, self.dims, width,
-                                                           bool(gram), any(normalised))
+        self.n_threads = 1 if self.sparse else team.choose(
+            o.n_threads, self.dims, width, bool(gram), any(normalised),
+            any(k < 1 for k in self.keep_prob))
         rows = self.n_threads > 1 or not full
         batches = None
         if self.sparse:
