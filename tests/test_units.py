@@ -160,3 +160,29 @@ def test_the_rule_splits_small_batches_of_one_hidden_layer_by_units():
         assert not variants.by_units([64, 64, 10], 32, 2, **{option: True})
     X, Y = problem()
     assert not fit(2, X, Y, [7, 9, 3], epochs=1, keep_prob=0.8)[0].by_units
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("batch_size", [32, 128])  # split by units, by columns
+def test_no_cache_line_holds_two_threads_entries_in_any_slot(batch_size, dtype):
+    """The parameters and each optimiser slot start on a line of their own (the trainer's
+    buffer is aligned and its slots whole lines long), so the threads' shares, cut at whole
+    lines of the layout, meet at a line's start in every slot: no line of it is written by
+    two cores (as it was in Adam's slots, 4810 entries long on digits32's network)."""
+    X, Y = problem(m=256, n_x=64, n_y=10, dtype=dtype)
+    trainer, _ = fit(2, X, Y, [64, 64, 10], epochs=1, batch_size=batch_size)
+    assert trainer.by_units == (batch_size == 32)
+    current = trainer._current
+    n = trainer._team.work.grad.size
+    assert current.size == 3 * n  # Adam: theta, v, s
+    line = 64
+    assert current.ctypes.data % line == 0 and n * current.itemsize % line == 0
+    owners = {}
+    for p, spans in enumerate(trainer._team.shared.spans):
+        for lo, hi in spans:
+            for slot in range(3):
+                first = (slot * n + lo) * current.itemsize // line
+                last = (slot * n + hi) * current.itemsize - 1
+                for k in range(first, last // line + 1) if hi > lo else ():
+                    assert owners.setdefault(k, p) == p, (p, lo, hi, slot)
+    assert len(set(owners.values())) == 2

@@ -122,14 +122,18 @@ class Trainer(TrainerBase):
             batch_norm=batch_norm.make(normalised, self.dims, width, self.dtype,
                                        o.batch_norm_momentum, o.batch_norm_epsilon))
         self._n_parameters = self._schema.size
-        n = self._n_parameters + (self.dims[1] * m if self.gram else 0)  # Gram mode's D
-        self._current = np.zeros(n * (1 + len(self.slots)), dtype=self.dtype)
+        # [theta | D] (Gram mode's D) and each optimiser slot on whole cache lines of their
+        # own, so that where the threads' shares meet in one of them they meet at a line's
+        # start in every one (a line two cores write moves between them at each write)
+        n = team.padded(self._n_parameters + (self.dims[1] * m if self.gram else 0),
+                        self.dtype)
+        self._current = team.aligned_zeros(n * (1 + len(self.slots)), self.dtype)
         self._current[: self._n_parameters] = self._pack(parameters)
         for k, slot in enumerate(self.slots):
             if optimizer_state is not None:
                 state = {key[1:]: value for key, value in optimizer_state[slot].items()}
                 self._current[(k + 1) * n:(k + 1) * n + self._n_parameters] = self._pack(state)
-        self._other = np.zeros_like(self._current)
+        self._other = team.aligned_zeros(self._current.size, self.dtype)
         #: Whether a step is split between the threads by hidden units (else by columns).
         self.by_units = variants.by_units(self.dims, width, self.n_threads,
                                           self._parts.dropout is not None, bool(gram),
