@@ -322,3 +322,53 @@ def test_a_clocked_fit_counts_its_steps_and_changes_no_bit(P):
     # each thread's phases lie inside the run: they add up to no more than its wall time
     # (a fixed bound, 10 ms a phase, failed when the host held a core for longer)
     assert np.all(seconds.sum(axis=1) * steps <= 1.2 * wall)
+
+
+@pytest.mark.parametrize("threaded", [False, True])
+@pytest.mark.parametrize("shape", [(1, 1), (1, 7), (7, 1), (13, 203), (64, 1797)])
+@pytest.mark.parametrize("source", [np.float64, np.float32, np.int64])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_as_rows_is_the_transpose_in_the_kernels_dtype(dtype, source, shape, threaded,
+                                                       monkeypatch):
+    """convert.as_rows: a.T as a new writeable C array of dtype, cast as
+    np.ascontiguousarray casts; copied by up to 3 threads by rows (forced here for any size)."""
+    from fastbackprop.kernels import convert
+
+    if threaded:
+        monkeypatch.setattr(convert, "THREADED_COPY_BYTES", 0)
+    a = (np.random.default_rng(0).standard_normal(shape) * 100).astype(source)
+    rows = convert.as_rows(a, dtype, n_threads=3)
+    expected = np.ascontiguousarray(a.T, dtype=dtype)
+    assert rows.dtype == dtype and rows.flags.c_contiguous and rows.flags.writeable
+    already = a.T.flags.c_contiguous and a.dtype == dtype  # a vector: itself, as NumPy does
+    assert np.shares_memory(rows, a) == already
+    np.testing.assert_array_equal(rows, expected)
+
+
+def test_as_rows_keeps_an_array_already_in_rows_and_copies_a_read_only_one():
+    from fastbackprop.kernels import convert
+
+    rows = np.arange(12.0).reshape(4, 3)  # the examples' rows: a = rows.T
+    assert np.shares_memory(convert.as_rows(rows.T, np.float64), rows)
+    rows.flags.writeable = False
+    copy = convert.as_rows(rows.T, np.float64)
+    assert copy.flags.writeable and not np.shares_memory(copy, rows)
+    np.testing.assert_array_equal(copy, rows)
+
+
+def test_as_rows_raises_a_copy_error_from_a_helper_thread(monkeypatch):
+    from fastbackprop.kernels import convert
+
+    monkeypatch.setattr(convert, "THREADED_COPY_BYTES", 0)
+    real = np.copyto
+
+    def fail_in_helper(out, source, casting):
+        if threading.current_thread() is not threading.main_thread():
+            raise MemoryError("no memory in a helper")
+        real(out, source, casting=casting)
+
+    monkeypatch.setattr(convert.np, "copyto", fail_in_helper)
+    before = set(threading.enumerate())
+    with pytest.raises(MemoryError, match="no memory in a helper"):
+        convert.as_rows(np.ones((5, 8)), np.float32, n_threads=2)
+    assert set(threading.enumerate()) <= before  # the helper was joined

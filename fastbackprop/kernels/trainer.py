@@ -12,7 +12,8 @@ from ..layout import Schema
 from ..sparse import first_layer_transposed, is_sparse
 from ..trainer_base import TrainerBase
 from . import batch_norm, clock, gram as gram_mode, team, training
-from .convert import as_kernel_array, call_specialised, common_dtype, entry_point
+from .convert import (as_kernel_array, as_rows, call_specialised, common_dtype,
+                      entry_point)
 from .sparse import SparseRows
 
 
@@ -102,8 +103,10 @@ class Trainer(TrainerBase):
         if self.sparse:
             self._data, batches = _sparse_data(X, Y, w, self.dims, width, self.dtype)
         elif rows:  # examples as rows: a thread's share, or a gathered batch, is contiguous
-            self._data = training.RowData(as_kernel_array(np.transpose(X), self.dtype),
-                                          as_kernel_array(np.transpose(Y), self.dtype), w)
+            import numba  # the cores it may use share the copy
+
+            self._data = training.RowData(as_rows(X, self.dtype, numba.get_num_threads()),
+                                          as_rows(Y, self.dtype), w)
         else:
             X = as_kernel_array(X, self.dtype)
             self._data = training.Data(X, as_kernel_array(Y, self.dtype), w)
@@ -328,7 +331,7 @@ def _sparse_data(X, Y, w, dims, width, dtype):
     rows = sparse.rows(X, dtype, n_x=dims[0])
     indices, values = kernels.writeable(rows.indices), kernels.writeable(rows.values)
     data = kernels.SparseData(np.asarray(rows.indptr, dtype=np.int64), indices, values,
-                              as_kernel_array(np.transpose(Y), dtype), w)
+                              as_rows(Y, dtype), w)
     return data, [kernels.batch_buffers(data.indptr, width, dims[1], dims[-1], dtype,
                                         indices.dtype)]
 
