@@ -40,13 +40,16 @@ from .units import Units
 ALIGN = 128
 
 
-def choose(n_threads, dims, width, gram=False, batch_norm=False, dropout=False):
-    """:func:`fastbackprop.variants.threads` with the cores Numba may use
-    (``numba.get_num_threads()``)."""
+def cores():
+    """The threads Numba may use (``numba.get_num_threads()``)."""
     import numba
 
-    return variants.threads(n_threads, dims, width, numba.get_num_threads(), gram, batch_norm,
-                            dropout)
+    return numba.get_num_threads()
+
+
+def choose(n_threads, dims, width, gram=False, batch_norm=False, dropout=False):
+    """:func:`fastbackprop.variants.threads` with the cores Numba may use (:func:`cores`)."""
+    return variants.threads(n_threads, dims, width, cores(), gram, batch_norm, dropout)
 
 
 def aligned_zeros(shape, dtype):
@@ -206,4 +209,4 @@ class Team:
         return results[0]
 
 
-__all__ = ["choose", "Team", "blas_threads", "MIN_SHARE", "aligned_zeros", "padded"]
+__all__ = ["choose", "cores", "Team", "blas_threads", "MIN_SHARE", "aligned_zeros", "padded"]

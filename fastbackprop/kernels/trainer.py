@@ -95,17 +95,15 @@ class Trainer(TrainerBase):
             raise ValueError("gram=True needs full batches (batch_size=None) and plain gradient "
                              "descent (optimizer='gd', decay_rate=0, l2=0)")
         #: The threads each step is split between (:func:`.team.choose`).
-        self.n_threads = 1 if self.sparse else team.choose(
-            o.n_threads, self.dims, width, bool(gram), any(normalised),
-            any(k < 1 for k in self.keep_prob))
+        dropout = any(k < 1 for k in self.keep_prob)
+        self.n_threads = 1 if self.sparse else team.choose(o.n_threads, self.dims, width,
+                                                           bool(gram), any(normalised), dropout)
         rows = self.n_threads > 1 or not full
         batches = None
         if self.sparse:
             self._data, batches = _sparse_data(X, Y, w, self.dims, width, self.dtype)
         elif rows:  # examples as rows: a thread's share, or a gathered batch, is contiguous
-            import numba  # the cores it may use share the copy
-
-            self._data = training.RowData(as_rows(X, self.dtype, numba.get_num_threads()),
+            self._data = training.RowData(as_rows(X, self.dtype, team.cores()),
                                           as_rows(Y, self.dtype), w)
         else:
             X = as_kernel_array(X, self.dtype)
@@ -118,7 +116,7 @@ class Trainer(TrainerBase):
         self._parts = training.Parts(
             gram=gram_mode.make(bool(gram), X, self.dims[1], self.dtype),
             l2=f(o.l2) if o.l2 != 0 else None,
-            dropout=None if all(k >= 1 for k in self.keep_prob) else training.Dropout(
+            dropout=None if not dropout else training.Dropout(
                 np.array(self.keep_prob, dtype=self.dtype),
                 np.array([rng.keep_threshold(k) for k in self.keep_prob], dtype=np.uint64),
                 np.uint64(o.seed)),
@@ -138,8 +136,7 @@ class Trainer(TrainerBase):
                 self._current[(k + 1) * n:(k + 1) * n + self._n_parameters] = self._pack(state)
         self._other = team.aligned_zeros(self._current.size, self.dtype)
         #: Whether a step is split between the threads by hidden units (else by columns).
-        self.by_units = variants.by_units(self.dims, width, self.n_threads,
-                                          self._parts.dropout is not None, bool(gram),
+        self.by_units = variants.by_units(self.dims, width, self.n_threads, dropout, bool(gram),
                                           any(normalised), self.sparse)
         self._team = team.Team(self.n_threads, n, self.dims, width, self.dtype, rows, m,
                                self._schema.kinds, batches=batches, by_units=self.by_units)
