@@ -61,14 +61,48 @@ EXACT_FASTMATH = frozenset({"contract"})
 SMALL_GEMM = 512
 
 #: Products of any size whose small operand (the weights ``W`` of ``W A_prev``
-#: and ``W^T dZ``, the gradient ``dW`` of ``dZ A_prev^T``) has at most this many
-#: entries run as the hand-written loops too: narrow layers (``planar``'s ``[2, 4, 1]``,
-#: ``chains``' ``[4, 32, 16, 4]``), whose products stream the wide operand
-#: once per small entry. OpenBLAS packs both operands first and, on AVX2
-#: (its Haswell kernels, without the small-matrix ones of its AVX-512
-#: builds), ran them 1.4 to 4.3 times slower than the loops
-#: (``tools/small_gemm.py planar chains small``).
-SMALL_OPERAND = 64
+#: and ``W^T dZ``, the gradient ``dW`` of ``dZ A_prev^T``) has at most
+#: ``SMALL_OPERAND`` entries run as the hand-written loops too, where the
+#: target CPU's vector width (:func:`target_vector_bytes`) says so: narrow
+#: layers (``planar``'s ``[2, 4, 1]``, ``chains``' ``[4, 32, 16, 4]``), whose
+#: products stream the wide operand once per small entry. OpenBLAS packs both
+#: operands first and, on AVX2 (its Haswell kernels, without the small-matrix
+#: ones of its AVX-512 builds), ran them 1.4 to 4.3 times slower than the
+#: loops: 64 there. With AVX-512 OpenBLAS runs its SkylakeX kernels, and
+#: they beat the loops on every such product (on a Zen 4 EPYC: ``planar``'s
+#: five products 1.23 against 1.91 us, ``chains``' ``W3 A2`` 105 against 26
+#: GFLOP/s): 0 there, the rule off (``tools/small_gemm.py planar chains small``).
+SMALL_OPERAND_BY_VECTOR_BYTES = {32: 64, 64: 0}
+
+
+def small_operand():
+    """The ``SMALL_OPERAND`` of the target CPU (:data:`SMALL_OPERAND_BY_VECTOR_BYTES`)."""
+    return SMALL_OPERAND_BY_VECTOR_BYTES[target_vector_bytes()]
+
+
+def target_vector_bytes():
+    """Bytes of the widest vector register of the CPU Numba compiles for: 64 with AVX-512
+    (``+avx512f``), else 32 (AVX2). Numba's ``NUMBA_CPU_FEATURES`` is honoured (it is also
+    part of every cached kernel's key); ``FASTBACKPROP_VECTOR_BYTES`` (32 or 64) overrides
+    the choice of the products' plan only (the tiles of ``kernels/microgemm.py`` and
+    ``SMALL_OPERAND``), for tests and measurements (it is part of the kernel cache's
+    fingerprint, :func:`source_fingerprint`). Imports Numba's configuration when called."""
+    forced = os.environ.get("FASTBACKPROP_VECTOR_BYTES", "").strip()
+    if forced:
+        if forced not in ("32", "64"):
+            raise ValueError(f"FASTBACKPROP_VECTOR_BYTES must be 32 or 64; got {forced!r}")
+        return int(forced)
+    from numba.core import config
+
+    features = config.CPU_FEATURES
+    if features is None:
+        try:
+            from llvmlite import binding
+
+            features = binding.get_host_cpu_features().flatten()
+        except RuntimeError:  # LLVM cannot tell on this host: the narrower vectors are safe
+            features = ""
+    return 64 if "+avx512f" in features.split(",") else 32
 
 
 def cache_enabled():
@@ -263,7 +297,7 @@ def source_fingerprint():
     so a cache written on (or for) another CPU is never loaded here.
     """
     digest = hashlib.sha256(_sources_digest().encode())
-    # the tiles of kernels/microgemm.py follow it (target_vector_bytes)
+    # the products' plan follows it (target_vector_bytes: tiles, SMALL_OPERAND)
     digest.update(os.environ.get("FASTBACKPROP_VECTOR_BYTES", "").strip().encode())
     return digest.hexdigest()
 

@@ -5,6 +5,10 @@ hand-loop/BLAS switch (``_jit.SMALL_GEMM``) and a few thousand columns;
 both dtypes; every activation. Tolerances are per dtype (conftest.TOLERANCES).
 """
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -41,13 +45,17 @@ def product_route(n, k, m, small=None):
 
 def test_layer_shapes_cross_the_blas_switch():
     """Every route of the forward (``W A_prev``, NN), ``dW`` (NT) and ``dA_prev`` (TN) products."""
+    from fastbackprop.kernels.passes import SMALL_OPERAND
+
     sizes = [n * k * m for n, k, m in LAYER_SHAPES]
     assert min(sizes) <= SMALL_GEMM < max(sizes)
-    routes = {"small", "small operand", "blas"}
+    # the loops above SMALL_GEMM exist on AVX2 targets only (_jit.SMALL_OPERAND_BY_VECTOR_BYTES)
+    narrow = {"small operand"} if SMALL_OPERAND else set()
+    routes = {"small", "blas"} | narrow
     assert {product_route(n, k, m, n * k) for n, k, m in LAYER_SHAPES} == routes  # W A_prev
     assert {product_route(n, m, k) for n, k, m in LAYER_SHAPES} == routes  # dZ A_prev^T
     # and the NT products of the tests below: long inner dimensions, odd edges
-    assert {product_route(n, k, m) for n, k, m in NT_SHAPES} == {"small operand", "blas"}
+    assert {product_route(n, k, m) for n, k, m in NT_SHAPES} == {"blas"} | narrow
     # The trainer test's last network has an output layer above the switch too.
     assert 30 * 40 * 50 > SMALL_GEMM
 
@@ -132,6 +140,23 @@ def test_gemm_every_mode_against_numpy(shape, dtype, mode):
     passes.gemm_pass(A, B, out, getattr(passes, mode))
     expected = P.astype(np.float64) @ Q.astype(np.float64)
     assert_close(out, expected, dtype, scale=float(np.abs(P).max() * np.abs(Q).max() * k))
+
+
+@pytest.mark.slow
+def test_the_other_vector_widths_routes_match_numpy_too():
+    """The tests above take this CPU's routes (``SMALL_OPERAND`` is 64 on AVX2 targets, 0 with
+    AVX-512); here the other width's, in a new process, so both routes are tested anywhere."""
+    from fastbackprop.kernels import microgemm
+
+    other = 32 if microgemm.VECTOR_BYTES == 64 else 64
+    env = dict(os.environ, FASTBACKPROP_VECTOR_BYTES=str(other), FASTBACKPROP_CACHE="0")
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "0",
+         os.path.abspath(__file__), "-k",
+         "cross_the_blas_switch or linear_forward or linear_backward or every_mode_against"],
+        env=env, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert " passed" in result.stdout and " failed" not in result.stdout
 
 
 @pytest.mark.parametrize("mode", ["NN", "NT", "TN"])

@@ -182,6 +182,21 @@ def test_the_tiles_follow_the_target_cpus_vector_registers(monkeypatch):
         assert plan["nt"][1] <= width // 8 and plan["nt_narrow"][1] <= width // 8
 
 
+def test_narrow_layers_take_the_loops_on_avx2_targets_only(monkeypatch):
+    """``SMALL_OPERAND`` follows the vector width: OpenBLAS's AVX2 kernels lose to the loops on
+    narrow layers, its AVX-512 ones (small-matrix paths) win (``_jit.py``)."""
+    from fastbackprop import _jit
+
+    monkeypatch.setenv("FASTBACKPROP_VECTOR_BYTES", "32")
+    assert _jit.small_operand() == 64
+    monkeypatch.setenv("FASTBACKPROP_VECTOR_BYTES", "64")
+    assert _jit.small_operand() == 0
+    monkeypatch.delenv("FASTBACKPROP_VECTOR_BYTES")
+    assert passes.SMALL_OPERAND == _jit.small_operand()  # this process's target
+    # chains' W3 A2 (4 x 16 x 5000): the loops on AVX2, BLAS with AVX-512
+    assert passes.by_loops.py_func(4, 16, 5000, 64) == (passes.SMALL_OPERAND == 64)
+
+
 def test_the_vector_width_is_part_of_the_kernel_caches_key(monkeypatch):
     from fastbackprop import _jit
 

@@ -53,40 +53,14 @@ development machines (docs/threads.md).
 
 from __future__ import annotations
 
-import os
-
 from llvmlite import ir
 from numba import literally, types
 from numba.core import cgutils
 from numba.extending import intrinsic, models, register_model
 
-from .._jit import jit, overload_kernel
+from .._jit import jit, overload_kernel, target_vector_bytes
 from .blas import NN, NT, TN, shapes_agree
 from .scalar import select
-
-
-def target_vector_bytes():
-    """Bytes of the widest vector register of the CPU Numba compiles for: 64 with AVX-512
-    (``+avx512f``), else 32 (AVX2). Numba's ``NUMBA_CPU_FEATURES`` is honoured (it is also
-    part of every cached kernel's key); ``FASTBACKPROP_VECTOR_BYTES`` (32 or 64) overrides
-    the choice of tiles only, for tests and measurements (it is part of the kernel cache's
-    fingerprint, :func:`fastbackprop._jit.source_fingerprint`)."""
-    forced = os.environ.get("FASTBACKPROP_VECTOR_BYTES", "").strip()
-    if forced:
-        if forced not in ("32", "64"):
-            raise ValueError(f"FASTBACKPROP_VECTOR_BYTES must be 32 or 64; got {forced!r}")
-        return int(forced)
-    from numba.core import config
-
-    features = config.CPU_FEATURES
-    if features is None:
-        try:
-            from llvmlite import binding
-
-            features = binding.get_host_cpu_features().flatten()
-        except RuntimeError:  # LLVM cannot tell on this host: the narrower vectors are safe
-            features = ""
-    return 64 if "+avx512f" in features.split(",") else 32
 
 
 #: The tiles per vector width, each chosen by ``tools/small_gemm.py``: with 32 AVX-512

@@ -16,11 +16,15 @@ from __future__ import annotations
 import numpy as np
 from numba import literally
 
-from .._jit import SMALL_GEMM, SMALL_OPERAND, jit, overload_kernel
+from .._jit import SMALL_GEMM, jit, overload_kernel, small_operand
 from . import rng
 from .blas import NN, NT, TN, blas_gemm, shapes_agree
 from .microgemm import micro_gemm, micro_wins_nt, micro_wins_rank1
 from .scalar import activation, derivative_from_output, exp, like, log1p_unit, select
+
+
+#: Small operands that take the loops at any size on this CPU (:func:`.._jit.small_operand`).
+SMALL_OPERAND = small_operand()
 
 
 @jit
