@@ -863,7 +863,10 @@ def L_layer_model(
         alpha = optimizers.learning_rate_at(learning_rate, epoch, decay_rate, time_interval)
         total = 0.0
         for columns in mini_batch_columns(m, batch_size, seed or 0, epoch, shuffle):
-            X_b, Y_b = X[:, columns], Y[:, columns]
+            # the full batch is X itself, as the NumPy backend's trainer takes it: an index
+            # copies X into the other memory order, whose products BLAS may round otherwise
+            # (OpenBLAS's AVX-512 kernels do, by an ulp: the two would not be bit-equal)
+            X_b, Y_b = (X, Y) if batch_size is None else (X[:, columns], Y[:, columns])
             w_b = None if w is None else w[columns]
             dropout = dropout_masks(keep_probs, [(n, len(columns)) for n in dims[1:-1]],
                                     seed or 0, t + 1)
