@@ -144,16 +144,18 @@ def test_gemm_every_mode_against_numpy(shape, dtype, mode):
 
 @pytest.mark.slow
 def test_the_other_vector_widths_routes_match_numpy_too():
-    """The tests above take this CPU's routes (``SMALL_OPERAND`` is 64 on AVX2 targets, 0 with
-    AVX-512); here the other width's, in a new process, so both routes are tested anywhere."""
+    """The tests above (and the output layers' in test_outputs.py) take this CPU's routes
+    (``SMALL_OPERAND`` is 64 on AVX2 targets, 0 with AVX-512); here the other width's, in a new
+    process, so both routes are tested anywhere."""
     from fastbackprop.kernels import microgemm
 
     other = 32 if microgemm.VECTOR_BYTES == 64 else 64
     env = dict(os.environ, FASTBACKPROP_VECTOR_BYTES=str(other), FASTBACKPROP_CACHE="0")
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "0",
-         os.path.abspath(__file__), "-k",
-         "cross_the_blas_switch or linear_forward or linear_backward or every_mode_against"],
+         os.path.abspath(__file__), os.path.join(os.path.dirname(__file__), "test_outputs.py"),
+         "-k", "cross_the_blas_switch or linear_forward or linear_backward or every_mode_against"
+         " or output_kernels_equal_the_reference"],
         env=env, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert " passed" in result.stdout and " failed" not in result.stdout
