@@ -126,7 +126,7 @@ def test_the_kernels_products_either_side_of_the_rule(mode):
     """``passes.gemm`` (every product of the kernels) on shapes on both sides of the size
     rule: ``micro_gemm``, or the hand loops and BLAS, each computed right."""
     shapes = [(10, 64, 16), (64, 64, 128), (64, 4, 40), (1, 3000, 4), (128, 32, 64),
-              (200, 100, 300), (4, 3, 400), (3, 0, 2)]
+              (200, 100, 300), (4, 3, 400), (3, 0, 2), (129, 255, 33), (40, 300, 70)]
     sides = set()
     for n, k, m in shapes:
         sides.add(bool(_wins(mode, n, k, m)))
@@ -151,7 +151,13 @@ def test_the_rule_keeps_large_products_and_one_row_layers_off_micro_gemm():
         assert not _wins(mode, 64, 3, 128) and not _wins(mode, 64, 0, 128)
     assert not _wins(NN, 1, 64, 128) and not _wins(NT, 1, 128, 64) and not _wins(NT, 4, 400, 2)
     assert _wins(NT, 16, 5000, 32) and _wins(NT, 32, 16, 64) and _wins(NN, 64, 16, 64)
+    if microgemm.VECTOR_BYTES == 64:  # the wider case: a thread's share of [784, 256, 128, 10]
+        assert _wins(NN, 128, 256, 32) and _wins(TN, 256, 128, 64) and _wins(NN, 256, 32, 784)
+        assert _wins(NN, 128, 256, 256) and not _wins(NN, 128, 256, 257)  # the product bound
+        assert not _wins(NN, 256, 24, 784) and not _wins(TN, 1024, 1024, 128)
+        assert not _wins(NN, 256, 784, 32) and not _wins(TN, 1000, 64, 100)
     if microgemm.VECTOR_BYTES == 32:
+        assert not _wins(NN, 128, 256, 32) and not _wins(TN, 256, 128, 64)
         assert _wins(NT, 64, 16, 64)
         assert _wins(NN, 16, 32, 5000) and _wins(TN, 32, 16, 5000) and _wins(NN, 4, 16, 5000)
         assert _wins(NN, 10, 64, 16) and not _wins(NN, 100, 64, 100)

@@ -56,7 +56,7 @@ def _gemm_nn(A, B, out, mode):
     """``out = A @ B``: ``out[i] = sum_p A[i, p] B[p]``, rows of ``B`` contiguous."""
     n, m = out.shape
     inner = B.shape[0]
-    if micro_wins_rank1(n, inner):
+    if micro_wins_rank1(n, inner, m):
         micro_gemm(A, B, out, NN)
         return
     if not by_loops(n, inner, m, n * inner):
@@ -95,7 +95,7 @@ def _gemm_tn(A, B, out, mode):
     """``out = A^T @ B``: ``out[i] = sum_p A[p, i] B[p]``."""
     n, m = out.shape
     inner = A.shape[0]
-    if micro_wins_rank1(n, inner):
+    if micro_wins_rank1(n, inner, m):
         micro_gemm(A, B, out, TN)
         return
     if not by_loops(n, inner, m, n * inner):
@@ -197,7 +197,7 @@ def linear_activation(W, A_prev, b, code, A):
     """
     n, k = W.shape
     m = A_prev.shape[1]
-    if micro_wins_rank1(n, k) or not by_loops(n, k, m, n * k):
+    if micro_wins_rank1(n, k, m) or not by_loops(n, k, m, n * k):
         gemm(W, A_prev, A, NN)
         return bias_activation(A, b, code)
     total = like(A, 0.0)
@@ -217,7 +217,7 @@ def linear_sigmoid_cost(W, A_prev, b, Y, w, AL, cost):
     """
     n, k = W.shape
     m = A_prev.shape[1]
-    if micro_wins_rank1(n, k) or not by_loops(n, k, m, n * k):
+    if micro_wins_rank1(n, k, m) or not by_loops(n, k, m, n * k):
         gemm(W, A_prev, AL, NN)
         return sigmoid_cost(AL, b, Y, w, cost)
     zero = like(AL, 0.0)
@@ -242,7 +242,7 @@ def backward_delta(W, dZ, A_prev, code, dZ_prev, db_prev):
     """
     n, k = W.shape
     m = dZ.shape[1]
-    if micro_wins_rank1(k, n) or not by_loops(n, k, m, n * k):
+    if micro_wins_rank1(k, n, m) or not by_loops(n, k, m, n * k):
         gemm(W, dZ, dZ_prev, TN)
         backward_pointwise(dZ_prev, A_prev, code, db_prev)
         return
