@@ -755,6 +755,22 @@ def random_mini_batches(X, Y, batch_size=64, seed=0, epoch=0, shuffle=True):
             for columns in mini_batch_columns(X.shape[1], batch_size, seed, epoch, shuffle)]
 
 
+def batch_columns(X, columns=None):
+    """``X[:, columns]`` as the products take it: a C-ordered array (``columns`` None: all of
+    ``X``, without a copy when it is C-ordered already; a SciPy sparse ``X``: its own columns).
+
+    NumPy's ``X[:, index]`` comes out in Fortran order, and BLAS may round a product of one
+    memory order otherwise than the other (OpenBLAS's AVX-512 kernels do, by an ulp). Every
+    batch that :func:`L_layer_model` and the NumPy backend multiply goes through here, so the
+    two agree to the bit, and a full batch is exactly one unshuffled batch of every column.
+    """
+    from .sparse import is_sparse
+
+    if is_sparse(X):
+        return X if columns is None else X[:, columns]
+    return np.ascontiguousarray(X) if columns is None else np.take(X, columns, axis=1)
+
+
 def mini_batch_columns(m, batch_size=64, seed=0, epoch=0, shuffle=True):
     """The column indices of each mini-batch of epoch ``epoch`` (see :func:`random_mini_batches`)."""
     if batch_size is None:
@@ -863,10 +879,9 @@ def L_layer_model(
         alpha = optimizers.learning_rate_at(learning_rate, epoch, decay_rate, time_interval)
         total = 0.0
         for columns in mini_batch_columns(m, batch_size, seed or 0, epoch, shuffle):
-            # the full batch is X itself, as the NumPy backend's trainer takes it: an index
-            # copies X into the other memory order, whose products BLAS may round otherwise
-            # (OpenBLAS's AVX-512 kernels do, by an ulp: the two would not be bit-equal)
-            X_b, Y_b = (X, Y) if batch_size is None else (X[:, columns], Y[:, columns])
+            # C-ordered, as the NumPy backend's trainer takes it (see batch_columns)
+            X_b = batch_columns(X, None if batch_size is None else columns)
+            Y_b = Y[:, columns]
             w_b = None if w is None else w[columns]
             dropout = dropout_masks(keep_probs, [(n, len(columns)) for n in dims[1:-1]],
                                     seed or 0, t + 1)

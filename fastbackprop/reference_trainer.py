@@ -62,8 +62,8 @@ class NumpyEngine:
 
     def start_epoch(self, epoch):
         o = self.options
-        # a full batch is every column in order: views, not the copies an index would make
-        self._columns = ([slice(None)] if o.batch_size is None else
+        # a full batch (None) is X itself, not the copy an index would make
+        self._columns = ([None] if o.batch_size is None else
                          list(R.mini_batch_columns(self.m, o.batch_size, o.seed, epoch,
                                                    o.shuffle)))
 
@@ -79,8 +79,9 @@ class NumpyEngine:
         """
         o = self.options
         columns = self._columns[k]
-        X_b, Y_b = self.X[:, columns], self.Y[:, columns]
-        w_b = None if self.w is None else self.w[columns]
+        X_b = R.batch_columns(self.X, columns)  # C-ordered, as the reference's batches
+        Y_b = self.Y if columns is None else self.Y[:, columns]
+        w_b = None if self.w is None else self.w if columns is None else self.w[columns]
         m_b = X_b.shape[1]
         L = len(self.dims) - 1
         parameters = self.schema.unpack(theta, copy=False)

@@ -292,3 +292,25 @@ def test_cost_from_logits_matches_the_course_formula():
     course = -np.sum(Y * np.log(AL) + (1 - Y) * np.log(1 - AL)) / 11
     assert R.compute_cost(AL, Y) == pytest.approx(course, rel=1e-13)
     assert R.compute_cost_from_logits(ZL, Y) == pytest.approx(course, rel=1e-12)
+
+
+def test_every_batch_is_c_ordered_so_a_full_batch_is_one_unshuffled_batch():
+    """``batch_columns``: the columns as NumPy's ``X[:, index]`` selects them, but C-ordered
+    (the index gives Fortran order, whose products OpenBLAS's AVX-512 kernels round otherwise);
+    all of a C-ordered ``X`` is ``X`` itself, a Fortran-ordered one is copied to C order; a
+    sparse ``X`` keeps SciPy's selection."""
+    import scipy.sparse as sp
+
+    X = np.random.default_rng(0).standard_normal((5, 53))
+    index = np.array([52, 0, 7, 7, 30])
+    batch = R.batch_columns(X, index)
+    assert batch.flags.c_contiguous and not X[:, index].flags.c_contiguous
+    np.testing.assert_array_equal(batch, X[:, index])
+    assert R.batch_columns(X) is X
+    whole = R.batch_columns(np.asfortranarray(X))
+    assert whole.flags.c_contiguous
+    np.testing.assert_array_equal(whole, X)
+    np.testing.assert_array_equal(R.batch_columns(X, np.arange(53)), R.batch_columns(X))
+    S = sp.csc_array(X)
+    assert R.batch_columns(S) is S
+    np.testing.assert_array_equal(R.batch_columns(S, index).toarray(), X[:, index])
