@@ -47,6 +47,7 @@ import numpy as np
 from . import activations, optimizers, outputs, rng
 from .activations import check_activation_name
 from .layout import BATCH_NORM, BATCH_NORM_START, DENSE, KINDS, Schema
+from .sparse import is_sparse
 from .validation import (
     check_batch_norm_layers,
     check_dtype,
@@ -764,8 +765,6 @@ def batch_columns(X, columns=None):
     batch that :func:`L_layer_model` and the NumPy backend multiply goes through here, so the
     two agree to the bit, and a full batch is exactly one unshuffled batch of every column.
     """
-    from .sparse import is_sparse
-
     if is_sparse(X):
         return X if columns is None else X[:, columns]
     return np.ascontiguousarray(X) if columns is None else np.take(X, columns, axis=1)
@@ -863,7 +862,7 @@ def L_layer_model(
     learning_rate = check_learning_rate(learning_rate)
     num_iterations = check_positive_int(num_iterations, "num_iterations")
     cost_every = check_positive_int(cost_every, "cost_every")
-    X = check_X(X, n_x=dims[0])
+    X = batch_columns(check_X(X, n_x=dims[0]))  # C-ordered once: each batch's products alike
     Y = check_labels(Y, output_activation, n_y=dims[-1], m=X.shape[1], dtype=X.dtype)
     if parameters is None:
         parameters = initialize_parameters(dims, init, seed, X.dtype)

@@ -40,7 +40,7 @@ class NumpyEngine:
     """
 
     def __init__(self, X, Y, dims, options, keep_prob, sample_weight, dtype, schema=None):
-        self.X, self.Y = X, Y
+        self.X, self.Y = R.batch_columns(X), Y  # C-ordered once (a full batch is X itself)
         self.dims = dims
         self.schema = Schema(dims) if schema is None else schema
         self._running = None
@@ -80,8 +80,9 @@ class NumpyEngine:
         o = self.options
         columns = self._columns[k]
         X_b = R.batch_columns(self.X, columns)  # C-ordered, as the reference's batches
-        Y_b = self.Y if columns is None else self.Y[:, columns]
-        w_b = None if self.w is None else self.w if columns is None else self.w[columns]
+        selected = slice(None) if columns is None else columns
+        Y_b = self.Y[:, selected]
+        w_b = None if self.w is None else self.w[selected]
         m_b = X_b.shape[1]
         L = len(self.dims) - 1
         parameters = self.schema.unpack(theta, copy=False)

@@ -16,15 +16,15 @@ from __future__ import annotations
 import numpy as np
 from numba import literally
 
-from .._jit import SMALL_GEMM, jit, overload_kernel, small_operand
+from .._jit import SMALL_GEMM, SMALL_OPERAND_BY_VECTOR_BYTES, jit, overload_kernel
 from . import rng
 from .blas import NN, NT, TN, blas_gemm, shapes_agree
-from .microgemm import micro_gemm, micro_wins_nt, micro_wins_rank1
+from .microgemm import VECTOR_BYTES, micro_gemm, micro_wins_nt, micro_wins_rank1
 from .scalar import activation, derivative_from_output, exp, like, log1p_unit, select
 
 
-#: Small operands that take the loops at any size on this CPU (:func:`.._jit.small_operand`).
-SMALL_OPERAND = small_operand()
+#: Small operands that take the loops at any size on this CPU (``_jit.small_operand``).
+SMALL_OPERAND = SMALL_OPERAND_BY_VECTOR_BYTES[VECTOR_BYTES]
 
 
 @jit
